@@ -1,0 +1,54 @@
+//! Names and value layouts of the maps shared by kernel and agent.
+
+/// Ring buffer of `DnsEvent`s.
+pub const DNS_EVENTS: &str = "DNS_EVENTS";
+/// Ring buffer of `ConnectEvent`s.
+pub const CONNECT_EVENTS: &str = "CONNECT_EVENTS";
+/// Per-CPU `u64` counters of failed ring-buffer reservations, indexed by `EventKind`.
+pub const LOST: &str = "LOST";
+/// `Array<u32>` with one slot: `MODE_MONITOR` or `MODE_ENFORCE`.
+pub const MODE: &str = "MODE";
+/// `Array<u32>` of 65,536 slots: non-zero for ports that count as SMTP.
+pub const SMTP_PORTS: &str = "SMTP_PORTS";
+/// `LpmTrie<[u8; 4], u32>` of blocked IPv4 ranges; value is `BLOCK_*` flags.
+pub const BLOCKED_V4: &str = "BLOCKED_V4";
+/// `LpmTrie<[u8; 16], u32>` of blocked IPv6 ranges; value is `BLOCK_*` flags.
+pub const BLOCKED_V6: &str = "BLOCKED_V6";
+/// `HashMap<u64, u32>` of blocked question-name hashes; value is `BLOCK_*` flags.
+pub const BLOCKED_NAMES: &str = "BLOCKED_NAMES";
+/// `HashMap<u64, u32>` of socket cookies whose DNS answers are never dropped
+/// (local caching resolvers' upstream sockets).
+pub const DNS_EXEMPT: &str = "DNS_EXEMPT";
+
+/// Every map the agent pins, in a fixed order.
+pub const ALL_MAPS: [&str; 9] = [
+    DNS_EVENTS,
+    CONNECT_EVENTS,
+    LOST,
+    MODE,
+    SMTP_PORTS,
+    BLOCKED_V4,
+    BLOCKED_V6,
+    BLOCKED_NAMES,
+    DNS_EXEMPT,
+];
+
+/// `MODE` value: report matches, refuse nothing.
+pub const MODE_MONITOR: u32 = 0;
+/// `MODE` value: refuse matching connects and drop matching answers.
+pub const MODE_ENFORCE: u32 = 1;
+
+/// Block-map value flag: enforce this entry even when the global mode is monitor.
+pub const BLOCK_ENFORCE: u32 = 1;
+
+/// Capacity of `BLOCKED_V4` and `BLOCKED_V6`.
+pub const BLOCKED_ADDRS_MAX: u32 = 65_536;
+/// Capacity of `BLOCKED_NAMES`.
+pub const BLOCKED_NAMES_MAX: u32 = 65_536;
+/// Capacity of `DNS_EXEMPT`.
+pub const DNS_EXEMPT_MAX: u32 = 4_096;
+/// Size of each event ring buffer in bytes (power of two, page multiple).
+pub const RING_BYTES: u32 = 1 << 22;
+
+/// Program names, as the kernel objects and the pins call them.
+pub const PROGRAMS: [&str; 4] = ["mx_connect4", "mx_connect6", "mx_dns_egress", "mx_dns_ingress"];

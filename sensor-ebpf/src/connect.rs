@@ -1,0 +1,113 @@
+//! cgroup/connect4 and cgroup/connect6: report SMTP connects, refuse blocked ones.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid, bpf_get_socket_cookie, bpf_ktime_get_ns,
+    },
+    macros::cgroup_sock_addr,
+    maps::lpm_trie::Key,
+    programs::SockAddrContext,
+};
+use sensor_common::{
+    ConnectEvent, EventKind, Verdict,
+    event::{AF_INET, AF_INET6},
+};
+
+use crate::{
+    counters::{count_lost, verdict_for},
+    maps::{BLOCKED_V4, BLOCKED_V6, CONNECT_EVENTS, SMTP_PORTS},
+};
+
+/// Return value that lets the connect proceed.
+const ALLOW: i32 = 1;
+/// Return value that makes connect() fail with EPERM.
+const REFUSE: i32 = 0;
+
+#[cgroup_sock_addr(connect4)]
+pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
+    // SAFETY: the kernel hands a valid bpf_sock_addr for the program's lifetime.
+    let (port, ip4) = unsafe { ((*ctx.sock_addr).user_port, (*ctx.sock_addr).user_ip4) };
+    let port = u16::from_be(port as u16);
+    if !is_smtp(port) {
+        return ALLOW;
+    }
+    let v4 = ip4.to_ne_bytes();
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&v4);
+    let verdict = match BLOCKED_V4.get(Key::new(32, v4)) {
+        Some(flags) => verdict_for(*flags),
+        None => Verdict::Allowed,
+    };
+    emit(&ctx, AF_INET, port, addr, verdict)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn mx_connect6(ctx: SockAddrContext) -> i32 {
+    // SAFETY: as in mx_connect4.
+    let (port, ip6) = unsafe { ((*ctx.sock_addr).user_port, (*ctx.sock_addr).user_ip6) };
+    let port = u16::from_be(port as u16);
+    if !is_smtp(port) {
+        return ALLOW;
+    }
+    let mut addr = [0u8; 16];
+    for (i, w) in ip6.iter().enumerate() {
+        addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    let verdict = match lookup_v6(&addr) {
+        Some(flags) => verdict_for(flags),
+        None => Verdict::Allowed,
+    };
+    emit(&ctx, AF_INET6, port, addr, verdict)
+}
+
+#[inline(always)]
+fn is_smtp(port: u16) -> bool {
+    matches!(SMTP_PORTS.get(port as u32), Some(v) if *v != 0)
+}
+
+/// IPv6 block lookup; a v4-mapped address (::ffff:a.b.c.d) is checked against BLOCKED_V4.
+#[inline(always)]
+fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
+    let mapped = addr[..10].iter().all(|b| *b == 0) && addr[10] == 0xff && addr[11] == 0xff;
+    if mapped {
+        let v4 = [addr[12], addr[13], addr[14], addr[15]];
+        return BLOCKED_V4.get(Key::new(32, v4)).copied();
+    }
+    BLOCKED_V6.get(Key::new(128, *addr)).copied()
+}
+
+#[inline(always)]
+fn emit(ctx: &SockAddrContext, family: u16, port: u16, addr: [u8; 16], verdict: Verdict) -> i32 {
+    match CONNECT_EVENTS.reserve::<ConnectEvent>(0) {
+        Some(mut entry) => {
+            let pid_tgid = bpf_get_current_pid_tgid();
+            // SAFETY: plain helper calls valid in cgroup/connect programs.
+            let (cgroup_id, cookie, ts_ns) = unsafe {
+                (
+                    bpf_get_current_cgroup_id(),
+                    bpf_get_socket_cookie(ctx.as_ptr()),
+                    bpf_ktime_get_ns(),
+                )
+            };
+            entry.write(ConnectEvent {
+                kind: EventKind::Connect as u32,
+                family,
+                port,
+                ts_ns,
+                tgid: (pid_tgid >> 32) as u32,
+                pid: pid_tgid as u32,
+                uid: bpf_get_current_uid_gid() as u32,
+                verdict: verdict as u32,
+                cgroup_id,
+                cookie,
+                addr,
+                comm: bpf_get_current_comm().unwrap_or([0; 16]),
+            });
+            entry.submit(0);
+        }
+        None => count_lost(EventKind::Connect),
+    }
+    if verdict == Verdict::Blocked { REFUSE } else { ALLOW }
+}

@@ -1,0 +1,3 @@
+#![no_std]
+// Library target only so `sensor-user` can declare a build dependency on this crate
+// and cargo rebuilds it when the kernel programs change.

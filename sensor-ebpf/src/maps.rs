@@ -1,0 +1,42 @@
+//! Map definitions. Names and layouts are fixed in `sensor_common::maps`.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+};
+use sensor_common::{
+    DnsEvent,
+    event::LOST_SLOTS,
+    maps::{BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RING_BYTES},
+};
+
+#[map]
+pub static DNS_EVENTS: RingBuf = RingBuf::pinned(RING_BYTES, 0);
+
+#[map]
+pub static CONNECT_EVENTS: RingBuf = RingBuf::pinned(RING_BYTES, 0);
+
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::pinned(LOST_SLOTS, 0);
+
+#[map]
+pub static MODE: Array<u32> = Array::pinned(1, 0);
+
+#[map]
+pub static SMTP_PORTS: Array<u32> = Array::pinned(65_536, 0);
+
+#[map]
+pub static BLOCKED_V4: LpmTrie<[u8; 4], u32> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);
+
+#[map]
+pub static BLOCKED_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);
+
+#[map]
+pub static BLOCKED_NAMES: HashMap<u64, u32> = HashMap::pinned(BLOCKED_NAMES_MAX, 0);
+
+#[map]
+pub static DNS_EXEMPT: HashMap<u64, u32> = HashMap::pinned(DNS_EXEMPT_MAX, 0);
+
+/// Per-CPU scratch space for a DNS event: too large for the 512-byte BPF stack.
+#[map]
+pub static DNS_SCRATCH: PerCpuArray<DnsEvent> = PerCpuArray::with_max_entries(1, 0);

@@ -1,0 +1,7 @@
+//! Command-line interface: argument definitions and one module per command.
+
+pub mod args;
+pub mod ctl;
+pub mod run;
+
+pub use args::{Cli, Command};

@@ -1,0 +1,66 @@
+//! Errors from the kernel side, each one line a person can act on.
+
+use std::path::PathBuf;
+
+/// What went wrong loading, attaching or driving the eBPF programs.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// A required capability is not in the effective set.
+    #[error("missing capabilities: {0} (run as root or grant them, see README \"Capabilities\")")]
+    MissingCapabilities(String),
+    /// No cgroup2 filesystem in /proc/self/mountinfo.
+    #[error("cgroup v2 not mounted: no cgroup2 entry in /proc/self/mountinfo")]
+    NoCgroup2,
+    /// The pin directory's parent is not a bpffs.
+    #[error("bpffs not mounted at {0} (mount -t bpf bpf {0})")]
+    NoBpffs(PathBuf),
+    /// The kernel exposes no BTF.
+    #[error("BTF missing: /sys/kernel/btf/vmlinux not found (kernel built without CONFIG_DEBUG_INFO_BTF)")]
+    NoBtf,
+    /// The configured cgroup cannot be opened.
+    #[error("cannot open cgroup {path}: {source}")]
+    Cgroup {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Reading a procfs or sysfs file failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The eBPF object failed to load (maps, relocations).
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program failed to load, verify or attach.
+    #[error("program {name}: {source}")]
+    Program {
+        /// Program name.
+        name: String,
+        /// Why.
+        source: aya::programs::ProgramError,
+    },
+    /// Pinning or unpinning failed.
+    #[error("pinning {path}: {message}")]
+    Pin {
+        /// The pin path.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A map the programs need is absent from the object or the pin directory.
+    #[error("map {0} not found")]
+    MissingMap(String),
+    /// A map operation failed.
+    #[error("map {name}: {source}")]
+    Map {
+        /// Map name.
+        name: String,
+        /// Why.
+        source: aya::maps::MapError,
+    },
+}

@@ -1,0 +1,186 @@
+//! Loading the programs, pinning maps and links, re-adopting a previous agent's
+//! pins, and detaching.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr,
+        links::{FdLink, PinnedLink},
+    },
+};
+use sensor_common::maps::PROGRAMS;
+
+use super::KernelError;
+
+/// The kernel object built by `build.rs`, embedded in the agent.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mxsentry"));
+
+/// How to load and attach.
+#[derive(Clone, Debug)]
+pub struct SensorOptions {
+    /// Directory on bpffs for pins (`maps/` and `links/` below it).
+    pub pin_dir: PathBuf,
+    /// The cgroup v2 directory to attach to.
+    pub cgroup: PathBuf,
+}
+
+/// A loaded sensor: its maps, and the pinned links that keep the programs attached.
+pub struct Sensor {
+    ebpf: Ebpf,
+    links: Vec<PinnedLink>,
+    adopted: usize,
+    pin_dir: PathBuf,
+}
+
+fn pin_err(path: &Path, e: impl std::fmt::Display) -> KernelError {
+    KernelError::Pin {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn prog_err(name: &str, source: aya::programs::ProgramError) -> KernelError {
+    KernelError::Program {
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// Directory of pinned maps under `pin_dir`.
+pub fn maps_dir(pin_dir: &Path) -> PathBuf {
+    pin_dir.join("maps")
+}
+
+/// Directory of pinned links under `pin_dir`.
+pub fn links_dir(pin_dir: &Path) -> PathBuf {
+    pin_dir.join("links")
+}
+
+impl Sensor {
+    /// Loads the object (re-using pinned maps), then for each program re-adopts
+    /// its pinned link or attaches it afresh and pins the new link.
+    pub fn load(opts: &SensorOptions) -> Result<Self, KernelError> {
+        super::preflight::check(&opts.pin_dir)?;
+        let maps = maps_dir(&opts.pin_dir);
+        let links = links_dir(&opts.pin_dir);
+        for d in [&opts.pin_dir, &maps, &links] {
+            fs::create_dir_all(d).map_err(|e| pin_err(d, e))?;
+        }
+        let cgroup = fs::File::open(&opts.cgroup).map_err(|source| KernelError::Cgroup {
+            path: opts.cgroup.clone(),
+            source,
+        })?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&maps)
+            .load(EBPF_OBJECT)?;
+        let mut pinned = Vec::new();
+        let mut adopted = 0;
+        for name in PROGRAMS {
+            let link_path = links.join(name);
+            if link_path.exists() {
+                let link = PinnedLink::from_pin(&link_path).map_err(|e| pin_err(&link_path, e))?;
+                pinned.push(link);
+                adopted += 1;
+                continue;
+            }
+            let link = attach_one(&mut ebpf, name, &cgroup)?;
+            pinned.push(link.pin(&link_path).map_err(|e| pin_err(&link_path, e))?);
+        }
+        Ok(Self {
+            ebpf,
+            links: pinned,
+            adopted,
+            pin_dir: opts.pin_dir.clone(),
+        })
+    }
+
+    /// How many programs were found attached by a previous agent and re-adopted.
+    pub fn adopted(&self) -> usize {
+        self.adopted
+    }
+
+    /// How many programs are attached.
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The loaded object, for taking maps.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Leaves programs attached and maps pinned for the next agent (`--keep-attached`).
+    pub fn keep_attached(self) {
+        // Dropping a PinnedLink closes our fd; the pin keeps the link alive.
+        drop(self.links);
+    }
+
+    /// Detaches every program and removes the pins.
+    pub fn detach(self) -> Result<(), KernelError> {
+        let Self { ebpf, links, pin_dir, .. } = self;
+        for link in links {
+            let fd: FdLink = link.unpin().map_err(|e| pin_err(&pin_dir, e))?;
+            // The link is detached when its last fd closes.
+            drop(fd);
+        }
+        drop(ebpf);
+        remove_pins(&pin_dir)
+    }
+}
+
+/// Removes every pin under `pin_dir` (maps and links) and the directories.
+pub fn remove_pins(pin_dir: &Path) -> Result<(), KernelError> {
+    for d in [links_dir(pin_dir), maps_dir(pin_dir)] {
+        match fs::read_dir(&d) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    fs::remove_file(e.path()).map_err(|err| pin_err(&e.path(), err))?;
+                }
+                fs::remove_dir(&d).map_err(|e| pin_err(&d, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(pin_err(&d, e)),
+        }
+    }
+    match fs::remove_dir(pin_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(pin_err(pin_dir, e)),
+    }
+}
+
+/// Loads and attaches one program with multi-attach, returning its link.
+fn attach_one(ebpf: &mut Ebpf, name: &str, cgroup: &fs::File) -> Result<FdLink, KernelError> {
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))?;
+    // aya attaches through bpf_link_create on kernels >= 5.7, and the kernel always
+    // attaches cgroup links as multi-attach (beside systemd's or Cilium's programs)
+    // and rejects an explicit BPF_F_ALLOW_MULTI flag with EINVAL; so no flag here.
+    let mode = CgroupAttachMode::Single;
+    let link: FdLink = match name {
+        "mx_dns_egress" | "mx_dns_ingress" => {
+            let p: &mut CgroupSkb = prog.try_into().map_err(|e| prog_err(name, e))?;
+            p.load().map_err(|e| prog_err(name, e))?;
+            let at = if name == "mx_dns_egress" {
+                CgroupSkbAttachType::Egress
+            } else {
+                CgroupSkbAttachType::Ingress
+            };
+            let id = p.attach(cgroup, at, mode).map_err(|e| prog_err(name, e))?;
+            p.take_link(id).map_err(|e| prog_err(name, e))?.try_into().map_err(|e| pin_err(Path::new(name), e))?
+        }
+        _ => {
+            let p: &mut CgroupSockAddr = prog.try_into().map_err(|e| prog_err(name, e))?;
+            p.load().map_err(|e| prog_err(name, e))?;
+            let id = p.attach(cgroup, mode).map_err(|e| prog_err(name, e))?;
+            p.take_link(id).map_err(|e| prog_err(name, e))?.try_into().map_err(|e| pin_err(Path::new(name), e))?
+        }
+    };
+    Ok(link)
+}

@@ -1,0 +1,244 @@
+//! The verdict maps the agent writes and the counters it reads, opened from
+//! their pins so the agent, `mxsentry ctl` and the tests share one code path.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{
+    Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key,
+};
+use sensor_common::{
+    EventKind,
+    maps::{
+        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_EXEMPT, LOST, MODE, MODE_ENFORCE,
+        MODE_MONITOR, SMTP_PORTS,
+    },
+};
+
+use super::{KernelError, loader::maps_dir};
+
+/// Global enforcement mode, as stored in the `MODE` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Report matches, refuse nothing.
+    Monitor,
+    /// Refuse matching connects, drop matching answers.
+    Enforce,
+}
+
+impl Mode {
+    fn to_u32(self) -> u32 {
+        match self {
+            Mode::Monitor => MODE_MONITOR,
+            Mode::Enforce => MODE_ENFORCE,
+        }
+    }
+
+    /// Stable lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// An address range: an address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|e| format!("{s:?} is not an address: {e}"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().map_err(|e| format!("{s:?}: bad prefix: {e}"))?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(format!("{s:?}: prefix {prefix} is longer than {max}"));
+        }
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Handles on the pinned verdict maps.
+pub struct VerdictMaps {
+    mode: Array<MapData, u32>,
+    ports: Array<MapData, u32>,
+    v4: LpmTrie<MapData, [u8; 4], u32>,
+    v6: LpmTrie<MapData, [u8; 16], u32>,
+    names: HashMap<MapData, u64, u32>,
+    exempt: HashMap<MapData, u64, u32>,
+    lost: PerCpuArray<MapData, u64>,
+}
+
+fn open(dir: &Path, name: &str) -> Result<Map, KernelError> {
+    let path: PathBuf = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|source| KernelError::Map {
+        name: format!("{name} ({})", path.display()),
+        source,
+    })?;
+    Map::from_map_data(data).map_err(|source| KernelError::Map {
+        name: name.to_string(),
+        source,
+    })
+}
+
+fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> KernelError + '_ {
+    move |source| KernelError::Map {
+        name: name.to_string(),
+        source,
+    }
+}
+
+impl VerdictMaps {
+    /// Opens the maps pinned under `pin_dir` by a running (or kept-attached) sensor.
+    pub fn open(pin_dir: &Path) -> Result<Self, KernelError> {
+        let dir = maps_dir(pin_dir);
+        Ok(Self {
+            mode: open(&dir, MODE)?.try_into().map_err(map_err(MODE))?,
+            ports: open(&dir, SMTP_PORTS)?.try_into().map_err(map_err(SMTP_PORTS))?,
+            v4: open(&dir, BLOCKED_V4)?.try_into().map_err(map_err(BLOCKED_V4))?,
+            v6: open(&dir, BLOCKED_V6)?.try_into().map_err(map_err(BLOCKED_V6))?,
+            names: open(&dir, BLOCKED_NAMES)?.try_into().map_err(map_err(BLOCKED_NAMES))?,
+            exempt: open(&dir, DNS_EXEMPT)?.try_into().map_err(map_err(DNS_EXEMPT))?,
+            lost: open(&dir, LOST)?.try_into().map_err(map_err(LOST))?,
+        })
+    }
+
+    /// Switches the global mode; the programs read it on every event.
+    pub fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
+        self.mode.set(0, mode.to_u32(), 0).map_err(map_err(MODE))
+    }
+
+    /// The current global mode.
+    pub fn mode(&self) -> Result<Mode, KernelError> {
+        let v = self.mode.get(&0, 0).map_err(map_err(MODE))?;
+        Ok(if v == MODE_ENFORCE { Mode::Enforce } else { Mode::Monitor })
+    }
+
+    /// Replaces the SMTP port set.
+    pub fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError> {
+        for p in 0..=u16::MAX {
+            let want = u32::from(ports.contains(&p));
+            // Only touch slots that change: 65,536 syscalls on every reload is wasteful.
+            let have = self.ports.get(&u32::from(p), 0).map_err(map_err(SMTP_PORTS))?;
+            if have != want {
+                self.ports.set(u32::from(p), want, 0).map_err(map_err(SMTP_PORTS))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks connects to `cidr`; `flags` are `BLOCK_*` bits.
+    pub fn block_addr(&mut self, cidr: Cidr, flags: u32) -> Result<(), KernelError> {
+        match cidr.addr {
+            IpAddr::V4(a) => self
+                .v4
+                .insert(&Key::new(u32::from(cidr.prefix), a.octets()), flags, 0)
+                .map_err(map_err(BLOCKED_V4)),
+            IpAddr::V6(a) => self
+                .v6
+                .insert(&Key::new(u32::from(cidr.prefix), a.octets()), flags, 0)
+                .map_err(map_err(BLOCKED_V6)),
+        }
+    }
+
+    /// Removes a block on `cidr` (absent is not an error).
+    pub fn unblock_addr(&mut self, cidr: Cidr) -> Result<(), KernelError> {
+        let r = match cidr.addr {
+            IpAddr::V4(a) => self.v4.remove(&Key::new(u32::from(cidr.prefix), a.octets())),
+            IpAddr::V6(a) => self.v6.remove(&Key::new(u32::from(cidr.prefix), a.octets())),
+        };
+        ignore_missing(r, BLOCKED_V4)
+    }
+
+    /// Blocks answers to questions whose `qname_hash` is `hash`.
+    pub fn block_name_hash(&mut self, hash: u64, flags: u32) -> Result<(), KernelError> {
+        self.names.insert(hash, flags, 0).map_err(map_err(BLOCKED_NAMES))
+    }
+
+    /// Removes a name block (absent is not an error).
+    pub fn unblock_name_hash(&mut self, hash: u64) -> Result<(), KernelError> {
+        ignore_missing(self.names.remove(&hash), BLOCKED_NAMES)
+    }
+
+    /// Exempts a socket (by cookie) from answer drops.
+    pub fn exempt_socket(&mut self, cookie: u64) -> Result<(), KernelError> {
+        self.exempt.insert(cookie, 1, 0).map_err(map_err(DNS_EXEMPT))
+    }
+
+    /// Events of `kind` the kernel could not put in a ring buffer, summed over CPUs.
+    pub fn lost(&self, kind: EventKind) -> Result<u64, KernelError> {
+        let per_cpu = self.lost.get(&(kind as u32), 0).map_err(map_err(LOST))?;
+        Ok(per_cpu.iter().sum())
+    }
+}
+
+fn ignore_missing(r: Result<(), aya::maps::MapError>, name: &str) -> Result<(), KernelError> {
+    match r {
+        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(source) => Err(KernelError::Map {
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// The `qname_hash` of a domain name written as text (`army.mil`, `Army.MIL.`).
+pub fn name_hash(name: &str) -> Option<u64> {
+    let mut wire = Vec::with_capacity(name.len() + 2);
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label.as_bytes());
+    }
+    wire.push(0);
+    sensor_common::qname::wire_name_hash(&wire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parses() {
+        assert_eq!("10.0.0.0/8".parse::<Cidr>().unwrap().prefix, 8);
+        assert_eq!("2001:db8::1".parse::<Cidr>().unwrap().prefix, 128);
+        assert_eq!("192.0.2.7".parse::<Cidr>().unwrap().prefix, 32);
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nonsense".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/x".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn name_hash_folds_case_and_trailing_dot() {
+        assert_eq!(name_hash("Army.MIL."), name_hash("army.mil"));
+        assert_ne!(name_hash("army.mil"), name_hash("army.ml"));
+        assert_eq!(name_hash("a..b"), None);
+        assert_eq!(name_hash(""), None);
+    }
+}

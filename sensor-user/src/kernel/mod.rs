@@ -1,0 +1,15 @@
+//! Everything that touches the kernel: preflight checks, loading, pinning,
+//! attaching and the verdict maps.
+
+pub mod cgroup;
+pub mod error;
+pub mod loader;
+pub mod maps;
+pub mod preflight;
+
+pub use error::KernelError;
+pub use loader::{Sensor, SensorOptions};
+pub use maps::VerdictMaps;
+
+/// Where maps and links are pinned unless configured otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/mxsentry";

@@ -1,0 +1,27 @@
+//! The `mxsentry` binary: parse arguments, dispatch, print one clear error line.
+
+use clap::Parser as _;
+use mxsentry::cli::{Cli, Command, ctl::ctl, run::run};
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run(args))),
+        Command::Ctl(args) => ctl(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mxsentry: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
