@@ -1,1 +1,27 @@
+//! Harness for the privileged end-to-end tests: network namespaces, a test
+//! cgroup, the test peer (`mxprobe`) and a running `mxsentry` agent.
+//!
+//! Every test builds its own namespaces and cgroup and removes them on drop.
 
+pub mod agent;
+pub mod privilege;
+pub mod topology;
+
+pub use agent::Agent;
+pub use privilege::require_privileges;
+pub use topology::Topology;
+
+use std::process::Command;
+
+/// Runs a command to completion, failing with its stderr when it fails.
+pub fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cmd).args(args).output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,149 @@
+//! A running `mxsentry run`, its JSON lines collected on a thread.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// The agent binary: `MXSENTRY_BIN`, else the workspace's debug build.
+pub fn agent_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("MXSENTRY_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/mxsentry");
+    if !p.exists() {
+        bail!("{} missing: build it with `cargo build -p sensor-user` (cargo xtask test does)", p.display());
+    }
+    Ok(p)
+}
+
+/// A pin directory private to one test.
+pub fn test_pin_dir(tag: &str) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/bpf/mxt-{}-{tag}", std::process::id()))
+}
+
+/// A running agent.
+pub struct Agent {
+    child: Option<Child>,
+    lines: Receiver<Value>,
+    /// Every line received so far.
+    pub seen: Vec<Value>,
+    /// Its pin directory.
+    pub pin_dir: PathBuf,
+}
+
+impl Agent {
+    /// Starts `mxsentry run` with `args` plus `--pin-dir`, and waits for `agent_started`.
+    pub fn start(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(agent_bin()?)
+            .arg("run")
+            .arg("--pin-dir")
+            .arg(pin_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("spawn mxsentry")?;
+        let out = child.stdout.take().context("stdout")?;
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => eprintln!("agent printed a non-JSON line ({e}): {line}"),
+                }
+            }
+        });
+        let mut a = Self { child: Some(child), lines: rx, seen: Vec::new(), pin_dir: pin_dir.to_path_buf() };
+        a.wait_for(Duration::from_secs(20), |v| v["event"] == "agent_started")
+            .context("agent did not start")?;
+        Ok(a)
+    }
+
+    /// Waits until a line matching `pred` arrives, returning it.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return Ok(v.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return Ok(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => bail!("no matching line within {timeout:?}; saw {} lines", self.seen.len()),
+                Err(RecvTimeoutError::Disconnected) => bail!("agent exited; saw {:?}", self.seen.last()),
+            }
+        }
+    }
+
+    /// Collects what arrives within `d`.
+    pub fn collect_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(v) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.seen.push(v);
+        }
+    }
+
+    /// Lines seen so far with `event == kind`.
+    pub fn events(&self, kind: &str) -> Vec<&Value> {
+        self.seen.iter().filter(|v| v["event"] == kind).collect()
+    }
+
+    /// Sends SIGINT (or SIGTERM), waits for `agent_stopped` and the exit.
+    pub fn stop(&mut self, signal: i32) -> anyhow::Result<Value> {
+        let child = self.child.as_mut().context("already stopped")?;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let stopped = self.wait_for(Duration::from_secs(20), |v| v["event"] == "agent_stopped")?;
+        let status = self.child.take().context("child")?.wait()?;
+        anyhow::ensure!(status.success(), "agent exited with {status}");
+        Ok(stopped)
+    }
+
+    /// Pauses or resumes the agent process (SIGSTOP / SIGCONT).
+    pub fn signal(&self, signal: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: as in stop.
+            unsafe { libc::kill(c.id() as i32, signal) };
+        }
+    }
+
+    /// Runs `mxsentry ctl` against this agent's pins.
+    pub fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(agent_bin()?)
+            .arg("ctl")
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .args(args)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Leave nothing attached or pinned behind, whatever the test did.
+        if let Ok(bin) = agent_bin() {
+            let _ = Command::new(bin).arg("ctl").arg("--pin-dir").arg(&self.pin_dir).arg("detach").output();
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Two network namespaces joined by a veth pair, and a cgroup for the client.
+//!
+//! `cli` (10.77.0.1, fd77::1) is the mail host side; `srv` holds the peers at
+//! 10.77.0.2/.3/.5 and fd77::2/::3/::5. Names carry the test process id so
+//! parallel runs on one machine do not collide.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::Context as _;
+
+use crate::sh;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Namespaces, veth pair and test cgroup; removed on drop.
+pub struct Topology {
+    /// Client namespace name.
+    pub cli: String,
+    /// Server namespace name.
+    pub srv: String,
+    /// The test cgroup (cgroup v2) the client runs in.
+    pub cgroup: PathBuf,
+    children: Vec<Child>,
+}
+
+/// Addresses of the server side.
+pub const SRV4: [&str; 3] = ["10.77.0.2", "10.77.0.3", "10.77.0.5"];
+/// IPv6 addresses of the server side.
+pub const SRV6: [&str; 3] = ["fd77::2", "fd77::3", "fd77::5"];
+
+fn cgroup2_root() -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    text.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+        })
+        .context("no cgroup2 mount")
+}
+
+impl Topology {
+    /// Builds the namespaces, addresses and the cgroup.
+    pub fn new() -> anyhow::Result<Self> {
+        let id = format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let cli = format!("mxt-c-{id}");
+        let srv = format!("mxt-s-{id}");
+        let cgroup = cgroup2_root()?.join(format!("mxt-{id}"));
+        std::fs::create_dir_all(&cgroup).with_context(|| format!("mkdir {}", cgroup.display()))?;
+        let t = Self { cli, srv, cgroup, children: Vec::new() };
+        sh("ip", &["netns", "add", &t.cli])?;
+        sh("ip", &["netns", "add", &t.srv])?;
+        let (vc, vs) = (format!("vc{}", &id), format!("vs{}", &id));
+        // Interface names are limited to 15 bytes.
+        let (vc, vs) = (vc.chars().take(15).collect::<String>(), vs.chars().take(15).collect::<String>());
+        sh("ip", &["link", "add", &vc, "netns", &t.cli, "type", "veth", "peer", "name", &vs, "netns", &t.srv])?;
+        for (ns, dev) in [(&t.cli, &vc), (&t.srv, &vs)] {
+            t.ns_sh(ns, &["ip", "link", "set", "lo", "up"])?;
+            t.ns_sh(ns, &["ip", "link", "set", dev, "up"])?;
+        }
+        t.ns_sh(&t.cli, &["ip", "addr", "add", "10.77.0.1/24", "dev", &vc])?;
+        t.ns_sh(&t.cli, &["ip", "-6", "addr", "add", "fd77::1/64", "dev", &vc, "nodad"])?;
+        for a in SRV4 {
+            t.ns_sh(&t.srv, &["ip", "addr", "add", &format!("{a}/24"), "dev", &vs])?;
+        }
+        for a in SRV6 {
+            t.ns_sh(&t.srv, &["ip", "-6", "addr", "add", &format!("{a}/64"), "dev", &vs, "nodad"])?;
+        }
+        Ok(t)
+    }
+
+    fn ns_sh(&self, ns: &str, cmd: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(cmd);
+        sh("ip", &args)
+    }
+
+    /// The `mxprobe` binary built with these tests (next to `deps/`, where the test runs).
+    pub fn probe_bin() -> String {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| Some(p.parent()?.parent()?.join("mxprobe")))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "mxprobe".into())
+    }
+
+    /// Starts a long-running `mxprobe` in the server namespace and waits for "ready".
+    pub fn serve(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.srv, &Self::probe_bin()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut out = child.stdout.take().context("stdout")?;
+        let mut buf = [0u8; 6];
+        use std::io::Read as _;
+        out.read_exact(&mut buf).context("server did not start")?;
+        anyhow::ensure!(&buf == b"ready\n", "server said {:?}", String::from_utf8_lossy(&buf));
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Runs `mxprobe` as a client: in the client namespace and in the test cgroup.
+    pub fn client(&self, args: &[&str]) -> anyhow::Result<String> {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
+            self.cgroup.display(),
+            self.cli
+        );
+        let bin = Self::probe_bin();
+        let mut full = vec!["-c", script.as_str(), "sh", bin.as_str()];
+        full.extend_from_slice(args);
+        Ok(sh("sh", &full)?.trim().to_string())
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.cli, &self.srv] {
+            let _ = sh("ip", &["netns", "del", ns]);
+        }
+        // The cgroup is empty once its clients have exited.
+        let _ = std::fs::remove_dir(&self.cgroup);
+    }
+}
