@@ -8,5 +8,5 @@ pub mod event;
 pub mod maps;
 pub mod qname;
 
-pub use event::{ConnectEvent, DnsEvent, EventKind, Verdict, DNS_CAPTURE_LEN};
-pub use qname::{qname_hash, QNAME_OFFSET};
+pub use event::{ConnectEvent, DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict};
+pub use qname::{QNAME_OFFSET, qname_hash};

@@ -51,4 +51,9 @@ pub const DNS_EXEMPT_MAX: u32 = 4_096;
 pub const RING_BYTES: u32 = 1 << 22;
 
 /// Program names, as the kernel objects and the pins call them.
-pub const PROGRAMS: [&str; 4] = ["mx_connect4", "mx_connect6", "mx_dns_egress", "mx_dns_ingress"];
+pub const PROGRAMS: [&str; 4] = [
+    "mx_connect4",
+    "mx_connect6",
+    "mx_dns_egress",
+    "mx_dns_ingress",
+];

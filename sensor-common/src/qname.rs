@@ -29,10 +29,7 @@ pub fn qname_hash(msg: &[u8]) -> Option<u64> {
     let mut next_len = QNAME_OFFSET;
     let mut i = QNAME_OFFSET;
     while i < QNAME_OFFSET + MAX_QNAME_WIRE {
-        let b = match msg.get(i) {
-            Some(b) => *b,
-            None => return None,
-        };
+        let b = *msg.get(i)?;
         h = step(h, b);
         if i == next_len {
             if b == 0 {
@@ -76,7 +73,11 @@ mod tests {
 
     fn wire(name: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        for label in name
+            .trim_end_matches('.')
+            .split('.')
+            .filter(|l| !l.is_empty())
+        {
             out.push(label.len() as u8);
             out.extend_from_slice(label.as_bytes());
         }

@@ -109,5 +109,9 @@ fn emit(ctx: &SockAddrContext, family: u16, port: u16, addr: [u8; 16], verdict: 
         }
         None => count_lost(EventKind::Connect),
     }
-    if verdict == Verdict::Blocked { REFUSE } else { ALLOW }
+    if verdict == Verdict::Blocked {
+        REFUSE
+    } else {
+        ALLOW
+    }
 }

@@ -6,7 +6,7 @@
 //! sockets pay for parsing the IP and transport headers.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes, bpf_get_socket_cookie},
+    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes},
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
@@ -120,7 +120,15 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
         }
         _ => return None,
     };
-    Some(Located { family, transport, saddr, daddr, sport, dport, payload_off })
+    Some(Located {
+        family,
+        transport,
+        saddr,
+        daddr,
+        sport,
+        dport,
+        payload_off,
+    })
 }
 
 #[inline(always)]
@@ -155,7 +163,11 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     // SAFETY: `ev` points at this CPU's scratch value, exclusively ours while we run.
     let ev = unsafe { &mut *ev };
     let avail = skb_len - msg_off;
-    let cap = if avail > DNS_CAPTURE_LEN as u32 { DNS_CAPTURE_LEN as u32 } else { avail };
+    let cap = if avail > DNS_CAPTURE_LEN as u32 {
+        DNS_CAPTURE_LEN as u32
+    } else {
+        avail
+    };
     // The verifier needs a non-zero, bounded length in the register it sees.
     let cap = cap & (2 * DNS_CAPTURE_LEN as u32 - 1);
     if cap < DNS_HEADER_LEN || cap > DNS_CAPTURE_LEN as u32 {
@@ -163,7 +175,12 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     }
     // SAFETY: `data` has DNS_CAPTURE_LEN bytes and `cap` is at most that.
     let rc = unsafe {
-        bpf_skb_load_bytes(ctx.skb.skb.cast(), msg_off, ev.data.as_mut_ptr().cast(), cap)
+        bpf_skb_load_bytes(
+            ctx.skb.skb.cast(),
+            msg_off,
+            ev.data.as_mut_ptr().cast(),
+            cap,
+        )
     };
     if rc != 0 {
         return PASS;
@@ -176,7 +193,7 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     let mut verdict = Verdict::Allowed;
     if let Some(h) = hash {
         // SAFETY: read-only lookup of a plain u32 value.
-        if let Some(v) = unsafe { BLOCKED_NAMES.get(&h) } {
+        if let Some(v) = unsafe { BLOCKED_NAMES.get(h) } {
             verdict = verdict_for(*v);
         }
     }
@@ -187,7 +204,7 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
         && is_answer
         && direction == Direction::Ingress
         // SAFETY: read-only lookup.
-        && unsafe { DNS_EXEMPT.get(&cookie) }.is_none();
+        && unsafe { DNS_EXEMPT.get(cookie) }.is_none();
     if verdict == Verdict::Blocked && !drop {
         verdict = Verdict::WouldBlock;
     }

@@ -18,7 +18,10 @@ pub fn agent_bin() -> anyhow::Result<PathBuf> {
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/mxsentry");
     if !p.exists() {
-        bail!("{} missing: build it with `cargo build -p sensor-user` (cargo xtask test does)", p.display());
+        bail!(
+            "{} missing: build it with `cargo build -p sensor-user` (cargo xtask test does)",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -63,14 +66,23 @@ impl Agent {
                 }
             }
         });
-        let mut a = Self { child: Some(child), lines: rx, seen: Vec::new(), pin_dir: pin_dir.to_path_buf() };
+        let mut a = Self {
+            child: Some(child),
+            lines: rx,
+            seen: Vec::new(),
+            pin_dir: pin_dir.to_path_buf(),
+        };
         a.wait_for(Duration::from_secs(20), |v| v["event"] == "agent_started")
             .context("agent did not start")?;
         Ok(a)
     }
 
     /// Waits until a line matching `pred` arrives, returning it.
-    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return Ok(v.clone());
         }
@@ -84,8 +96,13 @@ impl Agent {
                         return Ok(v);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => bail!("no matching line within {timeout:?}; saw {} lines", self.seen.len()),
-                Err(RecvTimeoutError::Disconnected) => bail!("agent exited; saw {:?}", self.seen.last()),
+                Err(RecvTimeoutError::Timeout) => bail!(
+                    "no matching line within {timeout:?}; saw {} lines",
+                    self.seen.len()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("agent exited; saw {:?}", self.seen.last())
+                }
             }
         }
     }
@@ -93,7 +110,10 @@ impl Agent {
     /// Collects what arrives within `d`.
     pub fn collect_for(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
-        while let Ok(v) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(v);
         }
     }
@@ -130,7 +150,11 @@ impl Agent {
             .arg(&self.pin_dir)
             .args(args)
             .output()?;
-        anyhow::ensure!(out.status.success(), "ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(
+            out.status.success(),
+            "ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
@@ -143,7 +167,12 @@ impl Drop for Agent {
         }
         // Leave nothing attached or pinned behind, whatever the test did.
         if let Ok(bin) = agent_bin() {
-            let _ = Command::new(bin).arg("ctl").arg("--pin-dir").arg(&self.pin_dir).arg("detach").output();
+            let _ = Command::new(bin)
+                .arg("ctl")
+                .arg("--pin-dir")
+                .arg(&self.pin_dir)
+                .arg("detach")
+                .output();
         }
     }
 }

@@ -37,7 +37,8 @@ fn cgroup2_root() -> anyhow::Result<PathBuf> {
     text.lines()
         .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .context("no cgroup2 mount")
 }
@@ -45,29 +46,65 @@ fn cgroup2_root() -> anyhow::Result<PathBuf> {
 impl Topology {
     /// Builds the namespaces, addresses and the cgroup.
     pub fn new() -> anyhow::Result<Self> {
-        let id = format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let cli = format!("mxt-c-{id}");
         let srv = format!("mxt-s-{id}");
         let cgroup = cgroup2_root()?.join(format!("mxt-{id}"));
         std::fs::create_dir_all(&cgroup).with_context(|| format!("mkdir {}", cgroup.display()))?;
-        let t = Self { cli, srv, cgroup, children: Vec::new() };
+        let t = Self {
+            cli,
+            srv,
+            cgroup,
+            children: Vec::new(),
+        };
         sh("ip", &["netns", "add", &t.cli])?;
         sh("ip", &["netns", "add", &t.srv])?;
         let (vc, vs) = (format!("vc{}", &id), format!("vs{}", &id));
         // Interface names are limited to 15 bytes.
-        let (vc, vs) = (vc.chars().take(15).collect::<String>(), vs.chars().take(15).collect::<String>());
-        sh("ip", &["link", "add", &vc, "netns", &t.cli, "type", "veth", "peer", "name", &vs, "netns", &t.srv])?;
+        let (vc, vs) = (
+            vc.chars().take(15).collect::<String>(),
+            vs.chars().take(15).collect::<String>(),
+        );
+        sh(
+            "ip",
+            &[
+                "link", "add", &vc, "netns", &t.cli, "type", "veth", "peer", "name", &vs, "netns",
+                &t.srv,
+            ],
+        )?;
         for (ns, dev) in [(&t.cli, &vc), (&t.srv, &vs)] {
             t.ns_sh(ns, &["ip", "link", "set", "lo", "up"])?;
             t.ns_sh(ns, &["ip", "link", "set", dev, "up"])?;
         }
         t.ns_sh(&t.cli, &["ip", "addr", "add", "10.77.0.1/24", "dev", &vc])?;
-        t.ns_sh(&t.cli, &["ip", "-6", "addr", "add", "fd77::1/64", "dev", &vc, "nodad"])?;
+        t.ns_sh(
+            &t.cli,
+            &["ip", "-6", "addr", "add", "fd77::1/64", "dev", &vc, "nodad"],
+        )?;
         for a in SRV4 {
-            t.ns_sh(&t.srv, &["ip", "addr", "add", &format!("{a}/24"), "dev", &vs])?;
+            t.ns_sh(
+                &t.srv,
+                &["ip", "addr", "add", &format!("{a}/24"), "dev", &vs],
+            )?;
         }
         for a in SRV6 {
-            t.ns_sh(&t.srv, &["ip", "-6", "addr", "add", &format!("{a}/64"), "dev", &vs, "nodad"])?;
+            t.ns_sh(
+                &t.srv,
+                &[
+                    "ip",
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{a}/64"),
+                    "dev",
+                    &vs,
+                    "nodad",
+                ],
+            )?;
         }
         Ok(t)
     }
@@ -98,7 +135,11 @@ impl Topology {
         let mut buf = [0u8; 6];
         use std::io::Read as _;
         out.read_exact(&mut buf).context("server did not start")?;
-        anyhow::ensure!(&buf == b"ready\n", "server said {:?}", String::from_utf8_lossy(&buf));
+        anyhow::ensure!(
+            &buf == b"ready\n",
+            "server said {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         self.children.push(child);
         Ok(())
     }

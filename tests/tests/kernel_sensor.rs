@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use mxsentry_tests::{
-    Agent, Topology, agent::test_pin_dir, require_privileges, topology::{SRV4, SRV6},
+    Agent, Topology,
+    agent::test_pin_dir,
+    require_privileges,
+    topology::{SRV4, SRV6},
 };
 use serde_json::Value;
 
@@ -17,8 +20,10 @@ fn json(s: &str) -> Value {
 /// A topology with SMTP-port listeners on the first server address of each family.
 fn smtp_topology() -> Topology {
     let mut t = Topology::new().expect("topology");
-    t.serve(&["listen", SRV4[0], "25", "465", "587", "8080"]).expect("v4 listeners");
-    t.serve(&["listen", SRV6[0], "25", "465", "587"]).expect("v6 listeners");
+    t.serve(&["listen", SRV4[0], "25", "465", "587", "8080"])
+        .expect("v4 listeners");
+    t.serve(&["listen", SRV6[0], "25", "465", "587"])
+        .expect("v6 listeners");
     t
 }
 
@@ -31,7 +36,10 @@ fn agent(t: &Topology, tag: &str, extra: &[&str]) -> Agent {
 
 fn connect(t: &Topology, addr: &str) -> (String, u64) {
     let v = json(&t.client(&["connect", addr]).expect("client"));
-    (v["result"].as_str().unwrap_or_default().to_string(), v["pid"].as_u64().unwrap_or(0))
+    (
+        v["result"].as_str().unwrap_or_default().to_string(),
+        v["pid"].as_u64().unwrap_or(0),
+    )
 }
 
 #[test]
@@ -41,24 +49,45 @@ fn connect_events_for_smtp_ports_carry_process_and_address() {
     }
     let t = smtp_topology();
     let mut a = agent(&t, "connect", &[]);
-    for (addr, port) in [(format!("{}:25", SRV4[0]), 25), (format!("{}:465", SRV4[0]), 465), (format!("{}:587", SRV4[0]), 587), (format!("[{}]:25", SRV6[0]), 25), (format!("[{}]:587", SRV6[0]), 587)] {
+    for (addr, port) in [
+        (format!("{}:25", SRV4[0]), 25),
+        (format!("{}:465", SRV4[0]), 465),
+        (format!("{}:587", SRV4[0]), 587),
+        (format!("[{}]:25", SRV6[0]), 25),
+        (format!("[{}]:587", SRV6[0]), 587),
+    ] {
         let (result, pid) = connect(&t, &addr);
         assert_eq!(result, "ok", "{addr}");
         let ev = a
-            .wait_for(WAIT, |v| v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid))
+            .wait_for(WAIT, |v| {
+                v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid)
+            })
             .unwrap_or_else(|e| panic!("no event for {addr}: {e}"));
         assert_eq!(ev["comm"], "mxprobe");
         assert_eq!(ev["port"], port);
         assert_eq!(ev["verdict"], "allowed");
         let want_ip = addr.rsplit_once(':').unwrap().0.trim_matches(['[', ']']);
         assert_eq!(ev["addr"], want_ip);
-        assert_eq!(ev["family"], if want_ip.contains(':') { "ipv6" } else { "ipv4" });
-        assert!(ev["cookie"].as_u64().unwrap_or(0) > 0 && ev["cgroup_id"].as_u64().unwrap_or(0) > 0);
+        assert_eq!(
+            ev["family"],
+            if want_ip.contains(':') {
+                "ipv6"
+            } else {
+                "ipv4"
+            }
+        );
+        assert!(
+            ev["cookie"].as_u64().unwrap_or(0) > 0 && ev["cgroup_id"].as_u64().unwrap_or(0) > 0
+        );
     }
     let (result, pid) = connect(&t, &format!("{}:8080", SRV4[0]));
     assert_eq!(result, "ok");
     a.collect_for(Duration::from_millis(500));
-    let stray: Vec<_> = a.events("smtp_connect").into_iter().filter(|v| v["tgid"].as_u64() == Some(pid)).collect();
+    let stray: Vec<_> = a
+        .events("smtp_connect")
+        .into_iter()
+        .filter(|v| v["tgid"].as_u64() == Some(pid))
+        .collect();
     assert!(stray.is_empty(), "port 8080 produced events: {stray:?}");
     a.stop(libc::SIGINT).expect("stop");
 }
@@ -77,20 +106,37 @@ fn blocked_addresses_refused_in_enforce_reported_in_monitor_and_mode_switches_li
     a.ctl(&["block-addr", "10.77.0.2"]).expect("exact v4");
     a.ctl(&["block-addr", "fd77::/126"]).expect("v6 prefix");
     a.ctl(&["block-addr", "10.77.0.0/30"]).expect("v4 prefix");
-    let blocked = [format!("{}:25", SRV4[0]), format!("{}:25", SRV4[1]), format!("[{}]:25", SRV6[0]), format!("[{}]:25", SRV6[1])];
+    let blocked = [
+        format!("{}:25", SRV4[0]),
+        format!("{}:25", SRV4[1]),
+        format!("[{}]:25", SRV6[0]),
+        format!("[{}]:25", SRV6[1]),
+    ];
     let open = [format!("{}:25", SRV4[2]), format!("[{}]:25", SRV6[2])];
-    for (mode, want_blocked, want_verdict) in [("monitor", "ok", "would_block"), ("enforce", "eperm", "blocked"), ("monitor", "ok", "would_block")] {
+    for (mode, want_blocked, want_verdict) in [
+        ("monitor", "ok", "would_block"),
+        ("enforce", "eperm", "blocked"),
+        ("monitor", "ok", "would_block"),
+    ] {
         a.ctl(&["mode", mode]).expect("mode");
         for addr in &blocked {
             let (r, pid) = connect(&t, addr);
             assert_eq!(r, want_blocked, "{mode} {addr}");
-            let ev = a.wait_for(WAIT, |v| v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid)).expect("event");
+            let ev = a
+                .wait_for(WAIT, |v| {
+                    v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid)
+                })
+                .expect("event");
             assert_eq!(ev["verdict"], want_verdict, "{mode} {addr}");
         }
         for addr in &open {
             let (r, pid) = connect(&t, addr);
             assert_eq!(r, "ok", "{mode} {addr} is not blocked");
-            let ev = a.wait_for(WAIT, |v| v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid)).expect("event");
+            let ev = a
+                .wait_for(WAIT, |v| {
+                    v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid)
+                })
+                .expect("event");
             assert_eq!(ev["verdict"], "allowed");
         }
     }
@@ -98,7 +144,8 @@ fn blocked_addresses_refused_in_enforce_reported_in_monitor_and_mode_switches_li
     a.ctl(&["unblock-addr", "10.77.0.0/30"]).expect("unblock");
     a.ctl(&["unblock-addr", "10.77.0.2"]).expect("unblock");
     assert_eq!(connect(&t, &format!("{}:25", SRV4[1])).0, "ok");
-    a.ctl(&["block-addr", "10.77.0.3", "--enforce"]).expect("enforced entry");
+    a.ctl(&["block-addr", "10.77.0.3", "--enforce"])
+        .expect("enforced entry");
     assert_eq!(connect(&t, &format!("{}:25", SRV4[1])).0, "eperm");
     a.stop(libc::SIGTERM).expect("stop");
 }
@@ -114,29 +161,74 @@ fn dns_over_udp_and_tcp_v4_and_v6_captured_byte_exact() {
         return;
     }
     let mut t = Topology::new().expect("topology");
-    t.serve(&["serve-dns", &format!("{}:53", SRV4[0])]).expect("dns v4");
-    t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])]).expect("dns v6");
+    t.serve(&["serve-dns", &format!("{}:53", SRV4[0])])
+        .expect("dns v4");
+    t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])])
+        .expect("dns v6");
     let mut a = agent(&t, "dns", &[]);
     let name = long_mixed_name();
-    let want_hash = format!("{:016x}", sensor_common::qname::wire_name_hash(&wire(&name)).expect("hash"));
+    let want_hash = format!(
+        "{:016x}",
+        sensor_common::qname::wire_name_hash(&wire(&name)).expect("hash")
+    );
     for transport in ["udp", "tcp"] {
         for server in [format!("{}:53", SRV4[0]), format!("[{}]:53", SRV6[0])] {
-            let fam = if server.starts_with('[') { "ipv6" } else { "ipv4" };
+            let fam = if server.starts_with('[') {
+                "ipv6"
+            } else {
+                "ipv4"
+            };
             for qt in ["MX", "A", "AAAA"] {
-                let out = json(&t.client(&["dns", transport, &server, &name, qt, "2000"]).expect("dns client"));
+                let out = json(
+                    &t.client(&["dns", transport, &server, &name, qt, "2000"])
+                        .expect("dns client"),
+                );
                 let q = out["query"].as_str().expect("query").to_string();
-                let ans = out["answer"].as_str().unwrap_or_else(|| panic!("no answer {transport} {server} {qt}")).to_string();
+                let ans = out["answer"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no answer {transport} {server} {qt}"))
+                    .to_string();
                 let eg = a
-                    .wait_for(WAIT, |v| v["event"] == "dns_packet" && v["direction"] == "egress" && v["family"] == fam && v["transport"] == transport && v["data"] == q.as_str())
-                    .unwrap_or_else(|e| panic!("query not captured {transport} {server} {qt}: {e}"));
+                    .wait_for(WAIT, |v| {
+                        v["event"] == "dns_packet"
+                            && v["direction"] == "egress"
+                            && v["family"] == fam
+                            && v["transport"] == transport
+                            && v["data"] == q.as_str()
+                    })
+                    .unwrap_or_else(|e| {
+                        panic!("query not captured {transport} {server} {qt}: {e}")
+                    });
                 let ing = a
-                    .wait_for(WAIT, |v| v["event"] == "dns_packet" && v["direction"] == "ingress" && v["family"] == fam && v["transport"] == transport && v["data"] == ans.as_str())
-                    .unwrap_or_else(|e| panic!("answer not captured {transport} {server} {qt}: {e}"));
+                    .wait_for(WAIT, |v| {
+                        v["event"] == "dns_packet"
+                            && v["direction"] == "ingress"
+                            && v["family"] == fam
+                            && v["transport"] == transport
+                            && v["data"] == ans.as_str()
+                    })
+                    .unwrap_or_else(|e| {
+                        panic!("answer not captured {transport} {server} {qt}: {e}")
+                    });
                 for ev in [&eg, &ing] {
                     assert_eq!(ev["transport"], transport);
-                    assert_eq!(ev["family"], if server.starts_with('[') { "ipv6" } else { "ipv4" });
-                    assert_eq!(ev["qname_hash"], want_hash.as_str(), "kernel and agent hash differ");
-                    assert_eq!(ev["msg_len"].as_u64(), Some(ev["data"].as_str().unwrap_or("").len() as u64 / 2));
+                    assert_eq!(
+                        ev["family"],
+                        if server.starts_with('[') {
+                            "ipv6"
+                        } else {
+                            "ipv4"
+                        }
+                    );
+                    assert_eq!(
+                        ev["qname_hash"],
+                        want_hash.as_str(),
+                        "kernel and agent hash differ"
+                    );
+                    assert_eq!(
+                        ev["msg_len"].as_u64(),
+                        Some(ev["data"].as_str().unwrap_or("").len() as u64 / 2)
+                    );
                     assert!(ev["cookie"].as_u64().unwrap_or(0) > 0);
                 }
             }
@@ -161,27 +253,61 @@ fn enforce_drops_answers_for_blocked_names_only() {
         return;
     }
     let mut t = Topology::new().expect("topology");
-    t.serve(&["serve-dns", &format!("{}:53", SRV4[0])]).expect("dns v4");
-    t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])]).expect("dns v6");
+    t.serve(&["serve-dns", &format!("{}:53", SRV4[0])])
+        .expect("dns v4");
+    t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])])
+        .expect("dns v6");
     let mut a = agent(&t, "dnsblock", &["--mode", "enforce"]);
     a.ctl(&["block-name", "Army.ML"]).expect("block name");
     for server in [format!("{}:53", SRV4[0]), format!("[{}]:53", SRV6[0])] {
         for transport in ["udp", "tcp"] {
-            let blocked = json(&t.client(&["dns", transport, &server, "army.ml", "MX", "1500"]).expect("client"));
-            assert!(blocked["answer"].is_null(), "{transport} {server}: blocked name was answered: {blocked}");
-            let other = json(&t.client(&["dns", transport, &server, "army.mil", "MX", "1500"]).expect("client"));
-            assert!(other["answer"].is_string(), "{transport} {server}: other name unanswered");
+            let blocked = json(
+                &t.client(&["dns", transport, &server, "army.ml", "MX", "1500"])
+                    .expect("client"),
+            );
+            assert!(
+                blocked["answer"].is_null(),
+                "{transport} {server}: blocked name was answered: {blocked}"
+            );
+            let other = json(
+                &t.client(&["dns", transport, &server, "army.mil", "MX", "1500"])
+                    .expect("client"),
+            );
+            assert!(
+                other["answer"].is_string(),
+                "{transport} {server}: other name unanswered"
+            );
         }
-        let upper = json(&t.client(&["dns", "udp", &server, "ARMY.ml", "A", "1500"]).expect("client"));
+        let upper = json(
+            &t.client(&["dns", "udp", &server, "ARMY.ml", "A", "1500"])
+                .expect("client"),
+        );
         assert!(upper["answer"].is_null(), "case must not evade the block");
     }
-    let drop = a.wait_for(WAIT, |v| v["event"] == "dns_packet" && v["verdict"] == "blocked").expect("blocked event");
+    let drop = a
+        .wait_for(WAIT, |v| {
+            v["event"] == "dns_packet" && v["verdict"] == "blocked"
+        })
+        .expect("blocked event");
     assert_eq!(drop["direction"], "ingress");
     // Monitor mode: the same name is answered and reported as would_block.
     a.ctl(&["mode", "monitor"]).expect("mode");
-    let seen = json(&t.client(&["dns", "udp", &format!("{}:53", SRV4[0]), "army.ml", "MX", "1500"]).expect("client"));
+    let seen = json(
+        &t.client(&[
+            "dns",
+            "udp",
+            &format!("{}:53", SRV4[0]),
+            "army.ml",
+            "MX",
+            "1500",
+        ])
+        .expect("client"),
+    );
     assert!(seen["answer"].is_string());
-    a.wait_for(WAIT, |v| v["event"] == "dns_packet" && v["verdict"] == "would_block").expect("would_block event");
+    a.wait_for(WAIT, |v| {
+        v["event"] == "dns_packet" && v["verdict"] == "would_block"
+    })
+    .expect("would_block event");
     a.stop(libc::SIGINT).expect("stop");
 }
 
@@ -195,7 +321,15 @@ fn ring_buffer_overrun_received_plus_lost_equals_sent() {
     // Stop the consumer so the 4 MiB ring (about 47,000 connect records) overflows.
     a.signal(libc::SIGSTOP);
     const SENT: u64 = 100_000;
-    let n: u64 = t.client(&["connect-many", &format!("{}:25", SRV4[2]), &SENT.to_string()]).expect("flood").parse().expect("count");
+    let n: u64 = t
+        .client(&[
+            "connect-many",
+            &format!("{}:25", SRV4[2]),
+            &SENT.to_string(),
+        ])
+        .expect("flood")
+        .parse()
+        .expect("count");
     assert_eq!(n, SENT);
     a.signal(libc::SIGCONT);
     let stopped = a.stop(libc::SIGINT).expect("stop");
@@ -207,7 +341,11 @@ fn ring_buffer_overrun_received_plus_lost_equals_sent() {
 }
 
 fn our_programs_on(cgroup: &std::path::Path) -> usize {
-    let out = mxsentry_tests::sh("bpftool", &["cgroup", "show", &cgroup.display().to_string()]).unwrap_or_default();
+    let out = mxsentry_tests::sh(
+        "bpftool",
+        &["cgroup", "show", &cgroup.display().to_string()],
+    )
+    .unwrap_or_default();
     out.lines().filter(|l| l.contains(" mx_")).count()
 }
 
@@ -226,18 +364,33 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     assert_eq!(stopped["detached"], false);
     std::mem::forget(first); // its Drop would detach the pins we mean to keep
     assert_eq!(our_programs_on(&t.cgroup), 4);
-    assert_eq!(connect(&t, &format!("{}:25", SRV4[0])).0, "eperm", "no agent running, still enforcing");
+    assert_eq!(
+        connect(&t, &format!("{}:25", SRV4[0])).0,
+        "eperm",
+        "no agent running, still enforcing"
+    );
 
-    let mut second = Agent::start(&pin, &["--cgroup", &cg, "--mode", "enforce"]).expect("second agent");
+    let mut second =
+        Agent::start(&pin, &["--cgroup", &cg, "--mode", "enforce"]).expect("second agent");
     let started = second.events("agent_started")[0].clone();
     assert_eq!(started["adopted"], 4, "{started}");
     assert_eq!(our_programs_on(&t.cgroup), 4, "attached twice");
     let (r, pid) = connect(&t, &format!("{}:25", SRV4[0]));
     assert_eq!(r, "eperm");
-    second.wait_for(WAIT, |v| v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid) && v["verdict"] == "blocked").expect("event after re-adoption");
+    second
+        .wait_for(WAIT, |v| {
+            v["event"] == "smtp_connect"
+                && v["tgid"].as_u64() == Some(pid)
+                && v["verdict"] == "blocked"
+        })
+        .expect("event after re-adoption");
     let stopped = second.stop(libc::SIGINT).expect("stop second");
     assert_eq!(stopped["detached"], true);
     assert_eq!(our_programs_on(&t.cgroup), 0, "programs left attached");
     assert!(!pin.exists(), "pins left behind");
-    assert_eq!(connect(&t, &format!("{}:25", SRV4[0])).0, "ok", "still blocking after detach");
+    assert_eq!(
+        connect(&t, &format!("{}:25", SRV4[0])).0,
+        "ok",
+        "still blocking after detach"
+    );
 }

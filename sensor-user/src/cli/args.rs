@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::kernel::{DEFAULT_PIN_DIR, maps::{Cidr, Mode}};
+use crate::kernel::{
+    DEFAULT_PIN_DIR,
+    maps::{Cidr, Mode},
+};
 
 /// mxsentry: stop mail leaving for a lookalike of the domain it was meant for.
 #[derive(Parser, Debug)]

@@ -4,10 +4,7 @@ use anyhow::{Context as _, bail};
 use sensor_common::{EventKind, maps::BLOCK_ENFORCE};
 
 use super::args::{CtlAction, CtlArgs};
-use crate::kernel::{
-    VerdictMaps, loader,
-    maps::name_hash,
-};
+use crate::kernel::{VerdictMaps, loader, maps::name_hash};
 
 fn flags(enforce: bool) -> u32 {
     if enforce { BLOCK_ENFORCE } else { 0 }
@@ -31,7 +28,9 @@ pub fn ctl(args: CtlArgs) -> anyhow::Result<()> {
         CtlAction::Mode { mode } => maps.set_mode(mode)?,
         CtlAction::BlockAddr { cidr, enforce } => maps.block_addr(cidr, flags(enforce))?,
         CtlAction::UnblockAddr { cidr } => maps.unblock_addr(cidr)?,
-        CtlAction::BlockName { name, enforce } => maps.block_name_hash(hash(&name)?, flags(enforce))?,
+        CtlAction::BlockName { name, enforce } => {
+            maps.block_name_hash(hash(&name)?, flags(enforce))?
+        }
         CtlAction::UnblockName { name } => maps.unblock_name_hash(hash(&name)?)?,
         CtlAction::Status => {
             let mut lost = serde_json::Map::new();

@@ -4,7 +4,10 @@ use std::{collections::BTreeMap, io::Write as _};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use sensor_common::{EventKind, maps::{CONNECT_EVENTS, DNS_EVENTS}};
+use sensor_common::{
+    EventKind,
+    maps::{CONNECT_EVENTS, DNS_EVENTS},
+};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -12,7 +15,10 @@ use tokio::{
 
 use super::args::RunArgs;
 use crate::{
-    events::{KernelEvent, decode, record::{ConnectRecord, DnsRecord}},
+    events::{
+        KernelEvent, decode,
+        record::{ConnectRecord, DnsRecord},
+    },
     kernel::{KernelError, Sensor, SensorOptions, VerdictMaps, cgroup},
 };
 
@@ -66,7 +72,10 @@ fn drain(ring: &mut RingBuf<MapData>, tally: &mut Tally) {
 /// Runs the sensor until SIGINT or SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cgroup = cgroup::attach_cgroup(args.cgroup.as_deref())?;
-    let opts = SensorOptions { pin_dir: args.pin_dir.clone(), cgroup: cgroup.clone() };
+    let opts = SensorOptions {
+        pin_dir: args.pin_dir.clone(),
+        cgroup: cgroup.clone(),
+    };
     let mut sensor = Sensor::load(&opts)?;
     let mut maps = VerdictMaps::open(&args.pin_dir)?;
     maps.set_smtp_ports(&args.smtp_ports)?;

@@ -59,7 +59,10 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         .ok_or(DecodeError::Short(bytes.len()))?;
     let tag = u32::from_ne_bytes(tag);
     match EventKind::from_u32(tag) {
-        Some(EventKind::Connect) => Ok(KernelEvent::Connect(Box::new(read(bytes, EventKind::Connect)?))),
+        Some(EventKind::Connect) => Ok(KernelEvent::Connect(Box::new(read(
+            bytes,
+            EventKind::Connect,
+        )?))),
         Some(EventKind::Dns) => Ok(KernelEvent::Dns(Box::new(read(bytes, EventKind::Dns)?))),
         None => Err(DecodeError::UnknownKind(tag)),
     }
@@ -103,12 +106,20 @@ mod tests {
             comm,
         };
         // SAFETY: ConnectEvent is repr(C) without padding.
-        unsafe { std::slice::from_raw_parts((&ev as *const ConnectEvent).cast::<u8>(), size_of::<ConnectEvent>()) }.to_vec()
+        unsafe {
+            std::slice::from_raw_parts(
+                (&ev as *const ConnectEvent).cast::<u8>(),
+                size_of::<ConnectEvent>(),
+            )
+        }
+        .to_vec()
     }
 
     #[test]
     fn round_trip_connect() {
-        let KernelEvent::Connect(ev) = decode(&connect_bytes()).unwrap() else { panic!("kind") };
+        let KernelEvent::Connect(ev) = decode(&connect_bytes()).unwrap() else {
+            panic!("kind")
+        };
         assert_eq!((ev.port, ev.tgid, ev.pid, ev.cookie), (25, 7, 8, 5));
         assert_eq!(comm(&ev.comm), "smtp");
         assert_eq!(ip(ev.family, &ev.addr), Some("192.0.2.1".parse().unwrap()));
@@ -118,12 +129,21 @@ mod tests {
     #[test]
     fn bad_records_are_errors_not_panics() {
         assert_eq!(decode(&[]).err(), Some(DecodeError::Short(0)));
-        assert_eq!(decode(&[9, 0, 0, 0]).err(), Some(DecodeError::UnknownKind(9)));
+        assert_eq!(
+            decode(&[9, 0, 0, 0]).err(),
+            Some(DecodeError::UnknownKind(9))
+        );
         let b = connect_bytes();
-        assert!(matches!(decode(&b[..40]), Err(DecodeError::Size { got: 40, .. })));
+        assert!(matches!(
+            decode(&b[..40]),
+            Err(DecodeError::Size { got: 40, .. })
+        ));
         let mut dns = vec![0u8; 100];
         dns[0] = EventKind::Dns as u8;
-        assert!(matches!(decode(&dns), Err(DecodeError::Size { kind: "dns", .. })));
+        assert!(matches!(
+            decode(&dns),
+            Err(DecodeError::Size { kind: "dns", .. })
+        ));
     }
 
     #[test]

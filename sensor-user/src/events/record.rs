@@ -1,10 +1,10 @@
 //! JSON renderings of kernel events, one line each.
 
-use serde::Serialize;
 use sensor_common::{
     ConnectEvent, DnsEvent, Verdict,
     event::{DNS_FLAG_QNAME_HASHED, DNS_FLAG_TCP, Direction},
 };
+use serde::Serialize;
 
 use super::decode::{comm, ip};
 
@@ -38,7 +38,11 @@ pub struct ConnectRecord {
 }
 
 fn family(f: u16) -> &'static str {
-    if f == sensor_common::event::AF_INET6 { "ipv6" } else { "ipv4" }
+    if f == sensor_common::event::AF_INET6 {
+        "ipv6"
+    } else {
+        "ipv4"
+    }
 }
 
 fn verdict(v: u32) -> &'static str {
@@ -103,10 +107,12 @@ pub struct DnsRecord {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn endpoint(f: u16, raw: &[u8; 16], port: u16) -> String {
@@ -123,14 +129,23 @@ impl From<&DnsEvent> for DnsRecord {
         Self {
             event: "dns_packet",
             ts_ns: e.ts_ns,
-            direction: if e.direction == Direction::Ingress as u8 { "ingress" } else { "egress" },
-            transport: if e.flags & DNS_FLAG_TCP != 0 { "tcp" } else { "udp" },
+            direction: if e.direction == Direction::Ingress as u8 {
+                "ingress"
+            } else {
+                "egress"
+            },
+            transport: if e.flags & DNS_FLAG_TCP != 0 {
+                "tcp"
+            } else {
+                "udp"
+            },
             family: family(e.family),
             src: endpoint(e.family, &e.saddr, e.sport),
             dst: endpoint(e.family, &e.daddr, e.dport),
             cgroup_id: e.cgroup_id,
             cookie: e.cookie,
-            qname_hash: (e.flags & DNS_FLAG_QNAME_HASHED != 0).then(|| format!("{:016x}", e.qname_hash)),
+            qname_hash: (e.flags & DNS_FLAG_QNAME_HASHED != 0)
+                .then(|| format!("{:016x}", e.qname_hash)),
             msg_len: e.msg_len,
             cap_len: e.cap_len,
             verdict: verdict(e.verdict),

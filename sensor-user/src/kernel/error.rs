@@ -15,7 +15,9 @@ pub enum KernelError {
     #[error("bpffs not mounted at {0} (mount -t bpf bpf {0})")]
     NoBpffs(PathBuf),
     /// The kernel exposes no BTF.
-    #[error("BTF missing: /sys/kernel/btf/vmlinux not found (kernel built without CONFIG_DEBUG_INFO_BTF)")]
+    #[error(
+        "BTF missing: /sys/kernel/btf/vmlinux not found (kernel built without CONFIG_DEBUG_INFO_BTF)"
+    )]
     NoBtf,
     /// The configured cgroup cannot be opened.
     #[error("cannot open cgroup {path}: {source}")]

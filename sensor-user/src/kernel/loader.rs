@@ -122,7 +122,12 @@ impl Sensor {
 
     /// Detaches every program and removes the pins.
     pub fn detach(self) -> Result<(), KernelError> {
-        let Self { ebpf, links, pin_dir, .. } = self;
+        let Self {
+            ebpf,
+            links,
+            pin_dir,
+            ..
+        } = self;
         for link in links {
             let fd: FdLink = link.unpin().map_err(|e| pin_err(&pin_dir, e))?;
             // The link is detached when its last fd closes.
@@ -173,13 +178,19 @@ fn attach_one(ebpf: &mut Ebpf, name: &str, cgroup: &fs::File) -> Result<FdLink, 
                 CgroupSkbAttachType::Ingress
             };
             let id = p.attach(cgroup, at, mode).map_err(|e| prog_err(name, e))?;
-            p.take_link(id).map_err(|e| prog_err(name, e))?.try_into().map_err(|e| pin_err(Path::new(name), e))?
+            p.take_link(id)
+                .map_err(|e| prog_err(name, e))?
+                .try_into()
+                .map_err(|e| pin_err(Path::new(name), e))?
         }
         _ => {
             let p: &mut CgroupSockAddr = prog.try_into().map_err(|e| prog_err(name, e))?;
             p.load().map_err(|e| prog_err(name, e))?;
             let id = p.attach(cgroup, mode).map_err(|e| prog_err(name, e))?;
-            p.take_link(id).map_err(|e| prog_err(name, e))?.try_into().map_err(|e| pin_err(Path::new(name), e))?
+            p.take_link(id)
+                .map_err(|e| prog_err(name, e))?
+                .try_into()
+                .map_err(|e| pin_err(Path::new(name), e))?
         }
     };
     Ok(link)

@@ -6,21 +6,21 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{
-    Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key,
-};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
 use sensor_common::{
     EventKind,
     maps::{
-        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_EXEMPT, LOST, MODE, MODE_ENFORCE,
-        MODE_MONITOR, SMTP_PORTS,
+        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_EXEMPT, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
+        SMTP_PORTS,
     },
 };
 
 use super::{KernelError, loader::maps_dir};
 
 /// Global enforcement mode, as stored in the `MODE` map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Report matches, refuse nothing.
@@ -63,10 +63,14 @@ impl std::str::FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.parse().map_err(|e| format!("{s:?} is not an address: {e}"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|e| format!("{s:?} is not an address: {e}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p.parse::<u8>().map_err(|e| format!("{s:?}: bad prefix: {e}"))?,
+            Some(p) => p
+                .parse::<u8>()
+                .map_err(|e| format!("{s:?}: bad prefix: {e}"))?,
             None => max,
         };
         if prefix > max {
@@ -118,11 +122,21 @@ impl VerdictMaps {
         let dir = maps_dir(pin_dir);
         Ok(Self {
             mode: open(&dir, MODE)?.try_into().map_err(map_err(MODE))?,
-            ports: open(&dir, SMTP_PORTS)?.try_into().map_err(map_err(SMTP_PORTS))?,
-            v4: open(&dir, BLOCKED_V4)?.try_into().map_err(map_err(BLOCKED_V4))?,
-            v6: open(&dir, BLOCKED_V6)?.try_into().map_err(map_err(BLOCKED_V6))?,
-            names: open(&dir, BLOCKED_NAMES)?.try_into().map_err(map_err(BLOCKED_NAMES))?,
-            exempt: open(&dir, DNS_EXEMPT)?.try_into().map_err(map_err(DNS_EXEMPT))?,
+            ports: open(&dir, SMTP_PORTS)?
+                .try_into()
+                .map_err(map_err(SMTP_PORTS))?,
+            v4: open(&dir, BLOCKED_V4)?
+                .try_into()
+                .map_err(map_err(BLOCKED_V4))?,
+            v6: open(&dir, BLOCKED_V6)?
+                .try_into()
+                .map_err(map_err(BLOCKED_V6))?,
+            names: open(&dir, BLOCKED_NAMES)?
+                .try_into()
+                .map_err(map_err(BLOCKED_NAMES))?,
+            exempt: open(&dir, DNS_EXEMPT)?
+                .try_into()
+                .map_err(map_err(DNS_EXEMPT))?,
             lost: open(&dir, LOST)?.try_into().map_err(map_err(LOST))?,
         })
     }
@@ -135,7 +149,11 @@ impl VerdictMaps {
     /// The current global mode.
     pub fn mode(&self) -> Result<Mode, KernelError> {
         let v = self.mode.get(&0, 0).map_err(map_err(MODE))?;
-        Ok(if v == MODE_ENFORCE { Mode::Enforce } else { Mode::Monitor })
+        Ok(if v == MODE_ENFORCE {
+            Mode::Enforce
+        } else {
+            Mode::Monitor
+        })
     }
 
     /// Replaces the SMTP port set.
@@ -143,9 +161,14 @@ impl VerdictMaps {
         for p in 0..=u16::MAX {
             let want = u32::from(ports.contains(&p));
             // Only touch slots that change: 65,536 syscalls on every reload is wasteful.
-            let have = self.ports.get(&u32::from(p), 0).map_err(map_err(SMTP_PORTS))?;
+            let have = self
+                .ports
+                .get(&u32::from(p), 0)
+                .map_err(map_err(SMTP_PORTS))?;
             if have != want {
-                self.ports.set(u32::from(p), want, 0).map_err(map_err(SMTP_PORTS))?;
+                self.ports
+                    .set(u32::from(p), want, 0)
+                    .map_err(map_err(SMTP_PORTS))?;
             }
         }
         Ok(())
@@ -168,15 +191,21 @@ impl VerdictMaps {
     /// Removes a block on `cidr` (absent is not an error).
     pub fn unblock_addr(&mut self, cidr: Cidr) -> Result<(), KernelError> {
         let r = match cidr.addr {
-            IpAddr::V4(a) => self.v4.remove(&Key::new(u32::from(cidr.prefix), a.octets())),
-            IpAddr::V6(a) => self.v6.remove(&Key::new(u32::from(cidr.prefix), a.octets())),
+            IpAddr::V4(a) => self
+                .v4
+                .remove(&Key::new(u32::from(cidr.prefix), a.octets())),
+            IpAddr::V6(a) => self
+                .v6
+                .remove(&Key::new(u32::from(cidr.prefix), a.octets())),
         };
         ignore_missing(r, BLOCKED_V4)
     }
 
     /// Blocks answers to questions whose `qname_hash` is `hash`.
     pub fn block_name_hash(&mut self, hash: u64, flags: u32) -> Result<(), KernelError> {
-        self.names.insert(hash, flags, 0).map_err(map_err(BLOCKED_NAMES))
+        self.names
+            .insert(hash, flags, 0)
+            .map_err(map_err(BLOCKED_NAMES))
     }
 
     /// Removes a name block (absent is not an error).
@@ -186,7 +215,9 @@ impl VerdictMaps {
 
     /// Exempts a socket (by cookie) from answer drops.
     pub fn exempt_socket(&mut self, cookie: u64) -> Result<(), KernelError> {
-        self.exempt.insert(cookie, 1, 0).map_err(map_err(DNS_EXEMPT))
+        self.exempt
+            .insert(cookie, 1, 0)
+            .map_err(map_err(DNS_EXEMPT))
     }
 
     /// Events of `kind` the kernel could not put in a ring buffer, summed over CPUs.

@@ -68,7 +68,11 @@ pub fn check(pin_dir: &Path) -> Result<(), KernelError> {
     }
     super::cgroup::cgroup2_mount()?;
     // The pin dir may not exist yet; its parent must be a bpffs.
-    let bpffs = if pin_dir.exists() { pin_dir } else { pin_dir.parent().unwrap_or(pin_dir) };
+    let bpffs = if pin_dir.exists() {
+        pin_dir
+    } else {
+        pin_dir.parent().unwrap_or(pin_dir)
+    };
     if !is_bpffs(bpffs) {
         return Err(KernelError::NoBpffs(bpffs.to_path_buf()));
     }
@@ -86,12 +90,18 @@ mod tests {
 
     #[test]
     fn nobody_lacks_all_three() {
-        assert_eq!(missing_capabilities(0), vec!["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON"]);
+        assert_eq!(
+            missing_capabilities(0),
+            vec!["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON"]
+        );
     }
 
     #[test]
     fn sys_admin_covers_bpf_and_perfmon_but_not_net_admin() {
-        assert_eq!(missing_capabilities(1 << CAP_SYS_ADMIN), vec!["CAP_NET_ADMIN"]);
+        assert_eq!(
+            missing_capabilities(1 << CAP_SYS_ADMIN),
+            vec!["CAP_NET_ADMIN"]
+        );
         let least = (1 << CAP_BPF) | (1 << CAP_NET_ADMIN) | (1 << CAP_PERFMON);
         assert!(missing_capabilities(least).is_empty());
     }

@@ -14,7 +14,11 @@ use anyhow::{Context as _, bail};
 
 fn wire_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for l in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for l in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         out.push(l.len() as u8);
         out.extend_from_slice(l.as_bytes());
     }
@@ -61,7 +65,9 @@ fn answer(q: &[u8]) -> Option<Vec<u8>> {
     m.extend_from_slice(&qt.to_be_bytes());
     m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
     let rdata: Vec<u8> = match qt {
-        28 => vec![0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53],
+        28 => vec![
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
+        ],
         15 => {
             let mut r = vec![0, 10, 2, b'm', b'x'];
             r.extend_from_slice(&[0xc0, 0x0c]);
@@ -108,12 +114,22 @@ fn serve_tcp_conn(mut s: TcpStream) -> Option<()> {
     s.write_all(&out).ok()
 }
 
-fn dns_client(transport: &str, server: SocketAddr, name: &str, qt: u16, timeout_ms: u64) -> anyhow::Result<()> {
+fn dns_client(
+    transport: &str,
+    server: SocketAddr,
+    name: &str,
+    qt: u16,
+    timeout_ms: u64,
+) -> anyhow::Result<()> {
     let q = query(0x4d58, name, qt);
     let t = Duration::from_millis(timeout_ms);
     let reply = match transport {
         "udp" => {
-            let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+            let bind: SocketAddr = if server.is_ipv4() {
+                "0.0.0.0:0".parse()?
+            } else {
+                "[::]:0".parse()?
+            };
             let s = UdpSocket::bind(bind)?;
             s.set_read_timeout(Some(t))?;
             s.connect(server)?;
@@ -159,7 +175,11 @@ fn listen(ip: &str, ports: &[String]) -> anyhow::Result<()> {
     for p in ports {
         let addr = SocketAddr::new(ip.parse()?, p.parse()?);
         let l = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
-        std::thread::spawn(move || for s in l.incoming().flatten() { drop(s) });
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                drop(s)
+            }
+        });
     }
     println!("ready");
     std::io::stdout().flush()?;
@@ -173,7 +193,8 @@ fn main() -> anyhow::Result<()> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
         ["connect", addr] => {
-            let v = serde_json::json!({ "result": connect(addr.parse()?), "pid": std::process::id() });
+            let v =
+                serde_json::json!({ "result": connect(addr.parse()?), "pid": std::process::id() });
             println!("{v}");
         }
         ["connect-many", addr, n] => {
@@ -186,14 +207,20 @@ fn main() -> anyhow::Result<()> {
             println!("{n}");
         }
         ["serve-dns", addr] => serve_dns(addr.parse()?)?,
-        ["dns", transport, server, name, qt, timeout_ms] => {
-            dns_client(transport, server.parse()?, name, qtype(qt)?, timeout_ms.parse()?)?
-        }
+        ["dns", transport, server, name, qt, timeout_ms] => dns_client(
+            transport,
+            server.parse()?,
+            name,
+            qtype(qt)?,
+            timeout_ms.parse()?,
+        )?,
         ["listen", ip, ports @ ..] => {
             let ports: Vec<String> = ports.iter().map(|s| s.to_string()).collect();
             listen(ip, &ports)?
         }
-        _ => bail!("usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | listen IP PORT..."),
+        _ => bail!(
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | listen IP PORT..."
+        ),
     }
     Ok(())
 }

@@ -1,0 +1,37 @@
+//! `cargo xtask`: set-up, tests and running the sensor from a fresh machine.
+
+mod cmd;
+mod run;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "mxsentry developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent).
+    Setup,
+    /// Set up, then fmt check, clippy, unit tests and the privileged tests.
+    Test,
+    /// Set up, build and run the sensor; extra arguments go to `mxsentry run`.
+    Run {
+        /// Arguments for `mxsentry run`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::setup(),
+        Task::Test => test::test(),
+        Task::Run { args } => run::run(&args),
+    }
+}

@@ -1,0 +1,151 @@
+//! Idempotent set-up: nightly `rust-src`, bpf-linker built against the nightly's
+//! own LLVM, the Debian packages the tests use, and a mounted bpffs.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::cmd::{output, run};
+
+/// Debian packages the test suite runs (command to probe, package to install).
+const PACKAGES: &[(&str, &str)] = &[("ip", "iproute2"), ("bpftool", "bpftool")];
+
+/// Everything: toolchain pieces, packages, bpffs.
+pub fn setup() -> anyhow::Result<()> {
+    toolchain()?;
+    packages()?;
+    bpffs()
+}
+
+/// What building the sensor needs: nightly rust-src and bpf-linker.
+pub fn toolchain() -> anyhow::Result<()> {
+    rust_src()?;
+    bpf_linker()
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context("the nightly toolchain is not installed (rustup toolchain list)")?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from)
+}
+
+/// The nightly's own libLLVM, e.g. `.../lib/libLLVM.so.22.1-rust-1.97.0-nightly`.
+fn nightly_llvm() -> anyhow::Result<PathBuf> {
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))
+        .context("rustc +nightly --print sysroot")?;
+    let lib = Path::new(sysroot.trim()).join("lib");
+    std::fs::read_dir(&lib)
+        .with_context(|| format!("reading {}", lib.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .with_context(|| format!("no libLLVM.so.* in {}", lib.display()))
+}
+
+/// The LLVM major version from a libLLVM file name (`libLLVM.so.22.1-rust-…` → 22).
+fn llvm_major(lib: &Path) -> anyhow::Result<u32> {
+    let name = lib.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let ver = name.trim_start_matches("libLLVM.so.");
+    let major = ver.split(['.', '-']).next().unwrap_or_default();
+    major
+        .parse()
+        .with_context(|| format!("no LLVM version in {name}"))
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    if output(Command::new("bpf-linker").arg("--version")).is_some() {
+        return Ok(());
+    }
+    let lib = nightly_llvm()?;
+    let major = llvm_major(&lib)?;
+    // bpf-linker's rpath points into this prefix, so it must outlive the build.
+    let prefix = home().join(".local/share/mxsentry/llvm");
+    let libdir = prefix.join("lib");
+    std::fs::create_dir_all(&libdir)?;
+    let file_name = lib.file_name().context("libLLVM name")?;
+    for link in [libdir.join("libLLVM.so"), libdir.join(file_name)] {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&lib, &link)
+            .with_context(|| format!("symlink {}", link.display()))?;
+    }
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--no-default-features",
+            "--features",
+        ])
+        .arg(format!("llvm-{major}"))
+        .env("LLVM_PREFIX", &prefix))?;
+    if output(Command::new("bpf-linker").arg("--version")).is_none() {
+        bail!("bpf-linker installed but does not run; is ~/.cargo/bin on PATH?");
+    }
+    Ok(())
+}
+
+fn have(cmd: &str) -> bool {
+    output(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_some()
+}
+
+fn packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(c, _)| !have(c))
+        .map(|(_, p)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Mounts bpffs at /sys/fs/bpf when nothing is mounted there.
+pub fn bpffs() -> anyhow::Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| {
+        l.split_whitespace().nth(1) == Some("/sys/fs/bpf")
+            && l.split_whitespace().nth(2) == Some("bpf")
+    }) {
+        return Ok(());
+    }
+    run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_major_from_file_name() {
+        assert_eq!(
+            llvm_major(Path::new("/x/libLLVM.so.22.1-rust-1.97.0-nightly")).unwrap(),
+            22
+        );
+        assert_eq!(llvm_major(Path::new("libLLVM.so.21")).unwrap(), 21);
+        assert!(llvm_major(Path::new("libLLVM.so.")).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
+
+use std::process::Command;
+
+use crate::{
+    cmd::{root, run},
+    setup,
+};
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new("cargo");
+    c.args(args).current_dir(root());
+    c
+}
+
+/// Runs set-up, formatting and lint checks, unit tests and privileged tests.
+pub fn test() -> anyhow::Result<()> {
+    setup::setup()?;
+    run(&mut cargo(&["fmt", "--all", "--check"]))?;
+    run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "sensor-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The bpf crate only builds for the BPF target, with the nightly's build-std.
+    run(&mut cargo(&[
+        "+nightly",
+        "clippy",
+        "-p",
+        "sensor-ebpf",
+        "--bins",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(&mut cargo(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "sensor-ebpf",
+        "--exclude",
+        "mxsentry-tests",
+    ]))?;
+    run(&mut cargo(&["build", "-p", "sensor-user"]))?;
+    // Privileged tests share the kernel: one at a time.
+    run(&mut cargo(&[
+        "test",
+        "-p",
+        "mxsentry-tests",
+        "--",
+        "--test-threads=1",
+    ]))
+}
