@@ -43,9 +43,9 @@ fn unescape_mount_path(s: &str) -> PathBuf {
 /// The cgroup2 mount of this host.
 pub fn cgroup2_mount() -> Result<PathBuf, KernelError> {
     let path = Path::new("/proc/self/mountinfo");
-    let text = std::fs::read_to_string(path).map_err(|source| KernelError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| KernelError::Read {
         path: path.into(),
-        source,
+        reason,
     })?;
     cgroup2_mount_in(&text).ok_or(KernelError::NoCgroup2)
 }

@@ -20,20 +20,20 @@ pub enum KernelError {
     )]
     NoBtf,
     /// The configured cgroup cannot be opened.
-    #[error("cannot open cgroup {path}: {source}")]
+    #[error("cannot open cgroup {path}: {}", plain(reason))]
     Cgroup {
         /// The cgroup directory.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (not a `source`: the message already says it once).
+        reason: std::io::Error,
     },
     /// Reading a procfs or sysfs file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {}", plain(reason))]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (not a `source`: the message already says it once).
+        reason: std::io::Error,
     },
     /// The eBPF object failed to load (maps, relocations).
     #[error("loading the eBPF object: {0}")]
@@ -65,4 +65,24 @@ pub enum KernelError {
         /// Why.
         source: aya::maps::MapError,
     },
+}
+
+/// An I/O error as a person reads it: "No such file or directory", without "(os error 2)".
+pub fn plain(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_drops_the_errno_suffix() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(super::plain(&e), "No such file or directory");
+        let custom = std::io::Error::other("boom");
+        assert_eq!(super::plain(&custom), "boom");
+    }
 }

@@ -66,15 +66,15 @@ impl Sensor {
     /// its pinned link or attaches it afresh and pins the new link.
     pub fn load(opts: &SensorOptions) -> Result<Self, KernelError> {
         super::preflight::check(&opts.pin_dir)?;
+        let cgroup = fs::File::open(&opts.cgroup).map_err(|reason| KernelError::Cgroup {
+            path: opts.cgroup.clone(),
+            reason,
+        })?;
         let maps = maps_dir(&opts.pin_dir);
         let links = links_dir(&opts.pin_dir);
         for d in [&opts.pin_dir, &maps, &links] {
             fs::create_dir_all(d).map_err(|e| pin_err(d, e))?;
         }
-        let cgroup = fs::File::open(&opts.cgroup).map_err(|source| KernelError::Cgroup {
-            path: opts.cgroup.clone(),
-            source,
-        })?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps)
             .load(EBPF_OBJECT)?;
@@ -84,13 +84,26 @@ impl Sensor {
             let link_path = links.join(name);
             if link_path.exists() {
                 let link = PinnedLink::from_pin(&link_path).map_err(|e| pin_err(&link_path, e))?;
-                pinned.push(link);
+                pinned.push((link, false));
                 adopted += 1;
                 continue;
             }
-            let link = attach_one(&mut ebpf, name, &cgroup)?;
-            pinned.push(link.pin(&link_path).map_err(|e| pin_err(&link_path, e))?);
+            let attached = attach_one(&mut ebpf, name, &cgroup)
+                .and_then(|link| link.pin(&link_path).map_err(|e| pin_err(&link_path, e)));
+            match attached {
+                Ok(link) => pinned.push((link, true)),
+                Err(e) => {
+                    // Half an attach is worse than none: undo what this start attached.
+                    for (link, ours) in pinned {
+                        if ours {
+                            let _ = link.unpin();
+                        }
+                    }
+                    return Err(e);
+                }
+            }
         }
+        let pinned = pinned.into_iter().map(|(l, _)| l).collect();
         Ok(Self {
             ebpf,
             links: pinned,

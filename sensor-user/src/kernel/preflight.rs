@@ -39,9 +39,9 @@ pub fn cap_eff_in(status: &str) -> Option<u64> {
 }
 
 fn read(path: &Path) -> Result<String, KernelError> {
-    std::fs::read_to_string(path).map_err(|source| KernelError::Read {
+    std::fs::read_to_string(path).map_err(|reason| KernelError::Read {
         path: path.into(),
-        source,
+        reason,
     })
 }
 
