@@ -45,6 +45,27 @@ pub fn qname_hash(msg: &[u8]) -> Option<u64> {
     None
 }
 
+/// Writes `name` (text, any case, optional trailing dot) in wire format into
+/// `out`, returning the length, or `None` for an empty or over-long label or a
+/// name longer than 255 wire bytes. The root is `"."` (or `""`).
+pub fn encode_name(name: &str, out: &mut [u8; MAX_QNAME_WIRE]) -> Option<usize> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut n = 0usize;
+    if !name.is_empty() {
+        for label in name.split('.') {
+            let len = label.len();
+            if len == 0 || len > 63 || n + 1 + len >= MAX_QNAME_WIRE {
+                return None;
+            }
+            out[n] = len as u8;
+            out[n + 1..n + 1 + len].copy_from_slice(label.as_bytes());
+            n += 1 + len;
+        }
+    }
+    *out.get_mut(n)? = 0;
+    Some(n + 1)
+}
+
 /// Hash of a wire-format name on its own (no DNS header in front).
 pub fn wire_name_hash(wire: &[u8]) -> Option<u64> {
     let mut h = FNV_OFFSET;

@@ -25,3 +25,10 @@ pub fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// `name` in DNS wire format (the encoding the kernel and agent hash).
+pub fn wire_name(name: &str) -> Vec<u8> {
+    let mut buf = [0u8; sensor_common::qname::MAX_QNAME_WIRE];
+    let n = sensor_common::qname::encode_name(name, &mut buf).unwrap_or(0);
+    buf[..n].to_vec()
+}

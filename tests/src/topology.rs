@@ -144,6 +144,14 @@ impl Topology {
         Ok(())
     }
 
+    /// A topology with the test DNS responder on the first server address of each family.
+    pub fn with_dns() -> anyhow::Result<Self> {
+        let mut t = Self::new()?;
+        t.serve(&["serve-dns", &format!("{}:53", SRV4[0])])?;
+        t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])])?;
+        Ok(t)
+    }
+
     /// Runs `mxprobe` as a client: in the client namespace and in the test cgroup.
     pub fn client(&self, args: &[&str]) -> anyhow::Result<String> {
         let script = format!(

@@ -8,6 +8,7 @@ use mxsentry_tests::{
     agent::test_pin_dir,
     require_privileges,
     topology::{SRV4, SRV6},
+    wire_name,
 };
 use serde_json::Value;
 
@@ -160,16 +161,12 @@ fn dns_over_udp_and_tcp_v4_and_v6_captured_byte_exact() {
     if !require_privileges("dns_capture") {
         return;
     }
-    let mut t = Topology::new().expect("topology");
-    t.serve(&["serve-dns", &format!("{}:53", SRV4[0])])
-        .expect("dns v4");
-    t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])])
-        .expect("dns v6");
+    let t = Topology::with_dns().expect("topology with DNS");
     let mut a = agent(&t, "dns", &[]);
     let name = long_mixed_name();
     let want_hash = format!(
         "{:016x}",
-        sensor_common::qname::wire_name_hash(&wire(&name)).expect("hash")
+        sensor_common::qname::wire_name_hash(&wire_name(&name)).expect("hash")
     );
     for transport in ["udp", "tcp"] {
         for server in [format!("{}:53", SRV4[0]), format!("[{}]:53", SRV6[0])] {
@@ -237,26 +234,12 @@ fn dns_over_udp_and_tcp_v4_and_v6_captured_byte_exact() {
     a.stop(libc::SIGINT).expect("stop");
 }
 
-fn wire(name: &str) -> Vec<u8> {
-    let mut w = Vec::new();
-    for l in name.split('.') {
-        w.push(l.len() as u8);
-        w.extend_from_slice(l.as_bytes());
-    }
-    w.push(0);
-    w
-}
-
 #[test]
 fn enforce_drops_answers_for_blocked_names_only() {
     if !require_privileges("dns_block") {
         return;
     }
-    let mut t = Topology::new().expect("topology");
-    t.serve(&["serve-dns", &format!("{}:53", SRV4[0])])
-        .expect("dns v4");
-    t.serve(&["serve-dns", &format!("[{}]:53", SRV6[0])])
-        .expect("dns v6");
+    let t = Topology::with_dns().expect("topology with DNS");
     let mut a = agent(&t, "dnsblock", &["--mode", "enforce"]);
     a.ctl(&["block-name", "Army.ML"]).expect("block name");
     for server in [format!("{}:53", SRV4[0]), format!("[{}]:53", SRV6[0])] {

@@ -13,6 +13,7 @@ use sensor_common::{
         BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_EXEMPT, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
         SMTP_PORTS,
     },
+    qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
 };
 
 use super::{KernelError, loader::maps_dir};
@@ -238,17 +239,14 @@ fn ignore_missing(r: Result<(), aya::maps::MapError>, name: &str) -> Result<(), 
 }
 
 /// The `qname_hash` of a domain name written as text (`army.mil`, `Army.MIL.`).
+/// The root (`""`, `"."`) is not a name anyone blocks, so it gives `None` too.
 pub fn name_hash(name: &str) -> Option<u64> {
-    let mut wire = Vec::with_capacity(name.len() + 2);
-    for label in name.trim_end_matches('.').split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return None;
-        }
-        wire.push(label.len() as u8);
-        wire.extend_from_slice(label.as_bytes());
+    if name.trim_end_matches('.').is_empty() {
+        return None;
     }
-    wire.push(0);
-    sensor_common::qname::wire_name_hash(&wire)
+    let mut wire = [0u8; MAX_QNAME_WIRE];
+    let n = encode_name(name, &mut wire)?;
+    wire_name_hash(&wire[..n])
 }
 
 #[cfg(test)]
@@ -271,5 +269,6 @@ mod tests {
         assert_ne!(name_hash("army.mil"), name_hash("army.ml"));
         assert_eq!(name_hash("a..b"), None);
         assert_eq!(name_hash(""), None);
+        assert_eq!(name_hash("."), None);
     }
 }

@@ -11,20 +11,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-
-fn wire_name(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        out.push(l.len() as u8);
-        out.extend_from_slice(l.as_bytes());
-    }
-    out.push(0);
-    out
-}
+use mxsentry_tests::wire_name;
 
 fn qtype(s: &str) -> anyhow::Result<u16> {
     Ok(match s {
