@@ -32,17 +32,6 @@ pub const SRV4: [&str; 3] = ["10.77.0.2", "10.77.0.3", "10.77.0.5"];
 /// IPv6 addresses of the server side.
 pub const SRV6: [&str; 3] = ["fd77::2", "fd77::3", "fd77::5"];
 
-fn cgroup2_root() -> anyhow::Result<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    text.lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .context("no cgroup2 mount")
-}
-
 impl Topology {
     /// Builds the namespaces, addresses and the cgroup.
     pub fn new() -> anyhow::Result<Self> {
@@ -53,7 +42,7 @@ impl Topology {
         );
         let cli = format!("mxt-c-{id}");
         let srv = format!("mxt-s-{id}");
-        let cgroup = cgroup2_root()?.join(format!("mxt-{id}"));
+        let cgroup = mxsentry::kernel::cgroup::cgroup2_mount()?.join(format!("mxt-{id}"));
         std::fs::create_dir_all(&cgroup).with_context(|| format!("mkdir {}", cgroup.display()))?;
         let t = Self {
             cli,

@@ -8,7 +8,6 @@ use mxsentry_tests::{
     agent::test_pin_dir,
     require_privileges,
     topology::{SRV4, SRV6},
-    wire_name,
 };
 use serde_json::Value;
 
@@ -151,6 +150,23 @@ fn blocked_addresses_refused_in_enforce_reported_in_monitor_and_mode_switches_li
     a.stop(libc::SIGTERM).expect("stop");
 }
 
+/// Waits for the DNS packet event with exactly these bytes, direction, family and transport.
+fn captured(
+    a: &mut Agent,
+    direction: &str,
+    family: &str,
+    transport: &str,
+    hex: &str,
+) -> anyhow::Result<Value> {
+    a.wait_for(WAIT, |v| {
+        v["event"] == "dns_packet"
+            && v["direction"] == direction
+            && v["family"] == family
+            && v["transport"] == transport
+            && v["data"] == hex
+    })
+}
+
 /// Mixed case and a 63-byte label: the kernel's hash must equal the agent's.
 fn long_mixed_name() -> String {
     format!("{}.MiXeD.Example", "L".repeat(31) + &"l".repeat(32))
@@ -166,7 +182,7 @@ fn dns_over_udp_and_tcp_v4_and_v6_captured_byte_exact() {
     let name = long_mixed_name();
     let want_hash = format!(
         "{:016x}",
-        sensor_common::qname::wire_name_hash(&wire_name(&name)).expect("hash")
+        mxsentry::kernel::maps::name_hash(&name).expect("hash")
     );
     for transport in ["udp", "tcp"] {
         for server in [format!("{}:53", SRV4[0]), format!("[{}]:53", SRV6[0])] {
@@ -185,28 +201,12 @@ fn dns_over_udp_and_tcp_v4_and_v6_captured_byte_exact() {
                     .as_str()
                     .unwrap_or_else(|| panic!("no answer {transport} {server} {qt}"))
                     .to_string();
-                let eg = a
-                    .wait_for(WAIT, |v| {
-                        v["event"] == "dns_packet"
-                            && v["direction"] == "egress"
-                            && v["family"] == fam
-                            && v["transport"] == transport
-                            && v["data"] == q.as_str()
-                    })
-                    .unwrap_or_else(|e| {
-                        panic!("query not captured {transport} {server} {qt}: {e}")
-                    });
-                let ing = a
-                    .wait_for(WAIT, |v| {
-                        v["event"] == "dns_packet"
-                            && v["direction"] == "ingress"
-                            && v["family"] == fam
-                            && v["transport"] == transport
-                            && v["data"] == ans.as_str()
-                    })
-                    .unwrap_or_else(|e| {
-                        panic!("answer not captured {transport} {server} {qt}: {e}")
-                    });
+                let eg = captured(&mut a, "egress", fam, transport, &q).unwrap_or_else(|e| {
+                    panic!("query not captured {transport} {server} {qt}: {e}")
+                });
+                let ing = captured(&mut a, "ingress", fam, transport, &ans).unwrap_or_else(|e| {
+                    panic!("answer not captured {transport} {server} {qt}: {e}")
+                });
                 for ev in [&eg, &ing] {
                     assert_eq!(ev["transport"], transport);
                     assert_eq!(

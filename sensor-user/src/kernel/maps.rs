@@ -98,16 +98,18 @@ pub struct VerdictMaps {
     lost: PerCpuArray<MapData, u64>,
 }
 
-fn open(dir: &Path, name: &str) -> Result<Map, KernelError> {
+/// Opens the map pinned at `dir/name` as the typed handle `T`.
+fn open<T>(dir: &Path, name: &str) -> Result<T, KernelError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
     let path: PathBuf = dir.join(name);
     let data = MapData::from_pin(&path).map_err(|source| KernelError::Map {
         name: format!("{name} ({})", path.display()),
         source,
     })?;
-    Map::from_map_data(data).map_err(|source| KernelError::Map {
-        name: name.to_string(),
-        source,
-    })
+    let map = Map::from_map_data(data).map_err(map_err(name))?;
+    T::try_from(map).map_err(map_err(name))
 }
 
 fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> KernelError + '_ {
@@ -122,23 +124,13 @@ impl VerdictMaps {
     pub fn open(pin_dir: &Path) -> Result<Self, KernelError> {
         let dir = maps_dir(pin_dir);
         Ok(Self {
-            mode: open(&dir, MODE)?.try_into().map_err(map_err(MODE))?,
-            ports: open(&dir, SMTP_PORTS)?
-                .try_into()
-                .map_err(map_err(SMTP_PORTS))?,
-            v4: open(&dir, BLOCKED_V4)?
-                .try_into()
-                .map_err(map_err(BLOCKED_V4))?,
-            v6: open(&dir, BLOCKED_V6)?
-                .try_into()
-                .map_err(map_err(BLOCKED_V6))?,
-            names: open(&dir, BLOCKED_NAMES)?
-                .try_into()
-                .map_err(map_err(BLOCKED_NAMES))?,
-            exempt: open(&dir, DNS_EXEMPT)?
-                .try_into()
-                .map_err(map_err(DNS_EXEMPT))?,
-            lost: open(&dir, LOST)?.try_into().map_err(map_err(LOST))?,
+            mode: open(&dir, MODE)?,
+            ports: open(&dir, SMTP_PORTS)?,
+            v4: open(&dir, BLOCKED_V4)?,
+            v6: open(&dir, BLOCKED_V6)?,
+            names: open(&dir, BLOCKED_NAMES)?,
+            exempt: open(&dir, DNS_EXEMPT)?,
+            lost: open(&dir, LOST)?,
         })
     }
 
