@@ -4,5 +4,7 @@
 //! `cli` holds the command implementations behind the thin `main.rs`.
 
 pub mod cli;
+pub mod config;
+pub mod detect;
 pub mod events;
 pub mod kernel;

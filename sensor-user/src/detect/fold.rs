@@ -1,0 +1,193 @@
+//! The visual key of a label: what it looks like, not what it spells.
+//!
+//! Non-ASCII characters go through the UTS #39 confusable skeleton, lose their combining
+//! marks (UTS #39 keeps `ạ` apart from `a` on purpose; a reader of a mail log does not),
+//! and Latin small capitals and hooked letters the skeleton leaves alone are mapped to
+//! their ASCII letter. Then ASCII look-alikes are merged: digraphs that read as one letter
+//! (`rn` → `m`, `vv` → `w`, `cl` → `d`) and letters or digits that pass for each other
+//! (`0`/`o`, `1`/`l`/`i`, `m`/`n`). Two labels with the same key look the same.
+
+use unicode_normalization::{UnicodeNormalization as _, char::is_combining_mark};
+
+/// Writes the visual key of `label` into `out` (cleared first). With `digraphs` false,
+/// letter pairs are not merged: an edit that splits `cl` (`barc-lays`) is then still one
+/// edit from the key of the protected name.
+pub fn fold_into(label: &str, out: &mut Vec<char>, digraphs: bool) {
+    out.clear();
+    if label.is_ascii() {
+        fold_ascii(label.chars(), out, digraphs);
+        return;
+    }
+    let mut plain = Vec::with_capacity(label.len());
+    for c in label.nfd().filter(|c| !is_combining_mark(*c)) {
+        if c.is_ascii() {
+            plain.push(c.to_ascii_lowercase());
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        for s in unicode_security::skeleton(c.encode_utf8(&mut buf)) {
+            for d in std::iter::once(s).nfd().filter(|d| !is_combining_mark(*d)) {
+                push_supplement(d, &mut plain);
+            }
+        }
+    }
+    fold_ascii(plain.into_iter(), out, digraphs);
+}
+
+/// The visual key of `label` as a new vector.
+pub fn fold(label: &str) -> Vec<char> {
+    let mut out = Vec::with_capacity(label.len());
+    fold_into(label, &mut out, true);
+    out
+}
+
+/// Whether two single characters look alike (same key).
+pub fn same_glyph(a: char, b: char) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return class(a.to_ascii_lowercase()) == class(b.to_ascii_lowercase());
+    }
+    fold(a.encode_utf8(&mut [0; 4])) == fold(b.encode_utf8(&mut [0; 4]))
+}
+
+/// The keys of `label` with and without digraphs merged (one if they are the same).
+pub fn variants(label: &str) -> Vec<Vec<char>> {
+    let full = fold(label);
+    let mut plain = Vec::with_capacity(label.len());
+    fold_into(label, &mut plain, false);
+    if plain == full {
+        vec![full]
+    } else {
+        vec![full, plain]
+    }
+}
+
+/// Letters UTS #39 leaves as themselves but that read as an ASCII letter.
+fn push_supplement(c: char, out: &mut Vec<char>) {
+    let mapped: &str = match c {
+        'ᴀ' => "a",
+        'ʙ' | 'ƅ' | 'ɓ' => "b",
+        'ᴄ' | 'ƈ' => "c",
+        'ᴅ' | 'ɗ' | 'ɖ' | 'đ' => "d",
+        'ᴇ' | 'ɇ' | 'ə' => "e",
+        'ꜰ' => "f",
+        'ɢ' | 'ǥ' => "g",
+        'ʜ' | 'ɦ' | 'ⱨ' | 'ħ' => "h",
+        'ɪ' | 'ɨ' | 'ı' => "i",
+        'ᴊ' | 'ɉ' | 'ʝ' => "j",
+        'ᴋ' | 'ĸ' | 'ⱪ' => "k",
+        'ʟ' | 'ł' | 'ɫ' => "l",
+        'ᴍ' | 'ʍ' | 'ɱ' => "m",
+        'ɴ' | 'ꞑ' | 'ŋ' => "n",
+        'ᴏ' | 'ø' => "o",
+        'ᴘ' | 'ƿ' | 'ƥ' => "p",
+        'ʠ' => "q",
+        'ʀ' | 'ɽ' | 'ɼ' | 'ɾ' | 'ɍ' => "r",
+        'ꜱ' | 'ʂ' => "s",
+        'ᴛ' | 'ƫ' | 'ŧ' => "t",
+        'ᴜ' | 'ʉ' => "u",
+        'ᴠ' | 'ᶌ' | 'ⱴ' | 'ⱱ' => "v",
+        'ᴡ' | 'ⱳ' => "w",
+        'ʏ' | 'ɏ' | 'ƴ' => "y",
+        'ᴢ' | 'ⱬ' | 'ʐ' | 'ƶ' => "z",
+        'ƻ' => "2",
+        'ʒ' => "3",
+        'ƽ' => "5",
+        'æ' => "ae",
+        'œ' => "oe",
+        _ => {
+            out.extend(c.to_lowercase());
+            return;
+        }
+    };
+    out.extend(mapped.chars());
+}
+
+/// Two ASCII letters that read as one.
+fn digraph(a: char, b: char) -> Option<char> {
+    Some(match (a, b) {
+        ('r', 'n') | ('n', 'n') => 'm',
+        ('v', 'v') => 'w',
+        ('c', 'l') | ('d', 'l') => 'd',
+        ('l', 'b') => 'b',
+        ('l', 'h') => 'h',
+        ('l', 'c') => 'k',
+        _ => return None,
+    })
+}
+
+/// One representative per group of ASCII characters that pass for each other.
+fn class(c: char) -> char {
+    match c {
+        '0' => 'o',
+        '1' | 'i' | 'I' => 'l',
+        '3' => '8',
+        '9' => '6',
+        'b' => 'd',
+        'c' => 'e',
+        'q' => 'g',
+        'v' => 'u',
+        'm' => 'n',
+        c => c.to_ascii_lowercase(),
+    }
+}
+
+fn fold_ascii(chars: impl Iterator<Item = char>, out: &mut Vec<char>, digraphs: bool) {
+    let mut pending: Option<char> = None;
+    for c in chars {
+        let c = c.to_ascii_lowercase();
+        if !digraphs {
+            out.push(class(c));
+            continue;
+        }
+        match pending.take() {
+            Some(p) => match digraph(p, c) {
+                Some(d) => out.push(class(d)),
+                None => {
+                    out.push(class(p));
+                    pending = Some(c);
+                }
+            },
+            None => pending = Some(c),
+        }
+    }
+    if let Some(p) = pending {
+        out.push(class(p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        fold(s).into_iter().collect()
+    }
+
+    #[test]
+    fn ascii_lookalikes_share_a_key() {
+        assert_eq!(key("rnicrosoft"), key("microsoft"));
+        assert_eq!(key("paypa1"), key("paypal"));
+        assert_eq!(key("g00gle"), key("google"));
+        assert_eq!(key("vvikipedia"), key("wikipedia"));
+        assert_eq!(key("clomain"), key("domain"));
+        assert_ne!(key("army"), key("navy"));
+    }
+
+    #[test]
+    fn other_scripts_fold_through_the_skeleton() {
+        // Cyrillic а, р, р, ӏ, е: the classic whole-script spoof of "apple".
+        assert_eq!(key("аррӏе"), key("apple"));
+        // Greek omicron, Armenian oh.
+        assert_eq!(key("gοοgle"), key("google"));
+        assert_eq!(key("gօօgle"), key("google"));
+        // Cyrillic em reads as m only after the small-capital supplement.
+        assert_eq!(key("аrмy"), key("army"));
+    }
+
+    #[test]
+    fn diacritics_and_small_capitals_fold_away() {
+        assert_eq!(key("ạrmy"), key("army"));
+        assert_eq!(key("ʀᴍʏ"), key("rmy"));
+        assert_eq!(key("ɫabel"), key("label"));
+    }
+}
