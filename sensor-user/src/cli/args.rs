@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::detect::Action;
 use crate::kernel::{
     DEFAULT_PIN_DIR,
     maps::{Cidr, Mode},
@@ -25,6 +26,33 @@ pub enum Command {
     Run(RunArgs),
     /// Change the verdict maps of a running (or kept-attached) sensor.
     Ctl(CtlArgs),
+    /// Classify domains: protected, allowed, clean, typosquat (and why) or invalid.
+    Check(CheckArgs),
+}
+
+/// Options of `mxsentry check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// TOML config whose [policy] section to use.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Protect a domain or public suffix; `ENTRY=block` gives it its own action.
+    #[arg(long, value_name = "ENTRY[=alert|block]")]
+    pub protect: Vec<String>,
+    /// Never report this name or anything under it.
+    #[arg(long, value_name = "ENTRY")]
+    pub allow: Vec<String>,
+    /// Do not allow the built-in list of major mail providers.
+    #[arg(long)]
+    pub no_builtin_allow: bool,
+    /// Action for protected entries that name none.
+    #[arg(long, value_enum)]
+    pub default_action: Option<Action>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Names to classify; read one per line from stdin when none are given.
+    pub names: Vec<String>,
 }
 
 /// Options of `mxsentry run`.

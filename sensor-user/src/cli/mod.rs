@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and one module per command.
 
 pub mod args;
+pub mod check;
 pub mod ctl;
 pub mod run;
 

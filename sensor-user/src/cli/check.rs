@@ -1,0 +1,119 @@
+//! `mxsentry check`: classify names from the command line or stdin, streaming.
+
+use std::io::{BufRead, BufWriter, Write};
+
+use anyhow::Context as _;
+
+use super::args::CheckArgs;
+use crate::{
+    config::{Config, PolicySection},
+    detect::{Engine, Policy, ProtectEntry, Report, Verdict},
+};
+
+/// Builds the policy from the config file (if any) plus the command-line entries.
+fn policy(args: &CheckArgs) -> anyhow::Result<Policy> {
+    let section = match &args.config {
+        Some(path) => Config::load(path)?.policy,
+        None => PolicySection::default(),
+    };
+    let mut policy = section.to_policy()?;
+    for p in &args.protect {
+        let (entry, action) = match p.split_once('=') {
+            Some((e, a)) => {
+                let action = clap::ValueEnum::from_str(a, true)
+                    .map_err(|_| anyhow::anyhow!("--protect {p}: action must be alert or block"))?;
+                (e, Some(action))
+            }
+            None => (p.as_str(), None),
+        };
+        policy.protect.push(ProtectEntry {
+            entry: entry.to_string(),
+            action,
+        });
+    }
+    policy.allow.extend(args.allow.iter().cloned());
+    if args.no_builtin_allow {
+        policy.builtin_allow = false;
+    }
+    if let Some(a) = args.default_action {
+        policy.default_action = a;
+    }
+    Ok(policy)
+}
+
+/// Runs `mxsentry check`.
+pub fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let engine = Engine::new(&policy(&args)?)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if !args.json {
+        writeln!(
+            out,
+            "{:<40} {:<10} {:<20} {:<22} {:>5}  EXPLANATION",
+            "DOMAIN", "VERDICT", "TARGET", "RULE", "SCORE"
+        )?;
+    }
+    let result = if args.names.is_empty() {
+        // Our own buffer (reads of 64 KiB bypass stdin's) so we can see when it is drained.
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin().lock());
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            buf.clear();
+            // About to wait for input: let the reader see every answer so far.
+            if input.buffer().is_empty()
+                && let Err(e) = out.flush()
+            {
+                break Err(e);
+            }
+            if input.read_until(b'\n', &mut buf).context("reading stdin")? == 0 {
+                break Ok(());
+            }
+            // Not UTF-8 is not a domain; the replacement character makes it invalid.
+            let line = String::from_utf8_lossy(&buf);
+            if let Err(e) = emit(
+                &engine,
+                line.trim_end_matches(['\n', '\r']),
+                args.json,
+                &mut out,
+            ) {
+                break Err(e);
+            }
+        }
+    } else {
+        args.names
+            .iter()
+            .try_for_each(|n| emit(&engine, n, args.json, &mut out))
+    };
+    match result.and_then(|()| out.flush()) {
+        // A closed pipe (`| head`) is the reader's choice, not our failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing stdout"),
+    }
+}
+
+fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io::Result<()> {
+    let verdict = engine.classify(raw);
+    let domain = match &verdict {
+        Verdict::Invalid(_) => raw.to_string(),
+        _ => crate::detect::Name::parse(raw)
+            .map(|n| n.ascii)
+            .unwrap_or_else(|_| raw.to_string()),
+    };
+    let report = Report::new(&domain, &verdict);
+    if json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)
+    } else {
+        let score = report.score.map(|s| format!("{s:.2}")).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<40} {:<10} {:<20} {:<22} {:>5}  {}",
+            report.domain,
+            report.verdict,
+            report.target.unwrap_or("-"),
+            report.rule.unwrap_or("-"),
+            score,
+            report.explanation.as_deref().unwrap_or("")
+        )
+    }
+}

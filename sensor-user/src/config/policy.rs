@@ -1,0 +1,194 @@
+//! The `[policy]` section: protected entries, allow list, words, suffix swaps.
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{
+        Error as _, MapAccess, Visitor,
+        value::{MapAccessDeserializer, StrDeserializer},
+    },
+};
+
+use crate::detect::{Action, Name, Policy, PolicyError, ProtectEntry};
+
+/// A domain checked while the file is parsed, so the error carries its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain(pub String);
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match Name::parse(&s) {
+            Ok(_) => Ok(Domain(s)),
+            Err(e) => Err(D::Error::custom(format!("{s:?} is not a domain: {e}"))),
+        }
+    }
+}
+
+/// A protected entry: a bare domain, or a table with its own action.
+#[derive(Debug, Clone)]
+pub enum ProtectItem {
+    /// `"army.mil"`
+    Bare(Domain),
+    /// `{ entry = "army.mil", action = "block" }`
+    Full(FullEntry),
+}
+
+// Written by hand: serde's untagged enums hide the inner error (and its line).
+impl<'de> Deserialize<'de> for ProtectItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ProtectItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a domain, or { entry = \"domain\", action = \"alert\" | \"block\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ProtectItem, E> {
+                Domain::deserialize(StrDeserializer::<E>::new(s)).map(ProtectItem::Bare)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProtectItem, A::Error> {
+                FullEntry::deserialize(MapAccessDeserializer::new(map)).map(ProtectItem::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The table form of a protected entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullEntry {
+    /// Domain or public suffix.
+    pub entry: Domain,
+    /// alert or block.
+    pub action: Option<Action>,
+}
+
+/// `[policy]` as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Protected domains and public suffixes.
+    #[serde(default)]
+    pub protect: Vec<ProtectItem>,
+    /// Names never reported (each covers its subdomains).
+    #[serde(default)]
+    pub allow: Vec<Domain>,
+    /// Allow the built-in list of major mail providers.
+    #[serde(default = "yes")]
+    pub builtin_allow: bool,
+    /// Action for entries that name none.
+    #[serde(default = "alert")]
+    pub default_action: Action,
+    /// Extra dictionary words.
+    #[serde(default)]
+    pub words: Vec<String>,
+    /// Extra pairs of suffixes people confuse.
+    #[serde(default)]
+    pub suffix_swaps: Vec<(Domain, Domain)>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn alert() -> Action {
+    Action::Alert
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            protect: Vec::new(),
+            allow: Vec::new(),
+            builtin_allow: true,
+            default_action: Action::Alert,
+            words: Vec::new(),
+            suffix_swaps: Vec::new(),
+        }
+    }
+}
+
+impl PolicySection {
+    /// The engine's policy, checked.
+    pub fn to_policy(&self) -> Result<Policy, PolicyError> {
+        let policy = Policy {
+            protect: self
+                .protect
+                .iter()
+                .map(|p| match p {
+                    ProtectItem::Bare(d) => ProtectEntry {
+                        entry: d.0.clone(),
+                        action: None,
+                    },
+                    ProtectItem::Full(f) => ProtectEntry {
+                        entry: f.entry.0.clone(),
+                        action: f.action,
+                    },
+                })
+                .collect(),
+            allow: self.allow.iter().map(|d| d.0.clone()).collect(),
+            builtin_allow: self.builtin_allow,
+            default_action: self.default_action,
+            words: self.words.clone(),
+            suffix_swaps: self
+                .suffix_swaps
+                .iter()
+                .map(|(a, b)| (a.0.clone(), b.0.clone()))
+                .collect(),
+        };
+        // Build once to surface bad words and the like at load time.
+        crate::detect::Engine::new(&policy)?;
+        Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{Config, ConfigError};
+    use crate::detect::Action;
+
+    #[test]
+    fn entries_bare_or_with_action() {
+        let cfg = Config::parse(
+            r#"
+[policy]
+default_action = "alert"
+protect = ["example.com", { entry = "army.mil", action = "block" }, "mil"]
+allow = ["partner.example"]
+words = ["recruiting"]
+suffix_swaps = [["com", "cc"]]
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let p = cfg.policy.to_policy().unwrap();
+        assert_eq!(p.protect.len(), 3);
+        assert_eq!(p.protect[1].action, Some(Action::Block));
+        assert_eq!(p.allow, vec!["partner.example".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let err = |text: &str| match Config::parse(text, Path::new("t.toml")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {text}"),
+        };
+        let e = err("[policy]\nprotect = [\"ok.com\",\n  \"bad..name\"]\n");
+        assert!(
+            e.contains("line 3") && e.contains("bad..name") && e.contains("empty label"),
+            "{e}"
+        );
+        let e = err("[policy]\nprotekt = []\n");
+        assert!(e.contains("line 2") && e.contains("protekt"), "{e}");
+        let e = err("[policy]\ndefault_action = \"drop\"\n");
+        assert!(e.contains("line 2") && e.contains("drop"), "{e}");
+        let e = err("[policy]\nwords = [\"a b\"]\n");
+        assert!(e.contains("dictionary word"), "{e}");
+        assert!(matches!(
+            Config::load(Path::new("/nonexistent/mxsentry.toml")),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}
