@@ -1,6 +1,7 @@
 //! `cargo xtask`: set-up, tests and running the sensor from a fresh machine.
 
 mod cmd;
+mod quality;
 mod run;
 mod setup;
 mod test;
@@ -20,6 +21,12 @@ enum Task {
     Setup,
     /// Set up, then fmt check, clippy, unit tests and the privileged tests.
     Test,
+    /// Recall on a dnstwist corpus and false positives on real domains, against targets.
+    Quality {
+        /// Rewrite docs/quality.md with the results.
+        #[arg(long)]
+        write: bool,
+    },
     /// Set up, build and run the sensor; extra arguments go to `mxsentry run`.
     Run {
         /// Arguments for `mxsentry run`.
@@ -32,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::setup(),
         Task::Test => test::test(),
+        Task::Quality { write } => quality::quality(write),
         Task::Run { args } => run::run(&args),
     }
 }

@@ -11,7 +11,13 @@ use anyhow::{Context as _, bail};
 use crate::cmd::{output, run};
 
 /// Debian packages the test suite runs (command to probe, package to install).
-const PACKAGES: &[(&str, &str)] = &[("ip", "iproute2"), ("bpftool", "bpftool")];
+const PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("bpftool", "bpftool"),
+    // The detection-quality fixtures: dnstwist from PyPI, domain lists from npm.
+    ("python3", "python3"),
+    ("npm", "npm"),
+];
 
 /// Everything: toolchain pieces, packages, bpffs.
 pub fn setup() -> anyhow::Result<()> {
@@ -108,11 +114,18 @@ fn have(cmd: &str) -> bool {
 }
 
 fn packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    let mut missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(c, _)| !have(c))
         .map(|(_, p)| *p)
         .collect();
+    // Debian splits venv (and the pip it bootstraps) out of python3.
+    let venv = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .output();
+    if !venv.is_ok_and(|o| o.status.success()) {
+        missing.push("python3-venv");
+    }
     if missing.is_empty() {
         return Ok(());
     }

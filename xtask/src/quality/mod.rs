@@ -1,0 +1,174 @@
+//! `cargo xtask quality`: recall on a dnstwist lookalike corpus and false positives on
+//! real domain lists, measured through the real `mxsentry check`.
+
+mod fixtures;
+mod report;
+
+use std::{
+    collections::BTreeMap,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::cmd::{root, run};
+
+/// Lowest recall any rule class may have.
+pub const MIN_RECALL: f64 = 0.99;
+/// Highest false-positive rate on the real-domain lists.
+pub const MAX_FP_RATE: f64 = 0.001;
+
+/// One corpus line from `tests/quality/corpus.py`.
+#[derive(Deserialize)]
+struct Case {
+    domain: String,
+    class: String,
+    target: String,
+    source: String,
+}
+
+/// One line of `mxsentry check --json`.
+#[derive(Deserialize)]
+struct Verdict {
+    domain: String,
+    verdict: String,
+    target: Option<String>,
+    rule: Option<String>,
+}
+
+/// Counts for one rule class.
+#[derive(Default)]
+pub struct ClassStats {
+    total: usize,
+    detected: usize,
+    excluded: usize,
+    misses: Vec<String>,
+}
+
+/// Everything the report shows.
+pub struct Results {
+    protected: Vec<String>,
+    classes: BTreeMap<(String, String), ClassStats>,
+    fp_checked: usize,
+    fp_skipped: BTreeMap<String, usize>,
+    false_positives: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct PolicyFile {
+    policy: PolicyProtect,
+}
+
+#[derive(Deserialize)]
+struct PolicyProtect {
+    protect: Vec<String>,
+}
+
+/// Runs `mxsentry check --json` with `policy` over `names`.
+fn classify(bin: &Path, policy: &Path, names: &[String]) -> anyhow::Result<Vec<Verdict>> {
+    let mut child = Command::new(bin)
+        .args(["check", "--json", "--config"])
+        .arg(policy)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut stdin = child.stdin.take().context("stdin of mxsentry check")?;
+    let input = names.join("\n") + "\n";
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("stdin writer panicked"))??;
+    if !out.status.success() {
+        bail!("mxsentry check failed: {}", out.status);
+    }
+    let verdicts: Vec<Verdict> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("parsing mxsentry check output")?;
+    if verdicts.len() != names.len() {
+        bail!(
+            "mxsentry check answered {} of {} names",
+            verdicts.len(),
+            names.len()
+        );
+    }
+    Ok(verdicts)
+}
+
+/// Generates the corpus, classifies it and the real-domain lists, checks the targets;
+/// with `write`, also rewrites `docs/quality.md`.
+pub fn quality(write: bool) -> anyhow::Result<()> {
+    let root = root();
+    let work = root.join("target/quality");
+    std::fs::create_dir_all(&work)?;
+    let policy = root.join("tests/quality/policy.toml");
+    let text = std::fs::read_to_string(&policy).context("reading tests/quality/policy.toml")?;
+    let protected = toml::from_str::<PolicyFile>(&text)?.policy.protect;
+
+    run(Command::new("cargo")
+        .args(["build", "--quiet", "-p", "sensor-user"])
+        .current_dir(&root))?;
+    let bin: PathBuf = root.join("target/debug/mxsentry");
+
+    let corpus = fixtures::corpus(&work, &root.join("tests/quality"), &protected)?;
+    let cases: Vec<Case> = corpus
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("parsing the corpus")?;
+    let names: Vec<String> = cases.iter().map(|c| c.domain.clone()).collect();
+    let verdicts = classify(&bin, &policy, &names)?;
+    let mut classes: BTreeMap<(String, String), ClassStats> = BTreeMap::new();
+    for (case, v) in cases.iter().zip(&verdicts) {
+        let s = classes
+            .entry((case.source.clone(), case.class.clone()))
+            .or_default();
+        if v.verdict == "protected" || v.verdict == "allowed" {
+            s.excluded += 1;
+            continue;
+        }
+        s.total += 1;
+        if v.verdict == "typosquat" && v.target.as_deref() == Some(&case.target) {
+            s.detected += 1;
+        } else if s.misses.len() < 8 {
+            s.misses
+                .push(format!("{} ({}: {})", case.domain, case.target, v.verdict));
+        }
+    }
+
+    let sites = fixtures::real_domains(&work)?;
+    let verdicts = classify(&bin, &policy, &sites)?;
+    let mut fp_skipped = BTreeMap::new();
+    let mut false_positives = Vec::new();
+    let mut fp_checked = 0;
+    for v in &verdicts {
+        match v.verdict.as_str() {
+            "clean" => fp_checked += 1,
+            "typosquat" => {
+                fp_checked += 1;
+                false_positives.push((v.domain.clone(), v.rule.clone().unwrap_or_default()));
+            }
+            other => *fp_skipped.entry(other.to_string()).or_default() += 1,
+        }
+    }
+    let results = Results {
+        protected,
+        classes,
+        fp_checked,
+        fp_skipped,
+        false_positives,
+    };
+    let text = report::markdown(&results);
+    print!("{text}");
+    if write {
+        std::fs::write(root.join("docs/quality.md"), &text)?;
+        eprintln!("wrote docs/quality.md");
+    }
+    report::check(&results)
+}
