@@ -1,0 +1,320 @@
+//! Reading a captured DNS message with hickory-proto, record by record, so a capture cut
+//! short still yields every record before the cut.
+
+use std::net::IpAddr;
+
+use hickory_proto::{
+    op::{Header, MessageType, OpCode, Query, ResponseCode},
+    rr::{RData, Record, RecordType},
+    serialize::binary::{BinDecodable, BinDecoder},
+};
+
+/// Question types the agent acts on; everything else is counted as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Mail exchanger.
+    Mx,
+    /// Canonical name.
+    Cname,
+    /// Anything else.
+    Other,
+}
+
+impl QType {
+    /// Label value for metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            QType::A => "A",
+            QType::Aaaa => "AAAA",
+            QType::Mx => "MX",
+            QType::Cname => "CNAME",
+            QType::Other => "other",
+        }
+    }
+
+    fn from(t: RecordType) -> Self {
+        match t {
+            RecordType::A => QType::A,
+            RecordType::AAAA => QType::Aaaa,
+            RecordType::MX => QType::Mx,
+            RecordType::CNAME => QType::Cname,
+            _ => QType::Other,
+        }
+    }
+}
+
+/// What a record says, for the records the agent uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// An address for the owner name.
+    Addr(IpAddr),
+    /// The owner is an alias of this name.
+    Cname(String),
+    /// A mail exchanger for the owner.
+    Mx {
+        /// Lower is preferred.
+        preference: u16,
+        /// The exchange host.
+        exchange: String,
+    },
+}
+
+/// One resource record from the answer or additional section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Owner name, lower case, no trailing dot.
+    pub name: String,
+    /// Time to live, seconds.
+    pub ttl: u32,
+    /// The data.
+    pub data: Data,
+}
+
+/// A parsed DNS message: the question and the records the agent uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Transaction id.
+    pub id: u16,
+    /// A response (QR set) rather than a query.
+    pub response: bool,
+    /// NXDOMAIN: the name does not exist.
+    pub nxdomain: bool,
+    /// The response code is an error other than NXDOMAIN (SERVFAIL, REFUSED...).
+    pub failed: bool,
+    /// The TC bit: the sender cut the message short (the client retries over TCP).
+    pub truncated: bool,
+    /// The question name, lower case, no trailing dot.
+    pub qname: String,
+    /// The question type.
+    pub qtype: QType,
+    /// Address, CNAME and MX records from the answer and additional sections.
+    pub records: Vec<Answer>,
+    /// The capture ended before the message did; `records` holds what came before.
+    pub partial: bool,
+}
+
+/// Why a captured payload is not a usable DNS message (the metric's `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Fewer than 12 bytes.
+    #[error("shorter than a DNS header")]
+    ShortHeader,
+    /// Not a standard query or its response (updates, notifies...).
+    #[error("not a standard query")]
+    NotQuery,
+    /// Zero or several questions: not the shape resolvers send.
+    #[error("question count is not 1")]
+    QuestionCount,
+    /// The question does not decode.
+    #[error("question does not decode")]
+    BadQuestion,
+    /// A record does not decode although the capture holds the whole message.
+    #[error("record does not decode")]
+    BadRecord,
+}
+
+impl ParseError {
+    /// Every reason, so each metric series exists from the start.
+    pub const ALL: [ParseError; 5] = [
+        ParseError::ShortHeader,
+        ParseError::NotQuery,
+        ParseError::QuestionCount,
+        ParseError::BadQuestion,
+        ParseError::BadRecord,
+    ];
+
+    /// Label value for metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ParseError::ShortHeader => "short_header",
+            ParseError::NotQuery => "not_query",
+            ParseError::QuestionCount => "question_count",
+            ParseError::BadQuestion => "bad_question",
+            ParseError::BadRecord => "bad_record",
+        }
+    }
+}
+
+/// Lower-case text form of a name, without the root dot.
+pub fn name_text(n: &hickory_proto::rr::Name) -> String {
+    let mut s = n.to_ascii();
+    if s.ends_with('.') {
+        s.pop();
+    }
+    s.make_ascii_lowercase();
+    s
+}
+
+/// Parses `captured`, the first bytes of a message that was `msg_len` bytes long.
+pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
+    let cut = captured.len() < msg_len;
+    let mut d = BinDecoder::new(captured);
+    let header = Header::read(&mut d).map_err(|_| ParseError::ShortHeader)?;
+    let meta = header.metadata;
+    if meta.op_code != OpCode::Query {
+        return Err(ParseError::NotQuery);
+    }
+    if header.counts.queries != 1 {
+        return Err(ParseError::QuestionCount);
+    }
+    let query = Query::read(&mut d).map_err(|_| ParseError::BadQuestion)?;
+    let mut msg = Message {
+        id: meta.id,
+        response: meta.message_type == MessageType::Response,
+        nxdomain: meta.response_code == ResponseCode::NXDomain,
+        failed: !matches!(
+            meta.response_code,
+            ResponseCode::NoError | ResponseCode::NXDomain
+        ),
+        truncated: meta.truncation,
+        qname: name_text(query.name()),
+        qtype: QType::from(query.query_type()),
+        records: Vec::new(),
+        partial: false,
+    };
+    let c = header.counts;
+    // Authorities sit between answers and additionals: read them to reach the glue.
+    let sections = [
+        (c.answers, true),
+        (c.authorities, false),
+        (c.additionals, true),
+    ];
+    for (count, keep) in sections {
+        for _ in 0..count {
+            match Record::read(&mut d) {
+                Ok(r) if keep => msg.records.extend(answer(&r)),
+                Ok(_) => {}
+                Err(_) if cut => {
+                    msg.partial = true;
+                    return Ok(msg);
+                }
+                Err(_) => return Err(ParseError::BadRecord),
+            }
+        }
+    }
+    Ok(msg)
+}
+
+fn answer(r: &Record) -> Option<Answer> {
+    let data = match &r.data {
+        RData::A(a) => Data::Addr(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Data::Addr(IpAddr::V6(a.0)),
+        RData::CNAME(c) => Data::Cname(name_text(&c.0)),
+        RData::MX(mx) => Data::Mx {
+            preference: mx.preference,
+            exchange: name_text(&mx.exchange),
+        },
+        _ => return None,
+    };
+    Some(Answer {
+        name: name_text(&r.name),
+        ttl: r.ttl,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, str::FromStr};
+
+    use hickory_proto::{
+        op::{Message as HMessage, Query},
+        rr::{
+            Name, RData, Record, RecordType,
+            rdata::{A, CNAME, MX},
+        },
+    };
+
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    fn response() -> Vec<u8> {
+        let mut m = HMessage::response(0x1234, hickory_proto::op::OpCode::Query);
+        m.add_query(Query::query(name("Army.ML."), RecordType::MX));
+        m.add_answer(Record::from_rdata(
+            name("army.ml."),
+            300,
+            RData::CNAME(CNAME(name("mail.army.ml."))),
+        ));
+        m.add_answer(Record::from_rdata(
+            name("mail.army.ml."),
+            300,
+            RData::MX(MX::new(10, name("mx.army.ml."))),
+        ));
+        m.add_additional(Record::from_rdata(
+            name("mx.army.ml."),
+            60,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, 9))),
+        ));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn answers_with_compression_cname_mx_and_glue() {
+        let bytes = response();
+        let m = parse(&bytes, bytes.len()).unwrap();
+        assert!(m.response && !m.nxdomain && !m.partial);
+        assert_eq!(m.qname, "army.ml");
+        assert_eq!(m.qtype, QType::Mx);
+        assert_eq!(m.records.len(), 3);
+        assert_eq!(m.records[0].data, Data::Cname("mail.army.ml".into()));
+        assert_eq!(
+            m.records[1].data,
+            Data::Mx {
+                preference: 10,
+                exchange: "mx.army.ml".into()
+            }
+        );
+        assert_eq!(m.records[2].name, "mx.army.ml");
+        assert_eq!(m.records[2].ttl, 60);
+    }
+
+    #[test]
+    fn a_cut_capture_keeps_what_came_before_the_cut() {
+        let bytes = response();
+        let cut = &bytes[..bytes.len() - 3];
+        let m = parse(cut, bytes.len()).unwrap();
+        assert!(m.partial);
+        assert_eq!(m.records.len(), 2);
+        // The same bytes claiming to be whole are a broken record.
+        assert_eq!(parse(cut, cut.len()), Err(ParseError::BadRecord));
+    }
+
+    #[test]
+    fn garbage_is_counted_by_reason_never_a_panic() {
+        assert_eq!(parse(&[1, 2, 3], 3), Err(ParseError::ShortHeader));
+        let mut q = HMessage::query();
+        q.add_query(Query::query(name("a.example."), RecordType::A));
+        let mut bytes = q.to_vec().unwrap();
+        bytes[2] |= 0x28; // opcode 5 (UPDATE)
+        assert_eq!(parse(&bytes, bytes.len()), Err(ParseError::NotQuery));
+        let mut two = q.to_vec().unwrap();
+        two[5] = 2;
+        assert_eq!(parse(&two, two.len()), Err(ParseError::QuestionCount));
+        let mut bad = q.to_vec().unwrap();
+        bad[12] = 0xc0; // a pointer as the first label, pointing forward
+        bad[13] = 0xff;
+        assert_eq!(parse(&bad, bad.len()), Err(ParseError::BadQuestion));
+        for len in 0..64 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let _ = parse(&junk, junk.len());
+        }
+    }
+
+    #[test]
+    fn nxdomain_is_seen() {
+        let mut m = HMessage::response(7, hickory_proto::op::OpCode::Query);
+        m.add_query(Query::query(name("army.ml."), RecordType::A));
+        m.metadata.response_code = hickory_proto::op::ResponseCode::NXDomain;
+        let bytes = m.to_vec().unwrap();
+        let p = parse(&bytes, bytes.len()).unwrap();
+        assert!(p.nxdomain && p.records.is_empty());
+    }
+}
