@@ -1,0 +1,84 @@
+//! Who made a connect or sent a query: process, executable, cgroup, container.
+
+use serde::Serialize;
+
+use super::container::from_cgroup_path;
+
+/// The process behind an event, as much as /proc still tells.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Process {
+    /// Thread-group id (the PID users see).
+    pub tgid: u32,
+    /// Command name from the kernel.
+    pub comm: String,
+    /// Executable path, when the process still exists and /proc is readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// cgroup v2 path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Container id, when the cgroup path has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Kubernetes pod UID, when the cgroup path has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+/// The cgroup v2 path in the text of `/proc/PID/cgroup` (the `0::` line).
+pub fn cgroup_v2_path(proc_cgroup: &str) -> Option<String> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim().to_string())
+}
+
+/// Describes process `tgid` whose kernel command name is `comm`, reading `proc_root`
+/// (`/proc`, or a mounted host /proc in a container).
+pub fn describe(proc_root: &std::path::Path, tgid: u32, comm: String) -> Process {
+    let dir = proc_root.join(tgid.to_string());
+    let exe = std::fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|p| p.display().to_string());
+    let cgroup = std::fs::read_to_string(dir.join("cgroup"))
+        .ok()
+        .as_deref()
+        .and_then(cgroup_v2_path);
+    let c = cgroup.as_deref().map(from_cgroup_path).unwrap_or_default();
+    Process {
+        tgid,
+        comm,
+        exe,
+        cgroup,
+        container_id: c.id,
+        pod_uid: c.pod_uid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_line_of_proc_cgroup() {
+        let text = "12:memory:/legacy\n0::/system.slice/postfix.service\n";
+        assert_eq!(
+            cgroup_v2_path(text).as_deref(),
+            Some("/system.slice/postfix.service")
+        );
+        assert_eq!(cgroup_v2_path("1:name=systemd:/x\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_described() {
+        let p = describe(
+            std::path::Path::new("/proc"),
+            std::process::id(),
+            "test".into(),
+        );
+        assert!(p.exe.is_some());
+        assert!(p.cgroup.is_some());
+        let gone = describe(std::path::Path::new("/proc"), u32::MAX, "gone".into());
+        assert_eq!(gone.exe, None);
+    }
+}

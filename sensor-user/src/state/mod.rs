@@ -1,0 +1,3 @@
+//! Bounded in-memory state shared by the agent's parts.
+
+pub mod lru;
