@@ -1,10 +1,18 @@
 //! mxsentry: an eBPF sensor that stops mail leaving for a lookalike domain.
 //!
 //! `kernel` loads and drives the eBPF programs, `events` decodes what they send,
-//! `cli` holds the command implementations behind the thin `main.rs`.
+//! `dns` parses and learns from DNS messages, `detect` is the typosquat engine,
+//! `attrib` names processes and containers, `agent` is the decision pipeline and its
+//! runtime (event log, metrics, alerts), `config` the TOML file, `cli` the commands
+//! behind the thin `main.rs`.
 
+pub mod agent;
+pub mod alert;
+pub mod attrib;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod dns;
 pub mod events;
 pub mod kernel;
+pub mod state;

@@ -28,6 +28,8 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Classify domains: protected, allowed, clean, typosquat (and why) or invalid.
     Check(CheckArgs),
+    /// Run the pipeline over a packet capture (no privileges) and print its events.
+    Replay(ReplayArgs),
 }
 
 /// Options of `mxsentry check`.
@@ -55,24 +57,56 @@ pub struct CheckArgs {
     pub names: Vec<String>,
 }
 
-/// Options of `mxsentry run`.
+/// Options of `mxsentry run`. Command-line values win over the config file, also
+/// across reloads.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    /// TOML config (default /etc/mxsentry/mxsentry.toml; without it, nothing is protected).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Validate the config and exit.
+    #[arg(long)]
+    pub check_config: bool,
     /// bpffs directory for pinned maps and links.
-    #[arg(long, default_value = DEFAULT_PIN_DIR)]
-    pub pin_dir: PathBuf,
+    #[arg(long)]
+    pub pin_dir: Option<PathBuf>,
     /// cgroup v2 directory to attach to (default: the cgroup v2 root).
     #[arg(long)]
     pub cgroup: Option<PathBuf>,
-    /// Global mode written to the kernel at start.
-    #[arg(long, value_enum, default_value_t = Mode::Monitor)]
-    pub mode: Mode,
+    /// Global mode: monitor reports, enforce refuses.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// Destination ports that count as SMTP.
-    #[arg(long, value_delimiter = ',', default_value = "25,465,587")]
-    pub smtp_ports: Vec<u16>,
+    #[arg(long, value_delimiter = ',')]
+    pub smtp_ports: Option<Vec<u16>>,
+    /// Address of the metrics endpoint (default 0.0.0.0:9464).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Directory for state kept across restarts.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// Leave programs attached and maps pinned on exit (for upgrades).
     #[arg(long)]
     pub keep_attached: bool,
+    /// Also log every kernel record (SMTP connects, DNS packets) as a JSON line.
+    #[arg(long)]
+    pub raw_events: bool,
+}
+
+/// Options of `mxsentry replay`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// A pcap or pcapng capture.
+    pub pcap: PathBuf,
+    /// TOML config whose policy to apply.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Protect a domain or public suffix (added to the config's).
+    #[arg(long, value_name = "ENTRY[=alert|block]")]
+    pub protect: Vec<String>,
+    /// Simulate this mode (default: the config's).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
 }
 
 /// Options of `mxsentry ctl`.

@@ -6,9 +6,31 @@ use anyhow::Context as _;
 
 use super::args::CheckArgs;
 use crate::{
-    config::{Config, PolicySection},
-    detect::{Engine, Policy, ProtectEntry, Report, Verdict},
+    config::{Config, Domain, FullEntry, PolicySection, ProtectItem},
+    detect::{Action, Engine, Name, Policy, ProtectEntry, Report, Verdict},
 };
+
+/// `ENTRY[=alert|block]` from `--protect`.
+fn split_protect(p: &str) -> anyhow::Result<(String, Option<Action>)> {
+    match p.split_once('=') {
+        Some((e, a)) => {
+            let action = clap::ValueEnum::from_str(a, true)
+                .map_err(|_| anyhow::anyhow!("--protect {p}: action must be alert or block"))?;
+            Ok((e.to_string(), Some(action)))
+        }
+        None => Ok((p.to_string(), None)),
+    }
+}
+
+/// A `--protect` value as a config entry (checked as a domain).
+pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
+    let (entry, action) = split_protect(p)?;
+    Name::parse(&entry).map_err(|e| anyhow::anyhow!("--protect {entry:?} is not a domain: {e}"))?;
+    Ok(ProtectItem::Full(FullEntry {
+        entry: Domain(entry),
+        action,
+    }))
+}
 
 /// Builds the policy from the config file (if any) plus the command-line entries.
 fn policy(args: &CheckArgs) -> anyhow::Result<Policy> {
@@ -18,18 +40,8 @@ fn policy(args: &CheckArgs) -> anyhow::Result<Policy> {
     };
     let mut policy = section.to_policy()?;
     for p in &args.protect {
-        let (entry, action) = match p.split_once('=') {
-            Some((e, a)) => {
-                let action = clap::ValueEnum::from_str(a, true)
-                    .map_err(|_| anyhow::anyhow!("--protect {p}: action must be alert or block"))?;
-                (e, Some(action))
-            }
-            None => (p.as_str(), None),
-        };
-        policy.protect.push(ProtectEntry {
-            entry: entry.to_string(),
-            action,
-        });
+        let (entry, action) = split_protect(p)?;
+        policy.protect.push(ProtectEntry { entry, action });
     }
     policy.allow.extend(args.allow.iter().cloned());
     if args.no_builtin_allow {

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod check;
 pub mod ctl;
+pub mod replay;
 pub mod run;
 
 pub use args::{Cli, Command};

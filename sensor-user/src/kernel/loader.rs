@@ -61,6 +61,18 @@ pub fn links_dir(pin_dir: &Path) -> PathBuf {
     pin_dir.join("links")
 }
 
+/// Checks, before anything is bound or attached, that loading can work: the preflight
+/// checks and the cgroup directory.
+pub fn check_before_load(opts: &SensorOptions) -> Result<(), KernelError> {
+    super::preflight::check(&opts.pin_dir)?;
+    fs::File::open(&opts.cgroup)
+        .map(drop)
+        .map_err(|reason| KernelError::Cgroup {
+            path: opts.cgroup.clone(),
+            reason,
+        })
+}
+
 impl Sensor {
     /// Loads the object (re-using pinned maps), then for each program re-adopts
     /// its pinned link or attaches it afresh and pins the new link.

@@ -1,0 +1,110 @@
+//! Where decisions land: the kernel's verdict maps, or a simulation of them for replay.
+
+use std::{collections::HashSet, net::IpAddr};
+
+use sensor_common::Verdict;
+
+use crate::kernel::{
+    KernelError, VerdictMaps,
+    maps::{Cidr, Mode},
+};
+
+/// The map updates the pipeline makes.
+pub trait Enforcer {
+    /// Adds a question-name hash to `BLOCKED_NAMES`.
+    fn block_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// Removes a question-name hash.
+    fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// Adds one address to `BLOCKED_V4`/`BLOCKED_V6`.
+    fn block_addr(&mut self, ip: IpAddr) -> Result<(), KernelError>;
+    /// Removes one address.
+    fn unblock_addr(&mut self, ip: IpAddr) -> Result<(), KernelError>;
+    /// Sets the global mode.
+    fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError>;
+    /// Sets the SMTP ports.
+    fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError>;
+}
+
+fn host(ip: IpAddr) -> Cidr {
+    let prefix = if ip.is_ipv4() { 32 } else { 128 };
+    Cidr { addr: ip, prefix }
+}
+
+impl Enforcer for VerdictMaps {
+    fn block_name(&mut self, hash: u64) -> Result<(), KernelError> {
+        // Flags 0: the kernel applies the global mode (monitor reports, enforce drops).
+        self.block_name_hash(hash, 0)
+    }
+    fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError> {
+        self.unblock_name_hash(hash)
+    }
+    fn block_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
+        VerdictMaps::block_addr(self, host(ip), 0)
+    }
+    fn unblock_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
+        VerdictMaps::unblock_addr(self, host(ip))
+    }
+    fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
+        VerdictMaps::set_mode(self, mode)
+    }
+    fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError> {
+        VerdictMaps::set_smtp_ports(self, ports)
+    }
+}
+
+/// The maps simulated in memory, so replay reports what the kernel would have done.
+#[derive(Debug, Default)]
+pub struct Simulated {
+    /// Blocked name hashes.
+    pub names: HashSet<u64>,
+    /// Blocked addresses.
+    pub addrs: HashSet<IpAddr>,
+    /// Global mode.
+    pub mode: Option<Mode>,
+}
+
+impl Simulated {
+    fn verdict(&self, hit: bool) -> Verdict {
+        match (hit, self.mode) {
+            (false, _) => Verdict::Allowed,
+            (true, Some(Mode::Enforce)) => Verdict::Blocked,
+            (true, _) => Verdict::WouldBlock,
+        }
+    }
+
+    /// What the connect hook would decide for `ip`.
+    pub fn connect_verdict(&self, ip: IpAddr) -> Verdict {
+        self.verdict(self.addrs.contains(&ip))
+    }
+
+    /// What the ingress hook would decide for an answer about `hash`.
+    pub fn answer_verdict(&self, hash: Option<u64>) -> Verdict {
+        self.verdict(hash.is_some_and(|h| self.names.contains(&h)))
+    }
+}
+
+impl Enforcer for Simulated {
+    fn block_name(&mut self, hash: u64) -> Result<(), KernelError> {
+        self.names.insert(hash);
+        Ok(())
+    }
+    fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError> {
+        self.names.remove(&hash);
+        Ok(())
+    }
+    fn block_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
+        self.addrs.insert(ip);
+        Ok(())
+    }
+    fn unblock_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
+        self.addrs.remove(&ip);
+        Ok(())
+    }
+    fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
+        self.mode = Some(mode);
+        Ok(())
+    }
+    fn set_smtp_ports(&mut self, _ports: &[u16]) -> Result<(), KernelError> {
+        Ok(())
+    }
+}

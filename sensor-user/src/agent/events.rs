@@ -1,0 +1,225 @@
+//! The event log's schema: one JSON object per line, `event` names the kind.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{attrib::Process, detect::Finding};
+
+/// Severity, as alert rules and Alertmanager use it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Someone should look.
+    Warning,
+    /// Someone should look now.
+    Critical,
+}
+
+/// The lookalike part of a detection.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Lookalike {
+    /// The lookalike domain as seen.
+    pub domain: String,
+    /// The protected entry it imitates.
+    pub target: String,
+    /// The rule that matched.
+    pub rule: &'static str,
+    /// A sentence for a person.
+    pub explanation: String,
+    /// alert or block.
+    pub action: &'static str,
+    /// Confidence in [0, 1].
+    pub score: f32,
+}
+
+impl Lookalike {
+    /// From the engine's finding for `domain`.
+    pub fn new(domain: &str, f: &Finding) -> Self {
+        Self {
+            domain: domain.to_string(),
+            target: f.target.clone(),
+            rule: f.rule.name(),
+            explanation: f.explanation.clone(),
+            action: f.action.name(),
+            score: (f.score * 100.0).round() / 100.0,
+        }
+    }
+}
+
+/// Where a DNS packet came from: only the cgroup is known at that hook.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SocketOwner {
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// cgroup v2 path, when still present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Container id from the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Kubernetes pod UID from the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+/// What a connect was for, from the DNS answers that led to its address.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Route {
+    /// The recipient domain (the MX question, or the name looked up).
+    pub recipient_domain: String,
+    /// The mail host whose address this is.
+    pub mx_host: String,
+    /// The question whose answer carried the address.
+    pub qname: String,
+}
+
+/// Every kind of line in the event log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Programs attached, agent ready.
+    AgentStarted {
+        /// Package version.
+        version: &'static str,
+        /// monitor or enforce.
+        mode: &'static str,
+        /// cgroup attached to.
+        cgroup: String,
+        /// Programs attached by this start.
+        attached: usize,
+        /// Programs re-adopted from pins.
+        adopted: usize,
+        /// SMTP ports watched.
+        smtp_ports: Vec<u16>,
+        /// Number of protected entries.
+        protected: usize,
+        /// Config file in use, if any.
+        config: Option<String>,
+        /// Metrics endpoint.
+        metrics: String,
+    },
+    /// Agent exiting.
+    AgentStopped {
+        /// Kernel records received, by kind.
+        received: BTreeMap<&'static str, u64>,
+        /// Records that could not be decoded.
+        undecodable: u64,
+        /// Events the kernel lost, by kind.
+        lost: BTreeMap<&'static str, u64>,
+        /// Whether programs were detached.
+        detached: bool,
+    },
+    /// A configuration (re)load.
+    ConfigReloaded {
+        /// ok or error.
+        result: &'static str,
+        /// sighup or file.
+        trigger: &'static str,
+        /// Why it was refused.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Protected entries now in force.
+        protected: usize,
+        /// Mode now in force.
+        mode: &'static str,
+    },
+    /// A lookalike name was looked up.
+    LookalikeLookup {
+        /// Severity.
+        severity: Severity,
+        /// The question type.
+        qtype: &'static str,
+        /// What it imitates and why.
+        #[serde(flatten)]
+        lookalike: Lookalike,
+        /// Whether its answers are now in `BLOCKED_NAMES`.
+        name_blocked: bool,
+        /// Who asked (cgroup only: the DNS hook has no process).
+        socket: SocketOwner,
+    },
+    /// An SMTP connect towards a lookalike, let through (monitor mode or alert action).
+    Detection {
+        /// Severity.
+        severity: Severity,
+        /// What it imitates and why.
+        #[serde(flatten)]
+        lookalike: Lookalike,
+        /// Where the connect went.
+        address: String,
+        /// Destination port.
+        port: u16,
+        /// The kernel's verdict (allowed or would_block).
+        verdict: &'static str,
+        /// The DNS history behind the address.
+        route: Route,
+        /// Who connected.
+        process: Process,
+    },
+    /// A delivery refused: a connect (EPERM) or a DNS answer dropped.
+    Block {
+        /// Severity.
+        severity: Severity,
+        /// connect or dns_answer.
+        kind: &'static str,
+        /// What it imitates and why (absent for operator blocks of unknown addresses).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        lookalike: Option<Lookalike>,
+        /// For connects: the address.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        /// For connects: the port.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        /// For connects: the DNS history behind the address.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        route: Option<Route>,
+        /// For connects: who connected.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        process: Option<Process>,
+        /// For answers: whose socket it was meant for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        socket: Option<SocketOwner>,
+    },
+    /// A lookalike that did not resolve before now does: someone registered it.
+    LookalikeWentLive {
+        /// Severity.
+        severity: Severity,
+        /// What it imitates and why.
+        #[serde(flatten)]
+        lookalike: Lookalike,
+        /// When it was first seen unresolved (Unix seconds).
+        unresolved_since: u64,
+        /// Addresses it now resolves to.
+        addresses: Vec<String>,
+        /// Mail exchangers it now has.
+        mx: Vec<String>,
+    },
+    /// An SMTP connect to an address with no DNS history.
+    UnattributedConnect {
+        /// Severity.
+        severity: Severity,
+        /// Where the connect went.
+        address: String,
+        /// Destination port.
+        port: u16,
+        /// The kernel's verdict.
+        verdict: &'static str,
+        /// Who connected.
+        process: Process,
+    },
+}
+
+/// One log line: the event with a timestamp and the host name.
+#[derive(Debug, Serialize)]
+pub struct Line<'a> {
+    /// RFC 3339 UTC.
+    pub ts: String,
+    /// The node.
+    pub host: &'a str,
+    /// The event.
+    #[serde(flatten)]
+    pub event: &'a Event,
+}

@@ -1,0 +1,411 @@
+//! `mxsentry run`: load and attach, then feed kernel events to the pipeline until
+//! SIGINT/SIGTERM, reloading the config on SIGHUP or when the file changes.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use sensor_common::{
+    EventKind, Verdict,
+    event::Direction,
+    maps::{CONNECT_EVENTS, DNS_EVENTS, PROGRAMS},
+};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use super::{
+    ConnectIn, DnsIn, Outputs, Pipeline, eventlog::EventLog, events::Event, http, metrics::Metrics,
+    pending::Pending,
+};
+use crate::{
+    alert::{Endpoint, Pusher},
+    attrib::CgroupPaths,
+    config::{Config, DEFAULT_PATH},
+    events::{
+        KernelEvent, decode,
+        decode::{comm, ip},
+        record::{ConnectRecord, DnsRecord},
+    },
+    kernel::{
+        KernelError, Sensor, SensorOptions, VerdictMaps, cgroup, loader::check_before_load,
+        maps::Mode,
+    },
+};
+
+/// What `mxsentry run` was asked on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Config file; `None` means the default path, which may be absent.
+    pub config: Option<PathBuf>,
+    /// Overrides `agent.mode` (also across reloads).
+    pub mode: Option<Mode>,
+    /// Overrides `agent.smtp_ports`.
+    pub smtp_ports: Option<Vec<u16>>,
+    /// Overrides `agent.cgroup`.
+    pub cgroup: Option<PathBuf>,
+    /// Overrides `agent.pin_dir`.
+    pub pin_dir: Option<PathBuf>,
+    /// Overrides `metrics.listen`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Overrides `agent.state_dir`.
+    pub state_dir: Option<PathBuf>,
+    /// Leave programs attached on exit.
+    pub keep_attached: bool,
+    /// Also log every kernel record.
+    pub raw_events: bool,
+}
+
+impl RunOptions {
+    fn apply(&self, c: &mut Config) {
+        if let Some(m) = self.mode {
+            c.agent.mode = m;
+        }
+        if let Some(p) = &self.smtp_ports {
+            c.agent.smtp_ports = p.clone();
+        }
+        if let Some(p) = &self.cgroup {
+            c.agent.cgroup = Some(p.clone());
+        }
+        if let Some(p) = &self.pin_dir {
+            c.agent.pin_dir = p.clone();
+        }
+        if let Some(a) = self.metrics_listen {
+            c.metrics.listen = a;
+        }
+        if let Some(d) = &self.state_dir {
+            c.agent.state_dir = d.clone();
+        }
+    }
+
+    /// The file to read, if any: an explicit path must exist, the default may not.
+    fn path(&self) -> Option<PathBuf> {
+        match &self.config {
+            Some(p) => Some(p.clone()),
+            None => Path::new(DEFAULT_PATH)
+                .exists()
+                .then(|| PathBuf::from(DEFAULT_PATH)),
+        }
+    }
+
+    /// Loads the config with the command-line overrides applied.
+    pub fn load(&self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+        let path = self.path();
+        let mut c = match &path {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        self.apply(&mut c);
+        Ok((c, path))
+    }
+}
+
+fn take_ring(sensor: &mut Sensor, name: &str) -> anyhow::Result<AsyncFd<RingBuf<MapData>>> {
+    let map = sensor
+        .ebpf_mut()
+        .take_map(name)
+        .ok_or_else(|| KernelError::MissingMap(name.into()))?;
+    let ring = RingBuf::try_from(map).with_context(|| format!("ring buffer {name}"))?;
+    // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for as long
+    // as the AsyncFd (which owns the RingBuf) lives.
+    let fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) };
+    fd.map_err(|e| anyhow::anyhow!("polling {name}: {}", e.into_parts().1))
+}
+
+/// What the agent received, for the stop line.
+#[derive(Default)]
+struct Tally {
+    received: BTreeMap<&'static str, u64>,
+    undecodable: u64,
+}
+
+fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut Tally, raw: bool) {
+    while let Some(item) = ring.next() {
+        match decode(&item) {
+            Ok(KernelEvent::Connect(e)) => {
+                *tally.received.entry(EventKind::Connect.name()).or_default() += 1;
+                if raw {
+                    p.emit_raw(&ConnectRecord::from(&*e));
+                }
+                let Some(addr) = ip(e.family, &e.addr) else {
+                    continue;
+                };
+                p.on_connect(ConnectIn {
+                    ts_ns: e.ts_ns,
+                    tgid: e.tgid,
+                    comm: comm(&e.comm),
+                    addr,
+                    port: e.port,
+                    verdict: Verdict::from_u32(e.verdict).unwrap_or(Verdict::Allowed),
+                });
+            }
+            Ok(KernelEvent::Dns(e)) => {
+                *tally.received.entry(EventKind::Dns.name()).or_default() += 1;
+                if raw {
+                    p.emit_raw(&DnsRecord::from(&*e));
+                }
+                let cap = (e.cap_len as usize).min(e.data.len());
+                p.on_dns(&DnsIn {
+                    ts_ns: e.ts_ns,
+                    direction: if e.direction == Direction::Ingress as u8 {
+                        Direction::Ingress
+                    } else {
+                        Direction::Egress
+                    },
+                    verdict: Verdict::from_u32(e.verdict).unwrap_or(Verdict::Allowed),
+                    cgroup_id: e.cgroup_id,
+                    payload: &e.data[..cap],
+                    msg_len: e.msg_len as usize,
+                });
+            }
+            Err(e) => {
+                tally.undecodable += 1;
+                p.metrics().undecodable.inc();
+                log::warn!("skipping undecodable kernel record: {e}");
+            }
+        }
+    }
+}
+
+/// Pulls the kernel's loss counters and per-program statistics into the metrics.
+fn kernel_refresh(maps: VerdictMaps, metrics: Metrics) -> http::Refresh {
+    let maps = Mutex::new(maps);
+    Arc::new(move || {
+        if let Ok(maps) = maps.lock() {
+            for k in EventKind::ALL {
+                match maps.lost(k) {
+                    Ok(n) => {
+                        Metrics::raise_to(&metrics.events_lost.with_label_values(&[k.name()]), n)
+                    }
+                    Err(e) => log::warn!("reading loss counter: {e}"),
+                }
+            }
+        }
+        let mut time: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut runs: BTreeMap<&str, u64> = BTreeMap::new();
+        for info in aya::programs::loaded_programs().flatten() {
+            let Some(name) = info
+                .name_as_str()
+                .and_then(|n| PROGRAMS.iter().find(|p| **p == n))
+            else {
+                continue;
+            };
+            *time.entry(name).or_default() += info.run_time().as_secs_f64();
+            *runs.entry(name).or_default() += info.run_count();
+        }
+        for (name, secs) in time {
+            let c = metrics.program_run_seconds.with_label_values(&[name]);
+            if secs > c.get() {
+                c.inc_by(secs - c.get());
+            }
+        }
+        for (name, n) in runs {
+            Metrics::raise_to(&metrics.program_runs.with_label_values(&[name]), n);
+        }
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Re-reads the config; applies it or keeps the old one, and says which.
+fn reload(
+    p: &mut Pipeline<VerdictMaps>,
+    opts: &RunOptions,
+    trigger: &'static str,
+) -> Option<String> {
+    let outcome = opts
+        .load()
+        .and_then(|(c, _)| p.reload(&c).map_err(anyhow::Error::from).map(|()| c));
+    let (result, error) = match &outcome {
+        Ok(_) => ("ok", None),
+        Err(e) => ("error", Some(format!("{e:#}"))),
+    };
+    p.metrics()
+        .config_reloads
+        .with_label_values(&[result])
+        .inc();
+    if let Some(e) = &error {
+        log::error!("config reload ({trigger}) refused, keeping the running policy: {e}");
+    }
+    let (protected, mode) = (p.protected(), p.mode().name());
+    p.emit(Event::ConfigReloaded {
+        result,
+        trigger,
+        error,
+        protected,
+        mode,
+    });
+    opts.path()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
+    let (config, path) = opts.load()?;
+    if check_only {
+        let where_ = path.map_or("built-in defaults".to_string(), |p| p.display().to_string());
+        println!(
+            "config ok ({where_}): {} protected entries",
+            config.policy.protect.len()
+        );
+        return Ok(());
+    }
+    let metrics = Metrics::new()?;
+    let cgroup = cgroup::attach_cgroup(config.agent.cgroup.as_deref())?;
+    let pin_dir = config.agent.pin_dir.clone();
+    let sensor_opts = SensorOptions {
+        pin_dir: pin_dir.clone(),
+        cgroup: cgroup.clone(),
+    };
+    // Say what is missing before taking the port, and take the port before attaching.
+    check_before_load(&sensor_opts)?;
+    let listener = http::bind(config.metrics.listen).await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut sensor = Sensor::load(&sensor_opts)?;
+    let maps = VerdictMaps::open(&pin_dir)?;
+    let mut dns = take_ring(&mut sensor, DNS_EVENTS)?;
+    let mut connect = take_ring(&mut sensor, CONNECT_EVENTS)?;
+    // The kernel's per-program accounting, for as long as this handle lives.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map_err(|e| log::warn!("kernel program statistics unavailable: {e}"))
+        .ok();
+    metrics
+        .programs_attached
+        .set((sensor.attached() + sensor.adopted()) as i64);
+
+    let log = match &config.events.file {
+        Some(f) => EventLog::file(
+            f,
+            config.events.max_bytes,
+            config.events.keep,
+            metrics.clone(),
+        )
+        .with_context(|| format!("event log {}", f.display()))?,
+        None => EventLog::stdout(metrics.clone()),
+    };
+    let (pending, warning) = Pending::load(&config.agent.state_dir, config.cache.pending_max);
+    if let Some(w) = warning {
+        log::warn!("{w}");
+    }
+    let alerts = config
+        .alertmanager
+        .url
+        .as_deref()
+        .and_then(Endpoint::parse)
+        .map(|ep| {
+            Pusher::start(
+                ep,
+                config.alertmanager.attempts,
+                Duration::from_millis(config.alertmanager.backoff_ms),
+                metrics.clone(),
+            )
+        });
+    let cgroups = cgroup::cgroup2_mount().ok().map(|m| CgroupPaths::new(&m));
+    let outputs = Outputs {
+        log,
+        metrics: metrics.clone(),
+        alerts,
+        pending,
+        cgroups,
+        proc_root: config.agent.proc_root.clone(),
+        host: host_name(),
+    };
+    let mut pipeline = Pipeline::new(&config, maps, outputs)?;
+
+    let refresh = kernel_refresh(VerdictMaps::open(&pin_dir)?, metrics.clone());
+    let endpoint = http::Endpoint {
+        metrics: metrics.clone(),
+        path: config.metrics.path.clone(),
+        ready: ready.clone(),
+        refresh,
+    };
+    let server = tokio::spawn(http::serve(listener, endpoint));
+    ready.store(true, Ordering::Relaxed);
+    pipeline.emit(Event::AgentStarted {
+        version: env!("CARGO_PKG_VERSION"),
+        mode: config.agent.mode.name(),
+        cgroup: cgroup.display().to_string(),
+        attached: sensor.attached(),
+        adopted: sensor.adopted(),
+        smtp_ports: config.agent.smtp_ports.clone(),
+        protected: pipeline.protected(),
+        config: path.as_ref().map(|p| p.display().to_string()),
+        metrics: format!("http://{}{}", config.metrics.listen, config.metrics.path),
+    });
+
+    if path.is_none() {
+        log::warn!("no config at {DEFAULT_PATH}: running with no protected domains (see --config)");
+    }
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut seen_config = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+    let mut tally = Tally::default();
+    let raw = opts.raw_events;
+    loop {
+        tokio::select! {
+            // Either ring: drain DNS first, so an answer is known before the connect it led to.
+            g = dns.readable_mut() => {
+                let mut g = g.context("DNS ring")?;
+                drain(g.get_inner_mut(), &mut pipeline, &mut tally, raw);
+                g.clear_ready();
+                drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
+            }
+            g = connect.readable_mut() => {
+                let mut g = g.context("connect ring")?;
+                drain(dns.get_mut(), &mut pipeline, &mut tally, raw);
+                drain(g.get_inner_mut(), &mut pipeline, &mut tally, raw);
+                g.clear_ready();
+            }
+            _ = sighup.recv() => seen_config = reload(&mut pipeline, &opts, "sighup"),
+            _ = ticker.tick() => {
+                pipeline.tick(Instant::now());
+                // A ConfigMap update swaps a symlink: compare contents, not mtimes.
+                let now = opts.path().and_then(|p| std::fs::read_to_string(p).ok());
+                if now.is_some() && now != seen_config {
+                    seen_config = reload(&mut pipeline, &opts, "file");
+                }
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    ready.store(false, Ordering::Relaxed);
+    server.abort();
+    // Whatever the kernel wrote before the signal still belongs to this run.
+    drain(dns.get_mut(), &mut pipeline, &mut tally, raw);
+    drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
+    let mut lost = BTreeMap::new();
+    for k in EventKind::ALL {
+        lost.insert(k.name(), pipeline.enforcer.lost(k)?);
+    }
+    let detached = !opts.keep_attached;
+    drop((dns, connect));
+    pipeline.emit(Event::AgentStopped {
+        received: tally.received,
+        undecodable: tally.undecodable,
+        lost,
+        detached,
+    });
+    drop(pipeline);
+    if opts.keep_attached {
+        sensor.keep_attached();
+    } else {
+        sensor.detach()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The pipeline driven directly: DNS messages built with hickory, maps simulated.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::{
+    op::{Message, OpCode, Query, ResponseCode},
+    rr::{
+        Name, RData, Record, RecordType,
+        rdata::{A, MX},
+    },
+};
+use sensor_common::{Verdict, event::Direction};
+use serde_json::Value;
+
+use super::{
+    ConnectIn, DnsIn, Outputs, Pipeline, enforcer::Simulated, eventlog::EventLog, metrics::Metrics,
+    pending::Pending,
+};
+use crate::{config::Config, kernel::maps::name_hash};
+
+const MX_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
+
+fn config(text: &str) -> Config {
+    Config::parse(text, std::path::Path::new("test.toml")).unwrap()
+}
+
+fn pipeline(text: &str) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
+    let metrics = Metrics::new().unwrap();
+    let (log, lines) = EventLog::memory(metrics.clone());
+    let out = Outputs {
+        log,
+        metrics: metrics.clone(),
+        alerts: None,
+        pending: Pending::in_memory(100),
+        cgroups: None,
+        proc_root: "/proc".into(),
+        host: "test".into(),
+    };
+    (
+        Pipeline::new(&config(text), Simulated::default(), out).unwrap(),
+        lines,
+        metrics,
+    )
+}
+
+fn events(lines: &Arc<Mutex<Vec<String>>>, kind: &str) -> Vec<Value> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
+fn name(s: &str) -> Name {
+    Name::from_str(s).unwrap()
+}
+
+fn query(q: &str, t: RecordType) -> Vec<u8> {
+    let mut m = Message::query();
+    m.add_query(Query::query(name(q), t));
+    m.to_vec().unwrap()
+}
+
+fn answer(q: &str, t: RecordType, records: Vec<Record>, additionals: Vec<Record>) -> Vec<u8> {
+    let mut m = Message::response(1, OpCode::Query);
+    m.add_query(Query::query(name(q), t));
+    m.add_answers(records);
+    m.add_additionals(additionals);
+    m.to_vec().unwrap()
+}
+
+fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
+    let verdict = match direction {
+        Direction::Ingress => p
+            .enforcer
+            .answer_verdict(sensor_common::qname::qname_hash(bytes)),
+        Direction::Egress => Verdict::Allowed,
+    };
+    p.on_dns(&DnsIn {
+        ts_ns: 0,
+        direction,
+        verdict,
+        cgroup_id: 0,
+        payload: bytes,
+        msg_len: bytes.len(),
+    });
+}
+
+fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
+    let verdict = p.enforcer.connect_verdict(addr);
+    p.on_connect(ConnectIn {
+        ts_ns: 0,
+        tgid: std::process::id(),
+        comm: "smtp".into(),
+        addr,
+        port: 25,
+        verdict,
+    });
+}
+
+/// MX army.ml → mx.army.ml (glue 192.0.2.25), as Postfix's lookups would see it.
+fn resolve_lookalike(p: &mut Pipeline<Simulated>) {
+    dns(p, &query("army.ml.", RecordType::MX), Direction::Egress);
+    let mx = Record::from_rdata(
+        name("army.ml."),
+        300,
+        RData::MX(MX::new(10, name("mx.army.ml."))),
+    );
+    let glue = Record::from_rdata(
+        name("mx.army.ml."),
+        300,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+    );
+    dns(
+        p,
+        &answer("army.ml.", RecordType::MX, vec![mx], vec![glue]),
+        Direction::Ingress,
+    );
+}
+
+const BLOCK: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
+const ALERT: &str = "[policy]\nprotect = [\"army.mil\"]\n";
+
+#[test]
+fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
+    let (mut p, lines, m) = pipeline(BLOCK);
+    resolve_lookalike(&mut p);
+    // The name is in the block map before any answer arrives.
+    assert!(p.enforcer.names.contains(&name_hash("army.ml").unwrap()));
+    assert!(p.enforcer.addrs.contains(&MX_IP));
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["domain"], "army.ml");
+    assert_eq!(d[0]["target"], "army.mil");
+    assert_eq!(d[0]["rule"], "suffix-typo");
+    assert_eq!(d[0]["action"], "block");
+    assert_eq!(d[0]["verdict"], "would_block");
+    assert_eq!(d[0]["route"]["mx_host"], "mx.army.ml");
+    assert_eq!(d[0]["process"]["comm"], "smtp");
+    assert!(
+        d[0]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("lost its \"i\"")
+    );
+    assert_eq!(events(&lines, "lookalike_lookup").len(), 1);
+    assert_eq!(
+        m.detections
+            .with_label_values(&["army.mil", "suffix-typo", "block"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        m.smtp_connects
+            .with_label_values(&["25", "ipv4", "would_block"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        m.dns_messages.with_label_values(&["ingress", "MX"]).get(),
+        1
+    );
+    assert_eq!(m.cache_entries.get(), 1);
+}
+
+#[test]
+fn an_mx_host_looked_up_later_is_attributed_to_the_recipient() {
+    let (mut p, lines, _) = pipeline(ALERT);
+    let mx = Record::from_rdata(
+        name("army.ml."),
+        300,
+        RData::MX(MX::new(10, name("mx.army.ml."))),
+    );
+    dns(
+        &mut p,
+        &answer("army.ml.", RecordType::MX, vec![mx], vec![]),
+        Direction::Ingress,
+    );
+    let a = Record::from_rdata(
+        name("mx.army.ml."),
+        300,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+    );
+    dns(
+        &mut p,
+        &answer("mx.army.ml.", RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
+    assert_eq!(d[0]["action"], "alert");
+    assert_eq!(d[0]["verdict"], "allowed");
+    // Alert action: nothing is put in the block maps.
+    assert!(p.enforcer.addrs.is_empty() && p.enforcer.names.is_empty());
+}
+
+#[test]
+fn enforce_blocks_connects_and_answers() {
+    let (mut p, lines, m) = pipeline(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}"));
+    resolve_lookalike(&mut p);
+    connect(&mut p, MX_IP);
+    let b = events(&lines, "block");
+    let kinds: Vec<&str> = b.iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["dns_answer", "connect"]);
+    assert_eq!(b[1]["target"], "army.mil");
+    assert_eq!(m.blocked.with_label_values(&["connect"]).get(), 1);
+    assert_eq!(m.blocked.with_label_values(&["dns_answer"]).get(), 1);
+    assert!(events(&lines, "detection").is_empty());
+}
+
+#[test]
+fn unattributed_connects_are_reported_not_ignored() {
+    let (mut p, lines, m) = pipeline(BLOCK);
+    connect(&mut p, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
+    let u = events(&lines, "unattributed_connect");
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0]["address"], "198.51.100.7");
+    assert_eq!(m.unattributed.get(), 1);
+}
+
+#[test]
+fn a_lookalike_that_did_not_resolve_and_then_does_went_live() {
+    let (mut p, lines, m) = pipeline(ALERT);
+    let mut nx = Message::response(1, OpCode::Query);
+    nx.add_query(Query::query(name("army.ml."), RecordType::MX));
+    nx.metadata.response_code = ResponseCode::NXDomain;
+    dns(&mut p, &nx.to_vec().unwrap(), Direction::Ingress);
+    assert_eq!(m.lookalikes_pending.get(), 1);
+    resolve_lookalike(&mut p);
+    let live = events(&lines, "lookalike_went_live");
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["severity"], "critical");
+    assert_eq!(live[0]["addresses"][0], "192.0.2.25");
+    assert_eq!(m.lookalikes_pending.get(), 0);
+    // NODATA for MX alone is not "unresolved": the domain may still take mail by A.
+    let nodata = answer("navy.ml.", RecordType::MX, vec![], vec![]);
+    let (mut q, _, m2) = pipeline("[policy]\nprotect = [\"navy.mil\"]\n");
+    dns(&mut q, &nodata, Direction::Ingress);
+    assert_eq!(m2.lookalikes_pending.get(), 0);
+    dns(
+        &mut q,
+        &answer("navy.ml.", RecordType::A, vec![], vec![]),
+        Direction::Ingress,
+    );
+    assert_eq!(m2.lookalikes_pending.get(), 1);
+}
+
+#[test]
+fn reload_applies_policy_to_cached_addresses_and_a_bad_one_changes_nothing() {
+    let (mut p, lines, _) = pipeline(ALERT);
+    resolve_lookalike(&mut p);
+    assert!(p.enforcer.addrs.is_empty());
+    p.reload(&config(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}")))
+        .unwrap();
+    // Already cached: blocked at once, without a new lookup.
+    assert!(p.enforcer.addrs.contains(&MX_IP));
+    connect(&mut p, MX_IP);
+    assert_eq!(events(&lines, "block").len(), 1);
+    // Back to alert: blocks are lifted.
+    p.reload(&config(ALERT)).unwrap();
+    assert!(p.enforcer.addrs.is_empty());
+    let mut bad = config(ALERT);
+    bad.policy.words.push("not a word".into());
+    assert!(p.reload(&bad).is_err());
+    assert_eq!(p.protected(), 1);
+}
+
+#[test]
+fn expired_answers_leave_the_cache_and_the_block_map() {
+    let (mut p, _, m) = pipeline(
+        "[cache]\nttl_floor_secs = 1\nttl_ceiling_secs = 2\n[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n",
+    );
+    resolve_lookalike(&mut p);
+    assert!(p.enforcer.addrs.contains(&MX_IP));
+    p.tick(Instant::now() + Duration::from_secs(3));
+    assert!(p.enforcer.addrs.is_empty());
+    assert_eq!(m.cache_entries.get(), 0);
+}
+
+#[test]
+fn the_cache_is_bounded_and_counts_evictions() {
+    let (mut p, _, m) = pipeline("[cache]\nmax_entries = 2\n");
+    for i in 1..=5u8 {
+        let a = Record::from_rdata(
+            name("h.example."),
+            60,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, i))),
+        );
+        dns(
+            &mut p,
+            &answer("h.example.", RecordType::A, vec![a], vec![]),
+            Direction::Ingress,
+        );
+    }
+    assert_eq!(m.cache_entries.get(), 2);
+    assert_eq!(m.cache_evictions.get(), 3);
+}
+
+#[test]
+fn malformed_payloads_are_counted_by_reason() {
+    let (mut p, _, m) = pipeline(BLOCK);
+    p.on_dns(&DnsIn {
+        ts_ns: 0,
+        direction: Direction::Ingress,
+        verdict: Verdict::Allowed,
+        cgroup_id: 0,
+        payload: &[1, 2],
+        msg_len: 2,
+    });
+    let mut bytes = answer("army.ml.", RecordType::A, vec![], vec![]);
+    bytes[5] = 0; // no question
+    dns(&mut p, &bytes, Direction::Ingress);
+    assert_eq!(
+        m.dns_parse_errors
+            .with_label_values(&["short_header"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        m.dns_parse_errors
+            .with_label_values(&["question_count"])
+            .get(),
+        1
+    );
+}
