@@ -39,15 +39,36 @@ pub struct Agent {
     pub seen: Vec<Value>,
     /// Its pin directory.
     pub pin_dir: PathBuf,
+    /// Its metrics endpoint.
+    pub metrics_addr: std::net::SocketAddr,
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A state directory private to one test (emptied first).
+pub fn test_state_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mxt-state-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
 }
 
 impl Agent {
-    /// Starts `mxsentry run` with `args` plus `--pin-dir`, and waits for `agent_started`.
+    /// Starts `mxsentry run` with `args` plus `--pin-dir`, a private metrics port and
+    /// raw kernel records in the log, and waits for `agent_started`.
     pub fn start(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut child = Command::new(agent_bin()?)
             .arg("run")
             .arg("--pin-dir")
             .arg(pin_dir)
+            .arg("--metrics-listen")
+            .arg(metrics_addr.to_string())
+            .arg("--raw-events")
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -71,6 +92,7 @@ impl Agent {
             lines: rx,
             seen: Vec::new(),
             pin_dir: pin_dir.to_path_buf(),
+            metrics_addr,
         };
         a.wait_for(Duration::from_secs(20), |v| v["event"] == "agent_started")
             .context("agent did not start")?;
@@ -142,6 +164,35 @@ impl Agent {
         }
     }
 
+    /// GETs `path` from the agent's HTTP endpoint: (status code, body).
+    pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(self.metrics_addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        let status = text
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .context("status line")?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// The value of one sample on `/metrics`, e.g. `mxsentry_blocked_total{kind="connect"}`.
+    pub fn metric(&self, sample: &str) -> anyhow::Result<f64> {
+        let (status, body) = self.http_get("/metrics")?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        metric_in(&body, sample).with_context(|| format!("no sample {sample} on /metrics"))
+    }
+
     /// Runs `mxsentry ctl` against this agent's pins.
     pub fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new(agent_bin()?)
@@ -175,4 +226,15 @@ impl Drop for Agent {
                 .output();
         }
     }
+}
+
+/// Finds `sample` (name with its labels, in exposition order) in a metrics page.
+pub fn metric_in(body: &str, sample: &str) -> Option<f64> {
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
