@@ -3,7 +3,7 @@
 use serde::{
     Deserialize, Deserializer,
     de::{
-        Error as _, MapAccess, Visitor,
+        MapAccess, Visitor,
         value::{MapAccessDeserializer, StrDeserializer},
     },
 };
@@ -14,13 +14,23 @@ use crate::detect::{Action, Name, Policy, PolicyError, ProtectEntry};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain(pub String);
 
+// Checked inside the visitor, so toml attaches the element's own line to the error.
 impl<'de> Deserialize<'de> for Domain {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match Name::parse(&s) {
-            Ok(_) => Ok(Domain(s)),
-            Err(e) => Err(D::Error::custom(format!("{s:?} is not a domain: {e}"))),
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Domain;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a domain name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Domain, E> {
+                match Name::parse(s) {
+                    Ok(_) => Ok(Domain(s.to_string())),
+                    Err(e) => Err(E::custom(format!("{s:?} is not a domain: {e}"))),
+                }
+            }
         }
+        d.deserialize_str(V)
     }
 }
 
