@@ -104,11 +104,13 @@ impl Topology {
         sh("ip", &args)
     }
 
-    /// The `mxprobe` binary built with these tests (next to `deps/`, where the test runs).
+    /// The `mxprobe` binary built with these tests.
     pub fn probe_bin() -> String {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| Some(p.parent()?.parent()?.join("mxprobe")))
+        // Tests run from target/debug/deps, the bench binary from target/debug.
+        let exe = std::env::current_exe().ok();
+        let dirs = exe.iter().flat_map(|p| p.ancestors().skip(1).take(2));
+        dirs.map(|d| d.join("mxprobe"))
+            .find(|p| p.exists())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "mxprobe".into())
     }
@@ -131,6 +133,14 @@ impl Topology {
         );
         self.children.push(child);
         Ok(())
+    }
+
+    /// Stops every server started with [`Topology::serve`].
+    pub fn stop_servers(&mut self) {
+        for mut c in self.children.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// A topology with the test DNS responder on the first server address of each family.

@@ -1,6 +1,8 @@
 //! `cargo xtask`: set-up, tests and running the sensor from a fresh machine.
 
+mod bench;
 mod cmd;
+mod fuzz;
 mod quality;
 mod run;
 mod setup;
@@ -27,6 +29,14 @@ enum Task {
         #[arg(long)]
         write: bool,
     },
+    /// Run every benchmark and rewrite docs/benchmarks.md (as root).
+    Bench,
+    /// Fuzz the DNS parser path (cargo-fuzz, nightly) for a while.
+    Fuzz {
+        /// How long, in seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
     /// Set up, build and run the sensor; extra arguments go to `mxsentry run`.
     Run {
         /// Arguments for `mxsentry run`.
@@ -40,6 +50,8 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::setup(),
         Task::Test => test::test(),
         Task::Quality { write } => quality::quality(write),
+        Task::Fuzz { seconds } => fuzz::fuzz(seconds),
+        Task::Bench => bench::bench(),
         Task::Run { args } => run::run(&args),
     }
 }

@@ -17,6 +17,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // The detection-quality fixtures: dnstwist from PyPI, domain lists from npm.
     ("python3", "python3"),
     ("npm", "npm"),
+    // The agent's Alertmanager push is tested against the real thing.
+    ("prometheus-alertmanager", "prometheus-alertmanager"),
 ];
 
 /// Everything: toolchain pieces, packages, bpffs.

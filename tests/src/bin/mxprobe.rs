@@ -32,8 +32,72 @@ fn query(id: u16, name: &str, qt: u16) -> Vec<u8> {
     m
 }
 
-/// Answers every question with one record: A 192.0.2.53, AAAA 2001:db8::53, MX 10 mx.<name>.
-fn answer(q: &[u8]) -> Option<Vec<u8>> {
+/// What the test DNS responder answers.
+#[derive(Clone)]
+struct Zone {
+    /// Address for every A question.
+    a: [u8; 4],
+    /// Address for every AAAA question.
+    aaaa: [u8; 16],
+    /// Names (and everything under them) that do not exist.
+    nx: Vec<String>,
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Self {
+            a: [192, 0, 2, 53],
+            aaaa: [
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
+            ],
+            nx: Vec::new(),
+        }
+    }
+}
+
+impl Zone {
+    /// `A=IP`, `AAAA=IP`, `NX=NAME` options after the address.
+    fn parse(opts: &[&str]) -> anyhow::Result<Self> {
+        let mut z = Zone::default();
+        for o in opts {
+            match o.split_once('=') {
+                Some(("A", ip)) => z.a = ip.parse::<std::net::Ipv4Addr>()?.octets(),
+                Some(("AAAA", ip)) => z.aaaa = ip.parse::<std::net::Ipv6Addr>()?.octets(),
+                Some(("NX", name)) => z.nx.push(name.to_ascii_lowercase()),
+                _ => bail!("serve-dns option {o}: want A=IP, AAAA=IP or NX=NAME"),
+            }
+        }
+        Ok(z)
+    }
+
+    fn is_nx(&self, q: &[u8]) -> bool {
+        let name = text_name(q).to_ascii_lowercase();
+        self.nx
+            .iter()
+            .any(|n| name == *n || name.ends_with(&format!(".{n}")))
+    }
+}
+
+/// The question name of a message as text.
+fn text_name(q: &[u8]) -> String {
+    let mut labels = Vec::new();
+    let mut i = 12;
+    while let Some(&len) = q.get(i) {
+        if len == 0 {
+            break;
+        }
+        let Some(l) = q.get(i + 1..i + 1 + len as usize) else {
+            break;
+        };
+        labels.push(String::from_utf8_lossy(l).into_owned());
+        i += 1 + len as usize;
+    }
+    labels.join(".")
+}
+
+/// Answers every question with one record: A and AAAA from the zone, MX 10 mx.<name>;
+/// NXDOMAIN for the zone's missing names.
+fn answer(q: &[u8], zone: &Zone) -> Option<Vec<u8>> {
     if q.len() < 12 {
         return None;
     }
@@ -46,21 +110,24 @@ fn answer(q: &[u8]) -> Option<Vec<u8>> {
     let qt = u16::from_be_bytes([*q.get(i + 1)?, *q.get(i + 2)?]);
     let mut m = Vec::new();
     m.extend_from_slice(&q[..2]);
+    if zone.is_nx(q) {
+        m.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(question);
+        return Some(m);
+    }
     m.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
     m.extend_from_slice(question);
     m.extend_from_slice(&[0xc0, 0x0c]);
     m.extend_from_slice(&qt.to_be_bytes());
     m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
     let rdata: Vec<u8> = match qt {
-        28 => vec![
-            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
-        ],
+        28 => zone.aaaa.to_vec(),
         15 => {
             let mut r = vec![0, 10, 2, b'm', b'x'];
             r.extend_from_slice(&[0xc0, 0x0c]);
             r
         }
-        _ => vec![192, 0, 2, 53],
+        _ => zone.a.to_vec(),
     };
     m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     m.extend(rdata);
@@ -71,12 +138,14 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn serve_dns(addr: SocketAddr) -> anyhow::Result<()> {
+fn serve_dns(addr: SocketAddr, zone: Zone) -> anyhow::Result<()> {
     let udp = UdpSocket::bind(addr).context("bind udp")?;
     let tcp = TcpListener::bind(addr).context("bind tcp")?;
+    let tz = zone.clone();
     std::thread::spawn(move || {
         for s in tcp.incoming().flatten() {
-            std::thread::spawn(move || serve_tcp_conn(s));
+            let z = tz.clone();
+            std::thread::spawn(move || serve_tcp_conn(s, &z));
         }
     });
     println!("ready");
@@ -84,21 +153,39 @@ fn serve_dns(addr: SocketAddr) -> anyhow::Result<()> {
     let mut buf = [0u8; 2048];
     loop {
         let (n, peer) = udp.recv_from(&mut buf)?;
-        if let Some(a) = answer(&buf[..n]) {
+        if let Some(a) = answer(&buf[..n], &zone) {
             udp.send_to(&a, peer)?;
         }
     }
 }
 
-fn serve_tcp_conn(mut s: TcpStream) -> Option<()> {
+fn serve_tcp_conn(mut s: TcpStream, zone: &Zone) -> Option<()> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).ok()?;
     let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut q).ok()?;
-    let a = answer(&q)?;
+    let a = answer(&q, zone)?;
     let mut out = (a.len() as u16).to_be_bytes().to_vec();
     out.extend(a);
     s.write_all(&out).ok()
+}
+
+/// Sends `n` A queries for distinct names `q<i>.<suffix>` over UDP, one every `gap_us`
+/// microseconds, not waiting for answers; prints how many were sent.
+fn query_many(server: SocketAddr, suffix: &str, n: u32, gap_us: u64) -> anyhow::Result<()> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let s = UdpSocket::bind(bind)?;
+    s.connect(server)?;
+    for i in 0..n {
+        s.send(&query(i as u16, &format!("q{i}.{suffix}"), 1))?;
+        std::thread::sleep(Duration::from_micros(gap_us));
+    }
+    println!("{n}");
+    Ok(())
 }
 
 fn dns_client(
@@ -193,7 +280,7 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{n}");
         }
-        ["serve-dns", addr] => serve_dns(addr.parse()?)?,
+        ["serve-dns", addr, opts @ ..] => serve_dns(addr.parse()?, Zone::parse(opts)?)?,
         ["dns", transport, server, name, qt, timeout_ms] => dns_client(
             transport,
             server.parse()?,
@@ -201,12 +288,15 @@ fn main() -> anyhow::Result<()> {
             qtype(qt)?,
             timeout_ms.parse()?,
         )?,
+        ["query-many", server, suffix, n, gap_us] => {
+            query_many(server.parse()?, suffix, n.parse()?, gap_us.parse()?)?
+        }
         ["listen", ip, ports @ ..] => {
             let ports: Vec<String> = ports.iter().map(|s| s.to_string()).collect();
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | listen IP PORT..."
         ),
     }
     Ok(())
