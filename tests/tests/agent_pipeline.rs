@@ -279,6 +279,12 @@ fn a_lookalike_that_did_not_resolve_is_remembered_across_restarts_and_going_live
     assert_eq!(live["severity"], "critical");
     assert_eq!(live["target"], "army.mil");
     assert_eq!(agent.metric("mxsentry_lookalikes_pending").unwrap(), 0.0);
+    assert_eq!(
+        agent
+            .metric(r#"mxsentry_lookalikes_went_live_total{target="army.mil"}"#)
+            .unwrap(),
+        1.0
+    );
     agent.stop(libc::SIGTERM).unwrap();
     std::fs::remove_dir_all(&state).ok();
 }

@@ -2,11 +2,13 @@
 
 mod bench;
 mod cmd;
+mod deploy;
 mod fuzz;
 mod quality;
 mod run;
 mod setup;
 mod test;
+mod venv;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,11 @@ struct Cli {
 enum Task {
     /// Install what building and testing need (idempotent).
     Setup,
+    /// Check deploy/ and dashboards/ with kubectl, kubernetes-validate, checkov, promtool,
+    /// amtool and systemd-analyze.
+    Deploy,
+    /// Only the toolchain pieces (nightly rust-src, bpf-linker): for image builds.
+    Toolchain,
     /// Set up, then fmt check, clippy, unit tests and the privileged tests.
     Test,
     /// Recall on a dnstwist corpus and false positives on real domains, against targets.
@@ -48,6 +55,8 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::setup(),
+        Task::Toolchain => setup::toolchain(),
+        Task::Deploy => deploy::check(),
         Task::Test => test::test(),
         Task::Quality { write } => quality::quality(write),
         Task::Fuzz { seconds } => fuzz::fuzz(seconds),

@@ -19,6 +19,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("npm", "npm"),
     // The agent's Alertmanager push is tested against the real thing.
     ("prometheus-alertmanager", "prometheus-alertmanager"),
+    // Deployment checks and the live dashboard test.
+    ("kubectl", "kubernetes-client"),
+    ("promtool", "prometheus"),
+    ("systemd-analyze", "systemd"),
 ];
 
 /// Everything: toolchain pieces, packages, bpffs.

@@ -54,6 +54,8 @@ pub fn test() -> anyhow::Result<()> {
     // Recall per rule class on the dnstwist corpus, false positives on real domains.
     crate::quality::quality(false)?;
     run(&mut cargo(&["build", "-p", "sensor-user"]))?;
+    // Deployment files, checked by the tools that consume them.
+    crate::deploy::check()?;
     // Privileged tests share the kernel: one at a time.
     run(&mut cargo(&[
         "test",

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub program_runs: IntCounterVec,
     /// Lookalikes looked up that did not resolve, remembered in case they go live.
     pub lookalikes_pending: IntGauge,
+    /// Remembered unresolved lookalikes that started to resolve, by protected target.
+    pub lookalikes_went_live: IntCounterVec,
     /// Lookups of lookalike names, by protected target and rule.
     pub lookalike_lookups: IntCounterVec,
     /// Alerts pushed to Alertmanager, by result (ok|failed|dropped).
@@ -181,6 +183,13 @@ impl Metrics {
                 "lookalikes_pending",
                 "Lookalikes looked up that did not resolve, watched in case they go live."
             ))?),
+            lookalikes_went_live: reg!(IntCounterVec::new(
+                opts(
+                    "lookalikes_went_live_total",
+                    "Lookalikes that did not resolve before and now do (someone registered them), by target."
+                ),
+                &["target"]
+            )?),
             lookalike_lookups: reg!(IntCounterVec::new(
                 opts(
                     "lookalike_lookups_total",

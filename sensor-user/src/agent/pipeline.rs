@@ -497,6 +497,11 @@ impl<E: Enforcer> Pipeline<E> {
             .detections
             .with_label_values(&[&l.target, l.rule, l.action])
             .inc();
+        self.out
+            .metrics
+            .lookalikes_went_live
+            .with_label_values(&[&l.target])
+            .inc();
         self.alert("MxsentryLookalikeWentLive", "critical", &l, "DNS".into());
         let addresses: Vec<String> = learned
             .addrs

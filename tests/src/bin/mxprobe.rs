@@ -291,12 +291,23 @@ fn main() -> anyhow::Result<()> {
         ["query-many", server, suffix, n, gap_us] => {
             query_many(server.parse()?, suffix, n.parse()?, gap_us.parse()?)?
         }
+        ["udp-send", addr, text] => {
+            // Arbitrary bytes to a port (a malformed "DNS" payload for the parser's counters).
+            let addr: SocketAddr = addr.parse()?;
+            let bind: SocketAddr = if addr.is_ipv4() {
+                "0.0.0.0:0".parse()?
+            } else {
+                "[::]:0".parse()?
+            };
+            UdpSocket::bind(bind)?.send_to(text.as_bytes(), addr)?;
+            println!("sent");
+        }
         ["listen", ip, ports @ ..] => {
             let ports: Vec<String> = ports.iter().map(|s| s.to_string()).collect();
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | udp-send ADDR TEXT | listen IP PORT..."
         ),
     }
     Ok(())

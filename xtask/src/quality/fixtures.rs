@@ -13,16 +13,7 @@ const NPM: &[(&str, &str)] = &[("top-sites", "1.1.222"), ("email-providers", "2.
 
 /// Runs `tests/quality/corpus.py` in a private venv; returns its JSON lines.
 pub fn corpus(work: &Path, fixtures: &Path, protected: &[String]) -> anyhow::Result<String> {
-    let venv = work.join("venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".mxsentry-installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() != Some(&PYPI.join(" ")) {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(PYPI))?;
-        std::fs::write(&marker, PYPI.join(" "))?;
-    }
+    let python = crate::venv::ensure(&work.join("venv"), PYPI)?.join("python");
     let out = Command::new(&python)
         .arg(fixtures.join("corpus.py"))
         .arg(fixtures.join("words.txt"))

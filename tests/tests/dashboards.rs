@@ -1,0 +1,256 @@
+//! Every query of every Grafana panel, run by a real Prometheus (Debian's `prometheus`)
+//! that scrapes a live `mxsentry` after real DNS and SMTP traffic between network
+//! namespaces: each must be valid PromQL and return data. The alert rules are loaded by
+//! the same Prometheus, so they must also parse there.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use mxsentry_tests::{
+    Agent, Topology,
+    agent::{free_port, test_pin_dir, test_state_dir},
+    require_privileges,
+    topology::SRV4,
+};
+use serde_json::Value;
+
+const DNS: &str = "10.77.0.2:53";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.get(9..12)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A real Prometheus scraping the agent every second, with the repo's alert rules loaded.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Self {
+        let dir = test_state_dir("prometheus");
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = repo().join("deploy/prometheus/mxsentry-rules.yml");
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: mxsentry\n    static_configs:\n      - targets: [\"{target}\"]\n",
+                rules.display()
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port().unwrap());
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package prometheus) must be installed");
+        let p = Self { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(&p.addr, "/-/ready").map(|(s, _)| s) != Some(200) {
+            assert!(Instant::now() < deadline, "Prometheus did not become ready");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        p
+    }
+
+    fn query(&self, expr: &str) -> Value {
+        let (status, body) = http_get(
+            &self.addr,
+            &format!("/api/v1/query?query={}", urlencode(expr)),
+        )
+        .unwrap_or((0, String::new()));
+        serde_json::from_str(&body).unwrap_or_else(
+            |_| serde_json::json!({ "status": "http", "error": format!("HTTP {status}: {body}") }),
+        )
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config(path: &Path, state: &Path, mode: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn client(t: &Topology, args: &[&str]) -> Value {
+    serde_json::from_str(&t.client(args).unwrap()).unwrap_or(Value::Null)
+}
+
+/// The traffic a dashboard exists to show: a detection, an unattributed connect, a
+/// malformed DNS payload, a lookalike going live, then blocks in enforce mode.
+fn traffic(t: &mut Topology, agent: &mut Agent, cfg: &Path, state: &Path) {
+    let smtp = format!("{}:25", SRV4[1]);
+    client(t, &["dns", "udp", DNS, "army.ml", "MX", "2000"]);
+    client(t, &["dns", "udp", DNS, "mx.army.ml", "A", "2000"]);
+    assert_eq!(client(t, &["connect", &smtp])["result"], "ok");
+    agent
+        .wait_for(Duration::from_secs(2), |v| v["event"] == "detection")
+        .unwrap();
+    client(t, &["connect", &format!("{}:25", SRV4[2])]);
+    t.client(&["udp-send", DNS, "junk"]).unwrap();
+    client(t, &["dns", "udp", DNS, "amry.mil", "MX", "2000"]);
+    // amry.mil gets registered.
+    t.stop_servers();
+    t.serve(&["serve-dns", DNS, &format!("A={}", SRV4[1])])
+        .unwrap();
+    t.serve(&["listen", SRV4[1], "25"]).unwrap();
+    client(t, &["dns", "udp", DNS, "amry.mil", "MX", "2000"]);
+    if let Err(e) = agent.wait_for(Duration::from_secs(2), |v| {
+        v["event"] == "lookalike_went_live"
+    }) {
+        for v in &agent.seen {
+            eprintln!("{v}");
+        }
+        panic!("{e}");
+    }
+    config(cfg, state, "enforce");
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["result"] == "ok"
+        })
+        .unwrap();
+    assert_eq!(client(t, &["connect", &smtp])["result"], "eperm");
+    client(t, &["dns", "udp", DNS, "army.ml", "MX", "300"]);
+    agent
+        .wait_for(Duration::from_secs(2), |v| {
+            v["event"] == "block" && v["kind"] == "dns_answer"
+        })
+        .unwrap();
+}
+
+#[test]
+fn every_dashboard_query_returns_data_from_a_live_agent() {
+    if !require_privileges("dashboard_queries") {
+        return;
+    }
+    let mut t = Topology::new().unwrap();
+    t.serve(&["serve-dns", DNS, &format!("A={}", SRV4[1]), "NX=amry.mil"])
+        .unwrap();
+    t.serve(&["listen", SRV4[1], "25"]).unwrap();
+    let state = test_state_dir("dashboards");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = state.join("mxsentry.toml");
+    config(&cfg, &state, "monitor");
+    let (cg, cfgs) = (t.cgroup.display().to_string(), cfg.display().to_string());
+    let mut agent =
+        Agent::start(&test_pin_dir("dash"), &["--config", &cfgs, "--cgroup", &cg]).unwrap();
+    let prom = Prometheus::start(&agent.metrics_addr.to_string());
+    traffic(&mut t, &mut agent, &cfg, &state);
+    // Enough scrapes after the traffic for every rate() to have samples on both sides.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = prom.query("count_over_time(mxsentry_build_info[1m]) >= 5");
+        if r["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape the agent: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("dashboards/mxsentry-overview.json")).unwrap(),
+    )
+    .unwrap();
+    // The instance variable's own query, as Grafana runs it.
+    let inst = prom.query("group by (instance) (mxsentry_build_info)");
+    let instances = inst["data"]["result"].as_array().map_or(0, Vec::len);
+    assert_eq!(instances, 1, "instance variable query: {inst}");
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let query = expr
+                .replace("$instance", ".*")
+                .replace("$__rate_interval", "1m");
+            let r = prom.query(&query);
+            checked += 1;
+            let n = r["data"]["result"].as_array().map_or(0, Vec::len);
+            if r["status"] != "success" || n == 0 {
+                failures.push(format!(
+                    "{} [{}]: {query} -> {r}",
+                    panel["title"], target["refId"]
+                ));
+            } else {
+                eprintln!(
+                    "ok {:>2} series  {} [{}]",
+                    n,
+                    panel["title"].as_str().unwrap(),
+                    target["refId"].as_str().unwrap()
+                );
+            }
+        }
+    }
+    assert!(checked >= 13, "only {checked} queries in the dashboard");
+    assert!(
+        failures.is_empty(),
+        "dashboard queries without data:\n{}",
+        failures.join("\n")
+    );
+    // The rule file loaded into this Prometheus: it lists every alert.
+    let (_, rules) = http_get(&prom.addr, "/api/v1/rules").unwrap();
+    for alert in [
+        "MxsentryLookalikeDeliveryAttempted",
+        "MxsentryDeliveryBlocked",
+        "MxsentryAgentDown",
+    ] {
+        assert!(rules.contains(alert), "{alert} not loaded: {rules}");
+    }
+    agent.stop(libc::SIGTERM).unwrap();
+    std::fs::remove_dir_all(&state).ok();
+}
