@@ -166,24 +166,7 @@ impl Agent {
 
     /// GETs `path` from the agent's HTTP endpoint: (status code, body).
     pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        use std::io::{Read as _, Write as _};
-        let mut s = std::net::TcpStream::connect(self.metrics_addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        let status = text
-            .get(9..12)
-            .and_then(|c| c.parse().ok())
-            .context("status line")?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        crate::http::get(&self.metrics_addr.to_string(), path)
     }
 
     /// The value of one sample on `/metrics`, e.g. `mxsentry_blocked_total{kind="connect"}`.

@@ -4,6 +4,7 @@
 //! Every test builds its own namespaces and cgroup and removes them on drop.
 
 pub mod agent;
+pub mod http;
 pub mod privilege;
 pub mod topology;
 

@@ -341,19 +341,7 @@ impl Drop for Alertmanager {
 }
 
 fn get(base: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read as _, Write as _};
-    let addr = base.strip_prefix("http://")?;
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
+    mxsentry_tests::http::get(base.strip_prefix("http://")?, path).ok()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::{
 use mxsentry_tests::{
     Agent, Topology,
     agent::{free_port, test_pin_dir, test_state_dir},
-    require_privileges,
+    http, require_privileges,
     topology::SRV4,
 };
 use serde_json::Value;
@@ -24,25 +24,7 @@ fn repo() -> PathBuf {
 }
 
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.get(9..12)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    mxsentry_tests::http::get(addr, path).ok()
 }
 
 /// A real Prometheus scraping the agent every second, with the repo's alert rules loaded.
@@ -92,7 +74,7 @@ impl Prometheus {
     fn query(&self, expr: &str) -> Value {
         let (status, body) = http_get(
             &self.addr,
-            &format!("/api/v1/query?query={}", urlencode(expr)),
+            &format!("/api/v1/query?query={}", http::urlencode(expr)),
         )
         .unwrap_or((0, String::new()));
         serde_json::from_str(&body).unwrap_or_else(

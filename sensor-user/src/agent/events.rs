@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{attrib::Process, detect::Finding};
+use crate::{
+    attrib::{Place, Process},
+    detect::Finding,
+};
 
 /// Severity, as alert rules and Alertmanager use it.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -54,15 +57,9 @@ impl Lookalike {
 pub struct SocketOwner {
     /// cgroup v2 id.
     pub cgroup_id: u64,
-    /// cgroup v2 path, when still present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    /// Container id from the path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
-    /// Kubernetes pod UID from the path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
+    /// Its path, container and pod, when the cgroup still exists.
+    #[serde(flatten)]
+    pub place: Place,
 }
 
 /// What a connect was for, from the DNS answers that led to its address.

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     alert::{Alert, Pusher},
-    attrib::{CgroupPaths, Process, describe, from_cgroup_path},
+    attrib::{CgroupPaths, Place, Process, describe},
     config::Config,
     detect::{Action, Engine, Finding, PolicyError, Verdict as Classified},
     dns::{self, Message, QType},
@@ -52,6 +52,8 @@ pub struct ConnectIn {
     pub tgid: u32,
     /// Command name.
     pub comm: String,
+    /// cgroup of the process (0 when unknown).
+    pub cgroup_id: u64,
     /// Destination.
     pub addr: IpAddr,
     /// Destination port.
@@ -232,12 +234,9 @@ impl<E: Enforcer> Pipeline<E> {
             .as_mut()
             .and_then(|c| c.path(cgroup_id))
             .map(String::from);
-        let c = path.as_deref().map(from_cgroup_path).unwrap_or_default();
         SocketOwner {
             cgroup_id,
-            cgroup: path,
-            container_id: c.id,
-            pod_uid: c.pod_uid,
+            place: Place::from_cgroup(path),
         }
     }
 
@@ -529,7 +528,12 @@ impl<E: Enforcer> Pipeline<E> {
             .inc();
         let now = Instant::now();
         let route = self.cache.get(&c.addr, now).map(|a| a.route.clone());
-        let process = describe(&self.out.proc_root, c.tgid, c.comm.clone());
+        let mut process = describe(&self.out.proc_root, c.tgid, c.comm.clone());
+        // A short-lived sender (sendmail, a test client) may be gone before we look: its
+        // cgroup id from the kernel still places it.
+        if process.place.cgroup.is_none() && c.cgroup_id != 0 {
+            process.place = self.socket(c.cgroup_id).place;
+        }
         let blocked = c.verdict == Verdict::Blocked;
         if blocked {
             self.out

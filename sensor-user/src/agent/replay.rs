@@ -77,6 +77,7 @@ fn packet(
                     ts_ns: 0,
                     tgid: 0,
                     comm: "replay".into(),
+                    cgroup_id: 0,
                     addr: dst,
                     port: t.destination_port(),
                     verdict,

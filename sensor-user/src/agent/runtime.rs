@@ -143,6 +143,7 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
                     ts_ns: e.ts_ns,
                     tgid: e.tgid,
                     comm: comm(&e.comm),
+                    cgroup_id: e.cgroup_id,
                     addr,
                     port: e.port,
                     verdict: Verdict::from_u32(e.verdict).unwrap_or(Verdict::Allowed),

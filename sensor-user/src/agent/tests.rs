@@ -99,6 +99,7 @@ fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
         ts_ns: 0,
         tgid: std::process::id(),
         comm: "smtp".into(),
+        cgroup_id: 0,
         addr,
         port: 25,
         verdict,

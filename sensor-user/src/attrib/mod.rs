@@ -6,4 +6,4 @@ pub mod process;
 
 pub use cgroups::CgroupPaths;
 pub use container::{Container, from_cgroup_path};
-pub use process::{Process, describe};
+pub use process::{Place, Process, describe};

@@ -4,6 +4,32 @@ use serde::Serialize;
 
 use super::container::from_cgroup_path;
 
+/// Where a cgroup path places a process: the path, and the container and pod it names.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Place {
+    /// cgroup v2 path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Container id, when the cgroup path has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Kubernetes pod UID, when the cgroup path has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+impl Place {
+    /// Reads container and pod from `cgroup` (a path as `/proc/PID/cgroup` shows it).
+    pub fn from_cgroup(cgroup: Option<String>) -> Self {
+        let c = cgroup.as_deref().map(from_cgroup_path).unwrap_or_default();
+        Self {
+            cgroup,
+            container_id: c.id,
+            pod_uid: c.pod_uid,
+        }
+    }
+}
+
 /// The process behind an event, as much as /proc still tells.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Process {
@@ -14,15 +40,9 @@ pub struct Process {
     /// Executable path, when the process still exists and /proc is readable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
-    /// cgroup v2 path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    /// Container id, when the cgroup path has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
-    /// Kubernetes pod UID, when the cgroup path has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
+    /// Its cgroup, container and pod.
+    #[serde(flatten)]
+    pub place: Place,
 }
 
 /// The cgroup v2 path in the text of `/proc/PID/cgroup` (the `0::` line).
@@ -44,14 +64,11 @@ pub fn describe(proc_root: &std::path::Path, tgid: u32, comm: String) -> Process
         .ok()
         .as_deref()
         .and_then(cgroup_v2_path);
-    let c = cgroup.as_deref().map(from_cgroup_path).unwrap_or_default();
     Process {
         tgid,
         comm,
         exe,
-        cgroup,
-        container_id: c.id,
-        pod_uid: c.pod_uid,
+        place: Place::from_cgroup(cgroup),
     }
 }
 
@@ -77,7 +94,7 @@ mod tests {
             "test".into(),
         );
         assert!(p.exe.is_some());
-        assert!(p.cgroup.is_some());
+        assert!(p.place.cgroup.is_some());
         let gone = describe(std::path::Path::new("/proc"), u32::MAX, "gone".into());
         assert_eq!(gone.exe, None);
     }
