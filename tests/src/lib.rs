@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod http;
+pub mod mail;
 pub mod privilege;
 pub mod topology;
 

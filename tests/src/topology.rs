@@ -153,15 +153,59 @@ impl Topology {
 
     /// Runs `mxprobe` as a client: in the client namespace and in the test cgroup.
     pub fn client(&self, args: &[&str]) -> anyhow::Result<String> {
+        let bin = Self::probe_bin();
+        self.exec(&bin, args)
+    }
+
+    /// Runs `program` in the client namespace and the test cgroup, as a mail host's
+    /// processes run; returns its stdout.
+    pub fn exec(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        self.exec_with_input(program, args, None)
+    }
+
+    /// [`Topology::exec`] with `input` on stdin.
+    pub fn exec_with_input(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> anyhow::Result<String> {
+        use std::io::Write as _;
         let script = format!(
             "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
             self.cgroup.display(),
             self.cli
         );
-        let bin = Self::probe_bin();
-        let mut full = vec!["-c", script.as_str(), "sh", bin.as_str()];
-        full.extend_from_slice(args);
-        Ok(sh("sh", &full)?.trim().to_string())
+        let mut child = Command::new("sh")
+            .args(["-c", script.as_str(), "sh", program])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(text.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Starts a long-running program in the server namespace, not waiting for anything.
+    pub fn spawn_server(&mut self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.srv, program])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.children.push(child);
+        Ok(())
     }
 }
 

@@ -373,6 +373,20 @@ impl<E: Enforcer> Pipeline<E> {
                 routes.push((*ip, *ttl, route));
             }
         }
+        // An alias of a known exchanger is that exchanger too: a resolver may answer the
+        // CNAME alone and leave the target to a second lookup.
+        if learned.chain.len() > 1
+            && let Some(recipient) = learned
+                .chain
+                .iter()
+                .find_map(|n| self.mx_of.get(n, now).cloned())
+        {
+            let ttl = learned.addrs.first().map_or(0, |a| a.1);
+            let exp = self.expiry(ttl);
+            for name in &learned.chain {
+                self.mx_of.insert(name.clone(), recipient.clone(), exp);
+            }
+        }
         if !learned.addrs.is_empty() {
             let recipient = learned
                 .chain

@@ -11,7 +11,7 @@ use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
     rr::{
         Name, RData, Record, RecordType,
-        rdata::{A, MX},
+        rdata::{A, CNAME, MX},
     },
 };
 use sensor_common::{Verdict, event::Direction};
@@ -202,6 +202,45 @@ fn an_mx_host_looked_up_later_is_attributed_to_the_recipient() {
     assert_eq!(d[0]["verdict"], "allowed");
     // Alert action: nothing is put in the block maps.
     assert!(p.enforcer.addrs.is_empty() && p.enforcer.names.is_empty());
+}
+
+#[test]
+fn a_cnamed_exchanger_resolved_in_two_steps_keeps_its_recipient() {
+    let (mut p, lines, _) = pipeline(ALERT);
+    let mx = Record::from_rdata(
+        name("army.ml."),
+        300,
+        RData::MX(MX::new(10, name("mail.army.ml."))),
+    );
+    dns(
+        &mut p,
+        &answer("army.ml.", RecordType::MX, vec![mx], vec![]),
+        Direction::Ingress,
+    );
+    let cname = Record::from_rdata(
+        name("mail.army.ml."),
+        300,
+        RData::CNAME(CNAME(name("mx.army.ml."))),
+    );
+    dns(
+        &mut p,
+        &answer("mail.army.ml.", RecordType::A, vec![cname], vec![]),
+        Direction::Ingress,
+    );
+    let a = Record::from_rdata(
+        name("mx.army.ml."),
+        300,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+    );
+    dns(
+        &mut p,
+        &answer("mx.army.ml.", RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
+    assert_eq!(d[0]["domain"], "army.ml");
 }
 
 #[test]

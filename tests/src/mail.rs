@@ -1,0 +1,260 @@
+//! A real mail path between network namespaces: Unbound authoritative for the test zones
+//! (server side), two `smtp-sink` receivers that keep what they receive (server side), and
+//! a Postfix instance (client side, in the test cgroup) that resolves through Unbound and
+//! delivers by MX. All three are Debian's packages; everything is removed on drop.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::{Topology, sh, topology::SRV4};
+
+/// The protected domain's MX host address.
+pub const PROTECTED_MX: &str = SRV4[1];
+/// The lookalike's MX host address.
+pub const LOOKALIKE_MX: &str = SRV4[2];
+
+/// Zone data: army.mil (protected) and army.ml (its lookalike, MX through a CNAME),
+/// short TTLs.
+fn zones() -> String {
+    format!(
+        r#"  local-zone: "army.mil." static
+  local-data: "army.mil. 5 IN MX 10 mx.army.mil."
+  local-data: "mx.army.mil. 5 IN A {PROTECTED_MX}"
+  local-zone: "army.ml." static
+  local-data: "army.ml. 5 IN MX 10 mail.army.ml."
+  local-data: "mail.army.ml. 5 IN CNAME mx.army.ml."
+  local-data: "mx.army.ml. 5 IN A {LOOKALIKE_MX}"
+"#
+    )
+}
+
+/// The running pieces and their files.
+pub struct MailLab {
+    /// Scratch directory (configs, spool, receivers' mail).
+    pub dir: PathBuf,
+    postfix: PathBuf,
+    resolv: PathBuf,
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+impl MailLab {
+    /// Starts Unbound and the receivers in the server namespace and Postfix in the client
+    /// namespace and test cgroup.
+    pub fn start(t: &mut Topology, tag: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("mxt-mail-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["postfix", "spool", "data", "mx-protected", "mx-lookalike"] {
+            std::fs::create_dir_all(dir.join(d))?;
+        }
+        // smtp-sink drops privileges to postfix before writing.
+        sh(
+            "chmod",
+            &[
+                "777",
+                &dir.join("mx-protected").display().to_string(),
+                &dir.join("mx-lookalike").display().to_string(),
+            ],
+        )?;
+        sh(
+            "chown",
+            &["postfix", &dir.join("data").display().to_string()],
+        )?;
+
+        // Postfix resolves through the client namespace's resolv.conf.
+        let resolv_dir = PathBuf::from("/etc/netns").join(&t.cli);
+        std::fs::create_dir_all(&resolv_dir)?;
+        let resolv = resolv_dir.join("resolv.conf");
+        write(
+            &resolv,
+            &format!("nameserver {}\noptions timeout:1 attempts:2\n", SRV4[0]),
+        )?;
+        let lab = Self {
+            postfix: dir.join("postfix"),
+            dir,
+            resolv: resolv_dir,
+        };
+
+        let unbound = lab.dir.join("unbound.conf");
+        write(
+            &unbound,
+            &format!(
+                "server:\n  interface: {}\n  port: 53\n  access-control: 0.0.0.0/0 allow\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n  directory: \"{}\"\n  use-syslog: no\n  logfile: \"{}\"\n  do-ip6: no\n{}",
+                SRV4[0],
+                lab.dir.display(),
+                lab.dir.join("unbound.log").display(),
+                zones()
+            ),
+        )?;
+        t.spawn_server("unbound", &["-d", "-c", &unbound.display().to_string()])?;
+        for (addr, sub) in [
+            (PROTECTED_MX, "mx-protected"),
+            (LOOKALIKE_MX, "mx-lookalike"),
+        ] {
+            let template = format!("{}/%H%M%S.", lab.dir.join(sub).display());
+            t.spawn_server(
+                "smtp-sink",
+                &[
+                    "-u",
+                    "postfix",
+                    "-d",
+                    &template,
+                    &format!("{addr}:25"),
+                    "10",
+                ],
+            )?;
+        }
+        lab.wait_for_dns(t)?;
+
+        write(&lab.postfix.join("main.cf"), &lab.main_cf())?;
+        write(&lab.postfix.join("master.cf"), MASTER_CF)?;
+        let pf = lab.postfix.display().to_string();
+        sh("postfix", &["-c", &pf, "set-permissions", "create-missing"]).ok();
+        t.exec("postfix", &["-c", &pf, "start"])
+            .context("starting Postfix")?;
+        Ok(lab)
+    }
+
+    fn main_cf(&self) -> String {
+        let d = self.dir.display();
+        format!(
+            "compatibility_level = 3.6\nqueue_directory = {d}/spool\ndata_directory = {d}/data\n\
+             command_directory = /usr/sbin\ndaemon_directory = /usr/lib/postfix/sbin\n\
+             shlib_directory = /usr/lib/postfix\nmeta_directory = /etc/postfix\nmail_owner = postfix\n\
+             setgid_group = postdrop\nmyhostname = mailer.test\nmydomain = test\nmyorigin = mailer.test\n\
+             mydestination =\ninet_interfaces = loopback-only\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n\
+             relayhost =\nsmtp_tls_security_level = none\nsmtputf8_enable = no\nalias_maps =\nalias_database =\n\
+             maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\n\
+             queue_run_delay = 300s\nminimal_backoff_time = 300s\nmaximal_backoff_time = 600s\n\
+             smtp_connect_timeout = 5s\n"
+        )
+    }
+
+    fn wait_for_dns(&self, t: &Topology) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = t.client(&[
+                "dns",
+                "udp",
+                &format!("{}:53", SRV4[0]),
+                "army.mil",
+                "MX",
+                "500",
+            ])?;
+            let v: Value = serde_json::from_str(&out)?;
+            if !v["answer"].is_null() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("Unbound did not answer");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Submits a message to `rcpt` with Postfix's sendmail, as a local program would.
+    pub fn send(&self, t: &Topology, rcpt: &str, subject: &str) -> anyhow::Result<()> {
+        let msg =
+            format!("From: sender@mailer.test\nTo: {rcpt}\nSubject: {subject}\n\n{subject}\n");
+        let pf = self.postfix.display().to_string();
+        t.exec_with_input(
+            "sendmail",
+            &["-C", &pf, "-f", "sender@mailer.test", rcpt],
+            Some(&msg),
+        )?;
+        Ok(())
+    }
+
+    /// Postfix's queue (`postqueue -j`), one JSON object per message.
+    pub fn queue(&self) -> anyhow::Result<Vec<Value>> {
+        let out = sh(
+            "postqueue",
+            &["-c", &self.postfix.display().to_string(), "-j"],
+        )?;
+        out.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    /// Asks Postfix to retry everything queued now.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        sh(
+            "postqueue",
+            &["-c", &self.postfix.display().to_string(), "-f"],
+        )
+        .map(drop)
+    }
+
+    /// Messages a receiver holds whose text contains `subject`.
+    pub fn received(&self, receiver: &str, subject: &str) -> usize {
+        let dir = self.dir.join(receiver);
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(subject))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until `pred` holds, polling.
+    pub fn wait(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn() -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !pred() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(12).collect();
+                bail!(
+                    "{what}: not within {timeout:?}; Postfix log (newest first):\n{}",
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MailLab {
+    fn drop(&mut self) {
+        let pf = self.postfix.display().to_string();
+        let _ = sh("postfix", &["-c", &pf, "abort"]);
+        let _ = std::fs::remove_dir_all(&self.resolv);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Postfix services, none chrooted (the test's spool is not set up for it).
+const MASTER_CF: &str = "\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+";

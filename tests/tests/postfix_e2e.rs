@@ -1,0 +1,175 @@
+//! A real MTA on a real mail path: Postfix resolves through Unbound and delivers by MX to
+//! two `smtp-sink` receivers, all in network namespaces, with mxsentry watching Postfix's
+//! cgroup. Monitor mode lets both deliveries through and reports the lookalike one;
+//! enforce mode keeps the lookalike's mail queued at Postfix — nothing is lost — while the
+//! protected domain's mail still goes out.
+
+use std::{path::Path, time::Duration};
+
+use mxsentry_tests::{
+    Agent, Topology,
+    agent::{test_pin_dir, test_state_dir},
+    mail::MailLab,
+    require_privileges,
+};
+use serde_json::Value;
+
+fn config(path: &Path, state: &Path, mode: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn deferred_for(queue: &[Value], rcpt: &str) -> usize {
+    queue
+        .iter()
+        .filter(|m| m["queue_name"] == "deferred")
+        .filter(|m| {
+            m["recipients"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["address"] == rcpt))
+        })
+        .count()
+}
+
+#[test]
+fn postfix_monitor_reports_the_lookalike_and_enforce_keeps_its_mail_queued_without_loss() {
+    if !require_privileges("postfix_e2e") {
+        return;
+    }
+    let mut t = Topology::new().unwrap();
+    let lab = MailLab::start(&mut t, "e2e").unwrap();
+    let state = test_state_dir("postfix");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = state.join("mxsentry.toml");
+    config(&cfg, &state, "monitor");
+    let (cg, cfgs) = (t.cgroup.display().to_string(), cfg.display().to_string());
+    let mut agent = Agent::start(
+        &test_pin_dir("postfix"),
+        &["--config", &cfgs, "--cgroup", &cg],
+    )
+    .unwrap();
+
+    // Monitor: both messages are delivered; the lookalike delivery is one detection by smtp.
+    lab.send(&t, "alice@army.mil", "m1-protected").unwrap();
+    lab.send(&t, "bob@army.ml", "m1-lookalike").unwrap();
+    lab.wait("protected delivery", Duration::from_secs(15), || {
+        lab.received("mx-protected", "m1-protected") == 1
+    })
+    .unwrap();
+    lab.wait("lookalike delivery", Duration::from_secs(15), || {
+        lab.received("mx-lookalike", "m1-lookalike") == 1
+    })
+    .unwrap();
+    let d = agent
+        .wait_for(Duration::from_secs(2), |v| v["event"] == "detection")
+        .unwrap();
+    assert_eq!(d["process"]["comm"], "smtp", "{d}");
+    assert_eq!(d["domain"], "army.ml");
+    assert_eq!(d["target"], "army.mil");
+    assert_eq!(d["rule"], "suffix-typo");
+    // The MX host is a CNAME (mail.army.ml → mx.army.ml): either name may carry the address.
+    assert!(
+        matches!(
+            d["route"]["mx_host"].as_str(),
+            Some("mail.army.ml" | "mx.army.ml")
+        ),
+        "{d}"
+    );
+    assert_eq!(d["route"]["recipient_domain"], "army.ml", "{d}");
+    assert_eq!(
+        d["explanation"],
+        "army.ml looks like army.mil: the suffix \"mil\" lost its \"i\""
+    );
+    agent.collect_for(Duration::from_millis(500));
+    assert_eq!(
+        agent.events("detection").len(),
+        1,
+        "one detection per delivery"
+    );
+    assert_eq!(
+        agent
+            .metric(
+                r#"mxsentry_detections_total{action="block",rule="suffix-typo",target="army.mil"}"#
+            )
+            .unwrap(),
+        1.0
+    );
+    // Two SMTP connects on port 25. The lookalike's is `would_block` only if the agent
+    // put its address in the map before Postfix connected (a race in monitor mode; in
+    // enforce mode the answer itself never arrives).
+    let connects: f64 = ["allowed", "would_block"]
+        .iter()
+        .map(|v| {
+            agent
+                .metric(&format!(
+                    r#"mxsentry_smtp_connects_total{{family="ipv4",port="25",verdict="{v}"}}"#
+                ))
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(connects, 2.0);
+
+    // Enforce: the protected domain still gets its mail; the lookalike's stays deferred.
+    config(&cfg, &state, "enforce");
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "enforce"
+        })
+        .unwrap();
+    lab.send(&t, "alice@army.mil", "m2-protected").unwrap();
+    lab.send(&t, "bob@army.ml", "m2-lookalike").unwrap();
+    lab.wait(
+        "protected delivery in enforce mode",
+        Duration::from_secs(15),
+        || lab.received("mx-protected", "m2-protected") == 1,
+    )
+    .unwrap();
+    lab.wait("lookalike mail deferred", Duration::from_secs(30), || {
+        lab.queue()
+            .is_ok_and(|q| deferred_for(&q, "bob@army.ml") == 1)
+    })
+    .unwrap();
+    assert_eq!(
+        lab.received("mx-lookalike", "m2-lookalike"),
+        0,
+        "the lookalike's MX got the mail"
+    );
+    let b = agent
+        .wait_for(Duration::from_secs(2), |v| v["event"] == "block")
+        .unwrap();
+    assert_eq!(b["target"], "army.mil", "{b}");
+    assert!(
+        agent
+            .metric(r#"mxsentry_blocked_total{kind="dns_answer"}"#)
+            .unwrap()
+            >= 1.0
+    );
+
+    // Nothing lost: when the operator lets it go (here: back to monitor), it is delivered.
+    config(&cfg, &state, "monitor");
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "monitor"
+        })
+        .unwrap();
+    lab.flush().unwrap();
+    lab.wait(
+        "queued lookalike mail delivered after release",
+        Duration::from_secs(30),
+        || lab.received("mx-lookalike", "m2-lookalike") == 1,
+    )
+    .unwrap();
+    lab.wait("queue empty", Duration::from_secs(10), || {
+        lab.queue().is_ok_and(|q| q.is_empty())
+    })
+    .unwrap();
+    agent.stop(libc::SIGTERM).unwrap();
+    drop(lab);
+    std::fs::remove_dir_all(&state).ok();
+}
