@@ -2,6 +2,7 @@
 
 mod bench;
 mod cmd;
+mod demo;
 mod deploy;
 mod fuzz;
 mod quality;
@@ -36,6 +37,8 @@ enum Task {
         #[arg(long)]
         write: bool,
     },
+    /// The narrated Postfix scenario: monitor, then enforce (as root).
+    Demo,
     /// Run every benchmark and rewrite docs/benchmarks.md (as root).
     Bench,
     /// Fuzz the DNS parser path (cargo-fuzz, nightly) for a while.
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Task::Quality { write } => quality::quality(write),
         Task::Fuzz { seconds } => fuzz::fuzz(seconds),
         Task::Bench => bench::bench(),
+        Task::Demo => demo::demo(),
         Task::Run { args } => run::run(&args),
     }
 }

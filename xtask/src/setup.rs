@@ -23,6 +23,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("kubectl", "kubernetes-client"),
     ("promtool", "prometheus"),
     ("systemd-analyze", "systemd"),
+    // The real mail path: resolver, MTA (with smtp-sink, sendmail, postqueue), injector.
+    ("unbound", "unbound"),
+    ("postfix", "postfix"),
+    ("swaks", "swaks"),
 ];
 
 /// Everything: toolchain pieces, packages, bpffs.
