@@ -17,11 +17,15 @@ use crate::{Topology, sh, topology::SRV4};
 pub const PROTECTED_MX: &str = SRV4[1];
 /// The lookalike's MX host address.
 pub const LOOKALIKE_MX: &str = SRV4[2];
+/// The IPv6-only lookalike's MX host address.
+pub const LOOKALIKE_MX6: &str = crate::topology::SRV6[2];
 
-/// Zone data: army.mil (protected) and army.ml (its lookalike, MX through a CNAME),
-/// short TTLs.
+/// Zone data, short TTLs: army.mil (protected); army.ml (its lookalike, MX through a
+/// CNAME); army.mi (a lookalike whose only MX host is IPv6); arrmy.mil (a lookalike with
+/// 30 MX hosts, so its MX answer does not fit 512 bytes of UDP and the client retries
+/// over TCP).
 fn zones() -> String {
-    format!(
+    let mut z = format!(
         r#"  local-zone: "army.mil." static
   local-data: "army.mil. 5 IN MX 10 mx.army.mil."
   local-data: "mx.army.mil. 5 IN A {PROTECTED_MX}"
@@ -29,8 +33,21 @@ fn zones() -> String {
   local-data: "army.ml. 5 IN MX 10 mail.army.ml."
   local-data: "mail.army.ml. 5 IN CNAME mx.army.ml."
   local-data: "mx.army.ml. 5 IN A {LOOKALIKE_MX}"
+  local-zone: "army.mi." static
+  local-data: "army.mi. 5 IN MX 10 mx6.army.mi."
+  local-data: "mx6.army.mi. 5 IN AAAA {LOOKALIKE_MX6}"
+  local-zone: "arrmy.mil." static
 "#
-    )
+    );
+    for i in 0..30 {
+        z.push_str(&format!(
+            "  local-data: \"arrmy.mil. 5 IN MX 10 mx{i:02}.arrmy.mil.\"\n"
+        ));
+        z.push_str(&format!(
+            "  local-data: \"mx{i:02}.arrmy.mil. 5 IN A {LOOKALIKE_MX}\"\n"
+        ));
+    }
+    z
 }
 
 /// The running pieces and their files.
@@ -51,18 +68,20 @@ impl MailLab {
     pub fn start(t: &mut Topology, tag: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("mxt-mail-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for d in ["postfix", "spool", "data", "mx-protected", "mx-lookalike"] {
+        for d in [
+            "postfix",
+            "spool",
+            "data",
+            "mx-protected",
+            "mx-lookalike",
+            "mx-lookalike6",
+        ] {
             std::fs::create_dir_all(dir.join(d))?;
         }
         // smtp-sink drops privileges to postfix before writing.
-        sh(
-            "chmod",
-            &[
-                "777",
-                &dir.join("mx-protected").display().to_string(),
-                &dir.join("mx-lookalike").display().to_string(),
-            ],
-        )?;
+        for d in ["mx-protected", "mx-lookalike", "mx-lookalike6"] {
+            sh("chmod", &["777", &dir.join(d).display().to_string()])?;
+        }
         sh(
             "chown",
             &["postfix", &dir.join("data").display().to_string()],
@@ -94,24 +113,19 @@ impl MailLab {
             ),
         )?;
         t.spawn_server("unbound", &["-d", "-c", &unbound.display().to_string()])?;
-        for (addr, sub) in [
-            (PROTECTED_MX, "mx-protected"),
-            (LOOKALIKE_MX, "mx-lookalike"),
-        ] {
+        let receivers = [
+            (format!("{PROTECTED_MX}:25"), "mx-protected"),
+            (format!("{LOOKALIKE_MX}:25"), "mx-lookalike"),
+            (format!("[{LOOKALIKE_MX6}]:25"), "mx-lookalike6"),
+        ];
+        for (addr, sub) in &receivers {
             let template = format!("{}/%H%M%S.", lab.dir.join(sub).display());
-            t.spawn_server(
-                "smtp-sink",
-                &[
-                    "-u",
-                    "postfix",
-                    "-d",
-                    &template,
-                    &format!("{addr}:25"),
-                    "10",
-                ],
-            )?;
+            t.spawn_server("smtp-sink", &["-u", "postfix", "-d", &template, addr, "10"])?;
         }
         lab.wait_for_dns(t)?;
+        for (addr, _) in &receivers {
+            lab.wait_for_port(t, addr)?;
+        }
 
         write(&lab.postfix.join("main.cf"), &lab.main_cf())?;
         write(&lab.postfix.join("master.cf"), MASTER_CF)?;
@@ -129,7 +143,7 @@ impl MailLab {
              command_directory = /usr/sbin\ndaemon_directory = /usr/lib/postfix/sbin\n\
              shlib_directory = /usr/lib/postfix\nmeta_directory = /etc/postfix\nmail_owner = postfix\n\
              setgid_group = postdrop\nmyhostname = mailer.test\nmydomain = test\nmyorigin = mailer.test\n\
-             mydestination =\ninet_interfaces = loopback-only\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n\
+             mydestination =\ninet_interfaces = loopback-only\ninet_protocols = all\nmynetworks = 127.0.0.0/8\n\
              relayhost =\nsmtp_tls_security_level = none\nsmtputf8_enable = no\nalias_maps =\nalias_database =\n\
              maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\n\
              queue_run_delay = 300s\nminimal_backoff_time = 300s\nmaximal_backoff_time = 600s\n\
@@ -154,6 +168,20 @@ impl MailLab {
             }
             if Instant::now() > deadline {
                 bail!("Unbound did not answer");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for_port(&self, t: &Topology, addr: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v: Value = serde_json::from_str(&t.client(&["connect", addr])?)?;
+            if v["result"] == "ok" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("receiver {addr} not listening: {v}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }

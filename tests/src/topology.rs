@@ -202,7 +202,8 @@ impl Topology {
             .args(["netns", "exec", &self.srv, program])
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Their complaints belong in the test's output.
+            .stderr(Stdio::inherit())
             .spawn()?;
         self.children.push(child);
         Ok(())

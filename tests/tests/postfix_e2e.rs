@@ -173,3 +173,112 @@ fn postfix_monitor_reports_the_lookalike_and_enforce_keeps_its_mail_queued_witho
     drop(lab);
     std::fs::remove_dir_all(&state).ok();
 }
+
+#[test]
+fn ipv6_only_mx_mx_over_tcp_and_an_agent_restart_during_traffic() {
+    if !require_privileges("postfix_paths") {
+        return;
+    }
+    let mut t = Topology::new().unwrap();
+    let lab = MailLab::start(&mut t, "paths").unwrap();
+    let state = test_state_dir("paths");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = state.join("mxsentry.toml");
+    config(&cfg, &state, "monitor");
+    let (cg, cfgs) = (t.cgroup.display().to_string(), cfg.display().to_string());
+    let pins = test_pin_dir("paths");
+    let args = [
+        "--config",
+        cfgs.as_str(),
+        "--cgroup",
+        cg.as_str(),
+        "--keep-attached",
+    ];
+    let mut agent = Agent::start(&pins, &args).unwrap();
+
+    // A lookalike whose only MX host has an IPv6 address.
+    lab.send(&t, "carol@army.mi", "v6-only").unwrap();
+    lab.wait("IPv6 delivery", Duration::from_secs(15), || {
+        lab.received("mx-lookalike6", "v6-only") == 1
+    })
+    .unwrap();
+    let d = agent
+        .wait_for(Duration::from_secs(2), |v| {
+            v["event"] == "detection" && v["domain"] == "army.mi"
+        })
+        .unwrap();
+    assert_eq!(d["address"], mxsentry_tests::mail::LOOKALIKE_MX6, "{d}");
+    assert_eq!(d["process"]["comm"], "smtp");
+    assert!(
+        agent
+            .metric(r#"mxsentry_smtp_connects_total{family="ipv6",port="25",verdict="allowed"}"#)
+            .is_ok()
+            || agent
+                .metric(
+                    r#"mxsentry_smtp_connects_total{family="ipv6",port="25",verdict="would_block"}"#
+                )
+                .is_ok()
+    );
+
+    // 30 MX hosts: the UDP answer is truncated and the resolver asks again over TCP.
+    lab.send(&t, "dave@arrmy.mil", "over-tcp").unwrap();
+    lab.wait(
+        "delivery after a TCP MX lookup",
+        Duration::from_secs(20),
+        || lab.received("mx-lookalike", "over-tcp") == 1,
+    )
+    .unwrap();
+    let d = agent
+        .wait_for(Duration::from_secs(2), |v| {
+            v["event"] == "detection" && v["domain"] == "arrmy.mil"
+        })
+        .unwrap();
+    assert_eq!(d["rule"], "repetition", "{d}");
+    assert!(
+        agent
+            .events("dns_packet")
+            .iter()
+            .any(|p| p["transport"] == "tcp" && p["direction"] == "ingress"),
+        "no DNS answer over TCP was captured"
+    );
+
+    // Enforce, then restart the agent while mail is being sent: the pinned programs and
+    // maps keep refusing with no agent running, and the new agent re-adopts them.
+    config(&cfg, &state, "enforce");
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "enforce"
+        })
+        .unwrap();
+    lab.send(&t, "erin@army.ml", "during-restart").unwrap();
+    let stopped = agent.stop(libc::SIGTERM).unwrap();
+    assert_eq!(stopped["detached"], false);
+    lab.send(&t, "frank@army.ml", "during-restart").unwrap();
+    let mut agent = Agent::start(&pins, &args).unwrap();
+    let started = agent.events("agent_started")[0].clone();
+    // All four programs held, all four re-adopted from their pins (none attached twice).
+    assert_eq!(started["adopted"], 4, "{started}");
+    assert_eq!(agent.metric("mxsentry_programs_attached").unwrap(), 4.0);
+    lab.wait(
+        "both queued, none delivered",
+        Duration::from_secs(40),
+        || {
+            lab.queue().is_ok_and(|q| {
+                deferred_for(&q, "erin@army.ml") + deferred_for(&q, "frank@army.ml") == 2
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(lab.received("mx-lookalike", "during-restart"), 0);
+    // The new agent reports only what happens after it started: no detection replayed.
+    agent.collect_for(Duration::from_millis(500));
+    assert!(
+        agent.events("detection").is_empty(),
+        "events replayed after re-adoption: {:?}",
+        agent.events("detection")
+    );
+    agent.stop(libc::SIGTERM).unwrap();
+    let _ = agent.ctl(&["detach"]);
+    drop(lab);
+    std::fs::remove_dir_all(&state).ok();
+}

@@ -392,7 +392,9 @@ impl<E: Enforcer> Pipeline<E> {
                 .chain
                 .iter()
                 .find_map(|n| self.mx_of.get(n, now).cloned())
-                .unwrap_or_else(|| msg.qname.clone());
+                // No MX history (a direct lookup, or an exchanger past a cut capture):
+                // the host's registrable domain is the best recipient guess.
+                .unwrap_or_else(|| registrable(&msg.qname).to_string());
             for (ip, ttl) in &learned.addrs {
                 let route = Route {
                     recipient_domain: recipient.clone(),

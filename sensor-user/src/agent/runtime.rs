@@ -285,7 +285,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
         .ok();
     metrics
         .programs_attached
-        .set((sensor.attached() + sensor.adopted()) as i64);
+        .set(sensor.attached() as i64);
 
     let log = match &config.events.file {
         Some(f) => EventLog::file(
