@@ -283,9 +283,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
         .map_err(|e| log::warn!("kernel program statistics unavailable: {e}"))
         .ok();
-    metrics
-        .programs_attached
-        .set(sensor.attached() as i64);
+    metrics.programs_attached.set(sensor.attached() as i64);
 
     let log = match &config.events.file {
         Some(f) => EventLog::file(

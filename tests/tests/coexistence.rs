@@ -1,0 +1,174 @@
+//! Coexistence: a cgroup program someone else attached (as systemd's IP accounting or Cilium
+//! do) keeps running while mxsentry attaches beside it, and is still there after mxsentry
+//! leaves. The other program is loaded here with raw bpf(2) calls: a cgroup_skb egress
+//! program that counts packets in an array map and lets them pass.
+
+use std::{os::fd::AsRawFd as _, time::Duration};
+
+use mxsentry_tests::{
+    Agent, Topology, agent::test_pin_dir, require_privileges, sh, topology::SRV4,
+};
+
+const BPF_MAP_CREATE: i64 = 0;
+const BPF_MAP_LOOKUP_ELEM: i64 = 1;
+const BPF_PROG_LOAD: i64 = 5;
+const BPF_PROG_ATTACH: i64 = 8;
+const BPF_PROG_DETACH: i64 = 9;
+const MAP_TYPE_ARRAY: u32 = 2;
+const PROG_TYPE_CGROUP_SKB: u32 = 8;
+const CGROUP_INET_EGRESS: u32 = 1;
+const F_ALLOW_MULTI: u32 = 2;
+
+fn bpf(cmd: i64, attr: &mut [u8; 128]) -> std::io::Result<i64> {
+    // SAFETY: attr is a zeroed bpf_attr-sized buffer with the command's fields set.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn put32(a: &mut [u8; 128], off: usize, v: u32) {
+    a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put64(a: &mut [u8; 128], off: usize, v: u64) {
+    a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// One eBPF instruction.
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0] = code;
+    b[1] = (src << 4) | dst;
+    b[2..4].copy_from_slice(&off.to_ne_bytes());
+    b[4..8].copy_from_slice(&imm.to_ne_bytes());
+    b
+}
+
+/// The other party's program, attached to a cgroup with BPF_F_ALLOW_MULTI.
+struct Counter {
+    map: i64,
+    prog: i64,
+    cgroup: std::fs::File,
+}
+
+impl Counter {
+    fn attach(cgroup: &std::path::Path) -> std::io::Result<Self> {
+        let mut a = [0u8; 128];
+        put32(&mut a, 0, MAP_TYPE_ARRAY);
+        put32(&mut a, 4, 4);
+        put32(&mut a, 8, 8);
+        put32(&mut a, 12, 1);
+        let map = bpf(BPF_MAP_CREATE, &mut a)?;
+        let code: Vec<u8> = [
+            insn(0x62, 10, 0, -4, 0),        // *(u32 *)(r10 - 4) = 0
+            insn(0xbf, 2, 10, 0, 0),         // r2 = r10
+            insn(0x07, 2, 0, 0, -4),         // r2 += -4
+            insn(0x18, 1, 1, 0, map as i32), // r1 = map (ld_imm64, pseudo map fd)
+            insn(0x00, 0, 0, 0, 0),
+            insn(0x85, 0, 0, 0, 1), // call bpf_map_lookup_elem
+            insn(0x15, 0, 0, 2, 0), // if r0 == 0 goto +2
+            insn(0xb7, 1, 0, 0, 1), // r1 = 1
+            insn(0xdb, 0, 1, 0, 0), // lock *(u64 *)(r0 + 0) += r1
+            insn(0xb7, 0, 0, 0, 1), // r0 = 1 (pass)
+            insn(0x95, 0, 0, 0, 0), // exit
+        ]
+        .concat();
+        let license = c"GPL";
+        let mut a = [0u8; 128];
+        put32(&mut a, 0, PROG_TYPE_CGROUP_SKB);
+        put32(&mut a, 4, (code.len() / 8) as u32);
+        put64(&mut a, 8, code.as_ptr() as u64);
+        put64(&mut a, 16, license.as_ptr() as u64);
+        a[48..55].copy_from_slice(b"counter");
+        put32(&mut a, 68, CGROUP_INET_EGRESS);
+        let prog = bpf(BPF_PROG_LOAD, &mut a)?;
+        let cgroup = std::fs::File::open(cgroup)?;
+        let mut a = [0u8; 128];
+        put32(&mut a, 0, cgroup.as_raw_fd() as u32);
+        put32(&mut a, 4, prog as u32);
+        put32(&mut a, 8, CGROUP_INET_EGRESS);
+        put32(&mut a, 12, F_ALLOW_MULTI);
+        bpf(BPF_PROG_ATTACH, &mut a)?;
+        Ok(Self { map, prog, cgroup })
+    }
+
+    fn packets(&self) -> u64 {
+        let key = 0u32;
+        let mut value = 0u64;
+        let mut a = [0u8; 128];
+        put32(&mut a, 0, self.map as u32);
+        put64(&mut a, 8, &key as *const u32 as u64);
+        put64(&mut a, 16, &mut value as *mut u64 as u64);
+        bpf(BPF_MAP_LOOKUP_ELEM, &mut a).map(|_| value).unwrap_or(0)
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        let mut a = [0u8; 128];
+        put32(&mut a, 0, self.cgroup.as_raw_fd() as u32);
+        put32(&mut a, 4, self.prog as u32);
+        put32(&mut a, 8, CGROUP_INET_EGRESS);
+        let _ = bpf(BPF_PROG_DETACH, &mut a);
+        // SAFETY: closing the descriptors this struct created.
+        unsafe {
+            libc::close(self.prog as i32);
+            libc::close(self.map as i32);
+        }
+    }
+}
+
+fn programs_on(cgroup: &std::path::Path) -> String {
+    sh(
+        "bpftool",
+        &["cgroup", "show", &cgroup.display().to_string()],
+    )
+    .unwrap_or_default()
+}
+
+#[test]
+fn another_programs_cgroup_hook_keeps_working_beside_mxsentry() {
+    if !require_privileges("coexistence") {
+        return;
+    }
+    let mut t = Topology::new().unwrap();
+    t.serve(&["listen", SRV4[1], "25"]).unwrap();
+    let other = Counter::attach(&t.cgroup).expect("attach the other program");
+    let cg = t.cgroup.display().to_string();
+    let mut agent = Agent::start(&test_pin_dir("coexist"), &["--cgroup", &cg]).unwrap();
+    let shown = programs_on(&t.cgroup);
+    assert!(
+        shown.contains("counter") && shown.contains("mx_dns_egress"),
+        "both should be attached:\n{shown}"
+    );
+
+    let before = other.packets();
+    let v: serde_json::Value =
+        serde_json::from_str(&t.client(&["connect", &format!("{}:25", SRV4[1])]).unwrap()).unwrap();
+    assert_eq!(v["result"], "ok");
+    // mxsentry saw the connect...
+    agent
+        .wait_for(Duration::from_secs(2), |v| v["event"] == "smtp_connect")
+        .unwrap();
+    // ...and the other program still ran on the same packets.
+    assert!(
+        other.packets() > before,
+        "the other program stopped counting"
+    );
+
+    agent.stop(libc::SIGTERM).unwrap();
+    let shown = programs_on(&t.cgroup);
+    assert!(
+        shown.contains("counter") && !shown.contains("mx_"),
+        "mxsentry must leave only its own:\n{shown}"
+    );
+    let after = other.packets();
+    t.client(&["connect", &format!("{}:25", SRV4[1])]).unwrap();
+    assert!(
+        other.packets() > after,
+        "the other program stopped after mxsentry left"
+    );
+}
