@@ -196,6 +196,22 @@ impl Topology {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// Starts a long-running `mxprobe` in the client namespace (outside the test cgroup)
+    /// and waits for "ready".
+    pub fn serve_in_client(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.cli, &Self::probe_bin()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut out = child.stdout.take().context("stdout")?;
+        let mut buf = [0u8; 6];
+        use std::io::Read as _;
+        out.read_exact(&mut buf).context("server did not start")?;
+        self.children.push(child);
+        Ok(())
+    }
+
     /// Starts a long-running program in the server namespace, not waiting for anything.
     pub fn spawn_server(&mut self, program: &str, args: &[&str]) -> anyhow::Result<()> {
         let child = Command::new("ip")

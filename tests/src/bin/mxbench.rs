@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use mxsentry_tests::{
     Agent, Topology,
-    agent::{test_pin_dir, test_state_dir},
+    agent::{metric_in, test_pin_dir, test_state_dir},
     topology::SRV4,
 };
 
@@ -120,6 +120,122 @@ fn latency(n: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+type Stats = std::collections::BTreeMap<String, (f64, f64)>;
+
+/// Per-program kernel run time and runs, from the agent's scrape of the kernel's stats.
+fn prog_stats(agent: &Agent) -> anyhow::Result<Stats> {
+    let (_, body) = agent.http_get("/metrics")?;
+    let mut out = Stats::new();
+    for p in [
+        "mx_connect4",
+        "mx_connect6",
+        "mx_dns_egress",
+        "mx_dns_ingress",
+    ] {
+        let secs = metric_in(
+            &body,
+            &format!("mxsentry_program_run_seconds_total{{program=\"{p}\"}}"),
+        )
+        .unwrap_or(0.0);
+        let runs = metric_in(
+            &body,
+            &format!("mxsentry_program_runs_total{{program=\"{p}\"}}"),
+        )
+        .unwrap_or(0.0);
+        out.insert(p.to_string(), (secs, runs));
+    }
+    Ok(out)
+}
+
+/// ns per run of `prog` between two snapshots, and the runs.
+fn per_run(a: &Stats, b: &Stats, prog: &str) -> (f64, f64) {
+    let (s0, r0) = a[prog];
+    let (s1, r1) = b[prog];
+    let runs = r1 - r0;
+    (
+        if runs > 0.0 {
+            (s1 - s0) * 1e9 / runs
+        } else {
+            f64::NAN
+        },
+        runs,
+    )
+}
+
+/// Kernel cost per program run (the kernel's own accounting), phase by phase.
+fn progcost(n: u32) -> anyhow::Result<()> {
+    let mut t = Topology::new()?;
+    let dns = format!("{}:53", SRV4[0]);
+    t.serve(&["serve-dns", &dns])?;
+    t.serve(&["listen", SRV4[1], "25", "8080"])?;
+    let cg = t.cgroup.display().to_string();
+    let agent = Agent::start(&test_pin_dir("progcost"), &["--cgroup", &cg])?;
+    let n = n.to_string();
+    let s0 = prog_stats(&agent)?;
+    t.client(&["connect-many", &format!("{}:8080", SRV4[1]), &n])?;
+    let s1 = prog_stats(&agent)?;
+    t.client(&["connect-many", &format!("{}:25", SRV4[1]), &n])?;
+    let s2 = prog_stats(&agent)?;
+    t.client(&["udp-many", &format!("{}:9999", SRV4[1]), &n])?;
+    let s3 = prog_stats(&agent)?;
+    t.client(&["query-many", &dns, "example", &n, "200"])?;
+    std::thread::sleep(Duration::from_millis(500));
+    let s4 = prog_stats(&agent)?;
+    let row = |label: &str, (ns, runs): (f64, f64)| serde_json::json!({ "what": label, "ns_per_run": (ns * 10.0).round() / 10.0, "runs": runs });
+    println!(
+        "{}",
+        serde_json::json!({
+            "measurement": "program_cost",
+            "rows": [
+                row("connect4, non-SMTP port", per_run(&s0, &s1, "mx_connect4")),
+                row("connect4, SMTP port (with event)", per_run(&s1, &s2, "mx_connect4")),
+                row("cgroup_skb egress, non-DNS UDP packet", per_run(&s2, &s3, "mx_dns_egress")),
+                row("cgroup_skb egress, DNS query (parsed, with event)", per_run(&s3, &s4, "mx_dns_egress")),
+                row("cgroup_skb ingress, DNS answers", per_run(&s3, &s4, "mx_dns_ingress")),
+            ]
+        })
+    );
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// connect() wall time with the sensor attached vs detached, alternating, on loopback.
+fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
+    let mut t = Topology::new()?;
+    t.serve_in_client(&["listen", "127.0.0.1", "25", "8080"])?;
+    let cg = t.cgroup.display().to_string();
+    let n = n.to_string();
+    let timed = |port: &str| -> anyhow::Result<f64> {
+        let out = t.client(&["connect-timed", &format!("127.0.0.1:{port}"), &n])?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        v["ns"].as_f64().context("ns")
+    };
+    let (mut smtp, mut other) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let agent = Agent::start(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
+        let (a25, a8080) = (timed("25")?, timed("8080")?);
+        drop(agent);
+        let (d25, d8080) = (timed("25")?, timed("8080")?);
+        smtp.push(a25 / d25);
+        other.push(a8080 / d8080);
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "measurement": "connect_ratio",
+            "rounds": rounds,
+            "connects_per_round": n,
+            "smtp_median_ratio": (median(smtp) * 1000.0).round() / 1000.0,
+            "non_smtp_median_ratio": (median(other) * 1000.0).round() / 1000.0,
+        })
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
@@ -129,7 +245,9 @@ fn main() -> anyhow::Result<()> {
         .as_slice()
     {
         ["latency", n] => latency(n.parse()?),
-        _ => bail!("usage: mxbench latency N"),
+        ["progcost", n] => progcost(n.parse()?),
+        ["connect-ratio", rounds, n] => connect_ratio(rounds.parse()?, n.parse()?),
+        _ => bail!("usage: mxbench latency N | progcost N | connect-ratio ROUNDS N"),
     }
 }
 

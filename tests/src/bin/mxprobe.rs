@@ -280,6 +280,27 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{n}");
         }
+        ["connect-timed", addr, n] => {
+            // Wall time of n connects (each closed at once), for attached/detached ratios.
+            let addr: SocketAddr = addr.parse()?;
+            let n: u64 = n.parse()?;
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                drop(TcpStream::connect(addr)?);
+            }
+            let ns = start.elapsed().as_nanos();
+            println!("{}", serde_json::json!({ "n": n, "ns": ns }));
+        }
+        ["udp-many", addr, n] => {
+            let addr: SocketAddr = addr.parse()?;
+            let n: u64 = n.parse()?;
+            let s = UdpSocket::bind("0.0.0.0:0")?;
+            s.connect(addr)?;
+            for _ in 0..n {
+                let _ = s.send(b"not dns");
+            }
+            println!("{n}");
+        }
         ["serve-dns", addr, opts @ ..] => serve_dns(addr.parse()?, Zone::parse(opts)?)?,
         ["dns", transport, server, name, qt, timeout_ms] => dns_client(
             transport,
@@ -307,7 +328,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | udp-send ADDR TEXT | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | udp-send ADDR TEXT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())
