@@ -30,7 +30,7 @@ use super::{
 use crate::{
     alert::{Endpoint, Pusher},
     attrib::CgroupPaths,
-    config::{Config, DEFAULT_PATH},
+    config::{Config, ConfigError, DEFAULT_PATH},
     events::{
         KernelEvent, decode,
         decode::{comm, ip},
@@ -97,16 +97,33 @@ impl RunOptions {
         }
     }
 
-    /// Loads the config with the command-line overrides applied.
-    pub fn load(&self) -> anyhow::Result<(Config, Option<PathBuf>)> {
-        let path = self.path();
-        let mut c = match &path {
-            Some(p) => Config::load(p)?,
+    /// The config file and its text, if there is a file. Read once per (re)load, so the
+    /// text that is applied is the text remembered as seen.
+    fn read(&self) -> Result<Option<ConfigFile>, ConfigError> {
+        let Some(path) = self.path() else {
+            return Ok(None);
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(ConfigFile { path, text })),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// The config from `file` (defaults without one), with the command-line overrides.
+    fn config(&self, file: Option<&ConfigFile>) -> Result<Config, ConfigError> {
+        let mut c = match file {
+            Some(f) => Config::parse(&f.text, &f.path)?,
             None => Config::default(),
         };
         self.apply(&mut c);
-        Ok((c, path))
+        Ok(c)
     }
+}
+
+/// A config file as read.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
 }
 
 fn take_ring(sensor: &mut Sensor, name: &str) -> anyhow::Result<AsyncFd<RingBuf<MapData>>> {
@@ -221,17 +238,21 @@ fn host_name() -> String {
         .unwrap_or_default()
 }
 
-/// Re-reads the config; applies it or keeps the old one, and says which.
+/// Applies a config just read, or keeps the old one, and says which. Returns the text
+/// that was read (applied or refused), so it is not tried again until it changes.
 fn reload(
     p: &mut Pipeline<VerdictMaps>,
     opts: &RunOptions,
+    file: Result<Option<ConfigFile>, ConfigError>,
     trigger: &'static str,
 ) -> Option<String> {
-    let outcome = opts
-        .load()
-        .and_then(|(c, _)| p.reload(&c).map_err(anyhow::Error::from).map(|()| c));
+    let outcome = file
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|f| opts.config(f.as_ref()).map_err(anyhow::Error::from))
+        .and_then(|c| p.reload(&c).map_err(anyhow::Error::from));
     let (result, error) = match &outcome {
-        Ok(_) => ("ok", None),
+        Ok(()) => ("ok", None),
         Err(e) => ("error", Some(format!("{e:#}"))),
     };
     p.metrics()
@@ -249,13 +270,15 @@ fn reload(
         protected,
         mode,
     });
-    opts.path()
-        .and_then(|path| std::fs::read_to_string(path).ok())
+    file.ok().flatten().map(|f| f.text)
 }
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
-    let (config, path) = opts.load()?;
+    let file = opts.read()?;
+    let config = opts.config(file.as_ref())?;
+    let path = file.as_ref().map(|f| f.path.clone());
+    let mut seen_config = file.map(|f| f.text);
     if check_only {
         let where_ = path.map_or("built-in defaults".to_string(), |p| p.display().to_string());
         println!(
@@ -352,7 +375,6 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let mut seen_config = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
     let mut tally = Tally::default();
     let raw = opts.raw_events;
     loop {
@@ -370,13 +392,19 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
                 drain(g.get_inner_mut(), &mut pipeline, &mut tally, raw);
                 g.clear_ready();
             }
-            _ = sighup.recv() => seen_config = reload(&mut pipeline, &opts, "sighup"),
+            _ = sighup.recv() => {
+                if let Some(text) = reload(&mut pipeline, &opts, opts.read(), "sighup") {
+                    seen_config = Some(text);
+                }
+            }
             _ = ticker.tick() => {
                 pipeline.tick(Instant::now());
-                // A ConfigMap update swaps a symlink: compare contents, not mtimes.
-                let now = opts.path().and_then(|p| std::fs::read_to_string(p).ok());
-                if now.is_some() && now != seen_config {
-                    seen_config = reload(&mut pipeline, &opts, "file");
+                // A ConfigMap update swaps a symlink: compare contents, not mtimes. A file
+                // missing for a moment (mid-swap) is not a change.
+                if let Ok(Some(f)) = opts.read()
+                    && seen_config.as_ref() != Some(&f.text)
+                {
+                    seen_config = reload(&mut pipeline, &opts, Ok(Some(f)), "file");
                 }
             }
             _ = sigint.recv() => break,
