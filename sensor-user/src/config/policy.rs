@@ -73,45 +73,33 @@ pub struct FullEntry {
     pub action: Option<Action>,
 }
 
-/// `[policy]` as written in the file.
+/// `[policy]` as written in the file; a missing key takes its value from `Default`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
     /// Protected domains and public suffixes.
-    #[serde(default)]
     pub protect: Vec<ProtectItem>,
     /// Names never reported (each covers its subdomains).
-    #[serde(default)]
     pub allow: Vec<Domain>,
     /// Allow the built-in list of major mail providers.
-    #[serde(default = "yes")]
     pub builtin_allow: bool,
     /// Action for entries that name none.
-    #[serde(default = "alert")]
     pub default_action: Action,
     /// Extra dictionary words.
-    #[serde(default)]
     pub words: Vec<String>,
     /// Extra pairs of suffixes people confuse.
-    #[serde(default)]
     pub suffix_swaps: Vec<(Domain, Domain)>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn alert() -> Action {
-    Action::Alert
 }
 
 impl Default for PolicySection {
     fn default() -> Self {
+        // The engine's defaults, with nothing protected.
+        let p = Policy::default();
         Self {
             protect: Vec::new(),
             allow: Vec::new(),
-            builtin_allow: true,
-            default_action: Action::Alert,
+            builtin_allow: p.builtin_allow,
+            default_action: p.default_action,
             words: Vec::new(),
             suffix_swaps: Vec::new(),
         }
