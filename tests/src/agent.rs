@@ -221,3 +221,13 @@ pub fn metric_in(body: &str, sample: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// Writes an agent config protecting army.mil with the block action, in `mode`, keeping
+/// state under `state`; `extra` (more TOML sections) is appended.
+pub fn write_config(path: &Path, state: &Path, mode: &str, extra: &str) -> anyhow::Result<()> {
+    let text = format!(
+        "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n{extra}",
+        state.display()
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

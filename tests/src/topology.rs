@@ -117,8 +117,20 @@ impl Topology {
 
     /// Starts a long-running `mxprobe` in the server namespace and waits for "ready".
     pub fn serve(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        let ns = self.srv.clone();
+        self.serve_in(&ns, args)
+    }
+
+    /// Starts a long-running `mxprobe` in the client namespace (outside the test cgroup)
+    /// and waits for "ready".
+    pub fn serve_in_client(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        let ns = self.cli.clone();
+        self.serve_in(&ns, args)
+    }
+
+    fn serve_in(&mut self, ns: &str, args: &[&str]) -> anyhow::Result<()> {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.srv, &Self::probe_bin()])
+            .args(["netns", "exec", ns, &Self::probe_bin()])
             .args(args)
             .stdout(Stdio::piped())
             .spawn()?;
@@ -194,22 +206,6 @@ impl Topology {
             String::from_utf8_lossy(&out.stderr).trim()
         );
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// Starts a long-running `mxprobe` in the client namespace (outside the test cgroup)
-    /// and waits for "ready".
-    pub fn serve_in_client(&mut self, args: &[&str]) -> anyhow::Result<()> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.cli, &Self::probe_bin()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut out = child.stdout.take().context("stdout")?;
-        let mut buf = [0u8; 6];
-        use std::io::Read as _;
-        out.read_exact(&mut buf).context("server did not start")?;
-        self.children.push(child);
-        Ok(())
     }
 
     /// Starts a long-running program in the server namespace, not waiting for anything.

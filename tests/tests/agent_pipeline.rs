@@ -9,7 +9,7 @@ use std::{
 
 use mxsentry_tests::{
     Agent, Topology,
-    agent::{free_port, test_pin_dir, test_state_dir},
+    agent::{self, free_port, test_pin_dir, test_state_dir},
     require_privileges,
     topology::SRV4,
 };
@@ -17,13 +17,8 @@ use serde_json::Value;
 
 const DNS: &str = "10.77.0.2:53";
 
-/// Writes the agent config: army.mil protected with a block action.
 fn write_config(path: &Path, state: &Path, mode: &str, extra: &str) {
-    let text = format!(
-        "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n{extra}",
-        state.display()
-    );
-    std::fs::write(path, text).expect("write config");
+    agent::write_config(path, state, mode, extra).expect("write config");
 }
 
 /// A topology whose DNS points mx.<anything> at the SMTP listener on SRV4[1].

@@ -11,7 +11,7 @@ use std::{
 
 use mxsentry_tests::{
     Agent, Topology,
-    agent::{free_port, test_pin_dir, test_state_dir},
+    agent::{self, free_port, test_pin_dir, test_state_dir},
     http, require_privileges,
     topology::SRV4,
 };
@@ -92,14 +92,7 @@ impl Drop for Prometheus {
 }
 
 fn config(path: &Path, state: &Path, mode: &str) {
-    std::fs::write(
-        path,
-        format!(
-            "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n",
-            state.display()
-        ),
-    )
-    .unwrap();
+    agent::write_config(path, state, mode, "").unwrap();
 }
 
 fn client(t: &Topology, args: &[&str]) -> Value {

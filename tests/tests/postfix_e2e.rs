@@ -8,21 +8,14 @@ use std::{path::Path, time::Duration};
 
 use mxsentry_tests::{
     Agent, Topology,
-    agent::{test_pin_dir, test_state_dir},
+    agent::{self, test_pin_dir, test_state_dir},
     mail::MailLab,
     require_privileges,
 };
 use serde_json::Value;
 
 fn config(path: &Path, state: &Path, mode: &str) {
-    std::fs::write(
-        path,
-        format!(
-            "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n",
-            state.display()
-        ),
-    )
-    .unwrap();
+    agent::write_config(path, state, mode, "").unwrap();
 }
 
 fn deferred_for(queue: &[Value], rcpt: &str) -> usize {

@@ -43,14 +43,7 @@ fn wait(what: &str, secs: u64, pred: impl Fn() -> bool) -> anyhow::Result<()> {
 }
 
 fn config(path: &Path, state: &Path, mode: &str) -> anyhow::Result<()> {
-    std::fs::write(
-        path,
-        format!(
-            "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n",
-            state.display()
-        ),
-    )?;
-    Ok(())
+    mxsentry_tests::agent::write_config(path, state, mode, "")
 }
 
 fn show_event(v: &Value) {
