@@ -533,6 +533,18 @@ impl<E: Enforcer> Pipeline<E> {
         });
     }
 
+    /// The process behind a connect, read from /proc only when an event will name it
+    /// (not for the common clean, attributed connect).
+    fn process(&mut self, c: &ConnectIn) -> Process {
+        let mut process = describe(&self.out.proc_root, c.tgid, c.comm.clone());
+        // A short-lived sender (sendmail, a test client) may be gone before we look: its
+        // cgroup id from the kernel still places it.
+        if process.place.cgroup.is_none() && c.cgroup_id != 0 {
+            process.place = self.socket(c.cgroup_id).place;
+        }
+        process
+    }
+
     /// One SMTP connect.
     pub fn on_connect(&mut self, c: ConnectIn) {
         let family = if c.addr.is_ipv4() { "ipv4" } else { "ipv6" };
@@ -544,12 +556,6 @@ impl<E: Enforcer> Pipeline<E> {
             .inc();
         let now = Instant::now();
         let route = self.cache.get(&c.addr, now).map(|a| a.route.clone());
-        let mut process = describe(&self.out.proc_root, c.tgid, c.comm.clone());
-        // A short-lived sender (sendmail, a test client) may be gone before we look: its
-        // cgroup id from the kernel still places it.
-        if process.place.cgroup.is_none() && c.cgroup_id != 0 {
-            process.place = self.socket(c.cgroup_id).place;
-        }
         let blocked = c.verdict == Verdict::Blocked;
         if blocked {
             self.out
@@ -564,6 +570,7 @@ impl<E: Enforcer> Pipeline<E> {
                     .lookalike(&route.recipient_domain)
                     .or_else(|| self.lookalike(&route.mx_host));
                 if let Some(f) = f {
+                    let process = self.process(&c);
                     let l = Lookalike::new(&route.recipient_domain, &f);
                     self.out
                         .metrics
@@ -596,11 +603,13 @@ impl<E: Enforcer> Pipeline<E> {
                         });
                     }
                 } else if blocked {
+                    let process = self.process(&c);
                     self.emit_operator_block(&c, Some(route), process);
                 }
             }
             None => {
                 self.out.metrics.unattributed.inc();
+                let process = self.process(&c);
                 if blocked {
                     self.emit_operator_block(&c, None, process.clone());
                 }
