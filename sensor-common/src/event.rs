@@ -122,6 +122,9 @@ pub enum Direction {
 pub const DNS_FLAG_QNAME_HASHED: u32 = 1;
 /// Flag: the message came over TCP; `msg_len` is the 2-byte length prefix.
 pub const DNS_FLAG_TCP: u32 = 2;
+/// Flag: the socket belongs to a local resolver talking to its upstream, so its
+/// answers are never dropped (the resolver's answer to the asking process is).
+pub const DNS_FLAG_RESOLVER: u32 = 4;
 
 /// A DNS message (or its first `DNS_CAPTURE_LEN` bytes) seen on a socket.
 #[repr(C)]

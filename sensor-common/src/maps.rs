@@ -16,12 +16,15 @@ pub const BLOCKED_V4: &str = "BLOCKED_V4";
 pub const BLOCKED_V6: &str = "BLOCKED_V6";
 /// `HashMap<u64, u32>` of blocked question-name hashes; value is `BLOCK_*` flags.
 pub const BLOCKED_NAMES: &str = "BLOCKED_NAMES";
-/// `HashMap<u64, u32>` of socket cookies whose DNS answers are never dropped
-/// (local caching resolvers' upstream sockets).
+/// `LruHashMap<u64, u32>` of socket cookies whose DNS answers are never dropped
+/// (local caching resolvers' upstream sockets), filled by the kernel programs.
 pub const DNS_EXEMPT: &str = "DNS_EXEMPT";
+/// `HashMap<u32, u32>` of thread-group ids of local resolvers (processes serving
+/// port 53 on this host), kept by the agent.
+pub const RESOLVER_TGIDS: &str = "RESOLVER_TGIDS";
 
 /// Every map the agent pins, in a fixed order.
-pub const ALL_MAPS: [&str; 9] = [
+pub const ALL_MAPS: [&str; 10] = [
     DNS_EVENTS,
     CONNECT_EVENTS,
     LOST,
@@ -31,6 +34,7 @@ pub const ALL_MAPS: [&str; 9] = [
     BLOCKED_V6,
     BLOCKED_NAMES,
     DNS_EXEMPT,
+    RESOLVER_TGIDS,
 ];
 
 /// `MODE` value: report matches, refuse nothing.
@@ -45,15 +49,22 @@ pub const BLOCK_ENFORCE: u32 = 1;
 pub const BLOCKED_ADDRS_MAX: u32 = 65_536;
 /// Capacity of `BLOCKED_NAMES`.
 pub const BLOCKED_NAMES_MAX: u32 = 65_536;
-/// Capacity of `DNS_EXEMPT`.
-pub const DNS_EXEMPT_MAX: u32 = 4_096;
+/// Capacity of `DNS_EXEMPT`: resolvers open a socket per upstream query, and the
+/// least recently used cookies (long-closed sockets) fall out first.
+pub const DNS_EXEMPT_MAX: u32 = 65_536;
+/// Capacity of `RESOLVER_TGIDS`.
+pub const RESOLVER_TGIDS_MAX: u32 = 1_024;
 /// Size of each event ring buffer in bytes (power of two, page multiple).
 pub const RING_BYTES: u32 = 1 << 22;
 
 /// Program names, as the kernel objects and the pins call them.
-pub const PROGRAMS: [&str; 4] = [
+pub const PROGRAMS: [&str; 8] = [
     "mx_connect4",
     "mx_connect6",
+    "mx_bind4",
+    "mx_bind6",
+    "mx_sendmsg4",
+    "mx_sendmsg6",
     "mx_dns_egress",
     "mx_dns_ingress",
 ];

@@ -1,4 +1,5 @@
-//! cgroup/connect4 and cgroup/connect6: report SMTP connects, refuse blocked ones.
+//! cgroup/connect4 and cgroup/connect6: report SMTP connects, refuse blocked ones,
+//! and note local resolvers' upstream sockets.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -18,6 +19,7 @@ use sensor_common::{
 use crate::{
     counters::{count_lost, verdict_for},
     maps::{BLOCKED_V4, BLOCKED_V6, CONNECT_EVENTS, SMTP_PORTS},
+    resolver::{DNS_PORT, mark_if_resolver},
 };
 
 /// Return value that lets the connect proceed.
@@ -31,6 +33,10 @@ pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
     let (port, ip4) = unsafe { ((*ctx.sock_addr).user_port, (*ctx.sock_addr).user_ip4) };
     let port = u16::from_be(port as u16);
     if !is_smtp(port) {
+        // Connected UDP and TCP upstream sockets of a local resolver (unbound, resolved).
+        if port == DNS_PORT {
+            mark_if_resolver(&ctx);
+        }
         return ALLOW;
     }
     let v4 = ip4.to_ne_bytes();
@@ -49,6 +55,9 @@ pub fn mx_connect6(ctx: SockAddrContext) -> i32 {
     let (port, ip6) = unsafe { ((*ctx.sock_addr).user_port, (*ctx.sock_addr).user_ip6) };
     let port = u16::from_be(port as u16);
     if !is_smtp(port) {
+        if port == DNS_PORT {
+            mark_if_resolver(&ctx);
+        }
         return ALLOW;
     }
     let mut addr = [0u8; 16];

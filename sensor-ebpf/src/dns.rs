@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use sensor_common::{
     DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict,
-    event::{AF_INET, AF_INET6, DNS_FLAG_QNAME_HASHED, DNS_FLAG_TCP, Direction},
+    event::{AF_INET, AF_INET6, DNS_FLAG_QNAME_HASHED, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
     qname_hash,
 };
 
@@ -199,12 +199,14 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     }
     // SAFETY: helpers valid for cgroup_skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
-    // Only answers are dropped, and never at an exempt (local resolver upstream) socket.
-    let drop = verdict == Verdict::Blocked
-        && is_answer
-        && direction == Direction::Ingress
-        // SAFETY: read-only lookup.
-        && unsafe { DNS_EXEMPT.get(cookie) }.is_none();
+    // SAFETY: read-only lookup.
+    let exempt = unsafe { DNS_EXEMPT.get(cookie) }.is_some();
+    if exempt {
+        flags |= DNS_FLAG_RESOLVER;
+    }
+    // Only answers are dropped, and never at a local resolver's upstream socket.
+    let drop =
+        verdict == Verdict::Blocked && is_answer && direction == Direction::Ingress && !exempt;
     if verdict == Verdict::Blocked && !drop {
         verdict = Verdict::WouldBlock;
     }

@@ -1,5 +1,5 @@
-//! mxsentry kernel programs: SMTP connects (cgroup/connect4|6) and DNS packets
-//! (cgroup_skb egress|ingress).
+//! mxsentry kernel programs: SMTP connects (cgroup/connect4|6), local resolvers
+//! (cgroup/bind4|6, cgroup/sendmsg4|6) and DNS packets (cgroup_skb egress|ingress).
 #![no_std]
 #![no_main]
 // Per-CPU counters need an atomic add, which core's atomics do not offer on the BPF target.
@@ -10,6 +10,7 @@ mod connect;
 mod counters;
 mod dns;
 mod maps;
+mod resolver;
 
 #[cfg(not(test))]
 #[panic_handler]

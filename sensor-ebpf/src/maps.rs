@@ -2,12 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
     DnsEvent,
     event::LOST_SLOTS,
-    maps::{BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RING_BYTES},
+    maps::{BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RESOLVER_TGIDS_MAX, RING_BYTES},
 };
 
 #[map]
@@ -35,7 +35,10 @@ pub static BLOCKED_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(BLOCKED_ADDRS_MA
 pub static BLOCKED_NAMES: HashMap<u64, u32> = HashMap::pinned(BLOCKED_NAMES_MAX, 0);
 
 #[map]
-pub static DNS_EXEMPT: HashMap<u64, u32> = HashMap::pinned(DNS_EXEMPT_MAX, 0);
+pub static DNS_EXEMPT: LruHashMap<u64, u32> = LruHashMap::pinned(DNS_EXEMPT_MAX, 0);
+
+#[map]
+pub static RESOLVER_TGIDS: HashMap<u32, u32> = HashMap::pinned(RESOLVER_TGIDS_MAX, 0);
 
 /// Per-CPU scratch space for a DNS event: too large for the 512-byte BPF stack.
 #[map]

@@ -129,11 +129,17 @@ impl Topology {
     }
 
     fn serve_in(&mut self, ns: &str, args: &[&str]) -> anyhow::Result<()> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, &Self::probe_bin()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, &Self::probe_bin()])
+            .args(args);
+        let (child, _) = Self::start_ready(cmd)?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Spawns `cmd` and waits for its "ready" line; returns it and its stdout.
+    fn start_ready(mut cmd: Command) -> anyhow::Result<(Child, std::process::ChildStdout)> {
+        let mut child = cmd.stdout(Stdio::piped()).spawn()?;
         let mut out = child.stdout.take().context("stdout")?;
         let mut buf = [0u8; 6];
         use std::io::Read as _;
@@ -143,8 +149,38 @@ impl Topology {
             "server said {:?}",
             String::from_utf8_lossy(&buf)
         );
+        Ok((child, out))
+    }
+
+    /// Starts a long-running `mxprobe` in the client namespace *and* the test cgroup (a
+    /// daemon of the mail host, such as a local resolver), waits for "ready", and returns
+    /// its pid and its further output lines.
+    pub fn serve_in_cgroup(
+        &mut self,
+        args: &[&str],
+    ) -> anyhow::Result<(u32, std::sync::mpsc::Receiver<String>)> {
+        // `ip netns exec` execs in place, so the child's pid is the server's.
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
+            self.cgroup.display(),
+            self.cli
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script.as_str(), "sh", &Self::probe_bin()])
+            .args(args);
+        let (child, out) = Self::start_ready(cmd)?;
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         self.children.push(child);
-        Ok(())
+        Ok((pid, rx))
     }
 
     /// Stops every server started with [`Topology::serve`].

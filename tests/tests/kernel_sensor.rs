@@ -9,6 +9,7 @@ use mxsentry_tests::{
     require_privileges,
     topology::{SRV4, SRV6},
 };
+use sensor_common::maps::PROGRAMS;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -294,6 +295,119 @@ fn enforce_drops_answers_for_blocked_names_only() {
     a.stop(libc::SIGINT).expect("stop");
 }
 
+/// Waits for the forwarder to report what its upstream did for `name`.
+fn upstream_outcome(lines: &std::sync::mpsc::Receiver<String>, name: &str) -> String {
+    loop {
+        match lines.recv_timeout(Duration::from_secs(5)) {
+            Ok(l) if l.ends_with(&format!(" {name}")) => return l,
+            Ok(_) => continue,
+            Err(e) => panic!("forwarder said nothing about {name}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn local_resolver_keeps_its_upstream_answers_the_asker_loses_them() {
+    if !require_privileges("local_resolver") {
+        return;
+    }
+    let mut t = Topology::with_dns().expect("topology with DNS");
+    let upstream = format!("{}:53", SRV4[0]);
+    // Bound port 53 before the agent ran: the agent's /proc scan must find it. It sends
+    // upstream with sendto() on unconnected sockets (the sendmsg hooks), like dnsmasq.
+    let (early, early_out) = t
+        .serve_in_cgroup(&["forward-dns", "127.0.0.2:53", &upstream, "unconnected"])
+        .expect("early forwarder");
+    let mut a = agent(&t, "resolver", &["--mode", "enforce"]);
+    a.wait_for(WAIT, |v| {
+        v["event"] == "local_resolver" && v["state"] == "found" && v["tgid"] == early
+    })
+    .expect("pre-existing resolver found by the scan");
+    // Binds after the agent: the bind hooks list it; it connects its upstream sockets
+    // (the connect hooks), like unbound and systemd-resolved.
+    let (late, late_out) = t
+        .serve_in_cgroup(&["forward-dns", "127.0.0.3:53", &upstream, "connected"])
+        .expect("late forwarder");
+    a.wait_for(WAIT, |v| {
+        v["event"] == "local_resolver"
+            && v["state"] == "found"
+            && v["tgid"] == late
+            && v["comm"] == "mxprobe"
+    })
+    .expect("new resolver listed by the bind hook");
+    // The scan is host-wide: the test DNS servers in the server namespace count too.
+    let listed = a.metric("mxsentry_local_resolvers").expect("metric");
+    assert_eq!(listed, a.events("local_resolver").len() as f64);
+    assert!(listed >= 2.0, "{listed}");
+    a.ctl(&["block-name", "army.ml"]).expect("block name");
+
+    for (server, out) in [("127.0.0.2:53", &early_out), ("127.0.0.3:53", &late_out)] {
+        let asked = json(
+            &t.client(&["dns", "udp", server, "army.ml", "MX", "1500"])
+                .expect("client"),
+        );
+        assert!(
+            asked["answer"].is_null(),
+            "{server}: the asker got the blocked answer: {asked}"
+        );
+        assert_eq!(
+            upstream_outcome(out, "army.ml"),
+            "upstream answer army.ml",
+            "{server}: the resolver's own upstream answer was dropped"
+        );
+        let other = json(
+            &t.client(&["dns", "udp", server, "army.mil", "MX", "1500"])
+                .expect("client"),
+        );
+        assert!(
+            other["answer"].is_string(),
+            "{server}: other name unanswered"
+        );
+        assert_eq!(
+            upstream_outcome(out, "army.mil"),
+            "upstream answer army.mil"
+        );
+    }
+    // In the kernel's words: kept at the resolver's upstream socket, dropped at the asker's.
+    let kept = a
+        .wait_for(WAIT, |v| {
+            v["event"] == "dns_packet"
+                && v["direction"] == "ingress"
+                && v["local_resolver"] == true
+                && v["verdict"] == "would_block"
+        })
+        .expect("answer kept at the resolver");
+    assert_eq!(kept["src"], upstream.as_str());
+    let dropped = a
+        .wait_for(WAIT, |v| {
+            v["event"] == "dns_packet"
+                && v["direction"] == "ingress"
+                && v["local_resolver"] == false
+                && v["verdict"] == "blocked"
+        })
+        .expect("answer dropped at the asker");
+    assert!(
+        dropped["src"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("127.0.0."),
+        "{dropped}"
+    );
+
+    // An exited resolver is unlisted, so its pid cannot exempt a later process.
+    // SAFETY: plain kill(2) of a child this test started.
+    assert_eq!(unsafe { libc::kill(early as i32, libc::SIGKILL) }, 0);
+    a.wait_for(WAIT, |v| {
+        v["event"] == "local_resolver" && v["state"] == "gone" && v["tgid"] == early
+    })
+    .expect("exited resolver unlisted");
+    assert_eq!(
+        a.metric("mxsentry_local_resolvers").expect("metric"),
+        listed - 1.0
+    );
+    a.stop(libc::SIGINT).expect("stop");
+}
+
 #[test]
 fn ring_buffer_overrun_received_plus_lost_equals_sent() {
     if !require_privileges("ring_overrun") {
@@ -346,7 +460,7 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     let stopped = first.stop(libc::SIGTERM).expect("stop first");
     assert_eq!(stopped["detached"], false);
     std::mem::forget(first); // its Drop would detach the pins we mean to keep
-    assert_eq!(our_programs_on(&t.cgroup), 4);
+    assert_eq!(our_programs_on(&t.cgroup), PROGRAMS.len());
     assert_eq!(
         connect(&t, &format!("{}:25", SRV4[0])).0,
         "eperm",
@@ -356,8 +470,8 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     let mut second =
         Agent::start(&pin, &["--cgroup", &cg, "--mode", "enforce"]).expect("second agent");
     let started = second.events("agent_started")[0].clone();
-    assert_eq!(started["adopted"], 4, "{started}");
-    assert_eq!(our_programs_on(&t.cgroup), 4, "attached twice");
+    assert_eq!(started["adopted"], PROGRAMS.len(), "{started}");
+    assert_eq!(our_programs_on(&t.cgroup), PROGRAMS.len(), "attached twice");
     let (r, pid) = connect(&t, &format!("{}:25", SRV4[0]));
     assert_eq!(r, "eperm");
     second

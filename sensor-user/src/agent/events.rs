@@ -134,6 +134,10 @@ pub enum Event {
         lookalike: Lookalike,
         /// Whether its answers are now in `BLOCKED_NAMES`.
         name_blocked: bool,
+        /// A local resolver asking its upstream on someone's behalf: the asker's own
+        /// lookup is the other event.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        local_resolver_upstream: bool,
         /// Who asked (cgroup only: the DNS hook has no process).
         socket: SocketOwner,
     },
@@ -193,6 +197,15 @@ pub enum Event {
         addresses: Vec<String>,
         /// Mail exchangers it now has.
         mx: Vec<String>,
+    },
+    /// A local resolver found (its upstream answers are never dropped) or gone.
+    LocalResolver {
+        /// found or gone.
+        state: &'static str,
+        /// Its thread-group id.
+        tgid: u32,
+        /// Its command name, when /proc still has it.
+        comm: String,
     },
     /// An SMTP connect to an address with no DNS history.
     UnattributedConnect {

@@ -36,8 +36,14 @@ pub struct Metrics {
     pub decision_latency: Histogram,
     /// Time from a DNS event to the kernel map update it caused, by map.
     pub map_update_latency: HistogramVec,
-    /// Programs attached (4 when healthy).
+    /// Programs attached (equal to `programs_expected` when healthy).
     pub programs_attached: IntGauge,
+    /// Programs this build attaches.
+    pub programs_expected: IntGauge,
+    /// Local resolver processes whose upstream sockets are exempt from answer drops.
+    pub local_resolvers: IntGauge,
+    /// Processes the last resolver scan could not inspect (descriptors unreadable).
+    pub resolver_scan_unreadable: IntGauge,
     /// Kernel run time of each program, from the kernel's own accounting.
     pub program_run_seconds: GenericCounterVec<AtomicF64>,
     /// Kernel runs of each program.
@@ -165,6 +171,18 @@ impl Metrics {
                 "programs_attached",
                 "eBPF programs attached."
             ))?),
+            programs_expected: reg!(IntGauge::with_opts(opts(
+                "programs_expected",
+                "eBPF programs this build attaches."
+            ))?),
+            local_resolvers: reg!(IntGauge::with_opts(opts(
+                "local_resolvers",
+                "Local resolver processes (serving port 53) whose upstream answers are never dropped."
+            ))?),
+            resolver_scan_unreadable: reg!(IntGauge::with_opts(opts(
+                "resolver_scan_unreadable",
+                "Processes the last local-resolver scan could not inspect (no access to their descriptors)."
+            ))?),
             program_run_seconds: reg!(GenericCounterVec::<AtomicF64>::new(
                 opts(
                     "program_run_seconds_total",
@@ -225,6 +243,8 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        m.programs_expected
+            .set(sensor_common::maps::PROGRAMS.len() as i64);
         for kind in ["connect", "dns_answer"] {
             m.blocked.with_label_values(&[kind]).inc_by(0);
         }

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod pending;
 pub mod pipeline;
 pub mod replay;
+pub mod resolvers;
 pub mod runtime;
 
 pub use pipeline::{ConnectIn, DnsIn, Outputs, Pipeline};

@@ -42,6 +42,8 @@ pub struct DnsIn<'a> {
     pub payload: &'a [u8],
     /// The message's full length.
     pub msg_len: usize,
+    /// The socket is a local resolver's upstream socket (answers never dropped there).
+    pub resolver: bool,
 }
 
 /// An SMTP connect as the kernel (or a capture) reports it.
@@ -320,6 +322,7 @@ impl<E: Enforcer> Pipeline<E> {
             qtype: msg.qtype.name(),
             lookalike: l,
             name_blocked,
+            local_resolver_upstream: d.resolver,
             socket,
         });
     }

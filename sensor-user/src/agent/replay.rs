@@ -120,6 +120,7 @@ fn packet(
         cgroup_id: 0,
         payload: msg,
         msg_len: len,
+        resolver: false,
     });
 }
 

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use sensor_common::{
     EventKind, Verdict,
-    event::Direction,
+    event::{DNS_FLAG_RESOLVER, Direction},
     maps::{CONNECT_EVENTS, DNS_EVENTS, PROGRAMS},
 };
 use tokio::{
@@ -25,7 +25,7 @@ use tokio::{
 
 use super::{
     ConnectIn, DnsIn, Outputs, Pipeline, eventlog::EventLog, events::Event, http, metrics::Metrics,
-    pending::Pending,
+    pending::Pending, resolvers::LocalResolvers,
 };
 use crate::{
     alert::{Endpoint, Pusher},
@@ -183,6 +183,7 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
                     cgroup_id: e.cgroup_id,
                     payload: &e.data[..cap],
                     msg_len: e.msg_len as usize,
+                    resolver: e.flags & DNS_FLAG_RESOLVER != 0,
                 });
             }
             Err(e) => {
@@ -346,6 +347,13 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
         host: host_name(),
     };
     let mut pipeline = Pipeline::new(&config, maps, outputs)?;
+    // Before ready: a resolver's upstream answers must never be dropped.
+    let mut resolvers = LocalResolvers::new(
+        VerdictMaps::open(&pin_dir)?,
+        config.agent.proc_root.clone(),
+        metrics.clone(),
+    );
+    let found = resolvers.refresh(Instant::now());
 
     let refresh = kernel_refresh(VerdictMaps::open(&pin_dir)?, metrics.clone());
     let endpoint = http::Endpoint {
@@ -367,6 +375,9 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
         config: path.as_ref().map(|p| p.display().to_string()),
         metrics: format!("http://{}{}", config.metrics.listen, config.metrics.path),
     });
+    for e in found {
+        pipeline.emit(e);
+    }
 
     if path.is_none() {
         log::warn!("no config at {DEFAULT_PATH}: running with no protected domains (see --config)");
@@ -398,7 +409,11 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
                 }
             }
             _ = ticker.tick() => {
-                pipeline.tick(Instant::now());
+                let now = Instant::now();
+                pipeline.tick(now);
+                for e in resolvers.refresh(now) {
+                    pipeline.emit(e);
+                }
                 // A ConfigMap update swaps a symlink: compare contents, not mtimes. A file
                 // missing for a moment (mid-swap) is not a change.
                 if let Ok(Some(f)) = opts.read()

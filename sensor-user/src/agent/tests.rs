@@ -90,6 +90,7 @@ fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
         cgroup_id: 0,
         payload: bytes,
         msg_len: bytes.len(),
+        resolver: false,
     });
 }
 
@@ -355,6 +356,7 @@ fn malformed_payloads_are_counted_by_reason() {
         cgroup_id: 0,
         payload: &[1, 2],
         msg_len: 2,
+        resolver: false,
     });
     let mut bytes = answer("army.ml.", RecordType::A, vec![], vec![]);
     bytes[5] = 0; // no question

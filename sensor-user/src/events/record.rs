@@ -2,7 +2,7 @@
 
 use sensor_common::{
     ConnectEvent, DnsEvent, Verdict,
-    event::{DNS_FLAG_QNAME_HASHED, DNS_FLAG_TCP, Direction},
+    event::{DNS_FLAG_QNAME_HASHED, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
 };
 use serde::Serialize;
 
@@ -101,6 +101,8 @@ pub struct DnsRecord {
     pub cap_len: u32,
     /// allowed | would_block | blocked.
     pub verdict: &'static str,
+    /// The socket is a local resolver's upstream socket.
+    pub local_resolver: bool,
     /// Captured message, hex.
     pub data: String,
 }
@@ -149,6 +151,7 @@ impl From<&DnsEvent> for DnsRecord {
             msg_len: e.msg_len,
             cap_len: e.cap_len,
             verdict: verdict(e.verdict),
+            local_resolver: e.flags & DNS_FLAG_RESOLVER != 0,
             data: hex(&e.data[..cap]),
         }
     }

@@ -2,6 +2,7 @@
 //! their pins so the agent, `mxsentry ctl` and the tests share one code path.
 
 use std::{
+    collections::BTreeSet,
     net::IpAddr,
     path::{Path, PathBuf},
 };
@@ -11,7 +12,7 @@ use sensor_common::{
     EventKind,
     maps::{
         BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_EXEMPT, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
-        SMTP_PORTS,
+        RESOLVER_TGIDS, SMTP_PORTS,
     },
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
 };
@@ -95,6 +96,7 @@ pub struct VerdictMaps {
     v6: LpmTrie<MapData, [u8; 16], u32>,
     names: HashMap<MapData, u64, u32>,
     exempt: HashMap<MapData, u64, u32>,
+    resolvers: HashMap<MapData, u32, u32>,
     lost: PerCpuArray<MapData, u64>,
 }
 
@@ -130,6 +132,7 @@ impl VerdictMaps {
             v6: open(&dir, BLOCKED_V6)?,
             names: open(&dir, BLOCKED_NAMES)?,
             exempt: open(&dir, DNS_EXEMPT)?,
+            resolvers: open(&dir, RESOLVER_TGIDS)?,
             lost: open(&dir, LOST)?,
         })
     }
@@ -206,11 +209,33 @@ impl VerdictMaps {
         ignore_missing(self.names.remove(&hash), BLOCKED_NAMES)
     }
 
-    /// Exempts a socket (by cookie) from answer drops.
-    pub fn exempt_socket(&mut self, cookie: u64) -> Result<(), KernelError> {
-        self.exempt
-            .insert(cookie, 1, 0)
-            .map_err(map_err(DNS_EXEMPT))
+    /// Whether the kernel marked this socket (by cookie) as a local resolver's upstream socket.
+    pub fn is_exempt(&self, cookie: u64) -> Result<bool, KernelError> {
+        match self.exempt.get(&cookie, 0) {
+            Ok(_) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(map_err(DNS_EXEMPT)(e)),
+        }
+    }
+
+    /// The processes listed as local resolvers (by the bind hooks or the agent).
+    pub fn resolvers(&self) -> Result<BTreeSet<u32>, KernelError> {
+        self.resolvers
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(RESOLVER_TGIDS))
+    }
+
+    /// Lists process `tgid` as a local resolver.
+    pub fn add_resolver(&mut self, tgid: u32) -> Result<(), KernelError> {
+        self.resolvers
+            .insert(tgid, 1, 0)
+            .map_err(map_err(RESOLVER_TGIDS))
+    }
+
+    /// Unlists process `tgid` (it exited).
+    pub fn remove_resolver(&mut self, tgid: u32) -> Result<(), KernelError> {
+        ignore_missing(self.resolvers.remove(&tgid), RESOLVER_TGIDS)
     }
 
     /// Events of `kind` the kernel could not put in a ring buffer, summed over CPUs.

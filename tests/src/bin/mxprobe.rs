@@ -159,6 +159,42 @@ fn serve_dns(addr: SocketAddr, zone: Zone) -> anyhow::Result<()> {
     }
 }
 
+/// A forwarding resolver: answers queries on `listen` by asking `upstream` over a fresh
+/// UDP socket per query, connected or not (`sendto`), as unbound and dnsmasq do. Prints
+/// `ready`, then one line per upstream answer received (or `upstream timeout`), so a
+/// test sees which answers reached the resolver.
+fn forward_dns(listen: SocketAddr, upstream: SocketAddr, connected: bool) -> anyhow::Result<()> {
+    let udp = UdpSocket::bind(listen).context("bind udp")?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, peer) = udp.recv_from(&mut buf)?;
+        let bind: SocketAddr = if upstream.is_ipv4() {
+            "0.0.0.0:0".parse()?
+        } else {
+            "[::]:0".parse()?
+        };
+        let up = UdpSocket::bind(bind)?;
+        up.set_read_timeout(Some(Duration::from_millis(1500)))?;
+        if connected {
+            up.connect(upstream)?;
+            up.send(&buf[..n])?;
+        } else {
+            up.send_to(&buf[..n], upstream)?;
+        }
+        let mut ans = [0u8; 2048];
+        match up.recv(&mut ans) {
+            Ok(m) => {
+                println!("upstream answer {}", text_name(&ans[..m]));
+                udp.send_to(&ans[..m], peer)?;
+            }
+            Err(_) => println!("upstream timeout {}", text_name(&buf[..n])),
+        }
+        std::io::stdout().flush()?;
+    }
+}
+
 fn serve_tcp_conn(mut s: TcpStream, zone: &Zone) -> Option<()> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).ok()?;
@@ -302,6 +338,9 @@ fn main() -> anyhow::Result<()> {
             println!("{n}");
         }
         ["serve-dns", addr, opts @ ..] => serve_dns(addr.parse()?, Zone::parse(opts)?)?,
+        ["forward-dns", listen, upstream, how] => {
+            forward_dns(listen.parse()?, upstream.parse()?, *how == "connected")?
+        }
         ["dns", transport, server, name, qt, timeout_ms] => dns_client(
             transport,
             server.parse()?,
@@ -328,7 +367,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | udp-send ADDR TEXT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | udp-send ADDR TEXT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())
