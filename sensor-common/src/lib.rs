@@ -9,4 +9,4 @@ pub mod maps;
 pub mod qname;
 
 pub use event::{ConnectEvent, DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict};
-pub use qname::{QNAME_OFFSET, qname_hash};
+pub use qname::{QNAME_OFFSET, QnameHashes, domain_hash, qname_hash, qname_hashes};

@@ -44,6 +44,9 @@ pub const MODE_ENFORCE: u32 = 1;
 
 /// Block-map value flag: enforce this entry even when the global mode is monitor.
 pub const BLOCK_ENFORCE: u32 = 1;
+/// `BLOCKED_NAMES` value flag: the entry also covers every name under it (matched
+/// through the hashes of a question's last two and three labels).
+pub const BLOCK_SUBTREE: u32 = 2;
 
 /// Capacity of `BLOCKED_V4` and `BLOCKED_V6`.
 pub const BLOCKED_ADDRS_MAX: u32 = 65_536;

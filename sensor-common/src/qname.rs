@@ -45,6 +45,98 @@ pub fn qname_hash(msg: &[u8]) -> Option<u64> {
     None
 }
 
+/// The hashes the kernel checks for one question: the whole name, and the *domain
+/// hashes* of its last two and last three labels (0 when the name has fewer labels).
+/// A lookalike domain blocked with `BLOCK_SUBTREE` under its [`domain_hash`] is matched
+/// through these, so lookups of its mail hosts (`mx.army.ml`) are dropped once the
+/// domain (`army.ml`) is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QnameHashes {
+    /// Hash of the whole name (`qname_hash`).
+    pub full: u64,
+    /// `domain_hash` of the last two labels, or 0.
+    pub last2: u64,
+    /// `domain_hash` of the last three labels, or 0.
+    pub last3: u64,
+}
+
+/// Seed of the domain hash, distinct from the name hash's so the two never meet.
+const DOMAIN_SEED: u64 = 0x6d78_7365_6e74_7279;
+
+/// Folds per-label hashes (each FNV-1a over the label's length byte and its lower-cased
+/// bytes) into a domain hash.
+#[inline(always)]
+const fn fold(h: u64, label: u64) -> u64 {
+    (h ^ label).wrapping_mul(FNV_PRIME)
+}
+
+/// [`qname_hash`] plus the domain hashes of the name's last two and three labels.
+///
+/// One bounded loop, like `qname_hash`. The per-label state is kept as hash values,
+/// never as positions or counts: values the verifier cannot know let it prune paths,
+/// where known constants would multiply them past its limit.
+#[inline(always)]
+pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
+    let mut h = FNV_OFFSET;
+    let mut next_len = QNAME_OFFSET;
+    // Hash of the label being read, and of the one and two before it (0 = none).
+    let (mut cur, mut p1, mut p2) = (0u64, 0u64, 0u64);
+    let mut i = QNAME_OFFSET;
+    while i < QNAME_OFFSET + MAX_QNAME_WIRE {
+        let b = *msg.get(i)?;
+        h = step(h, b);
+        if i == next_len {
+            if b == 0 {
+                let last2 = if p1 != 0 {
+                    fold(fold(DOMAIN_SEED, p1), cur)
+                } else {
+                    0
+                };
+                let last3 = if p2 != 0 {
+                    fold(fold(fold(DOMAIN_SEED, p2), p1), cur)
+                } else {
+                    0
+                };
+                return Some(QnameHashes {
+                    full: h,
+                    last2,
+                    last3,
+                });
+            }
+            if b > 63 {
+                return None;
+            }
+            p2 = p1;
+            p1 = cur;
+            cur = FNV_OFFSET;
+            next_len = i + 1 + b as usize;
+        }
+        cur = step(cur, b);
+        i += 1;
+    }
+    None
+}
+
+/// The domain hash of a name written as text (`army.ml`): what `qname_hashes` reports
+/// as `last2` for any question under a two-label domain, and `last3` for three labels.
+/// `None` for an empty or over-long label.
+pub fn domain_hash(name: &str) -> Option<u64> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut h = DOMAIN_SEED;
+    for label in name.split('.') {
+        let len = label.len();
+        if len == 0 || len > 63 {
+            return None;
+        }
+        let mut l = step(FNV_OFFSET, len as u8);
+        for b in label.bytes() {
+            l = step(l, b);
+        }
+        h = fold(h, l);
+    }
+    Some(h)
+}
+
 /// Writes `name` (text, any case, optional trailing dot) in wire format into
 /// `out`, returning the length, or `None` for an empty or over-long label or a
 /// name longer than 255 wire bytes. The root is `"."` (or `""`).
@@ -121,6 +213,32 @@ mod tests {
             h = h.wrapping_mul(FNV_PRIME);
         }
         h
+    }
+
+    #[test]
+    fn suffix_hashes_equal_the_domain_hashes_of_the_shorter_names() {
+        let d = |n: &str| domain_hash(n).unwrap();
+        let h = qname_hashes(&message("MX.Mail.Army.ML")).unwrap();
+        assert_eq!(h.full, reference("mx.mail.army.ml"));
+        assert_eq!(h.last2, d("army.ml"));
+        assert_eq!(h.last3, d("mail.army.ml"));
+        assert_eq!(d("ARMY.ml."), d("army.ml"));
+        assert_ne!(d("army.ml"), d("army.mil"));
+        let two = qname_hashes(&message("army.ml")).unwrap();
+        assert_eq!((two.last2, two.last3), (d("army.ml"), 0));
+        let one = qname_hashes(&message("ml")).unwrap();
+        assert_eq!((one.last2, one.last3), (0, 0));
+        assert_eq!(qname_hashes(&message("")).map(|h| h.last2), Some(0));
+        for n in ["a.b", "x", "l999.before.other.org"] {
+            assert_eq!(
+                qname_hashes(&message(n)).map(|h| h.full),
+                qname_hash(&message(n))
+            );
+        }
+        let mut cut = message("mx.army.ml");
+        cut.truncate(QNAME_OFFSET + 5);
+        assert_eq!(qname_hashes(&cut), None);
+        assert_eq!(domain_hash("a..b"), None);
     }
 
     #[test]

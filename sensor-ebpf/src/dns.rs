@@ -13,7 +13,8 @@ use aya_ebpf::{
 use sensor_common::{
     DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict,
     event::{AF_INET, AF_INET6, DNS_FLAG_QNAME_HASHED, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
-    qname_hash,
+    maps::BLOCK_SUBTREE,
+    qname_hashes,
 };
 
 use crate::{
@@ -131,6 +132,19 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
     })
 }
 
+/// The flags of a `BLOCK_SUBTREE` entry for this suffix hash (0 = no such suffix).
+#[inline(always)]
+fn subtree_block(hash: u64) -> Option<u32> {
+    if hash == 0 {
+        return None;
+    }
+    // SAFETY: read-only lookup of a plain u32 value.
+    match unsafe { BLOCKED_NAMES.get(hash) } {
+        Some(v) if *v & BLOCK_SUBTREE != 0 => Some(*v),
+        _ => None,
+    }
+}
+
 #[inline(always)]
 fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     let Some(loc) = locate(ctx) else {
@@ -185,16 +199,20 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     if rc != 0 {
         return PASS;
     }
-    let hash = qname_hash(&ev.data);
-    if hash.is_some() {
+    let hashes = qname_hashes(&ev.data);
+    if hashes.is_some() {
         flags |= DNS_FLAG_QNAME_HASHED;
     }
     let is_answer = ev.data[2] & 0x80 != 0;
     let mut verdict = Verdict::Allowed;
-    if let Some(h) = hash {
-        // SAFETY: read-only lookup of a plain u32 value.
-        if let Some(v) = unsafe { BLOCKED_NAMES.get(h) } {
-            verdict = verdict_for(*v);
+    if let Some(h) = hashes {
+        // SAFETY (all three): read-only lookups of plain u32 values.
+        let hit = match unsafe { BLOCKED_NAMES.get(h.full) } {
+            Some(v) => Some(*v),
+            None => subtree_block(h.last2).or_else(|| subtree_block(h.last3)),
+        };
+        if let Some(v) = hit {
+            verdict = verdict_for(v);
         }
     }
     // SAFETY: helpers valid for cgroup_skb.
@@ -220,7 +238,7 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
         ev.cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
     }
     ev.cookie = cookie;
-    ev.qname_hash = hash.unwrap_or(0);
+    ev.qname_hash = hashes.map_or(0, |h| h.full);
     ev.msg_len = msg_len;
     ev.cap_len = cap;
     ev.verdict = verdict as u32;

@@ -11,15 +11,16 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-/// The agent binary: `MXSENTRY_BIN`, else the workspace's debug build.
+/// The agent binary: `MXSENTRY_BIN`, else the workspace's release build (the agent as
+/// shipped; enforcement races the DNS answer and a debug build loses that race).
 pub fn agent_bin() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("MXSENTRY_BIN") {
         return Ok(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/mxsentry");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mxsentry");
     if !p.exists() {
         bail!(
-            "{} missing: build it with `cargo build -p sensor-user` (cargo xtask test does)",
+            "{} missing: build it with `cargo build --release -p sensor-user` (cargo xtask test does)",
             p.display()
         );
     }

@@ -23,7 +23,7 @@ pub const LOOKALIKE_MX6: &str = crate::topology::SRV6[2];
 /// Zone data, short TTLs: army.mil (protected); army.ml (its lookalike, MX through a
 /// CNAME); army.mi (a lookalike whose only MX host is IPv6); arrmy.mil (a lookalike with
 /// 30 MX hosts, so its MX answer does not fit 512 bytes of UDP and the client retries
-/// over TCP).
+/// over TCP); every name under other.org (anyone else's lookups).
 fn zones() -> String {
     let mut z = format!(
         r#"  local-zone: "army.mil." static
@@ -37,6 +37,8 @@ fn zones() -> String {
   local-data: "army.mi. 5 IN MX 10 mx6.army.mi."
   local-data: "mx6.army.mi. 5 IN AAAA {LOOKALIKE_MX6}"
   local-zone: "arrmy.mil." static
+  local-zone: "other.org." redirect
+  local-data: "other.org. 5 IN A 10.77.0.9"
 "#
     );
     for i in 0..30 {
@@ -48,6 +50,20 @@ fn zones() -> String {
         ));
     }
     z
+}
+
+/// Where the local caching resolver listens, when the lab has one.
+pub const LOCAL_RESOLVER: &str = "127.0.0.1:53";
+
+/// Variations of the mail path.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// A caching Unbound in the client namespace and test cgroup, forwarding to the
+    /// server side's Unbound, as Postfix's only resolver (the common production shape).
+    pub local_resolver: bool,
+    /// `(domain, host, address)`: Postfix delivers `domain` to `host` and finds its
+    /// address in /etc/hosts, not DNS — an MTA holding an address it resolved earlier.
+    pub pinned_route: Option<(String, String, String)>,
 }
 
 /// The running pieces and their files.
@@ -66,6 +82,11 @@ impl MailLab {
     /// Starts Unbound and the receivers in the server namespace and Postfix in the client
     /// namespace and test cgroup.
     pub fn start(t: &mut Topology, tag: &str) -> anyhow::Result<Self> {
+        Self::start_with(t, tag, &LabOptions::default())
+    }
+
+    /// [`MailLab::start`] with variations.
+    pub fn start_with(t: &mut Topology, tag: &str, opts: &LabOptions) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("mxt-mail-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for d in [
@@ -91,10 +112,21 @@ impl MailLab {
         let resolv_dir = PathBuf::from("/etc/netns").join(&t.cli);
         std::fs::create_dir_all(&resolv_dir)?;
         let resolv = resolv_dir.join("resolv.conf");
+        let nameserver = if opts.local_resolver {
+            "127.0.0.1"
+        } else {
+            SRV4[0]
+        };
         write(
             &resolv,
-            &format!("nameserver {}\noptions timeout:1 attempts:2\n", SRV4[0]),
+            &format!("nameserver {nameserver}\noptions timeout:1 attempts:2\n"),
         )?;
+        if let Some((_, host, addr)) = &opts.pinned_route {
+            write(
+                &resolv_dir.join("hosts"),
+                &format!("127.0.0.1 localhost\n{addr} {host}\n"),
+            )?;
+        }
         let lab = Self {
             postfix: dir.join("postfix"),
             dir,
@@ -122,12 +154,27 @@ impl MailLab {
             let template = format!("{}/%H%M%S.", lab.dir.join(sub).display());
             t.spawn_server("smtp-sink", &["-u", "postfix", "-d", &template, addr, "10"])?;
         }
-        lab.wait_for_dns(t)?;
+        lab.wait_for_dns(t, &format!("{}:53", SRV4[0]))?;
+        if opts.local_resolver {
+            let local = lab.dir.join("unbound-local.conf");
+            write(&local, &lab.local_unbound_conf())?;
+            t.spawn_in_cgroup("unbound", &["-d", "-c", &local.display().to_string()])?;
+            lab.wait_for_dns(t, LOCAL_RESOLVER)?;
+        }
         for (addr, _) in &receivers {
             lab.wait_for_port(t, addr)?;
         }
 
-        write(&lab.postfix.join("main.cf"), &lab.main_cf())?;
+        let mut main_cf = lab.main_cf();
+        if let Some((domain, host, _)) = &opts.pinned_route {
+            let transport = lab.postfix.join("transport");
+            write(&transport, &format!("{domain} smtp:[{host}]\n"))?;
+            main_cf.push_str(&format!(
+                "transport_maps = texthash:{}\nsmtp_host_lookup = native\n",
+                transport.display()
+            ));
+        }
+        write(&lab.postfix.join("main.cf"), &main_cf)?;
         write(&lab.postfix.join("master.cf"), MASTER_CF)?;
         let pf = lab.postfix.display().to_string();
         sh("postfix", &["-c", &pf, "set-permissions", "create-missing"]).ok();
@@ -151,23 +198,25 @@ impl MailLab {
         )
     }
 
-    fn wait_for_dns(&self, t: &Topology) -> anyhow::Result<()> {
+    /// A caching Unbound on the mail host's loopback that forwards everything upstream.
+    fn local_unbound_conf(&self) -> String {
+        format!(
+            "server:\n  interface: 127.0.0.1\n  port: 53\n  access-control: 127.0.0.0/8 allow\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n  directory: \"{d}\"\n  use-syslog: no\n  logfile: \"{d}/unbound-local.log\"\n  do-ip6: no\n  num-threads: 1\n  module-config: \"iterator\"\n  qname-minimisation: no\nforward-zone:\n  name: \".\"\n  forward-addr: {up}\n",
+            d = self.dir.display(),
+            up = SRV4[0],
+        )
+    }
+
+    fn wait_for_dns(&self, t: &Topology, server: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let out = t.client(&[
-                "dns",
-                "udp",
-                &format!("{}:53", SRV4[0]),
-                "army.mil",
-                "MX",
-                "500",
-            ])?;
+            let out = t.client(&["dns", "udp", server, "army.mil", "MX", "500"])?;
             let v: Value = serde_json::from_str(&out)?;
             if !v["answer"].is_null() {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("Unbound did not answer");
+                bail!("Unbound at {server} did not answer");
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -160,14 +160,8 @@ impl Topology {
         args: &[&str],
     ) -> anyhow::Result<(u32, std::sync::mpsc::Receiver<String>)> {
         // `ip netns exec` execs in place, so the child's pid is the server's.
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
-            self.cgroup.display(),
-            self.cli
-        );
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", script.as_str(), "sh", &Self::probe_bin()])
-            .args(args);
+        let mut cmd = self.in_cgroup(&Self::probe_bin());
+        cmd.args(args);
         let (child, out) = Self::start_ready(cmd)?;
         let pid = child.id();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -199,6 +193,19 @@ impl Topology {
         Ok(t)
     }
 
+    /// A command that runs `program` in the client namespace and the test cgroup; its
+    /// arguments are the command's further arguments.
+    fn in_cgroup(&self, program: &str) -> Command {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
+            self.cgroup.display(),
+            self.cli
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script.as_str(), "sh", program]);
+        cmd
+    }
+
     /// Runs `mxprobe` as a client: in the client namespace and in the test cgroup.
     pub fn client(&self, args: &[&str]) -> anyhow::Result<String> {
         let bin = Self::probe_bin();
@@ -219,13 +226,8 @@ impl Topology {
         input: Option<&str>,
     ) -> anyhow::Result<String> {
         use std::io::Write as _;
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
-            self.cgroup.display(),
-            self.cli
-        );
-        let mut child = Command::new("sh")
-            .args(["-c", script.as_str(), "sh", program])
+        let mut child = self
+            .in_cgroup(program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -242,6 +244,19 @@ impl Topology {
             String::from_utf8_lossy(&out.stderr).trim()
         );
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Starts a long-running program in the client namespace and the test cgroup (a daemon
+    /// of the mail host), not waiting for anything.
+    pub fn spawn_in_cgroup(&mut self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let child = self
+            .in_cgroup(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        self.children.push(child);
+        Ok(())
     }
 
     /// Starts a long-running program in the server namespace, not waiting for anything.

@@ -9,8 +9,9 @@ use std::{path::Path, time::Duration};
 use mxsentry_tests::{
     Agent, Topology,
     agent::{self, test_pin_dir, test_state_dir},
-    mail::MailLab,
+    mail::{LOCAL_RESOLVER, LabOptions, MailLab},
     require_privileges,
+    topology::SRV4,
 };
 use serde_json::Value;
 
@@ -249,8 +250,12 @@ fn ipv6_only_mx_mx_over_tcp_and_an_agent_restart_during_traffic() {
     lab.send(&t, "frank@army.ml", "during-restart").unwrap();
     let mut agent = Agent::start(&pins, &args).unwrap();
     let started = agent.events("agent_started")[0].clone();
-    // All four programs held, all four re-adopted from their pins (none attached twice).
-    assert_eq!(started["adopted"], 4, "{started}");
+    // Every program held, every one re-adopted from its pin (none attached twice).
+    assert_eq!(
+        started["adopted"],
+        sensor_common::maps::PROGRAMS.len(),
+        "{started}"
+    );
     assert_eq!(
         agent.metric("mxsentry_programs_attached").unwrap(),
         sensor_common::maps::PROGRAMS.len() as f64
@@ -275,6 +280,166 @@ fn ipv6_only_mx_mx_over_tcp_and_an_agent_restart_during_traffic() {
     );
     agent.stop(libc::SIGTERM).unwrap();
     let _ = agent.ctl(&["detach"]);
+    drop(lab);
+    std::fs::remove_dir_all(&state).ok();
+}
+
+/// `lookup-many` through the local resolver: distinct names, so every one goes upstream.
+fn lookups(t: &Topology, run: &str) -> Value {
+    let out = t
+        .client(&[
+            "lookup-many",
+            LOCAL_RESOLVER,
+            &format!("{run}.other.org"),
+            "1000",
+            "2000",
+        ])
+        .unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Waits until the agent has read the last answer of a `lookups` run: the test's agent
+/// is a debug build, and 6,000 packets put it seconds behind, which would let the
+/// lookalike's answer outrun the name block the test is about.
+fn caught_up(agent: &mut Agent, run: &str) {
+    let last = mxsentry::kernel::maps::name_hash(&format!("l999.{run}.other.org")).unwrap();
+    let last = format!("{last:016x}");
+    agent
+        .wait_for(Duration::from_secs(60), |v| {
+            v["event"] == "dns_packet" && v["direction"] == "ingress" && v["qname_hash"] == last
+        })
+        .unwrap();
+}
+
+fn assert_all_answered(v: &Value, phase: &str) {
+    assert_eq!(v["answered"], 1000, "{phase}: {v}");
+    assert_eq!(v["timeouts"], 0, "{phase}: {v}");
+}
+
+#[test]
+fn local_caching_resolver_keeps_answering_everyone_else_while_the_lookalike_stays_queued() {
+    if !require_privileges("postfix_local_resolver") {
+        return;
+    }
+    let mut t = Topology::new().unwrap();
+    let opts = LabOptions {
+        local_resolver: true,
+        ..LabOptions::default()
+    };
+    let lab = MailLab::start_with(&mut t, "localres", &opts).unwrap();
+    let state = test_state_dir("localres");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = state.join("mxsentry.toml");
+    config(&cfg, &state, "enforce");
+    let (cg, cfgs) = (t.cgroup.display().to_string(), cfg.display().to_string());
+    let mut agent = Agent::start(
+        &test_pin_dir("localres"),
+        &["--config", &cfgs, "--cgroup", &cg],
+    )
+    .unwrap();
+    // Unbound was running before the agent: found by the scan.
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "local_resolver" && v["comm"] == "unbound"
+        })
+        .unwrap();
+
+    let before = lookups(&t, "before");
+    assert_all_answered(&before, "before the block");
+    caught_up(&mut agent, "before");
+
+    lab.send(&t, "alice@army.mil", "lr-protected").unwrap();
+    lab.send(&t, "bob@army.ml", "lr-lookalike").unwrap();
+    lab.wait("protected delivery", Duration::from_secs(15), || {
+        lab.received("mx-protected", "lr-protected") == 1
+    })
+    .unwrap();
+    lab.wait("lookalike mail deferred", Duration::from_secs(30), || {
+        lab.queue()
+            .is_ok_and(|q| deferred_for(&q, "bob@army.ml") == 1)
+    })
+    .unwrap();
+    assert_eq!(lab.received("mx-lookalike", "lr-lookalike"), 0);
+    let dropped = agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "block" && v["kind"] == "dns_answer"
+        })
+        .unwrap();
+    assert_eq!(dropped["target"], "army.mil", "{dropped}");
+
+    // During the block: Postfix retries and another process keeps asking for the
+    // lookalike, while everyone else's lookups go through the same resolver.
+    lab.flush().unwrap();
+    // A second process asks for names under the lookalike the whole time (each answer
+    // dropped, so each waits out its 100 ms timeout).
+    let (during, asked) = std::thread::scope(|s| {
+        let asker = s.spawn(|| {
+            t.client(&["lookup-many", LOCAL_RESOLVER, "ask.army.ml", "30", "100"])
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let during = lookups(&t, "during");
+        (during, asker.join().unwrap())
+    });
+    let asked: Value = serde_json::from_str(&asked).unwrap();
+    assert_eq!(asked["timeouts"], 30, "the lookalike was answered: {asked}");
+    assert_all_answered(&during, "during the block");
+    caught_up(&mut agent, "during");
+    let after = lookups(&t, "after");
+    assert_all_answered(&after, "after the block");
+    eprintln!(
+        "lookups through the local resolver: before {before}, during {during}, after {after}"
+    );
+    // A resolver that thinks its upstream is failing shows it in seconds-long retries
+    // and timeouts, not percents; single runs on this VM swing by half, so the test
+    // bounds the harm (p99 under 20 ms, p50 within 2x) and `cargo xtask bench` measures
+    // the ratio itself, alternating blocked and unblocked rounds (docs/benchmarks.md).
+    for (phase, v) in [("during", &during), ("after", &after)] {
+        let (b, x) = (
+            before["p50_us"].as_f64().unwrap(),
+            v["p50_us"].as_f64().unwrap(),
+        );
+        assert!(
+            x <= b * 2.0,
+            "{phase} the block, lookups slowed from p50 {b} µs to {x} µs"
+        );
+        assert!(v["p99_us"].as_f64().unwrap() < 20_000.0, "{phase}: {v}");
+    }
+    // Still queued (deferred, or active in the retry the flush started), not delivered.
+    let queue = lab.queue().unwrap();
+    assert!(
+        queue
+            .iter()
+            .any(|m| m["recipients"][0]["address"] == "bob@army.ml"),
+        "{queue:?}"
+    );
+    assert_eq!(lab.received("mx-lookalike", "lr-lookalike"), 0);
+    // The asker's answers were dropped at the asker; the upstream's answers to Unbound
+    // for the same names reached Unbound's exempt upstream socket.
+    let kept = agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "dns_packet"
+                && v["direction"] == "ingress"
+                && v["local_resolver"] == true
+                && v["verdict"] == "would_block"
+        })
+        .unwrap();
+    assert_eq!(kept["src"], format!("{}:53", SRV4[0]), "{kept}");
+
+    // Nothing lost: released, it is delivered (Unbound never saw its upstream fail, so
+    // it resolves the name at once).
+    config(&cfg, &state, "monitor");
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "monitor"
+        })
+        .unwrap();
+    lab.flush().unwrap();
+    lab.wait("released mail delivered", Duration::from_secs(30), || {
+        lab.received("mx-lookalike", "lr-lookalike") == 1
+    })
+    .unwrap();
+    agent.stop(libc::SIGTERM).unwrap();
     drop(lab);
     std::fs::remove_dir_all(&state).ok();
 }

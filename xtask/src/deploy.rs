@@ -40,7 +40,7 @@ pub fn check() -> anyhow::Result<()> {
         .arg(prom.join("alertmanager.yml")))?;
     // systemd-analyze checks that ExecStart exists: point it at the binary just built.
     let unit = std::fs::read_to_string(root.join("deploy/systemd/mxsentry.service"))?;
-    let built = root.join("target/debug/mxsentry");
+    let built = root.join("target/release/mxsentry");
     let dir = root.join("target/deploy-check");
     std::fs::create_dir_all(&dir)?;
     let copy = dir.join("mxsentry.service");

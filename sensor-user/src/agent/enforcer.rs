@@ -1,8 +1,11 @@
 //! Where decisions land: the kernel's verdict maps, or a simulation of them for replay.
 
-use std::{collections::HashSet, net::IpAddr};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+};
 
-use sensor_common::Verdict;
+use sensor_common::{QnameHashes, Verdict, maps::BLOCK_SUBTREE};
 
 use crate::kernel::{
     KernelError, VerdictMaps,
@@ -11,8 +14,8 @@ use crate::kernel::{
 
 /// The map updates the pipeline makes.
 pub trait Enforcer {
-    /// Adds a question-name hash to `BLOCKED_NAMES`.
-    fn block_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// Adds a question-name hash to `BLOCKED_NAMES`; `subtree` covers the names under it.
+    fn block_name(&mut self, hash: u64, subtree: bool) -> Result<(), KernelError>;
     /// Removes a question-name hash.
     fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError>;
     /// Adds one address to `BLOCKED_V4`/`BLOCKED_V6`.
@@ -31,9 +34,10 @@ fn host(ip: IpAddr) -> Cidr {
 }
 
 impl Enforcer for VerdictMaps {
-    fn block_name(&mut self, hash: u64) -> Result<(), KernelError> {
-        // Flags 0: the kernel applies the global mode (monitor reports, enforce drops).
-        self.block_name_hash(hash, 0)
+    fn block_name(&mut self, hash: u64, subtree: bool) -> Result<(), KernelError> {
+        // No BLOCK_ENFORCE: the kernel applies the global mode (monitor reports, enforce drops).
+        let flags = if subtree { BLOCK_SUBTREE } else { 0 };
+        self.block_name_hash(hash, flags)
     }
     fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.unblock_name_hash(hash)
@@ -55,8 +59,8 @@ impl Enforcer for VerdictMaps {
 /// The maps simulated in memory, so replay reports what the kernel would have done.
 #[derive(Debug, Default)]
 pub struct Simulated {
-    /// Blocked name hashes.
-    pub names: HashSet<u64>,
+    /// Blocked name hashes, and whether each covers the names under it.
+    pub names: HashMap<u64, bool>,
     /// Blocked addresses.
     pub addrs: HashSet<IpAddr>,
     /// Global mode.
@@ -77,15 +81,21 @@ impl Simulated {
         self.verdict(self.addrs.contains(&ip))
     }
 
-    /// What the ingress hook would decide for an answer about `hash`.
-    pub fn answer_verdict(&self, hash: Option<u64>) -> Verdict {
-        self.verdict(hash.is_some_and(|h| self.names.contains(&h)))
+    /// What the ingress hook would decide for an answer with these question hashes.
+    pub fn answer_verdict(&self, hashes: Option<QnameHashes>) -> Verdict {
+        let hit = hashes.is_some_and(|h| {
+            self.names.contains_key(&h.full)
+                || [h.last2, h.last3]
+                    .iter()
+                    .any(|s| *s != 0 && self.names.get(s) == Some(&true))
+        });
+        self.verdict(hit)
     }
 }
 
 impl Enforcer for Simulated {
-    fn block_name(&mut self, hash: u64) -> Result<(), KernelError> {
-        self.names.insert(hash);
+    fn block_name(&mut self, hash: u64, subtree: bool) -> Result<(), KernelError> {
+        self.names.insert(hash, subtree);
         Ok(())
     }
     fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError> {

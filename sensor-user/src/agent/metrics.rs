@@ -40,6 +40,8 @@ pub struct Metrics {
     pub programs_attached: IntGauge,
     /// Programs this build attaches.
     pub programs_expected: IntGauge,
+    /// Likely lookalike domains blocked in advance of any query.
+    pub preloaded: IntGauge,
     /// Local resolver processes whose upstream sockets are exempt from answer drops.
     pub local_resolvers: IntGauge,
     /// Processes the last resolver scan could not inspect (descriptors unreadable).
@@ -174,6 +176,10 @@ impl Metrics {
             programs_expected: reg!(IntGauge::with_opts(opts(
                 "programs_expected",
                 "eBPF programs this build attaches."
+            ))?),
+            preloaded: reg!(IntGauge::with_opts(opts(
+                "preloaded_lookalikes",
+                "Likely lookalike domains of block entries put in the kernel's name block map before any query."
             ))?),
             local_resolvers: reg!(IntGauge::with_opts(opts(
                 "local_resolvers",

@@ -2,13 +2,13 @@
 //! out. No I/O of its own beyond what it is handed, so replay and tests drive it directly.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::IpAddr,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-use sensor_common::{Verdict, event::Direction};
+use sensor_common::{Verdict, domain_hash, event::Direction};
 
 use super::{
     clock::{rfc3339, since_kernel},
@@ -22,7 +22,9 @@ use crate::{
     alert::{Alert, Pusher},
     attrib::{CgroupPaths, Place, Process, describe},
     config::Config,
-    detect::{Action, Engine, Finding, PolicyError, Verdict as Classified},
+    detect::{
+        Action, Engine, Finding, Policy, PolicyError, Verdict as Classified, candidates::candidates,
+    },
     dns::{self, Message, QType},
     kernel::maps::{Mode, name_hash},
     state::lru::TtlLru,
@@ -116,11 +118,18 @@ pub struct Pipeline<E: Enforcer> {
     cache: TtlLru<IpAddr, Attribution>,
     mx_of: TtlLru<String, String>,
     nodata: TtlLru<String, (bool, bool)>,
+    /// Blocked name and domain hashes, with the name each stands for.
     blocked_names: HashMap<u64, String>,
     blocked_addrs: HashMap<IpAddr, (String, Instant)>,
+    /// Entries of `blocked_names` put there by `preload`.
+    preloaded: HashSet<u64>,
     out: Outputs,
     evictions_seen: u64,
 }
+
+/// Most lookalike domains `preload` puts in `BLOCKED_NAMES` (a quarter of its capacity;
+/// the rest is for what queries reveal).
+pub const PRELOAD_MAX: usize = sensor_common::maps::BLOCKED_NAMES_MAX as usize / 4;
 
 fn registrable(name: &str) -> &str {
     psl::domain(name.as_bytes())
@@ -131,7 +140,8 @@ fn registrable(name: &str) -> &str {
 impl<E: Enforcer> Pipeline<E> {
     /// Builds the pipeline for `config`, writing its mode and ports to the enforcer.
     pub fn new(config: &Config, mut enforcer: E, out: Outputs) -> Result<Self, PolicyError> {
-        let engine = Engine::new(&config.policy.to_policy()?)?;
+        let policy = config.policy.to_policy()?;
+        let engine = Engine::new(&policy)?;
         for (what, r) in [
             ("mode", enforcer.set_mode(config.agent.mode)),
             (
@@ -144,7 +154,7 @@ impl<E: Enforcer> Pipeline<E> {
             }
         }
         out.metrics.lookalikes_pending.set(out.pending.len() as i64);
-        Ok(Self {
+        let mut p = Self {
             enforcer,
             engine,
             settings: Settings::from(config),
@@ -153,9 +163,51 @@ impl<E: Enforcer> Pipeline<E> {
             nodata: TtlLru::new(config.cache.max_entries),
             blocked_names: HashMap::new(),
             blocked_addrs: HashMap::new(),
+            preloaded: HashSet::new(),
             out,
             evictions_seen: 0,
-        })
+        };
+        p.preload(&policy);
+        Ok(p)
+    }
+
+    /// Blocks, before any query, the likeliest lookalikes of each `block` domain (those
+    /// the engine confirms), as whole domains: no race with a fast local resolver for
+    /// them. At most `PRELOAD_MAX` entries; the rest is decided at query time.
+    fn preload(&mut self, policy: &Policy) {
+        let mut added = 0usize;
+        'entries: for e in &policy.protect {
+            let action = e.action.unwrap_or(policy.default_action);
+            let entry = e.entry.trim_end_matches('.').to_ascii_lowercase();
+            // A public-suffix entry (`mil`) has no spelling to vary.
+            if action != Action::Block || registrable(&entry) != entry {
+                continue;
+            }
+            for c in candidates(&entry) {
+                if self.preloaded.len() >= PRELOAD_MAX {
+                    break 'entries;
+                }
+                if self
+                    .lookalike(&c)
+                    .is_some_and(|f| f.action == Action::Block)
+                    && let Some(h) = domain_hash(&c)
+                    && !self.blocked_names.contains_key(&h)
+                {
+                    match self.enforcer.block_name(h, true) {
+                        Ok(()) => {
+                            self.blocked_names.insert(h, c);
+                            self.preloaded.insert(h);
+                            added += 1;
+                        }
+                        Err(e) => self.map_error("preloading a lookalike", e),
+                    }
+                }
+            }
+        }
+        self.out.metrics.preloaded.set(self.preloaded.len() as i64);
+        if added > 0 {
+            log::info!("preloaded {added} likely lookalike domains into BLOCKED_NAMES");
+        }
     }
 
     /// Number of protected entries in force.
@@ -295,25 +347,16 @@ impl<E: Enforcer> Pipeline<E> {
             .with_label_values(&[&l.target, l.rule])
             .inc();
         let mut name_blocked = false;
-        if f.action == Action::Block
-            && let Some(h) = name_hash(&msg.qname)
-        {
-            if self.blocked_names.contains_key(&h) {
-                name_blocked = true;
-            } else {
-                match self.enforcer.block_name(h) {
-                    Ok(()) => {
-                        let secs = since_kernel(d.ts_ns);
-                        self.out
-                            .metrics
-                            .map_update_latency
-                            .with_label_values(&["blocked_names"])
-                            .observe(secs);
-                        self.blocked_names.insert(h, msg.qname.clone());
-                        name_blocked = true;
-                    }
-                    Err(e) => self.map_error("blocking a name", e),
-                }
+        if f.action == Action::Block {
+            name_blocked = self.block_name(&msg.qname, false, d.ts_ns);
+            // Its registrable domain too, with every name under it, when that domain is
+            // itself a lookalike (army.ml for mx.army.ml, or army.ml asked directly): the
+            // mail-host lookups that follow an MX answer are then dropped by the kernel
+            // with no race against this agent. The kernel matches 2- and 3-label suffixes.
+            let domain = registrable(&msg.qname).to_string();
+            let labels = domain.split('.').count();
+            if (2..=3).contains(&labels) && self.blocks(&domain) {
+                self.block_name(&domain, true, d.ts_ns);
             }
         }
         let socket = self.socket(d.cgroup_id);
@@ -325,6 +368,38 @@ impl<E: Enforcer> Pipeline<E> {
             local_resolver_upstream: d.resolver,
             socket,
         });
+    }
+
+    /// Puts `name` in `BLOCKED_NAMES` (once), by its name hash, or with `subtree` by
+    /// its domain hash (which the kernel matches against questions' last labels);
+    /// true when it is there.
+    fn block_name(&mut self, name: &str, subtree: bool, ts_ns: u64) -> bool {
+        let hash = if subtree {
+            domain_hash(name)
+        } else {
+            name_hash(name)
+        };
+        let Some(h) = hash else {
+            return false;
+        };
+        if self.blocked_names.contains_key(&h) {
+            return true;
+        }
+        match self.enforcer.block_name(h, subtree) {
+            Ok(()) => {
+                self.out
+                    .metrics
+                    .map_update_latency
+                    .with_label_values(&["blocked_names"])
+                    .observe(since_kernel(ts_ns));
+                self.blocked_names.insert(h, name.to_string());
+                true
+            }
+            Err(e) => {
+                self.map_error("blocking a name", e);
+                false
+            }
+        }
     }
 
     fn on_answer(&mut self, msg: &Message, d: &DnsIn) {
@@ -681,7 +756,8 @@ impl<E: Enforcer> Pipeline<E> {
 
     /// Applies a new configuration without losing the cache; on error nothing changes.
     pub fn reload(&mut self, config: &Config) -> Result<(), PolicyError> {
-        let engine = Engine::new(&config.policy.to_policy()?)?;
+        let policy = config.policy.to_policy()?;
+        let engine = Engine::new(&policy)?;
         self.engine = engine;
         self.settings = Settings::from(config);
         if let Err(e) = self.enforcer.set_mode(config.agent.mode) {
@@ -698,6 +774,7 @@ impl<E: Enforcer> Pipeline<E> {
             .lookalikes_pending
             .set(self.out.pending.len() as i64);
         self.rebalance_blocks();
+        self.preload(&policy);
         self.cache_metrics();
         Ok(())
     }
@@ -720,6 +797,7 @@ impl<E: Enforcer> Pipeline<E> {
                 match self.enforcer.unblock_name(h) {
                     Ok(()) => {
                         self.blocked_names.remove(&h);
+                        self.preloaded.remove(&h);
                     }
                     Err(e) => self.map_error("unblocking a name", e),
                 }

@@ -80,7 +80,7 @@ fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
     let verdict = match direction {
         Direction::Ingress => p
             .enforcer
-            .answer_verdict(sensor_common::qname::qname_hash(bytes)),
+            .answer_verdict(sensor_common::qname::qname_hashes(bytes)),
         Direction::Egress => Verdict::Allowed,
     };
     p.on_dns(&DnsIn {
@@ -135,7 +135,11 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     let (mut p, lines, m) = pipeline(BLOCK);
     resolve_lookalike(&mut p);
     // The name is in the block map before any answer arrives.
-    assert!(p.enforcer.names.contains(&name_hash("army.ml").unwrap()));
+    assert!(
+        p.enforcer
+            .names
+            .contains_key(&name_hash("army.ml").unwrap())
+    );
     assert!(p.enforcer.addrs.contains(&MX_IP));
     connect(&mut p, MX_IP);
     let d = events(&lines, "detection");
@@ -373,4 +377,49 @@ fn malformed_payloads_are_counted_by_reason() {
             .get(),
         1
     );
+}
+
+#[test]
+fn a_lookalike_domain_is_blocked_with_everything_under_it() {
+    let (mut p, _lines, _m) = pipeline(BLOCK);
+    p.enforcer.mode = Some(crate::kernel::maps::Mode::Enforce);
+    // The first lookup seen is of a mail host under the lookalike, not the domain.
+    dns(
+        &mut p,
+        &query("mx.army.ml.", RecordType::A),
+        Direction::Egress,
+    );
+    let h = |n: &str| name_hash(n).unwrap();
+    let d = |n: &str| sensor_common::domain_hash(n).unwrap();
+    assert_eq!(p.enforcer.names.get(&h("mx.army.ml")), Some(&false));
+    assert_eq!(p.enforcer.names.get(&d("army.ml")), Some(&true));
+    // Another host under it, never looked up before: its answer is dropped too.
+    let other = answer("mail.army.ml.", RecordType::A, vec![], vec![]);
+    assert_eq!(
+        p.enforcer
+            .answer_verdict(sensor_common::qname::qname_hashes(&other)),
+        Verdict::Blocked
+    );
+    // The protected domain's own hosts are not.
+    let protected = answer("mx.army.mil.", RecordType::A, vec![], vec![]);
+    assert_eq!(
+        p.enforcer
+            .answer_verdict(sensor_common::qname::qname_hashes(&protected)),
+        Verdict::Allowed
+    );
+}
+
+#[test]
+fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
+    let d = |n: &str| sensor_common::domain_hash(n).unwrap();
+    let (p, _lines, m) = pipeline(BLOCK);
+    for name in ["army.ml", "army.mi", "arym.mil", "armymil.com"] {
+        assert_eq!(p.enforcer.names.get(&d(name)), Some(&true), "{name}");
+    }
+    assert!(!p.enforcer.names.contains_key(&d("army.mil")));
+    assert_eq!(m.preloaded.get() as usize, p.enforcer.names.len());
+    // Alert-only entries block nothing, in advance or otherwise.
+    let (p, _lines, m) = pipeline(ALERT);
+    assert!(p.enforcer.names.is_empty());
+    assert_eq!(m.preloaded.get(), 0);
 }

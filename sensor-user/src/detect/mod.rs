@@ -2,6 +2,7 @@
 //! protected, allowed, clean, a lookalike of a protected entry (and by which rule), or
 //! not a domain at all.
 
+pub mod candidates;
 pub mod defaults;
 pub mod edit;
 pub mod engine;

@@ -224,6 +224,53 @@ fn query_many(server: SocketAddr, suffix: &str, n: u32, gap_us: u64) -> anyhow::
     Ok(())
 }
 
+/// Looks up `n` distinct names `l<i>.<suffix>` (A) one after another, each on a fresh
+/// socket as a stub resolver does, and prints how many were answered (with an
+/// answer record), how many timed out, and latency quantiles in microseconds.
+fn lookup_many(server: SocketAddr, suffix: &str, n: u32, timeout_ms: u64) -> anyhow::Result<()> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let (mut answered, mut timeouts, mut failed) = (0u32, 0u32, 0u32);
+    let mut lat = Vec::with_capacity(n as usize);
+    let mut buf = [0u8; 2048];
+    for i in 0..n {
+        let s = UdpSocket::bind(bind)?;
+        s.set_read_timeout(Some(Duration::from_millis(timeout_ms)))?;
+        s.connect(server)?;
+        let id = i as u16;
+        let start = std::time::Instant::now();
+        s.send(&query(id, &format!("l{i}.{suffix}"), 1))?;
+        match s.recv(&mut buf) {
+            Ok(m) if m >= 12 && buf[..2] == id.to_be_bytes() => {
+                lat.push(start.elapsed().as_micros() as u64);
+                // RCODE 0 and at least one answer record.
+                if buf[3] & 0x0f == 0 && u16::from_be_bytes([buf[6], buf[7]]) > 0 {
+                    answered += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            Ok(_) => failed += 1,
+            Err(_) => timeouts += 1,
+        }
+    }
+    lat.sort_unstable();
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+    };
+    let v = serde_json::json!({
+        "sent": n, "answered": answered, "failed": failed, "timeouts": timeouts,
+        "p50_us": q(0.5), "p90_us": q(0.9), "p99_us": q(0.99),
+        "mean_us": if lat.is_empty() { 0 } else { lat.iter().sum::<u64>() / lat.len() as u64 },
+    });
+    println!("{v}");
+    Ok(())
+}
+
 fn dns_client(
     transport: &str,
     server: SocketAddr,
@@ -348,6 +395,9 @@ fn main() -> anyhow::Result<()> {
             qtype(qt)?,
             timeout_ms.parse()?,
         )?,
+        ["lookup-many", server, suffix, n, timeout_ms] => {
+            lookup_many(server.parse()?, suffix, n.parse()?, timeout_ms.parse()?)?
+        }
         ["query-many", server, suffix, n, gap_us] => {
             query_many(server.parse()?, suffix, n.parse()?, gap_us.parse()?)?
         }
@@ -367,7 +417,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | udp-send ADDR TEXT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())

@@ -112,9 +112,9 @@ pub fn quality(write: bool) -> anyhow::Result<()> {
     let protected = toml::from_str::<PolicyFile>(&text)?.policy.protect;
 
     run(Command::new("cargo")
-        .args(["build", "--quiet", "-p", "sensor-user"])
+        .args(["build", "--quiet", "--release", "-p", "sensor-user"])
         .current_dir(&root))?;
-    let bin: PathBuf = root.join("target/debug/mxsentry");
+    let bin: PathBuf = root.join("target/release/mxsentry");
 
     let corpus = fixtures::corpus(&work, &root.join("tests/quality"), &protected)?;
     let cases: Vec<Case> = corpus
