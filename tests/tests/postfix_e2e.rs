@@ -443,3 +443,102 @@ fn local_caching_resolver_keeps_answering_everyone_else_while_the_lookalike_stay
     drop(lab);
     std::fs::remove_dir_all(&state).ok();
 }
+
+#[test]
+fn an_address_learned_before_enforcement_is_refused_at_connect() {
+    if !require_privileges("postfix_cached") {
+        return;
+    }
+    let mut t = Topology::new().unwrap();
+    // Postfix reaches army.ml's host through /etc/hosts: it holds the address already,
+    // as an MTA with its own DNS cache does, so there is no answer left to drop.
+    let opts = LabOptions {
+        pinned_route: Some((
+            "army.ml".into(),
+            "mx.army.ml".into(),
+            mxsentry_tests::mail::LOOKALIKE_MX.into(),
+        )),
+        ..LabOptions::default()
+    };
+    let lab = MailLab::start_with(&mut t, "cached", &opts).unwrap();
+    let state = test_state_dir("cached");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = state.join("mxsentry.toml");
+    // Long enough that the learned address outlives the test.
+    let keep = "\n[cache]\nttl_floor_secs = 600\n";
+    agent::write_config(&cfg, &state, "monitor", keep).unwrap();
+    let (cg, cfgs) = (t.cgroup.display().to_string(), cfg.display().to_string());
+    let mut agent = Agent::start(
+        &test_pin_dir("cached"),
+        &["--config", &cfgs, "--cgroup", &cg],
+    )
+    .unwrap();
+
+    // Before enforcement: the host's address is looked up (and answered, in monitor mode).
+    let looked = t
+        .client(&[
+            "dns",
+            "udp",
+            &format!("{}:53", SRV4[0]),
+            "mx.army.ml",
+            "A",
+            "1500",
+        ])
+        .unwrap();
+    assert!(looked.contains("\"answer\":\""), "{looked}");
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "lookalike_lookup" && v["domain"] == "mx.army.ml"
+        })
+        .unwrap();
+
+    agent::write_config(&cfg, &state, "enforce", keep).unwrap();
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "enforce"
+        })
+        .unwrap();
+    lab.send(&t, "bob@army.ml", "cached-lookalike").unwrap();
+    lab.wait("lookalike mail deferred", Duration::from_secs(30), || {
+        lab.queue()
+            .is_ok_and(|q| deferred_for(&q, "bob@army.ml") == 1)
+    })
+    .unwrap();
+    assert_eq!(lab.received("mx-lookalike", "cached-lookalike"), 0);
+    let b = agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "block" && v["kind"] == "connect"
+        })
+        .unwrap();
+    assert_eq!(b["address"], mxsentry_tests::mail::LOOKALIKE_MX, "{b}");
+    assert_eq!(b["process"]["comm"], "smtp", "{b}");
+    assert_eq!(b["route"]["recipient_domain"], "army.ml", "{b}");
+    assert_eq!(b["target"], "army.mil", "{b}");
+    let log = std::fs::read_to_string(lab.dir.join("maillog")).unwrap_or_default();
+    assert!(
+        log.contains("Operation not permitted"),
+        "Postfix did not see the refusal:\n{log}"
+    );
+    assert_eq!(
+        agent
+            .metric(r#"mxsentry_blocked_total{kind="connect"}"#)
+            .unwrap(),
+        1.0
+    );
+
+    // Nothing lost: released, it is delivered.
+    agent::write_config(&cfg, &state, "monitor", keep).unwrap();
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "monitor"
+        })
+        .unwrap();
+    lab.flush().unwrap();
+    lab.wait("released mail delivered", Duration::from_secs(30), || {
+        lab.received("mx-lookalike", "cached-lookalike") == 1
+    })
+    .unwrap();
+    agent.stop(libc::SIGTERM).unwrap();
+    drop(lab);
+    std::fs::remove_dir_all(&state).ok();
+}
