@@ -22,6 +22,8 @@ use crate::{
     resolver::{DNS_PORT, mark_if_resolver},
 };
 
+/// `bpf_ringbuf_submit` flag: do not wake the consumer.
+const BPF_RB_NO_WAKEUP: u64 = 1;
 /// Return value that lets the connect proceed.
 const ALLOW: i32 = 1;
 /// Return value that makes connect() fail with EPERM.
@@ -114,7 +116,10 @@ fn emit(ctx: &SockAddrContext, family: u16, port: u16, addr: [u8; 16], verdict: 
                 addr,
                 comm: bpf_get_current_comm().unwrap_or([0; 16]),
             });
-            entry.submit(0);
+            // No wakeup: on a VM the wakeup (an IPI) costs more than the rest of the
+            // program. The verdict is already made here; the agent drains this ring on
+            // a short timer, so the event is only reported a little later.
+            entry.submit(BPF_RB_NO_WAKEUP);
         }
         None => count_lost(EventKind::Connect),
     }

@@ -42,6 +42,9 @@ use crate::{
     },
 };
 
+/// How often the connect ring is drained: the most a connect event waits.
+const CONNECT_DRAIN: Duration = Duration::from_millis(10);
+
 /// What `mxsentry run` was asked on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -386,6 +389,10 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    // The connect programs do not wake the agent (a wakeup costs them more than the
+    // rest of their work); their ring is drained on this timer and after DNS wakeups.
+    let mut connect_tick = tokio::time::interval(CONNECT_DRAIN);
+    connect_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tally = Tally::default();
     let raw = opts.raw_events;
     loop {
@@ -397,11 +404,10 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
                 g.clear_ready();
                 drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
             }
-            g = connect.readable_mut() => {
-                let mut g = g.context("connect ring")?;
+            _ = connect_tick.tick() => {
+                // DNS first, so an answer is known before the connect it led to.
                 drain(dns.get_mut(), &mut pipeline, &mut tally, raw);
-                drain(g.get_inner_mut(), &mut pipeline, &mut tally, raw);
-                g.clear_ready();
+                drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
             }
             _ = sighup.recv() => {
                 if let Some(text) = reload(&mut pipeline, &opts, opts.read(), "sighup") {

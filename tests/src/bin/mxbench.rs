@@ -203,25 +203,75 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// connect() wall time with the sensor attached vs detached, alternating, on loopback.
+/// A cgroup beside the test cgroup with no programs attached: the "detached" side of
+/// a ratio, measured while the agent keeps running (starting and stopping it between
+/// phases disturbs the machine more than the programs do).
+struct Bare(std::path::PathBuf);
+
+impl Bare {
+    fn new(t: &Topology) -> anyhow::Result<Self> {
+        let p = t.cgroup.with_extension("bare");
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+
+    /// Runs mxprobe in the client namespace and this cgroup.
+    fn probe(&self, t: &Topology, args: &[&str]) -> anyhow::Result<String> {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
+            self.0.display(),
+            t.cli
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "sh", &Topology::probe_bin()])
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// connect() wall time with the sensor attached vs not, alternating, on loopback.
 fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
     let mut t = Topology::new()?;
     t.serve_in_client(&["listen", "127.0.0.1", "25", "8080"])?;
+    let bare = Bare::new(&t)?;
     let cg = t.cgroup.display().to_string();
+    let _agent = Agent::start(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
     let n = n.to_string();
-    let timed = |port: &str| -> anyhow::Result<f64> {
-        let out = t.client(&["connect-timed", &format!("127.0.0.1:{port}"), &n])?;
+    let ns = |out: String| -> anyhow::Result<f64> {
         let v: serde_json::Value = serde_json::from_str(&out)?;
         v["ns"].as_f64().context("ns")
     };
     let (mut smtp, mut other) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let agent = Agent::start(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
-        let (a25, a8080) = (timed("25")?, timed("8080")?);
-        drop(agent);
-        let (d25, d8080) = (timed("25")?, timed("8080")?);
-        smtp.push(a25 / d25);
-        other.push(a8080 / d8080);
+    for round in 0..rounds {
+        for port in ["25", "8080"] {
+            let args = ["connect-timed", &format!("127.0.0.1:{port}"), n.as_str()];
+            // Alternate which side goes first, so drift between the two cancels out.
+            let (a, d) = if round % 2 == 0 {
+                let a = ns(t.client(&args)?)?;
+                (a, ns(bare.probe(&t, &args)?)?)
+            } else {
+                let d = ns(bare.probe(&t, &args)?)?;
+                (ns(t.client(&args)?)?, d)
+            };
+            eprintln!("round {round} port {port}: attached {a:.0} ns, bare {d:.0} ns");
+            if port == "25" {
+                smtp.push(a / d);
+            } else {
+                other.push(a / d);
+            }
+        }
     }
     println!(
         "{}",

@@ -328,10 +328,36 @@ fn connect(addr: SocketAddr) -> String {
     }
 }
 
+/// SO_LINGER {on, 0}: close() sends a reset and leaves no TIME_WAIT.
+fn reset_on_close(s: &TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a properly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 fn listen(ip: &str, ports: &[String]) -> anyhow::Result<()> {
     for p in ports {
         let addr = SocketAddr::new(ip.parse()?, p.parse()?);
         let l = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+        // A deep accept queue: timed bursts of connects must never wait out a SYN
+        // retransmit because this thread was not scheduled in time.
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: listen(2) again on our own listening socket only resizes its queue.
+            unsafe { libc::listen(l.as_raw_fd(), 4096) };
+        }
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
                 drop(s)
@@ -369,7 +395,11 @@ fn main() -> anyhow::Result<()> {
             let n: u64 = n.parse()?;
             let start = std::time::Instant::now();
             for _ in 0..n {
-                drop(TcpStream::connect(addr)?);
+                let s = TcpStream::connect(addr)?;
+                // Reset instead of FIN: no TIME_WAIT pile-up that would slow later
+                // rounds' port searches and bias the attached/detached ratio.
+                reset_on_close(&s);
+                drop(s);
             }
             let ns = start.elapsed().as_nanos();
             println!("{}", serde_json::json!({ "n": n, "ns": ns }));
