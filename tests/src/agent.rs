@@ -62,6 +62,16 @@ impl Agent {
     /// Starts `mxsentry run` with `args` plus `--pin-dir`, a private metrics port and
     /// raw kernel records in the log, and waits for `agent_started`.
     pub fn start(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(pin_dir, args, true)
+    }
+
+    /// [`Agent::start`] without raw kernel records in the log (for benchmarks, where
+    /// printing every packet would be most of the agent's work).
+    pub fn start_quiet(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(pin_dir, args, false)
+    }
+
+    fn start_with(pin_dir: &Path, args: &[&str], raw: bool) -> anyhow::Result<Self> {
         let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut child = Command::new(agent_bin()?)
             .arg("run")
@@ -69,7 +79,7 @@ impl Agent {
             .arg(pin_dir)
             .arg("--metrics-listen")
             .arg(metrics_addr.to_string())
-            .arg("--raw-events")
+            .args(raw.then_some("--raw-events"))
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -155,6 +165,11 @@ impl Agent {
         let status = self.child.take().context("child")?.wait()?;
         anyhow::ensure!(status.success(), "agent exited with {status}");
         Ok(stopped)
+    }
+
+    /// The agent's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Pauses or resumes the agent process (SIGSTOP / SIGCONT).

@@ -27,6 +27,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("unbound", "unbound"),
     ("postfix", "postfix"),
     ("swaks", "swaks"),
+    // Throughput with the sensor attached vs not (cargo xtask bench).
+    ("iperf3", "iperf3"),
 ];
 
 /// Everything: toolchain pieces, packages, bpffs.

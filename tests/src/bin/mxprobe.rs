@@ -271,6 +271,37 @@ fn lookup_many(server: SocketAddr, suffix: &str, n: u32, timeout_ms: u64) -> any
     Ok(())
 }
 
+/// Sends `n` A queries for distinct names at `rate` per second (busy-paced in 1 ms
+/// slices), not waiting for answers; prints how many went out and how long it took.
+fn query_paced(server: SocketAddr, suffix: &str, n: u64, rate: u64) -> anyhow::Result<()> {
+    // Unconnected: an ICMP unreachable from a server that does not answer must not
+    // turn later sends into ECONNREFUSED.
+    let s = UdpSocket::bind("0.0.0.0:0")?;
+    let start = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut failed = 0u64;
+    while sent + failed < n {
+        // How many should be out by now.
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(n);
+        while sent + failed < due {
+            let i = sent + failed;
+            match s.send_to(&query(i as u16, &format!("p{i}.{suffix}"), 1), server) {
+                Ok(_) => sent += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        if sent + failed < n {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let ns = start.elapsed().as_nanos();
+    println!(
+        "{}",
+        serde_json::json!({ "sent": sent, "failed": failed, "ns": ns })
+    );
+    Ok(())
+}
+
 fn dns_client(
     transport: &str,
     server: SocketAddr,
@@ -404,6 +435,23 @@ fn main() -> anyhow::Result<()> {
             let ns = start.elapsed().as_nanos();
             println!("{}", serde_json::json!({ "n": n, "ns": ns }));
         }
+        ["udp-timed", addr, n] => {
+            // Wall time of n small (64-byte) datagrams sent to a non-DNS port.
+            let addr: SocketAddr = addr.parse()?;
+            let n: u64 = n.parse()?;
+            let s = UdpSocket::bind("0.0.0.0:0")?;
+            s.connect(addr)?;
+            let payload = [0x55u8; 64];
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let _ = s.send(&payload);
+            }
+            let ns = start.elapsed().as_nanos();
+            println!("{}", serde_json::json!({ "n": n, "ns": ns }));
+        }
+        ["query-paced", server, suffix, n, rate] => {
+            query_paced(server.parse()?, suffix, n.parse()?, rate.parse()?)?
+        }
         ["udp-many", addr, n] => {
             let addr: SocketAddr = addr.parse()?;
             let n: u64 = n.parse()?;
@@ -447,7 +495,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())

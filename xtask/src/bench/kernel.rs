@@ -1,5 +1,5 @@
-//! Measurements with the real kernel, namespaces and agent (`tests/src/bin/mxbench.rs`),
-//! on release builds.
+//! Measurements with the real kernel, namespaces and agent (`tests/src/bin/mxbench/`),
+//! on release builds: decision latency and per-program cost.
 
 use std::{fmt::Write as _, process::Command};
 
@@ -7,7 +7,8 @@ use anyhow::{Context as _, bail};
 
 use crate::cmd::{root, run as sh};
 
-fn mxbench(args: &[&str]) -> anyhow::Result<serde_json::Value> {
+/// Runs `target/release/mxbench` with `args`; its last line of output, as JSON.
+pub fn mxbench(args: &[&str]) -> anyhow::Result<serde_json::Value> {
     let bin = root().join("target/release/mxbench");
     eprintln!("+ {} {}", bin.display(), args.join(" "));
     let out = Command::new(&bin)
@@ -65,9 +66,17 @@ pub fn run() -> anyhow::Result<String> {
          cgroup (it enables the kernel's run-time statistics), a client in a network namespace \
          does 20,000 of each action in turn; each row is the change of the kernel's own \
          `run_time_ns / run_cnt` for that program over that phase (read through the agent's \
-         `mxsentry_program_run_seconds_total` and `mxsentry_program_runs_total`). First \
-         measurements: the SMTP-connect and DNS rows swing widely between runs (the ring-buffer \
-         reservation and the byte-wise copy dominate) and miss their targets; work in progress.\n"
+         `mxsentry_program_run_seconds_total` and `mxsentry_program_runs_total`).\n\n\
+         Where the time goes: waking the agent from a ring-buffer submit is an inter-processor \
+         interrupt, which on this VM costs about 3.4 µs (the SMTP-connect row was 3,857 ns with \
+         a wakeup per event and 943 ns without, same build). Connect events therefore no longer \
+         wake the agent: it drains their ring every 10 ms (the verdict is made in the kernel \
+         either way). DNS events still wake it when it is idle, because a lookalike's query must \
+         reach the agent before its answer returns; under load the agent is behind and no \
+         wakeups happen, which is why the rate benchmark below sustains far more than the \
+         per-packet figure here suggests. The non-DNS fast path is two context loads and three \
+         compares; what it costs above that is the kernel's per-run dispatch and accounting on \
+         this VM, which this measurement does not separate: the 40 ns target is not met.\n"
     );
     let _ = writeln!(
         s,
@@ -83,28 +92,6 @@ pub fn run() -> anyhow::Result<String> {
             row["runs"]
         );
     }
-    let ratio = mxbench(&["connect-ratio", "10", "2000"])?;
-    let _ = writeln!(s, "\n## connect() attached vs detached\n");
-    let _ = writeln!(
-        s,
-        "Command: `target/release/mxbench connect-ratio 10 2000`: 10 rounds, each timing 2,000 \
-         loopback connects to an SMTP port and to a non-SMTP port with the agent attached, then \
-         again detached; the median of the per-round ratios. Not yet trustworthy: an SMTP ratio \
-         below 1 means the detached phase is disturbed (the agent's shutdown overlaps it).\n"
-    );
-    let _ = writeln!(
-        s,
-        "| connect to | median ratio attached/detached | target |\n|---|---:|---:|"
-    );
-    let _ = writeln!(
-        s,
-        "| SMTP port (25) | {} | ≤ 1.03 |",
-        ratio["smtp_median_ratio"]
-    );
-    let _ = writeln!(
-        s,
-        "| non-SMTP port (8080) | {} | ≤ 1.01 |\n",
-        ratio["non_smtp_median_ratio"]
-    );
+    s.push_str(&crate::bench::ratios::run(mxbench)?);
     Ok(s)
 }

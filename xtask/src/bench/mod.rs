@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: every benchmark, measured on this machine, written to
 //! docs/benchmarks.md with the machine, the commands and the date.
 
+mod compare;
 mod engine;
 mod kernel;
 mod machine;
+mod ratios;
 
 use std::fmt::Write as _;
 
@@ -15,6 +17,7 @@ pub fn bench() -> anyhow::Result<()> {
     let machine = machine::describe();
     let engine = engine::run()?;
     let kernel = kernel::run()?;
+    let compare = compare::run()?;
     let mut doc = String::new();
     let _ = writeln!(doc, "# Benchmarks\n");
     let _ = writeln!(
@@ -25,6 +28,7 @@ pub fn bench() -> anyhow::Result<()> {
     let _ = writeln!(doc, "Machine: {}.\n", machine.summary);
     doc.push_str(&engine);
     doc.push_str(&kernel);
+    doc.push_str(&compare);
     std::fs::write(root().join("docs/benchmarks.md"), &doc)?;
     print!("{doc}");
     eprintln!("wrote docs/benchmarks.md");

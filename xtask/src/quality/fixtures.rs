@@ -11,9 +11,14 @@ use crate::cmd::run;
 const PYPI: &[&str] = &["dnstwist==20250130", "tld==0.13.2"];
 const NPM: &[(&str, &str)] = &[("top-sites", "1.1.222"), ("email-providers", "2.26.0")];
 
+/// The private venv's python, with dnstwist and tld installed at pinned versions.
+pub fn python(work: &Path) -> anyhow::Result<std::path::PathBuf> {
+    Ok(crate::venv::ensure(&work.join("venv"), PYPI)?.join("python"))
+}
+
 /// Runs `tests/quality/corpus.py` in a private venv; returns its JSON lines.
 pub fn corpus(work: &Path, fixtures: &Path, protected: &[String]) -> anyhow::Result<String> {
-    let python = crate::venv::ensure(&work.join("venv"), PYPI)?.join("python");
+    let python = python(work)?;
     let out = Command::new(&python)
         .arg(fixtures.join("corpus.py"))
         .arg(fixtures.join("words.txt"))

@@ -101,6 +101,57 @@ fn classify(bin: &Path, policy: &Path, names: &[String]) -> anyhow::Result<Vec<V
     Ok(verdicts)
 }
 
+/// The quality corpus and what produced it, for the comparison benchmark.
+pub struct Corpus {
+    /// The release agent binary.
+    pub bin: PathBuf,
+    /// The policy file (`tests/quality/policy.toml`).
+    pub policy: PathBuf,
+    /// Its protected domains.
+    pub protected: Vec<String>,
+    /// (lookalike, target, source): source `dnstwist` or `mxsentry` (suffix cases).
+    pub cases: Vec<(String, String, String)>,
+    /// The venv's python, which has dnstwist.
+    pub python: PathBuf,
+    /// The dictionary words the corpus used.
+    pub words: PathBuf,
+}
+
+/// Builds the release binary and the corpus, as the quality report does.
+pub fn corpus() -> anyhow::Result<Corpus> {
+    let root = root();
+    let work = root.join("target/quality");
+    std::fs::create_dir_all(&work)?;
+    let policy = root.join("tests/quality/policy.toml");
+    let text = std::fs::read_to_string(&policy).context("reading tests/quality/policy.toml")?;
+    let protected = toml::from_str::<PolicyFile>(&text)?.policy.protect;
+    run(Command::new("cargo")
+        .args(["build", "--quiet", "--release", "-p", "sensor-user"])
+        .current_dir(&root))?;
+    let text = fixtures::corpus(&work, &root.join("tests/quality"), &protected)?;
+    let cases = text
+        .lines()
+        .map(|l| serde_json::from_str::<Case>(l).map(|c| (c.domain, c.target, c.source)))
+        .collect::<Result<_, _>>()
+        .context("parsing the corpus")?;
+    Ok(Corpus {
+        bin: root.join("target/release/mxsentry"),
+        policy,
+        protected,
+        cases,
+        python: fixtures::python(&work)?,
+        words: root.join("tests/quality/words.txt"),
+    })
+}
+
+/// For each name, the target mxsentry names it a lookalike of (None when it does not).
+pub fn targets(c: &Corpus, names: &[String]) -> anyhow::Result<Vec<Option<String>>> {
+    Ok(classify(&c.bin, &c.policy, names)?
+        .into_iter()
+        .map(|v| (v.verdict == "typosquat").then_some(v.target).flatten())
+        .collect())
+}
+
 /// Generates the corpus, classifies it and the real-domain lists, checks the targets;
 /// with `write`, also rewrites `docs/quality.md`.
 pub fn quality(write: bool) -> anyhow::Result<()> {

@@ -5,6 +5,12 @@
 //! agent's `map_update_latency_seconds{map="blocked_names"}` histogram gives the time from
 //! each query event (kernel timestamp) to its `BLOCKED_NAMES` update.
 
+mod bare;
+mod dns_rate;
+mod memory;
+mod net;
+mod protected;
+
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -198,63 +204,37 @@ fn progcost(n: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (upper middle for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// A cgroup beside the test cgroup with no programs attached: the "detached" side of
-/// a ratio, measured while the agent keeps running (starting and stopping it between
-/// phases disturbs the machine more than the programs do).
-struct Bare(std::path::PathBuf);
-
-impl Bare {
-    fn new(t: &Topology) -> anyhow::Result<Self> {
-        let p = t.cgroup.with_extension("bare");
-        std::fs::create_dir_all(&p)?;
-        Ok(Self(p))
-    }
-
-    /// Runs mxprobe in the client namespace and this cgroup.
-    fn probe(&self, t: &Topology, args: &[&str]) -> anyhow::Result<String> {
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
-            self.0.display(),
-            t.cli
-        );
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script, "sh", &Topology::probe_bin()])
-            .args(args)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
 }
 
 /// connect() wall time with the sensor attached vs not, alternating, on loopback.
 fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
     let mut t = Topology::new()?;
     t.serve_in_client(&["listen", "127.0.0.1", "25", "8080"])?;
-    let bare = Bare::new(&t)?;
+    let bare = bare::Bare::new(&t)?;
+    // Two cgroups without programs, timed the same way: the ratio's own noise floor.
+    let control = bare::Bare::named(&t, "control")?;
     let cg = t.cgroup.display().to_string();
-    let _agent = Agent::start(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
+    let _agent = Agent::start_quiet(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
     let n = n.to_string();
     let ns = |out: String| -> anyhow::Result<f64> {
         let v: serde_json::Value = serde_json::from_str(&out)?;
         v["ns"].as_f64().context("ns")
     };
-    let (mut smtp, mut other) = (Vec::new(), Vec::new());
+    let (mut smtp, mut other, mut aa) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
+        let args = ["connect-timed", "127.0.0.1:8080", n.as_str()];
+        let (c, b) = if round % 2 == 0 {
+            let c = ns(control.probe(&t, &args)?)?;
+            (c, ns(bare.probe(&t, &args)?)?)
+        } else {
+            let b = ns(bare.probe(&t, &args)?)?;
+            (ns(control.probe(&t, &args)?)?, b)
+        };
+        aa.push(c / b);
         for port in ["25", "8080"] {
             let args = ["connect-timed", &format!("127.0.0.1:{port}"), n.as_str()];
             // Alternate which side goes first, so drift between the two cancels out.
@@ -281,6 +261,7 @@ fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
             "connects_per_round": n,
             "smtp_median_ratio": (median(smtp) * 1000.0).round() / 1000.0,
             "non_smtp_median_ratio": (median(other) * 1000.0).round() / 1000.0,
+            "control_median_ratio": (median(aa) * 1000.0).round() / 1000.0,
         })
     );
     Ok(())
@@ -297,7 +278,18 @@ fn main() -> anyhow::Result<()> {
         ["latency", n] => latency(n.parse()?),
         ["progcost", n] => progcost(n.parse()?),
         ["connect-ratio", rounds, n] => connect_ratio(rounds.parse()?, n.parse()?),
-        _ => bail!("usage: mxbench latency N | progcost N | connect-ratio ROUNDS N"),
+        ["net-ratio", rounds, secs] => net::net_ratio(rounds.parse()?, secs.parse()?),
+        ["dns-rate", secs, rates @ ..] => dns_rate::dns_rate(
+            secs.parse()?,
+            &rates
+                .iter()
+                .map(|r| r.parse())
+                .collect::<Result<Vec<u64>, _>>()?,
+        ),
+        ["memory", load] => memory::memory(&[20, 10_000], load.parse()?),
+        _ => bail!(
+            "usage: mxbench latency N | progcost N | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES"
+        ),
     }
 }
 
