@@ -7,6 +7,7 @@ pub mod agent;
 pub mod http;
 pub mod mail;
 pub mod privilege;
+pub mod rawbpf;
 pub mod topology;
 
 pub use agent::Agent;

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Time from the kernel event to the agent's decision.
     pub decision_latency: Histogram,
+    /// Time from an SMTP connect in the kernel to the agent's event line about it.
+    pub connect_event_latency: Histogram,
     /// Time from a DNS event to the kernel map update it caused, by map.
     pub map_update_latency: HistogramVec,
     /// Programs attached (equal to `programs_expected` when healthy).
@@ -156,6 +158,14 @@ impl Metrics {
                 HistogramOpts::new(
                     "decision_latency_seconds",
                     "Time from the kernel event to the agent's decision."
+                )
+                .namespace("mxsentry")
+                .buckets(latency_buckets.clone())
+            )?),
+            connect_event_latency: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "connect_event_latency_seconds",
+                    "Time from an SMTP connect (kernel timestamp) to its event line (detection, block or unattributed_connect)."
                 )
                 .namespace("mxsentry")
                 .buckets(latency_buckets.clone())

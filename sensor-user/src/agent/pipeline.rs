@@ -642,6 +642,8 @@ impl<E: Enforcer> Pipeline<E> {
                 .with_label_values(&["connect"])
                 .inc();
         }
+        // Whether an event line is written for this connect (clean ones get none).
+        let mut wrote = true;
         match route {
             Some(route) => {
                 let f = self
@@ -683,6 +685,8 @@ impl<E: Enforcer> Pipeline<E> {
                 } else if blocked {
                     let process = self.process(&c);
                     self.emit_operator_block(&c, Some(route), process);
+                } else {
+                    wrote = false;
                 }
             }
             None => {
@@ -700,10 +704,11 @@ impl<E: Enforcer> Pipeline<E> {
                 });
             }
         }
-        self.out
-            .metrics
-            .decision_latency
-            .observe(since_kernel(c.ts_ns));
+        let latency = since_kernel(c.ts_ns);
+        self.out.metrics.decision_latency.observe(latency);
+        if wrote {
+            self.out.metrics.connect_event_latency.observe(latency);
+        }
     }
 
     /// A refused connect the policy did not cause (an operator's `ctl block-addr`).

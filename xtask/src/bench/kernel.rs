@@ -55,8 +55,22 @@ pub fn run() -> anyhow::Result<String> {
     let _ = writeln!(s, "| what | p50 | p99 | target |\n|---|---:|---:|---:|");
     let _ = writeln!(
         s,
-        "| query event → `BLOCKED_NAMES` update ({} samples) | {} µs | {} µs | p99 ≤ 200 µs |\n",
+        "| query event → `BLOCKED_NAMES` update ({} samples) | {} µs | {} µs | p99 ≤ 200 µs |",
         lat["samples"], lat["p50_us"], lat["p99_us"]
+    );
+    let _ = writeln!(
+        s,
+        "| attributed SMTP connect → its event line ({} samples) | {} µs | {} µs | reported |\n",
+        lat["connects"], lat["connect_p50_us"], lat["connect_p99_us"]
+    );
+    let _ = writeln!(
+        s,
+        "The second row: {} times, the client resolves a new lookalike name and connects to its \
+         address (an SMTP listener); `mxsentry_connect_event_latency_seconds` times each from \
+         the connect's kernel timestamp to the written detection line. Connect events do not \
+         wake the agent (see the next section): it drains them every 10 ms, which is most of \
+         this figure.\n",
+        lat["connects"]
     );
     let cost = mxbench(&["progcost", "20000"])?;
     let _ = writeln!(s, "## Kernel cost per program run\n");
@@ -75,14 +89,23 @@ pub fn run() -> anyhow::Result<String> {
          reach the agent before its answer returns; under load the agent is behind and no \
          wakeups happen, which is why the rate benchmark below sustains far more than the \
          per-packet figure here suggests. The non-DNS fast path is two context loads and three \
-         compares; what it costs above that is the kernel's per-run dispatch and accounting on \
-         this VM, which this measurement does not separate: the 40 ns target is not met.\n"
+         compares. The floor row is an empty program (`r0 = 1; exit`) attached beside it and \
+         run on the same packets under the same accounting: what any cgroup_skb program costs \
+         on this VM before doing anything. Where the non-DNS row misses 40 ns, compare it with \
+         that floor.\n"
     );
     let _ = writeln!(
         s,
         "| program and traffic | ns per run | runs | target |\n|---|---:|---:|---:|"
     );
-    let targets = ["≤ 100 ns", "≤ 400 ns", "≤ 40 ns", "reported", "reported"];
+    let targets = [
+        "≤ 100 ns",
+        "≤ 400 ns",
+        "≤ 40 ns",
+        "(floor)",
+        "reported",
+        "reported",
+    ];
     for (row, target) in cost["rows"].as_array().into_iter().flatten().zip(targets) {
         let _ = writeln!(
             s,

@@ -20,6 +20,11 @@ impl Bare {
         Ok(Self(p))
     }
 
+    /// The cgroup's directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
     /// Runs mxprobe in the client namespace and this cgroup.
     pub fn probe(&self, t: &Topology, args: &[&str]) -> anyhow::Result<String> {
         self.run(t, &Topology::probe_bin(), args)

@@ -10,6 +10,7 @@ mod dns_rate;
 mod memory;
 mod net;
 mod protected;
+mod resolver;
 
 use std::time::Duration;
 
@@ -73,7 +74,9 @@ fn buckets(body: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
 fn latency(n: u32) -> anyhow::Result<()> {
     let mut t = Topology::new()?;
     let dns = format!("{}:53", SRV4[0]);
-    t.serve(&["serve-dns", &dns])?;
+    // Every A answer points at an SMTP listener, so the connect phase has somewhere to go.
+    t.serve(&["serve-dns", &dns, &format!("A={}", SRV4[1])])?;
+    t.serve(&["listen", SRV4[1], "25"])?;
     let state = test_state_dir("bench");
     std::fs::create_dir_all(&state)?;
     let cfg = state.join("mxsentry.toml");
@@ -112,6 +115,31 @@ fn latency(n: u32) -> anyhow::Result<()> {
     };
     let p50 = quantile(0.5, &b).context("p50")?;
     let p99 = quantile(0.99, &b).context("p99")?;
+    // Attributed connects: a lookalike name resolved, then its address connected to;
+    // each gives a detection line, timed by connect_event_latency_seconds.
+    let connects = 200;
+    for i in 0..connects {
+        t.client(&["dns", "udp", &dns, &format!("c{i}.ml"), "A", "1000"])?;
+        t.client(&["connect", &format!("{}:25", SRV4[1])])?;
+    }
+    let name = "mxsentry_connect_event_latency_seconds";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let c = loop {
+        let (_, body) = agent.http_get("/metrics")?;
+        let c = buckets(&body, name, "le=");
+        if c.last().is_some_and(|l| l.1 >= f64::from(connects)) {
+            break c;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "only {:?} of {connects} connect events",
+                c.last().map(|l| l.1)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let c50 = quantile(0.5, &c).context("connect p50")?;
+    let c99 = quantile(0.99, &c).context("connect p99")?;
     println!(
         "{}",
         serde_json::json!({
@@ -119,6 +147,9 @@ fn latency(n: u32) -> anyhow::Result<()> {
             "samples": n,
             "p50_us": (p50 * 1e6).round(),
             "p99_us": (p99 * 1e6).round(),
+            "connects": connects,
+            "connect_p50_us": (c50 * 1e6).round(),
+            "connect_p99_us": (c99 * 1e6).round(),
         })
     );
     drop(agent);
@@ -153,6 +184,32 @@ fn prog_stats(agent: &Agent) -> anyhow::Result<Stats> {
     Ok(out)
 }
 
+/// Run time (ns) and runs of every loaded program named `floor_pass`, from bpftool.
+fn floor_stats() -> anyhow::Result<(f64, f64)> {
+    let out = mxsentry_tests::sh("bpftool", &["prog", "show", "name", "floor_pass", "-j"])?;
+    // One object, or one per line, depending on the bpftool version: read them all.
+    let mut total = (0.0, 0.0);
+    for v in serde_json::Deserializer::from_str(&out).into_iter::<serde_json::Value>() {
+        let v = v?;
+        for p in v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]) {
+            total.0 += p["run_time_ns"].as_f64().unwrap_or(0.0);
+            total.1 += p["run_cnt"].as_f64().unwrap_or(0.0);
+        }
+    }
+    Ok(total)
+}
+
+/// ns per run of the floor program between two snapshots, and its runs.
+fn floor_per_run(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
+    let runs = b.1 - a.1;
+    let ns = if runs > 0.0 {
+        (b.0 - a.0) / runs
+    } else {
+        f64::NAN
+    };
+    (ns, runs)
+}
+
 /// ns per run of `prog` between two snapshots, and the runs.
 fn per_run(a: &Stats, b: &Stats, prog: &str) -> (f64, f64) {
     let (s0, r0) = a[prog];
@@ -182,8 +239,13 @@ fn progcost(n: u32) -> anyhow::Result<()> {
     let s1 = prog_stats(&agent)?;
     t.client(&["connect-many", &format!("{}:25", SRV4[1]), &n])?;
     let s2 = prog_stats(&agent)?;
+    // The floor: an empty cgroup_skb program on the same packets, same accounting.
+    let floor = mxsentry_tests::rawbpf::Pass::attach(&t.cgroup)?;
+    let f0 = floor_stats()?;
     t.client(&["udp-many", &format!("{}:9999", SRV4[1]), &n])?;
     let s3 = prog_stats(&agent)?;
+    let f1 = floor_stats()?;
+    drop(floor);
     t.client(&["query-many", &dns, "example", &n, "200"])?;
     std::thread::sleep(Duration::from_millis(500));
     let s4 = prog_stats(&agent)?;
@@ -196,6 +258,7 @@ fn progcost(n: u32) -> anyhow::Result<()> {
                 row("connect4, non-SMTP port", per_run(&s0, &s1, "mx_connect4")),
                 row("connect4, SMTP port (with event)", per_run(&s1, &s2, "mx_connect4")),
                 row("cgroup_skb egress, non-DNS UDP packet", per_run(&s2, &s3, "mx_dns_egress")),
+                row("the floor: an empty cgroup_skb program (r0 = 1) on the same packets", floor_per_run(f0, f1)),
                 row("cgroup_skb egress, DNS query (parsed, with event)", per_run(&s3, &s4, "mx_dns_egress")),
                 row("cgroup_skb ingress, DNS answers", per_run(&s3, &s4, "mx_dns_ingress")),
             ]
@@ -287,8 +350,9 @@ fn main() -> anyhow::Result<()> {
                 .collect::<Result<Vec<u64>, _>>()?,
         ),
         ["memory", load] => memory::memory(&[20, 10_000], load.parse()?),
+        ["resolver-ratio", rounds, n] => resolver::resolver_ratio(rounds.parse()?, n.parse()?),
         _ => bail!(
-            "usage: mxbench latency N | progcost N | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES"
+            "usage: mxbench latency N | progcost N | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N"
         ),
     }
 }

@@ -12,8 +12,9 @@ use mxsentry_tests::{
 
 use crate::protected;
 
-/// VmRSS and VmHWM of `pid`, in MB.
-fn rss(pid: u32) -> anyhow::Result<(f64, f64)> {
+/// VmRSS, VmHWM and RssAnon (the agent's own heap and stacks, without mapped ring or
+/// file pages) of `pid`, in MB.
+fn rss(pid: u32) -> anyhow::Result<(f64, f64, f64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> anyhow::Result<f64> {
         let kb: f64 = s
@@ -23,7 +24,7 @@ fn rss(pid: u32) -> anyhow::Result<(f64, f64)> {
             .with_context(|| format!("{name} in /proc/{pid}/status"))?;
         Ok(kb / 1024.0)
     };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
+    Ok((field("VmRSS:")?, field("VmHWM:")?, field("RssAnon:")?))
 }
 
 /// For each protected-set size: RSS after start, then peak RSS after `load` queries at
@@ -44,7 +45,7 @@ pub fn memory(sizes: &[usize], load: u64) -> anyhow::Result<()> {
         )?;
         let pid = agent.pid().context("agent pid")?;
         std::thread::sleep(Duration::from_secs(1));
-        let (idle, _) = rss(pid)?;
+        let (idle, _, idle_anon) = rss(pid)?;
         // A lookalike of the first protected name under its own suffix ("r" prefix), and
         // clean names: both kinds of work.
         let first = protected::names(1).remove(0);
@@ -59,11 +60,13 @@ pub fn memory(sizes: &[usize], load: u64) -> anyhow::Result<()> {
             ])?;
         }
         std::thread::sleep(Duration::from_secs(2));
-        let (_, peak) = rss(pid)?;
+        let (_, peak, anon) = rss(pid)?;
         rows.push(serde_json::json!({
             "protected": n,
             "idle_mb": (idle * 10.0).round() / 10.0,
             "load_peak_mb": (peak * 10.0).round() / 10.0,
+            "idle_anon_mb": (idle_anon * 10.0).round() / 10.0,
+            "load_anon_mb": (anon * 10.0).round() / 10.0,
             "queries": load,
         }));
         drop(agent);
