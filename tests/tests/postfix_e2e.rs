@@ -19,6 +19,30 @@ fn config(path: &Path, state: &Path, mode: &str) {
     agent::write_config(path, state, mode, "").unwrap();
 }
 
+/// Nothing lost: the operator lets the mail go (the config back to monitor, written with
+/// `extra`), Postfix retries its queue, and the lookalike's MX receives `subject`; then
+/// the queue is empty and the agent stops.
+fn release_and_finish(mut agent: Agent, lab: MailLab, state: &Path, extra: &str, subject: &str) {
+    agent::write_config(&state.join("mxsentry.toml"), state, "monitor", extra).unwrap();
+    agent
+        .wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "config_reloaded" && v["mode"] == "monitor"
+        })
+        .unwrap();
+    lab.flush().unwrap();
+    lab.wait("released mail delivered", Duration::from_secs(30), || {
+        lab.received("mx-lookalike", subject) == 1
+    })
+    .unwrap();
+    lab.wait("queue empty", Duration::from_secs(10), || {
+        lab.queue().is_ok_and(|q| q.is_empty())
+    })
+    .unwrap();
+    agent.stop(libc::SIGTERM).unwrap();
+    drop(lab);
+    std::fs::remove_dir_all(state).ok();
+}
+
 fn deferred_for(queue: &[Value], rcpt: &str) -> usize {
     queue
         .iter()
@@ -146,26 +170,7 @@ fn postfix_monitor_reports_the_lookalike_and_enforce_keeps_its_mail_queued_witho
     );
 
     // Nothing lost: when the operator lets it go (here: back to monitor), it is delivered.
-    config(&cfg, &state, "monitor");
-    agent
-        .wait_for(Duration::from_secs(5), |v| {
-            v["event"] == "config_reloaded" && v["mode"] == "monitor"
-        })
-        .unwrap();
-    lab.flush().unwrap();
-    lab.wait(
-        "queued lookalike mail delivered after release",
-        Duration::from_secs(30),
-        || lab.received("mx-lookalike", "m2-lookalike") == 1,
-    )
-    .unwrap();
-    lab.wait("queue empty", Duration::from_secs(10), || {
-        lab.queue().is_ok_and(|q| q.is_empty())
-    })
-    .unwrap();
-    agent.stop(libc::SIGTERM).unwrap();
-    drop(lab);
-    std::fs::remove_dir_all(&state).ok();
+    release_and_finish(agent, lab, &state, "", "m2-lookalike");
 }
 
 #[test]
@@ -428,20 +433,7 @@ fn local_caching_resolver_keeps_answering_everyone_else_while_the_lookalike_stay
 
     // Nothing lost: released, it is delivered (Unbound never saw its upstream fail, so
     // it resolves the name at once).
-    config(&cfg, &state, "monitor");
-    agent
-        .wait_for(Duration::from_secs(5), |v| {
-            v["event"] == "config_reloaded" && v["mode"] == "monitor"
-        })
-        .unwrap();
-    lab.flush().unwrap();
-    lab.wait("released mail delivered", Duration::from_secs(30), || {
-        lab.received("mx-lookalike", "lr-lookalike") == 1
-    })
-    .unwrap();
-    agent.stop(libc::SIGTERM).unwrap();
-    drop(lab);
-    std::fs::remove_dir_all(&state).ok();
+    release_and_finish(agent, lab, &state, "", "lr-lookalike");
 }
 
 #[test]
@@ -527,18 +519,5 @@ fn an_address_learned_before_enforcement_is_refused_at_connect() {
     );
 
     // Nothing lost: released, it is delivered.
-    agent::write_config(&cfg, &state, "monitor", keep).unwrap();
-    agent
-        .wait_for(Duration::from_secs(5), |v| {
-            v["event"] == "config_reloaded" && v["mode"] == "monitor"
-        })
-        .unwrap();
-    lab.flush().unwrap();
-    lab.wait("released mail delivered", Duration::from_secs(30), || {
-        lab.received("mx-lookalike", "cached-lookalike") == 1
-    })
-    .unwrap();
-    agent.stop(libc::SIGTERM).unwrap();
-    drop(lab);
-    std::fs::remove_dir_all(&state).ok();
+    release_and_finish(agent, lab, &state, keep, "cached-lookalike");
 }

@@ -111,31 +111,36 @@ pub fn run() -> anyhow::Result<String> {
     )?;
     // Every suffix case, and an even sample of dnstwist's permutations: a regexp table is
     // walked line by line for every key, so the full corpus would take hours here.
-    let dnstwist_cases = c.cases.iter().filter(|x| x.2 == "dnstwist").count();
+    let dnstwist_cases = c.cases.iter().filter(|x| x.source == "dnstwist").count();
     let step = dnstwist_cases.div_ceil(SAMPLE).max(1);
-    let cases: Vec<&(String, String, String)> = c
+    let cases: Vec<&quality::Case> = c
         .cases
         .iter()
-        .filter(|x| x.2 != "dnstwist")
-        .chain(c.cases.iter().filter(|x| x.2 == "dnstwist").step_by(step))
+        .filter(|x| x.source != "dnstwist")
+        .chain(
+            c.cases
+                .iter()
+                .filter(|x| x.source == "dnstwist")
+                .step_by(step),
+        )
         .collect();
-    let keys: Vec<String> = cases.iter().map(|(d, _, _)| format!("rcpt@{d}")).collect();
+    let keys: Vec<String> = cases.iter().map(|x| format!("rcpt@{}", x.domain)).collect();
     let (hits, postmap_secs) = postmap(&table, &keys)?;
 
-    let names: Vec<String> = cases.iter().map(|(d, _, _)| d.clone()).collect();
+    let names: Vec<String> = cases.iter().map(|x| x.domain.clone()).collect();
     let start = Instant::now();
     let found = quality::targets(&c, &names)?;
     let mx_secs = start.elapsed().as_secs_f64();
 
     // Catches, by corpus source: dnstwist's own classes, and the suffix cases.
     let mut rows = std::collections::BTreeMap::<&str, [usize; 3]>::new();
-    for (((_, target, source), key), got) in cases.iter().zip(&keys).zip(&found) {
-        let r = rows.entry(source.as_str()).or_default();
+    for ((case, key), got) in cases.iter().zip(&keys).zip(&found) {
+        let r = rows.entry(case.source.as_str()).or_default();
         r[0] += 1;
         if hits.contains(key) {
             r[1] += 1;
         }
-        if got.as_deref() == Some(target.as_str()) {
+        if got.as_deref() == Some(case.target.as_str()) {
             r[2] += 1;
         }
     }

@@ -23,11 +23,15 @@ pub const MAX_FP_RATE: f64 = 0.001;
 
 /// One corpus line from `tests/quality/corpus.py`.
 #[derive(Deserialize)]
-struct Case {
-    domain: String,
-    class: String,
-    target: String,
-    source: String,
+pub struct Case {
+    /// The lookalike.
+    pub domain: String,
+    /// Its class (dnstwist's fuzzer name, or the suffix case).
+    pub class: String,
+    /// The protected domain it imitates.
+    pub target: String,
+    /// `dnstwist`, or `mxsentry` for the suffix cases dnstwist does not generate.
+    pub source: String,
 }
 
 /// One line of `mxsentry check --json`.
@@ -109,8 +113,8 @@ pub struct Corpus {
     pub policy: PathBuf,
     /// Its protected domains.
     pub protected: Vec<String>,
-    /// (lookalike, target, source): source `dnstwist` or `mxsentry` (suffix cases).
-    pub cases: Vec<(String, String, String)>,
+    /// The lookalikes.
+    pub cases: Vec<Case>,
     /// The venv's python, which has dnstwist.
     pub python: PathBuf,
     /// The dictionary words the corpus used.
@@ -131,7 +135,7 @@ pub fn corpus() -> anyhow::Result<Corpus> {
     let text = fixtures::corpus(&work, &root.join("tests/quality"), &protected)?;
     let cases = text
         .lines()
-        .map(|l| serde_json::from_str::<Case>(l).map(|c| (c.domain, c.target, c.source)))
+        .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .context("parsing the corpus")?;
     Ok(Corpus {
@@ -157,22 +161,13 @@ pub fn targets(c: &Corpus, names: &[String]) -> anyhow::Result<Vec<Option<String
 pub fn quality(write: bool) -> anyhow::Result<()> {
     let root = root();
     let work = root.join("target/quality");
-    std::fs::create_dir_all(&work)?;
-    let policy = root.join("tests/quality/policy.toml");
-    let text = std::fs::read_to_string(&policy).context("reading tests/quality/policy.toml")?;
-    let protected = toml::from_str::<PolicyFile>(&text)?.policy.protect;
-
-    run(Command::new("cargo")
-        .args(["build", "--quiet", "--release", "-p", "sensor-user"])
-        .current_dir(&root))?;
-    let bin: PathBuf = root.join("target/release/mxsentry");
-
-    let corpus = fixtures::corpus(&work, &root.join("tests/quality"), &protected)?;
-    let cases: Vec<Case> = corpus
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("parsing the corpus")?;
+    let Corpus {
+        bin,
+        policy,
+        protected,
+        cases,
+        ..
+    } = corpus()?;
     let names: Vec<String> = cases.iter().map(|c| c.domain.clone()).collect();
     let verdicts = classify(&bin, &policy, &names)?;
     let mut classes: BTreeMap<(String, String), ClassStats> = BTreeMap::new();

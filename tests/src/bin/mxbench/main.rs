@@ -281,7 +281,24 @@ fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
     // Two cgroups without programs, timed the same way: the ratio's own noise floor.
     let control = bare::Bare::named(&t, "control")?;
     let cg = t.cgroup.display().to_string();
-    let _agent = Agent::start_quiet(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
+    let agent = Agent::start_quiet(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
+    // The agent's work on one phase's 4,000 SMTP events must not overlap the next phase's
+    // timing: after each attached SMTP phase, wait until it has handled them all.
+    let mut smtp_seen = 0.0;
+    let mut settle = |extra: f64| -> anyhow::Result<()> {
+        smtp_seen += extra;
+        let sample = r#"mxsentry_smtp_connects_total{family="ipv4",port="25",verdict="allowed"}"#;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while agent.metric(sample).unwrap_or(0.0) < smtp_seen {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the agent did not handle {smtp_seen} SMTP connects"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    };
+    let per_phase: f64 = n.into();
     let n = n.to_string();
     let ns = |out: String| -> anyhow::Result<f64> {
         let v: serde_json::Value = serde_json::from_str(&out)?;
@@ -301,12 +318,16 @@ fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
         for port in ["25", "8080"] {
             let args = ["connect-timed", &format!("127.0.0.1:{port}"), n.as_str()];
             // Alternate which side goes first, so drift between the two cancels out.
+            let expected = if port == "25" { per_phase } else { 0.0 };
             let (a, d) = if round % 2 == 0 {
                 let a = ns(t.client(&args)?)?;
+                settle(expected)?;
                 (a, ns(bare.probe(&t, &args)?)?)
             } else {
                 let d = ns(bare.probe(&t, &args)?)?;
-                (ns(t.client(&args)?)?, d)
+                let a = ns(t.client(&args)?)?;
+                settle(expected)?;
+                (a, d)
             };
             eprintln!("round {round} port {port}: attached {a:.0} ns, bare {d:.0} ns");
             if port == "25" {
