@@ -21,28 +21,9 @@ pub const fn step(h: u64, b: u8) -> u64 {
 
 /// Hash of the question name of the DNS message `msg`, or `None` when the
 /// name is cut off, uses compression, or has a label over 63 bytes.
-///
-/// Written as a single bounded loop so the eBPF verifier accepts it.
 #[inline(always)]
 pub fn qname_hash(msg: &[u8]) -> Option<u64> {
-    let mut h = FNV_OFFSET;
-    let mut next_len = QNAME_OFFSET;
-    let mut i = QNAME_OFFSET;
-    while i < QNAME_OFFSET + MAX_QNAME_WIRE {
-        let b = *msg.get(i)?;
-        h = step(h, b);
-        if i == next_len {
-            if b == 0 {
-                return Some(h);
-            }
-            if b > 63 {
-                return None;
-            }
-            next_len = i + 1 + b as usize;
-        }
-        i += 1;
-    }
-    None
+    qname_hashes(msg).map(|h| h.full)
 }
 
 /// The hashes the kernel checks for one question: the whole name, and the *domain
