@@ -348,16 +348,18 @@ impl<E: Enforcer> Pipeline<E> {
             .inc();
         let mut name_blocked = false;
         if f.action == Action::Block {
-            name_blocked = self.block_name(&msg.qname, false, d.ts_ns);
-            // Its registrable domain too, with every name under it, when that domain is
-            // itself a lookalike (army.ml for mx.army.ml, or army.ml asked directly): the
-            // mail-host lookups that follow an MX answer are then dropped by the kernel
-            // with no race against this agent. The kernel matches 2- and 3-label suffixes.
+            // Block the registrable domain with every name under it when that domain is
+            // itself a lookalike (army.ml for mx.army.ml, or army.ml asked directly; the
+            // kernel matches 2- and 3-label suffixes): the mail-host lookups that follow an
+            // MX answer are then dropped with no race against this agent, and a flood of
+            // random names under one lookalike takes one map entry, not one each.
             let domain = registrable(&msg.qname).to_string();
             let labels = domain.split('.').count();
-            if (2..=3).contains(&labels) && self.blocks(&domain) {
-                self.block_name(&domain, true, d.ts_ns);
-            }
+            name_blocked = if (2..=3).contains(&labels) && self.blocks(&domain) {
+                self.block_name(&domain, true, d.ts_ns)
+            } else {
+                self.block_name(&msg.qname, false, d.ts_ns)
+            };
         }
         let socket = self.socket(d.cgroup_id);
         self.emit(Event::LookalikeLookup {

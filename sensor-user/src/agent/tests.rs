@@ -134,11 +134,12 @@ const ALERT: &str = "[policy]\nprotect = [\"army.mil\"]\n";
 fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     let (mut p, lines, m) = pipeline(BLOCK);
     resolve_lookalike(&mut p);
-    // The name is in the block map before any answer arrives.
-    assert!(
+    // The domain is in the block map, whole, before any answer arrives.
+    assert_eq!(
         p.enforcer
             .names
-            .contains_key(&name_hash("army.ml").unwrap())
+            .get(&sensor_common::domain_hash("army.ml").unwrap()),
+        Some(&true)
     );
     assert!(p.enforcer.addrs.contains(&MX_IP));
     connect(&mut p, MX_IP);
@@ -391,8 +392,19 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     );
     let h = |n: &str| name_hash(n).unwrap();
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
-    assert_eq!(p.enforcer.names.get(&h("mx.army.ml")), Some(&false));
+    // One entry for the whole lookalike domain, none for the name itself.
+    assert_eq!(p.enforcer.names.get(&h("mx.army.ml")), None);
     assert_eq!(p.enforcer.names.get(&d("army.ml")), Some(&true));
+    let before = p.enforcer.names.len();
+    for i in 0..100 {
+        let q = query(&format!("r{i}.army.ml."), RecordType::A);
+        dns(&mut p, &q, Direction::Egress);
+    }
+    assert_eq!(
+        p.enforcer.names.len(),
+        before,
+        "a flood of names took map entries"
+    );
     // Another host under it, never looked up before: its answer is dropped too.
     let other = answer("mail.army.ml.", RecordType::A, vec![], vec![]);
     assert_eq!(

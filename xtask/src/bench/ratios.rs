@@ -161,8 +161,10 @@ pub fn run(mxbench: fn(&[&str]) -> anyhow::Result<serde_json::Value>) -> anyhow:
         s,
         "Command: `target/release/mxbench memory 200000`: the agent's VmRSS one second after \
          start, and its peak (VmHWM) after 200,000 queries at 20,000/s (half of them lookalikes \
-         of a protected name). VmRSS includes the pages of the two 4 MiB event rings the agent \
-         has read (kernel memory mapped into it), which is most of the growth under load.\n"
+         of distinct names under one lookalike of a protected name). RssAnon is the agent's \
+         own heap and stacks; the rest of VmRSS is the mapped binary, libraries and event-ring \
+         pages. (An earlier build grew by 7 MB here: it kept one block entry per lookalike \
+         name; it now keeps one per lookalike domain.)\n"
     );
     let _ = writeln!(
         s,
