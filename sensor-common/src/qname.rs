@@ -100,9 +100,13 @@ pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
 
 /// The domain hash of a name written as text (`army.ml`): what `qname_hashes` reports
 /// as `last2` for any question under a two-label domain, and `last3` for three labels.
-/// `None` for an empty or over-long label.
+/// `None` for an empty or over-long label, and for a name of other than two or three
+/// labels: the kernel never computes a hash such a name could meet.
 pub fn domain_hash(name: &str) -> Option<u64> {
     let name = name.strip_suffix('.').unwrap_or(name);
+    if !matches!(name.split('.').count(), 2 | 3) {
+        return None;
+    }
     let mut h = DOMAIN_SEED;
     for label in name.split('.') {
         let len = label.len();
@@ -220,6 +224,8 @@ mod tests {
         cut.truncate(QNAME_OFFSET + 5);
         assert_eq!(qname_hashes(&cut), None);
         assert_eq!(domain_hash("a..b"), None);
+        assert_eq!(domain_hash("ml"), None);
+        assert_eq!(domain_hash("a.mod.gov.uk"), None);
     }
 
     #[test]

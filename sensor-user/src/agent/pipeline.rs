@@ -131,6 +131,17 @@ pub struct Pipeline<E: Enforcer> {
 /// the rest is for what queries reveal).
 pub const PRELOAD_MAX: usize = sensor_common::maps::BLOCKED_NAMES_MAX as usize / 4;
 
+/// What `put_block` did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Put {
+    /// The hash went into the map now.
+    Added,
+    /// It was there already.
+    Present,
+    /// The map update failed (counted and logged), or the name has no hash.
+    Failed,
+}
+
 fn registrable(name: &str) -> &str {
     psl::domain(name.as_bytes())
         .and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
@@ -187,20 +198,12 @@ impl<E: Enforcer> Pipeline<E> {
                 if self.preloaded.len() >= PRELOAD_MAX {
                     break 'entries;
                 }
-                if self
-                    .lookalike(&c)
-                    .is_some_and(|f| f.action == Action::Block)
+                if self.blocks(&c)
                     && let Some(h) = domain_hash(&c)
-                    && !self.blocked_names.contains_key(&h)
+                    && self.put_block(h, &c, true) == Put::Added
                 {
-                    match self.enforcer.block_name(h, true) {
-                        Ok(()) => {
-                            self.blocked_names.insert(h, c);
-                            self.preloaded.insert(h);
-                            added += 1;
-                        }
-                        Err(e) => self.map_error("preloading a lookalike", e),
-                    }
+                    self.preloaded.insert(h);
+                    added += 1;
                 }
             }
         }
@@ -349,17 +352,29 @@ impl<E: Enforcer> Pipeline<E> {
         let mut name_blocked = false;
         if f.action == Action::Block {
             // Block the registrable domain with every name under it when that domain is
-            // itself a lookalike (army.ml for mx.army.ml, or army.ml asked directly; the
-            // kernel matches 2- and 3-label suffixes): the mail-host lookups that follow an
-            // MX answer are then dropped with no race against this agent, and a flood of
+            // itself a lookalike (army.ml for mx.army.ml, or army.ml asked directly; only
+            // 2- and 3-label domains have a domain hash): the mail-host lookups that follow
+            // an MX answer are then dropped with no race against this agent, and a flood of
             // random names under one lookalike takes one map entry, not one each.
             let domain = registrable(&msg.qname).to_string();
-            let labels = domain.split('.').count();
-            name_blocked = if (2..=3).contains(&labels) && self.blocks(&domain) {
-                self.block_name(&domain, true, d.ts_ns)
+            let whole = if self.blocks(&domain) {
+                domain_hash(&domain)
             } else {
-                self.block_name(&msg.qname, false, d.ts_ns)
+                None
             };
+            let put = match (whole, name_hash(&msg.qname)) {
+                (Some(h), _) => self.put_block(h, &domain, true),
+                (None, Some(h)) => self.put_block(h, &msg.qname, false),
+                (None, None) => Put::Failed,
+            };
+            if put == Put::Added {
+                self.out
+                    .metrics
+                    .map_update_latency
+                    .with_label_values(&["blocked_names"])
+                    .observe(since_kernel(d.ts_ns));
+            }
+            name_blocked = put != Put::Failed;
         }
         let socket = self.socket(d.cgroup_id);
         self.emit(Event::LookalikeLookup {
@@ -372,34 +387,21 @@ impl<E: Enforcer> Pipeline<E> {
         });
     }
 
-    /// Puts `name` in `BLOCKED_NAMES` (once), by its name hash, or with `subtree` by
-    /// its domain hash (which the kernel matches against questions' last labels);
-    /// true when it is there.
-    fn block_name(&mut self, name: &str, subtree: bool, ts_ns: u64) -> bool {
-        let hash = if subtree {
-            domain_hash(name)
-        } else {
-            name_hash(name)
-        };
-        let Some(h) = hash else {
-            return false;
-        };
+    /// Puts hash `h`, standing for `name`, in `BLOCKED_NAMES` once: a name hash, or with
+    /// `subtree` a domain hash (which the kernel matches against a question's last two
+    /// and three labels).
+    fn put_block(&mut self, h: u64, name: &str, subtree: bool) -> Put {
         if self.blocked_names.contains_key(&h) {
-            return true;
+            return Put::Present;
         }
         match self.enforcer.block_name(h, subtree) {
             Ok(()) => {
-                self.out
-                    .metrics
-                    .map_update_latency
-                    .with_label_values(&["blocked_names"])
-                    .observe(since_kernel(ts_ns));
                 self.blocked_names.insert(h, name.to_string());
-                true
+                Put::Added
             }
             Err(e) => {
                 self.map_error("blocking a name", e);
-                false
+                Put::Failed
             }
         }
     }

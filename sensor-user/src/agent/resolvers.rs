@@ -9,7 +9,7 @@ use std::{
 
 use super::{events::Event, metrics::Metrics};
 use crate::{
-    attrib::resolvers::{alive, scan},
+    attrib::resolvers::{alive, comm, scan},
     kernel::VerdictMaps,
 };
 
@@ -24,12 +24,6 @@ pub struct LocalResolvers {
     /// Reported resolvers and their command names.
     known: BTreeMap<u32, String>,
     last_scan: Option<Instant>,
-}
-
-fn comm_of(proc_root: &std::path::Path, tgid: u32) -> String {
-    std::fs::read_to_string(proc_root.join(tgid.to_string()).join("comm"))
-        .map(|c| c.trim().to_string())
-        .unwrap_or_default()
 }
 
 impl LocalResolvers {
@@ -77,6 +71,7 @@ impl LocalResolvers {
             }
         };
         let mut events = Vec::new();
+        let mut live = BTreeMap::new();
         for tgid in listed {
             if !alive(&self.proc_root, tgid) {
                 if let Err(e) = self.maps.remove_resolver(tgid) {
@@ -85,32 +80,30 @@ impl LocalResolvers {
                 }
                 continue;
             }
-            if !self.known.contains_key(&tgid) {
-                let comm = scanned
-                    .remove(&tgid)
-                    .unwrap_or_else(|| comm_of(&self.proc_root, tgid));
-                events.push(Event::LocalResolver {
-                    state: "found",
-                    tgid,
-                    comm: comm.clone(),
-                });
-                self.known.insert(tgid, comm);
-            }
+            let name = match self.known.remove(&tgid) {
+                Some(name) => name,
+                None => {
+                    let name = scanned
+                        .remove(&tgid)
+                        .unwrap_or_else(|| comm(&self.proc_root, tgid));
+                    events.push(Event::LocalResolver {
+                        state: "found",
+                        tgid,
+                        comm: name.clone(),
+                    });
+                    name
+                }
+            };
+            live.insert(tgid, name);
         }
-        let gone: Vec<u32> = self
-            .known
-            .keys()
-            .copied()
-            .filter(|t| !alive(&self.proc_root, *t))
-            .collect();
-        for tgid in gone {
-            if let Some(comm) = self.known.remove(&tgid) {
-                events.push(Event::LocalResolver {
-                    state: "gone",
-                    tgid,
-                    comm,
-                });
-            }
+        // What was reported and is no longer listed alive has gone (only this agent
+        // unlists, and only the exited).
+        for (tgid, comm) in std::mem::replace(&mut self.known, live) {
+            events.push(Event::LocalResolver {
+                state: "gone",
+                tgid,
+                comm,
+            });
         }
         self.metrics.local_resolvers.set(self.known.len() as i64);
         events

@@ -129,12 +129,16 @@ struct ConfigFile {
     text: String,
 }
 
-fn take_ring(sensor: &mut Sensor, name: &str) -> anyhow::Result<AsyncFd<RingBuf<MapData>>> {
+fn take_ring(sensor: &mut Sensor, name: &str) -> anyhow::Result<RingBuf<MapData>> {
     let map = sensor
         .ebpf_mut()
         .take_map(name)
         .ok_or_else(|| KernelError::MissingMap(name.into()))?;
-    let ring = RingBuf::try_from(map).with_context(|| format!("ring buffer {name}"))?;
+    RingBuf::try_from(map).with_context(|| format!("ring buffer {name}"))
+}
+
+/// Registers a ring with the runtime, to be woken when the kernel submits to it.
+fn watch(ring: RingBuf<MapData>, name: &str) -> anyhow::Result<AsyncFd<RingBuf<MapData>>> {
     // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for as long
     // as the AsyncFd (which owns the RingBuf) lives.
     let fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) };
@@ -196,6 +200,19 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
             }
         }
     }
+}
+
+/// Drains the DNS ring, then the connect ring: an answer is known before the connect
+/// it led to.
+fn drain_both(
+    dns: &mut RingBuf<MapData>,
+    connect: &mut RingBuf<MapData>,
+    p: &mut Pipeline<VerdictMaps>,
+    tally: &mut Tally,
+    raw: bool,
+) {
+    drain(dns, p, tally, raw);
+    drain(connect, p, tally, raw);
 }
 
 /// Pulls the kernel's loss counters and per-program statistics into the metrics.
@@ -304,7 +321,8 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let mut sensor = Sensor::load(&sensor_opts)?;
     let maps = VerdictMaps::open(&pin_dir)?;
-    let mut dns = take_ring(&mut sensor, DNS_EVENTS)?;
+    let mut dns = watch(take_ring(&mut sensor, DNS_EVENTS)?, DNS_EVENTS)?;
+    // Not watched: the connect programs do not wake the agent (see CONNECT_DRAIN).
     let mut connect = take_ring(&mut sensor, CONNECT_EVENTS)?;
     // The kernel's per-program accounting, for as long as this handle lives.
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
@@ -397,17 +415,13 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     let raw = opts.raw_events;
     loop {
         tokio::select! {
-            // Either ring: drain DNS first, so an answer is known before the connect it led to.
             g = dns.readable_mut() => {
                 let mut g = g.context("DNS ring")?;
-                drain(g.get_inner_mut(), &mut pipeline, &mut tally, raw);
+                drain_both(g.get_inner_mut(), &mut connect, &mut pipeline, &mut tally, raw);
                 g.clear_ready();
-                drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
             }
             _ = connect_tick.tick() => {
-                // DNS first, so an answer is known before the connect it led to.
-                drain(dns.get_mut(), &mut pipeline, &mut tally, raw);
-                drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
+                drain_both(dns.get_mut(), &mut connect, &mut pipeline, &mut tally, raw);
             }
             _ = sighup.recv() => {
                 if let Some(text) = reload(&mut pipeline, &opts, opts.read(), "sighup") {
@@ -435,8 +449,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     ready.store(false, Ordering::Relaxed);
     server.abort();
     // Whatever the kernel wrote before the signal still belongs to this run.
-    drain(dns.get_mut(), &mut pipeline, &mut tally, raw);
-    drain(connect.get_mut(), &mut pipeline, &mut tally, raw);
+    drain_both(dns.get_mut(), &mut connect, &mut pipeline, &mut tally, raw);
     let mut lost = BTreeMap::new();
     for k in EventKind::ALL {
         lost.insert(k.name(), pipeline.enforcer.lost(k)?);

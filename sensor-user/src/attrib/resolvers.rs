@@ -115,13 +115,17 @@ pub fn scan(proc_root: &Path) -> Scan {
             .filter_map(|l| socket_inode(&l))
             .any(|i| inodes.contains(&i));
         if holds {
-            let comm = fs::read_to_string(dir.join("comm"))
-                .map(|c| c.trim().to_string())
-                .unwrap_or_default();
-            scan.resolvers.insert(pid, comm);
+            scan.resolvers.insert(pid, comm(proc_root, pid));
         }
     }
     scan
+}
+
+/// The command name of process `tgid`, or "" once it is gone.
+pub fn comm(proc_root: &Path, tgid: u32) -> String {
+    fs::read_to_string(proc_root.join(tgid.to_string()).join("comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Whether process `tgid` still runs (a zombie holds no sockets and serves nothing).

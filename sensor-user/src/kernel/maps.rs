@@ -11,7 +11,7 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Ke
 use sensor_common::{
     EventKind,
     maps::{
-        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_EXEMPT, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
+        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
         RESOLVER_TGIDS, SMTP_PORTS,
     },
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
@@ -95,7 +95,6 @@ pub struct VerdictMaps {
     v4: LpmTrie<MapData, [u8; 4], u32>,
     v6: LpmTrie<MapData, [u8; 16], u32>,
     names: HashMap<MapData, u64, u32>,
-    exempt: HashMap<MapData, u64, u32>,
     resolvers: HashMap<MapData, u32, u32>,
     lost: PerCpuArray<MapData, u64>,
 }
@@ -131,7 +130,6 @@ impl VerdictMaps {
             v4: open(&dir, BLOCKED_V4)?,
             v6: open(&dir, BLOCKED_V6)?,
             names: open(&dir, BLOCKED_NAMES)?,
-            exempt: open(&dir, DNS_EXEMPT)?,
             resolvers: open(&dir, RESOLVER_TGIDS)?,
             lost: open(&dir, LOST)?,
         })
@@ -207,15 +205,6 @@ impl VerdictMaps {
     /// Removes a name block (absent is not an error).
     pub fn unblock_name_hash(&mut self, hash: u64) -> Result<(), KernelError> {
         ignore_missing(self.names.remove(&hash), BLOCKED_NAMES)
-    }
-
-    /// Whether the kernel marked this socket (by cookie) as a local resolver's upstream socket.
-    pub fn is_exempt(&self, cookie: u64) -> Result<bool, KernelError> {
-        match self.exempt.get(&cookie, 0) {
-            Ok(_) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(e) => Err(map_err(DNS_EXEMPT)(e)),
-        }
     }
 
     /// The processes listed as local resolvers (by the bind hooks or the agent).
