@@ -55,6 +55,20 @@ fn zones() -> String {
 /// Where the local caching resolver listens, when the lab has one.
 pub const LOCAL_RESOLVER: &str = "127.0.0.1:53";
 
+/// `n` lookups of distinct names `l<i>.<run>.other.org` through the local resolver, one
+/// after another (`mxprobe lookup-many`, 2 s timeout each): its JSON report (answered,
+/// failed, timeouts, latency quantiles).
+pub fn lookups(t: &Topology, run: &str, n: u32) -> anyhow::Result<Value> {
+    let out = t.client(&[
+        "lookup-many",
+        LOCAL_RESOLVER,
+        &format!("{run}.other.org"),
+        &n.to_string(),
+        "2000",
+    ])?;
+    Ok(serde_json::from_str(&out)?)
+}
+
 /// Variations of the mail path.
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {

@@ -42,6 +42,44 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     b
 }
 
+/// Loads a cgroup_skb program `code` named `name`, for attach type `expected`.
+fn load_skb(code: &[[u8; 8]], name: &[u8], expected: u32) -> std::io::Result<i64> {
+    let code = code.concat();
+    let license = c"GPL";
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, PROG_TYPE_CGROUP_SKB);
+    put32(&mut a, 4, (code.len() / 8) as u32);
+    put64(&mut a, 8, code.as_ptr() as u64);
+    put64(&mut a, 16, license.as_ptr() as u64);
+    // prog_name: 16 bytes, NUL-terminated.
+    a[48..48 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+    put32(&mut a, 68, expected);
+    bpf(BPF_PROG_LOAD, &mut a)
+}
+
+/// Attaches `prog` to `cgroup` at `at`, beside whatever is there (BPF_F_ALLOW_MULTI).
+fn attach_multi(cgroup: &std::fs::File, prog: i64, at: u32) -> std::io::Result<()> {
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, cgroup.as_raw_fd() as u32);
+    put32(&mut a, 4, prog as u32);
+    put32(&mut a, 8, at);
+    put32(&mut a, 12, F_ALLOW_MULTI);
+    bpf(BPF_PROG_ATTACH, &mut a).map(drop)
+}
+
+/// Detaches `prog` from `cgroup` at `at`, then closes it.
+fn detach_and_close(cgroup: &std::fs::File, prog: i64, at: &[u32]) {
+    for at in at {
+        let mut a = [0u8; 128];
+        put32(&mut a, 0, cgroup.as_raw_fd() as u32);
+        put32(&mut a, 4, prog as u32);
+        put32(&mut a, 8, *at);
+        let _ = bpf(BPF_PROG_DETACH, &mut a);
+    }
+    // SAFETY: closing a program descriptor this module created.
+    unsafe { libc::close(prog as i32) };
+}
+
 /// Someone else's program, attached to a cgroup's egress with BPF_F_ALLOW_MULTI: it
 /// counts packets in an array map and lets them pass.
 pub struct Counter {
@@ -59,7 +97,7 @@ impl Counter {
         put32(&mut a, 8, 8);
         put32(&mut a, 12, 1);
         let map = bpf(BPF_MAP_CREATE, &mut a)?;
-        let code: Vec<u8> = [
+        let code = [
             insn(0x62, 10, 0, -4, 0),        // *(u32 *)(r10 - 4) = 0
             insn(0xbf, 2, 10, 0, 0),         // r2 = r10
             insn(0x07, 2, 0, 0, -4),         // r2 += -4
@@ -71,24 +109,10 @@ impl Counter {
             insn(0xdb, 0, 1, 0, 0), // lock *(u64 *)(r0 + 0) += r1
             insn(0xb7, 0, 0, 0, 1), // r0 = 1 (pass)
             insn(0x95, 0, 0, 0, 0), // exit
-        ]
-        .concat();
-        let license = c"GPL";
-        let mut a = [0u8; 128];
-        put32(&mut a, 0, PROG_TYPE_CGROUP_SKB);
-        put32(&mut a, 4, (code.len() / 8) as u32);
-        put64(&mut a, 8, code.as_ptr() as u64);
-        put64(&mut a, 16, license.as_ptr() as u64);
-        a[48..55].copy_from_slice(b"counter");
-        put32(&mut a, 68, CGROUP_INET_EGRESS);
-        let prog = bpf(BPF_PROG_LOAD, &mut a)?;
+        ];
+        let prog = load_skb(&code, b"counter", CGROUP_INET_EGRESS)?;
         let cgroup = std::fs::File::open(cgroup)?;
-        let mut a = [0u8; 128];
-        put32(&mut a, 0, cgroup.as_raw_fd() as u32);
-        put32(&mut a, 4, prog as u32);
-        put32(&mut a, 8, CGROUP_INET_EGRESS);
-        put32(&mut a, 12, F_ALLOW_MULTI);
-        bpf(BPF_PROG_ATTACH, &mut a)?;
+        attach_multi(&cgroup, prog, CGROUP_INET_EGRESS)?;
         Ok(Self { map, prog, cgroup })
     }
 
@@ -106,16 +130,9 @@ impl Counter {
 
 impl Drop for Counter {
     fn drop(&mut self) {
-        let mut a = [0u8; 128];
-        put32(&mut a, 0, self.cgroup.as_raw_fd() as u32);
-        put32(&mut a, 4, self.prog as u32);
-        put32(&mut a, 8, CGROUP_INET_EGRESS);
-        let _ = bpf(BPF_PROG_DETACH, &mut a);
-        // SAFETY: closing the descriptors this struct created.
-        unsafe {
-            libc::close(self.prog as i32);
-            libc::close(self.map as i32);
-        }
+        detach_and_close(&self.cgroup, self.prog, &[CGROUP_INET_EGRESS]);
+        // SAFETY: closing the map descriptor this struct created.
+        unsafe { libc::close(self.map as i32) };
     }
 }
 
@@ -127,45 +144,28 @@ pub struct Pass {
     cgroup: std::fs::File,
 }
 
+/// Where `Pass` is attached.
+const BOTH: [u32; 2] = [CGROUP_INET_INGRESS, CGROUP_INET_EGRESS];
+
 impl Pass {
     /// Loads it once and attaches it to both directions of `cgroup`.
     pub fn attach(cgroup: &std::path::Path) -> std::io::Result<Self> {
-        let code: Vec<u8> = [
+        let code = [
             insn(0xb7, 0, 0, 0, 1), // r0 = 1 (pass)
             insn(0x95, 0, 0, 0, 0), // exit
-        ]
-        .concat();
-        let license = c"GPL";
-        let mut a = [0u8; 128];
-        put32(&mut a, 0, PROG_TYPE_CGROUP_SKB);
-        put32(&mut a, 4, (code.len() / 8) as u32);
-        put64(&mut a, 8, code.as_ptr() as u64);
-        put64(&mut a, 16, license.as_ptr() as u64);
-        a[48..58].copy_from_slice(b"floor_pass");
-        let prog = bpf(BPF_PROG_LOAD, &mut a)?;
+        ];
+        let prog = load_skb(&code, b"floor_pass", CGROUP_INET_INGRESS)?;
         let cgroup = std::fs::File::open(cgroup)?;
-        for at in [CGROUP_INET_INGRESS, CGROUP_INET_EGRESS] {
-            let mut a = [0u8; 128];
-            put32(&mut a, 0, cgroup.as_raw_fd() as u32);
-            put32(&mut a, 4, prog as u32);
-            put32(&mut a, 8, at);
-            put32(&mut a, 12, F_ALLOW_MULTI);
-            bpf(BPF_PROG_ATTACH, &mut a)?;
+        let pass = Self { prog, cgroup };
+        for at in BOTH {
+            attach_multi(&pass.cgroup, prog, at)?;
         }
-        Ok(Self { prog, cgroup })
+        Ok(pass)
     }
 }
 
 impl Drop for Pass {
     fn drop(&mut self) {
-        for at in [CGROUP_INET_INGRESS, CGROUP_INET_EGRESS] {
-            let mut a = [0u8; 128];
-            put32(&mut a, 0, self.cgroup.as_raw_fd() as u32);
-            put32(&mut a, 4, self.prog as u32);
-            put32(&mut a, 8, at);
-            let _ = bpf(BPF_PROG_DETACH, &mut a);
-        }
-        // SAFETY: closing the descriptor this struct created.
-        unsafe { libc::close(self.prog as i32) };
+        detach_and_close(&self.cgroup, self.prog, &BOTH);
     }
 }

@@ -196,9 +196,14 @@ impl Topology {
     /// A command that runs `program` in the client namespace and the test cgroup; its
     /// arguments are the command's further arguments.
     fn in_cgroup(&self, program: &str) -> Command {
+        self.in_cgroup_at(&self.cgroup, program)
+    }
+
+    /// [`Topology::in_cgroup`] for another cgroup (a benchmark's bare sibling).
+    fn in_cgroup_at(&self, cgroup: &std::path::Path, program: &str) -> Command {
         let script = format!(
             "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
-            self.cgroup.display(),
+            cgroup.display(),
             self.cli
         );
         let mut cmd = Command::new("sh");
@@ -225,9 +230,28 @@ impl Topology {
         args: &[&str],
         input: Option<&str>,
     ) -> anyhow::Result<String> {
+        Self::run(self.in_cgroup(program), program, args, input)
+    }
+
+    /// [`Topology::exec`] in `cgroup` instead of the test cgroup.
+    pub fn exec_in(
+        &self,
+        cgroup: &std::path::Path,
+        program: &str,
+        args: &[&str],
+    ) -> anyhow::Result<String> {
+        Self::run(self.in_cgroup_at(cgroup, program), program, args, None)
+    }
+
+    /// Runs `cmd` (which runs `program`) with `args` and `input`; its trimmed stdout.
+    fn run(
+        mut cmd: Command,
+        program: &str,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> anyhow::Result<String> {
         use std::io::Write as _;
-        let mut child = self
-            .in_cgroup(program)
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -249,20 +273,20 @@ impl Topology {
     /// Starts a long-running program in the client namespace and the test cgroup (a daemon
     /// of the mail host), not waiting for anything.
     pub fn spawn_in_cgroup(&mut self, program: &str, args: &[&str]) -> anyhow::Result<()> {
-        let child = self
-            .in_cgroup(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        self.children.push(child);
-        Ok(())
+        let cmd = self.in_cgroup(program);
+        self.spawn(cmd, args)
     }
 
     /// Starts a long-running program in the server namespace, not waiting for anything.
     pub fn spawn_server(&mut self, program: &str, args: &[&str]) -> anyhow::Result<()> {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.srv, program])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.srv, program]);
+        self.spawn(cmd, args)
+    }
+
+    /// Spawns `cmd` with `args` as a daemon stopped with the topology.
+    fn spawn(&mut self, mut cmd: Command, args: &[&str]) -> anyhow::Result<()> {
+        let child = cmd
             .args(args)
             .stdout(Stdio::null())
             // Their complaints belong in the test's output.

@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 use mxsentry_tests::{
     Agent, Topology,
     agent::{self, test_pin_dir, test_state_dir},
-    mail::{LOCAL_RESOLVER, LabOptions, MailLab},
+    mail::{self, LOCAL_RESOLVER, LabOptions, MailLab},
     require_privileges,
     topology::SRV4,
 };
@@ -289,23 +289,14 @@ fn ipv6_only_mx_mx_over_tcp_and_an_agent_restart_during_traffic() {
     std::fs::remove_dir_all(&state).ok();
 }
 
-/// `lookup-many` through the local resolver: distinct names, so every one goes upstream.
+/// 1,000 lookups of other names through the local resolver.
 fn lookups(t: &Topology, run: &str) -> Value {
-    let out = t
-        .client(&[
-            "lookup-many",
-            LOCAL_RESOLVER,
-            &format!("{run}.other.org"),
-            "1000",
-            "2000",
-        ])
-        .unwrap();
-    serde_json::from_str(&out).unwrap()
+    mail::lookups(t, run, 1000).unwrap()
 }
 
-/// Waits until the agent has read the last answer of a `lookups` run: the test's agent
-/// is a debug build, and 6,000 packets put it seconds behind, which would let the
-/// lookalike's answer outrun the name block the test is about.
+/// Waits until the agent has read the last answer of a `lookups` run: 6,000 packets, each
+/// also logged raw for the test, can put it behind, and the next phase should start
+/// with an idle agent.
 fn caught_up(agent: &mut Agent, run: &str) {
     let last = mxsentry::kernel::maps::name_hash(&format!("l999.{run}.other.org")).unwrap();
     let last = format!("{last:016x}");

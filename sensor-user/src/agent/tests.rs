@@ -107,19 +107,21 @@ fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
     });
 }
 
+/// `owner MX 10 exchanger`, TTL 300.
+fn mx_record(owner: &str, exchanger: &str) -> Record {
+    Record::from_rdata(name(owner), 300, RData::MX(MX::new(10, name(exchanger))))
+}
+
+/// `owner A MX_IP`, TTL 300.
+fn a_record(owner: &str) -> Record {
+    Record::from_rdata(name(owner), 300, RData::A(A(Ipv4Addr::new(192, 0, 2, 25))))
+}
+
 /// MX army.ml → mx.army.ml (glue 192.0.2.25), as Postfix's lookups would see it.
 fn resolve_lookalike(p: &mut Pipeline<Simulated>) {
     dns(p, &query("army.ml.", RecordType::MX), Direction::Egress);
-    let mx = Record::from_rdata(
-        name("army.ml."),
-        300,
-        RData::MX(MX::new(10, name("mx.army.ml."))),
-    );
-    let glue = Record::from_rdata(
-        name("mx.army.ml."),
-        300,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
-    );
+    let mx = mx_record("army.ml.", "mx.army.ml.");
+    let glue = a_record("mx.army.ml.");
     dns(
         p,
         &answer("army.ml.", RecordType::MX, vec![mx], vec![glue]),
@@ -181,21 +183,13 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
 #[test]
 fn an_mx_host_looked_up_later_is_attributed_to_the_recipient() {
     let (mut p, lines, _) = pipeline(ALERT);
-    let mx = Record::from_rdata(
-        name("army.ml."),
-        300,
-        RData::MX(MX::new(10, name("mx.army.ml."))),
-    );
+    let mx = mx_record("army.ml.", "mx.army.ml.");
     dns(
         &mut p,
         &answer("army.ml.", RecordType::MX, vec![mx], vec![]),
         Direction::Ingress,
     );
-    let a = Record::from_rdata(
-        name("mx.army.ml."),
-        300,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
-    );
+    let a = a_record("mx.army.ml.");
     dns(
         &mut p,
         &answer("mx.army.ml.", RecordType::A, vec![a], vec![]),
@@ -213,11 +207,7 @@ fn an_mx_host_looked_up_later_is_attributed_to_the_recipient() {
 #[test]
 fn a_cnamed_exchanger_resolved_in_two_steps_keeps_its_recipient() {
     let (mut p, lines, _) = pipeline(ALERT);
-    let mx = Record::from_rdata(
-        name("army.ml."),
-        300,
-        RData::MX(MX::new(10, name("mail.army.ml."))),
-    );
+    let mx = mx_record("army.ml.", "mail.army.ml.");
     dns(
         &mut p,
         &answer("army.ml.", RecordType::MX, vec![mx], vec![]),
@@ -233,11 +223,7 @@ fn a_cnamed_exchanger_resolved_in_two_steps_keeps_its_recipient() {
         &answer("mail.army.ml.", RecordType::A, vec![cname], vec![]),
         Direction::Ingress,
     );
-    let a = Record::from_rdata(
-        name("mx.army.ml."),
-        300,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
-    );
+    let a = a_record("mx.army.ml.");
     dns(
         &mut p,
         &answer("mx.army.ml.", RecordType::A, vec![a], vec![]),

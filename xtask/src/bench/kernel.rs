@@ -115,6 +115,5 @@ pub fn run() -> anyhow::Result<String> {
             row["runs"]
         );
     }
-    s.push_str(&crate::bench::ratios::run(mxbench)?);
     Ok(s)
 }

@@ -17,6 +17,7 @@ pub fn bench() -> anyhow::Result<()> {
     let machine = machine::describe();
     let engine = engine::run()?;
     let kernel = kernel::run()?;
+    let ratios = ratios::run()?;
     let compare = compare::run()?;
     let mut doc = String::new();
     let _ = writeln!(doc, "# Benchmarks\n");
@@ -28,6 +29,7 @@ pub fn bench() -> anyhow::Result<()> {
     let _ = writeln!(doc, "Machine: {}.\n", machine.summary);
     doc.push_str(&engine);
     doc.push_str(&kernel);
+    doc.push_str(&ratios);
     doc.push_str(&compare);
     std::fs::write(root().join("docs/benchmarks.md"), &doc)?;
     print!("{doc}");

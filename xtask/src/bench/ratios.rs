@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 
-/// Runs them with `mxbench` (the kernel module's runner) and returns their sections.
-pub fn run(mxbench: fn(&[&str]) -> anyhow::Result<serde_json::Value>) -> anyhow::Result<String> {
+use super::kernel::mxbench;
+
+/// Runs them (after `kernel::run`, which builds `mxbench`) and returns their sections.
+pub fn run() -> anyhow::Result<String> {
     let mut s = String::new();
     let ratio = mxbench(&["connect-ratio", "30", "4000"])?;
     let _ = writeln!(s, "\n## connect() attached vs not\n");

@@ -32,21 +32,7 @@ impl Bare {
 
     /// Runs `program` in the client namespace and this cgroup; returns its stdout.
     pub fn run(&self, t: &Topology, program: &str, args: &[&str]) -> anyhow::Result<String> {
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {} \"$@\"",
-            self.0.display(),
-            t.cli
-        );
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script, "sh", program])
-            .args(args)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        t.exec_in(&self.0, program, args)
     }
 }
 

@@ -71,6 +71,32 @@ fn buckets(body: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
     out
 }
 
+/// The buckets of histogram `name` (series matching `label`) once it holds `count`
+/// observations, polling the agent's /metrics for at most `timeout`.
+fn histogram_when(
+    agent: &Agent,
+    name: &str,
+    label: &str,
+    count: u32,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (_, body) = agent.http_get("/metrics")?;
+        let b = buckets(&body, name, label);
+        if b.last().is_some_and(|l| l.1 >= f64::from(count)) {
+            return Ok(b);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{name}: only {:?} of {count} observations",
+                b.last().map(|l| l.1)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn latency(n: u32) -> anyhow::Result<()> {
     let mut t = Topology::new()?;
     let dns = format!("{}:53", SRV4[0]);
@@ -96,23 +122,13 @@ fn latency(n: u32) -> anyhow::Result<()> {
     )?;
     // 1 ms apart: the rate of a busy MTA, not a flood (loss is measured elsewhere).
     t.client(&["query-many", &dns, "ml", &n.to_string(), "1000"])?;
-    let name = "mxsentry_map_update_latency_seconds";
-    let label = "map=\"blocked_names\"";
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let b = loop {
-        let (_, body) = agent.http_get("/metrics")?;
-        let b = buckets(&body, name, label);
-        if b.last().is_some_and(|l| l.1 >= f64::from(n)) {
-            break b;
-        }
-        if std::time::Instant::now() > deadline {
-            bail!(
-                "only {:?} of {n} map updates recorded",
-                b.last().map(|l| l.1)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let b = histogram_when(
+        &agent,
+        "mxsentry_map_update_latency_seconds",
+        "map=\"blocked_names\"",
+        n,
+        Duration::from_secs(30),
+    )?;
     let p50 = quantile(0.5, &b).context("p50")?;
     let p99 = quantile(0.99, &b).context("p99")?;
     // Attributed connects: a lookalike name resolved, then its address connected to;
@@ -122,22 +138,13 @@ fn latency(n: u32) -> anyhow::Result<()> {
         t.client(&["dns", "udp", &dns, &format!("c{i}.ml"), "A", "1000"])?;
         t.client(&["connect", &format!("{}:25", SRV4[1])])?;
     }
-    let name = "mxsentry_connect_event_latency_seconds";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let c = loop {
-        let (_, body) = agent.http_get("/metrics")?;
-        let c = buckets(&body, name, "le=");
-        if c.last().is_some_and(|l| l.1 >= f64::from(connects)) {
-            break c;
-        }
-        if std::time::Instant::now() > deadline {
-            bail!(
-                "only {:?} of {connects} connect events",
-                c.last().map(|l| l.1)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let c = histogram_when(
+        &agent,
+        "mxsentry_connect_event_latency_seconds",
+        "le=",
+        connects,
+        Duration::from_secs(10),
+    )?;
     let c50 = quantile(0.5, &c).context("connect p50")?;
     let c99 = quantile(0.99, &c).context("connect p99")?;
     println!(

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use mxsentry_tests::{
     Agent, Topology,
     agent::{self, test_pin_dir, test_state_dir},
-    mail::{LOCAL_RESOLVER, LabOptions, MailLab},
+    mail::{self, LOCAL_RESOLVER, LabOptions, MailLab},
 };
 
 use crate::median;
@@ -15,14 +15,7 @@ use crate::median;
 /// p50 latency (µs) of `n` lookups of distinct names through the local resolver, and
 /// how many of them were not answered.
 fn lookups(t: &Topology, run: &str, n: u32) -> anyhow::Result<(f64, u64)> {
-    let out = t.client(&[
-        "lookup-many",
-        LOCAL_RESOLVER,
-        &format!("{run}.other.org"),
-        &n.to_string(),
-        "2000",
-    ])?;
-    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let v = mail::lookups(t, run, n)?;
     let unanswered = u64::from(n) - v["answered"].as_u64().context("answered")?;
     Ok((v["p50_us"].as_f64().context("p50")?, unanswered))
 }
