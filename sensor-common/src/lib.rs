@@ -7,6 +7,8 @@
 pub mod event;
 pub mod maps;
 pub mod qname;
+pub mod task;
 
 pub use event::{ConnectEvent, DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict};
 pub use qname::{QNAME_OFFSET, QnameHashes, domain_hash, qname_hash, qname_hashes};
+pub use task::TaskLayout;

@@ -2,13 +2,7 @@
 //! and note local resolvers' upstream sockets.
 
 use aya_ebpf::{
-    EbpfContext as _,
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_get_socket_cookie, bpf_ktime_get_ns,
-    },
-    macros::cgroup_sock_addr,
-    maps::lpm_trie::Key,
+    helpers::bpf_ktime_get_ns, macros::cgroup_sock_addr, maps::lpm_trie::Key,
     programs::SockAddrContext,
 };
 use sensor_common::{
@@ -20,6 +14,7 @@ use crate::{
     counters::{count_lost, verdict_for},
     maps::{BLOCKED_V4, BLOCKED_V6, CONNECT_EVENTS, SMTP_PORTS},
     resolver::{DNS_PORT, mark_if_resolver},
+    task,
 };
 
 /// `bpf_ringbuf_submit` flag: do not wake the consumer.
@@ -48,7 +43,7 @@ pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
         Some(flags) => verdict_for(*flags),
         None => Verdict::Allowed,
     };
-    emit(&ctx, AF_INET, port, addr, verdict)
+    emit(AF_INET, port, addr, verdict)
 }
 
 #[cgroup_sock_addr(connect6)]
@@ -70,7 +65,7 @@ pub fn mx_connect6(ctx: SockAddrContext) -> i32 {
         Some(flags) => verdict_for(flags),
         None => Verdict::Allowed,
     };
-    emit(&ctx, AF_INET6, port, addr, verdict)
+    emit(AF_INET6, port, addr, verdict)
 }
 
 #[inline(always)]
@@ -90,31 +85,24 @@ fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
 }
 
 #[inline(always)]
-fn emit(ctx: &SockAddrContext, family: u16, port: u16, addr: [u8; 16], verdict: Verdict) -> i32 {
+fn emit(family: u16, port: u16, addr: [u8; 16], verdict: Verdict) -> i32 {
     match CONNECT_EVENTS.reserve::<ConnectEvent>(0) {
         Some(mut entry) => {
-            let pid_tgid = bpf_get_current_pid_tgid();
-            // SAFETY: plain helper calls valid in cgroup/connect programs.
-            let (cgroup_id, cookie, ts_ns) = unsafe {
-                (
-                    bpf_get_current_cgroup_id(),
-                    bpf_get_socket_cookie(ctx.as_ptr()),
-                    bpf_ktime_get_ns(),
-                )
-            };
+            let caller = task::current();
+            // SAFETY: a plain helper call valid in cgroup/connect programs.
+            let ts_ns = unsafe { bpf_ktime_get_ns() };
             entry.write(ConnectEvent {
                 kind: EventKind::Connect as u32,
                 family,
                 port,
                 ts_ns,
-                tgid: (pid_tgid >> 32) as u32,
-                pid: pid_tgid as u32,
-                uid: bpf_get_current_uid_gid() as u32,
+                tgid: caller.tgid,
+                pid: caller.pid,
                 verdict: verdict as u32,
-                cgroup_id,
-                cookie,
+                reserved: 0,
+                cgroup_id: caller.cgroup_id,
                 addr,
-                comm: bpf_get_current_comm().unwrap_or([0; 16]),
+                comm: caller.comm,
             });
             // No wakeup: on a VM the wakeup (an IPI) costs more than the rest of the
             // program. The verdict is already made here; the agent drains this ring on

@@ -11,6 +11,7 @@ mod counters;
 mod dns;
 mod maps;
 mod resolver;
+mod task;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -89,6 +89,8 @@ pub enum Event {
         attached: usize,
         /// Programs re-adopted from pins.
         adopted: usize,
+        /// How the connect programs learn the caller: task_btf, helpers or adopted.
+        caller_reads: &'static str,
         /// SMTP ports watched.
         smtp_ports: Vec<u16>,
         /// Number of protected entries.

@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub keep_attached: bool,
     /// Also log every kernel record.
     pub raw_events: bool,
+    /// Let the connect programs read the caller by the kernel's BTF.
+    pub task_btf: bool,
 }
 
 impl RunOptions {
@@ -314,6 +316,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     let sensor_opts = SensorOptions {
         pin_dir: pin_dir.clone(),
         cgroup: cgroup.clone(),
+        task_btf: opts.task_btf,
     };
     // Say what is missing before taking the port, and take the port before attaching.
     check_before_load(&sensor_opts)?;
@@ -391,6 +394,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
         cgroup: cgroup.display().to_string(),
         attached: sensor.attached(),
         adopted: sensor.adopted(),
+        caller_reads: sensor.caller_reads().name(),
         smtp_ports: config.agent.smtp_ports.clone(),
         protected: pipeline.protected(),
         config: path.as_ref().map(|p| p.display().to_string()),

@@ -40,6 +40,9 @@ pub struct Process {
     /// Executable path, when the process still exists and /proc is readable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// Real uid, from /proc (the kernel program does not take it: see `ConnectEvent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
     /// Its cgroup, container and pod.
     #[serde(flatten)]
     pub place: Place,
@@ -53,6 +56,15 @@ pub fn cgroup_v2_path(proc_cgroup: &str) -> Option<String> {
         .map(|p| p.trim().to_string())
 }
 
+/// The real uid in the text of `/proc/PID/status` (the first number of its `Uid:` line).
+pub fn real_uid(proc_status: &str) -> Option<u32> {
+    proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+}
+
 /// Describes process `tgid` whose kernel command name is `comm`, reading `proc_root`
 /// (`/proc`, or a mounted host /proc in a container).
 pub fn describe(proc_root: &std::path::Path, tgid: u32, comm: String) -> Process {
@@ -64,10 +76,15 @@ pub fn describe(proc_root: &std::path::Path, tgid: u32, comm: String) -> Process
         .ok()
         .as_deref()
         .and_then(cgroup_v2_path);
+    let uid = std::fs::read_to_string(dir.join("status"))
+        .ok()
+        .as_deref()
+        .and_then(real_uid);
     Process {
         tgid,
         comm,
         exe,
+        uid,
         place: Place::from_cgroup(cgroup),
     }
 }
@@ -87,6 +104,14 @@ mod tests {
     }
 
     #[test]
+    fn real_uid_of_proc_status() {
+        let text = "Name:\tsmtp\nUid:\t107\t107\t107\t107\nGid:\t114\n";
+        assert_eq!(real_uid(text), Some(107));
+        assert_eq!(real_uid("Name:\tx\n"), None);
+        assert_eq!(real_uid("Uid:\tnope\n"), None);
+    }
+
+    #[test]
     fn this_process_is_described() {
         let p = describe(
             std::path::Path::new("/proc"),
@@ -95,7 +120,9 @@ mod tests {
         );
         assert!(p.exe.is_some());
         assert!(p.place.cgroup.is_some());
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(p.uid, Some(unsafe { libc::getuid() }));
         let gone = describe(std::path::Path::new("/proc"), u32::MAX, "gone".into());
-        assert_eq!(gone.exe, None);
+        assert_eq!((gone.exe, gone.uid), (None, None));
     }
 }

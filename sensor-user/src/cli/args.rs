@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Also log every kernel record (SMTP connects, DNS packets) as a JSON line.
     #[arg(long)]
     pub raw_events: bool,
+    /// Have the connect programs name the caller through helper calls instead of
+    /// reading task_struct by the kernel's BTF (slower; for kernels where that is wrong).
+    #[arg(long)]
+    pub no_task_btf: bool,
 }
 
 /// Options of `mxsentry replay`.

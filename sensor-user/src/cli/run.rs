@@ -15,6 +15,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         state_dir: args.state_dir,
         keep_attached: args.keep_attached,
         raw_events: args.raw_events,
+        task_btf: !args.no_task_btf,
     };
     run_agent(opts, args.check_config).await
 }

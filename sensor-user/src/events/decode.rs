@@ -98,10 +98,9 @@ mod tests {
             ts_ns: 42,
             tgid: 7,
             pid: 8,
-            uid: 0,
             verdict: Verdict::Blocked as u32,
+            reserved: 0,
             cgroup_id: 99,
-            cookie: 5,
             addr: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             comm,
         };
@@ -120,7 +119,7 @@ mod tests {
         let KernelEvent::Connect(ev) = decode(&connect_bytes()).unwrap() else {
             panic!("kind")
         };
-        assert_eq!((ev.port, ev.tgid, ev.pid, ev.cookie), (25, 7, 8, 5));
+        assert_eq!((ev.port, ev.tgid, ev.pid, ev.cgroup_id), (25, 7, 8, 99));
         assert_eq!(comm(&ev.comm), "smtp");
         assert_eq!(ip(ev.family, &ev.addr), Some("192.0.2.1".parse().unwrap()));
         assert_eq!(Verdict::from_u32(ev.verdict), Some(Verdict::Blocked));

@@ -19,14 +19,10 @@ pub struct ConnectRecord {
     pub tgid: u32,
     /// Thread id.
     pub pid: u32,
-    /// Uid.
-    pub uid: u32,
     /// Command name.
     pub comm: String,
     /// cgroup v2 id.
     pub cgroup_id: u64,
-    /// Socket cookie.
-    pub cookie: u64,
     /// "ipv4" or "ipv6".
     pub family: &'static str,
     /// Destination address.
@@ -60,10 +56,8 @@ impl From<&ConnectEvent> for ConnectRecord {
             ts_ns: e.ts_ns,
             tgid: e.tgid,
             pid: e.pid,
-            uid: e.uid,
             comm: comm(&e.comm),
             cgroup_id: e.cgroup_id,
-            cookie: e.cookie,
             family: family(e.family),
             addr: addr(e.family, &e.addr),
             port: e.port,

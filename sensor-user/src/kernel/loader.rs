@@ -13,9 +13,12 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use sensor_common::maps::PROGRAMS;
+use sensor_common::{TaskLayout, maps::PROGRAMS, task::TASK_LAYOUT_GLOBAL};
 
-use super::KernelError;
+use super::{
+    KernelError,
+    task_layout::{self, VMLINUX_BTF},
+};
 
 /// The kernel object built by `build.rs`, embedded in the agent.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mxsentry"));
@@ -27,6 +30,31 @@ pub struct SensorOptions {
     pub pin_dir: PathBuf,
     /// The cgroup v2 directory to attach to.
     pub cgroup: PathBuf,
+    /// Let the connect programs read the caller from `task_struct` by the kernel's BTF
+    /// (falls back to helper calls when the layout or the verifier says no).
+    pub task_btf: bool,
+}
+
+/// How the loaded connect programs learn who is calling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerReads {
+    /// Direct reads of `task_struct`, at offsets from the kernel's BTF.
+    TaskBtf,
+    /// Helper calls (slower; no BTF layout needed).
+    Helpers,
+    /// The programs were re-adopted from a previous agent, which chose.
+    Adopted,
+}
+
+impl CallerReads {
+    /// Stable name for logs and the start event.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TaskBtf => "task_btf",
+            Self::Helpers => "helpers",
+            Self::Adopted => "adopted",
+        }
+    }
 }
 
 /// A loaded sensor: its maps, and the pinned links that keep the programs attached.
@@ -34,6 +62,7 @@ pub struct Sensor {
     ebpf: Ebpf,
     links: Vec<PinnedLink>,
     adopted: usize,
+    caller_reads: CallerReads,
     pin_dir: PathBuf,
 }
 
@@ -87,9 +116,7 @@ impl Sensor {
         for d in [&opts.pin_dir, &maps, &links] {
             fs::create_dir_all(d).map_err(|e| pin_err(d, e))?;
         }
-        let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&maps)
-            .load(EBPF_OBJECT)?;
+        let (mut ebpf, caller_reads) = open_object(opts, &maps, &links)?;
         let mut pinned = Vec::new();
         let mut adopted = 0;
         for name in PROGRAMS {
@@ -120,6 +147,7 @@ impl Sensor {
             ebpf,
             links: pinned,
             adopted,
+            caller_reads,
             pin_dir: opts.pin_dir.clone(),
         })
     }
@@ -127,6 +155,11 @@ impl Sensor {
     /// How many programs were found attached by a previous agent and re-adopted.
     pub fn adopted(&self) -> usize {
         self.adopted
+    }
+
+    /// How the connect programs read the caller.
+    pub fn caller_reads(&self) -> CallerReads {
+        self.caller_reads
     }
 
     /// How many programs are attached.
@@ -161,6 +194,64 @@ impl Sensor {
         drop(ebpf);
         remove_pins(&pin_dir)
     }
+}
+
+/// Parses the kernel object with the connect programs' `TASK_LAYOUT` set to `layout`.
+fn parse_object(maps: &Path, layout: &TaskLayout) -> Result<Ebpf, KernelError> {
+    Ok(EbpfLoader::new()
+        .default_map_pin_directory(maps)
+        .override_global(TASK_LAYOUT_GLOBAL, layout, true)
+        .load(EBPF_OBJECT)?)
+}
+
+/// Parses the kernel object, choosing how the connect programs read the caller: by the
+/// kernel's BTF where its layout is found and the verifier accepts the reads (the
+/// connect programs are loaded here to ask it), by helper calls otherwise.
+fn open_object(
+    opts: &SensorOptions,
+    maps: &Path,
+    links: &Path,
+) -> Result<(Ebpf, CallerReads), KernelError> {
+    const FIRST: &str = "mx_connect4";
+    if links.join(FIRST).exists() {
+        return Ok((
+            parse_object(maps, &TaskLayout::HELPERS)?,
+            CallerReads::Adopted,
+        ));
+    }
+    if opts.task_btf {
+        match task_layout::from_file(Path::new(VMLINUX_BTF)) {
+            Ok(layout) => {
+                let mut ebpf = parse_object(maps, &layout)?;
+                match load_sock_addr(&mut ebpf, FIRST) {
+                    Ok(()) => return Ok((ebpf, CallerReads::TaskBtf)),
+                    Err(e) => log::warn!(
+                        "the verifier refused reading the caller by BTF ({e}); \
+                         the connect programs use helper calls"
+                    ),
+                }
+            }
+            Err(e) => {
+                log::warn!("no task_struct layout ({e}); the connect programs use helper calls")
+            }
+        }
+    }
+    Ok((
+        parse_object(maps, &TaskLayout::HELPERS)?,
+        CallerReads::Helpers,
+    ))
+}
+
+/// Loads (verifies) sock_addr program `name` unless it is loaded already.
+fn load_sock_addr(ebpf: &mut Ebpf, name: &str) -> Result<(), KernelError> {
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))?;
+    let p: &mut CgroupSockAddr = prog.try_into().map_err(|e| prog_err(name, e))?;
+    if p.fd().is_err() {
+        p.load().map_err(|e| prog_err(name, e))?;
+    }
+    Ok(())
 }
 
 /// Removes every pin under `pin_dir` (maps and links) and the directories.
@@ -209,8 +300,12 @@ fn attach_one(ebpf: &mut Ebpf, name: &str, cgroup: &fs::File) -> Result<FdLink, 
                 .map_err(|e| pin_err(Path::new(name), e))?
         }
         _ => {
-            let p: &mut CgroupSockAddr = prog.try_into().map_err(|e| prog_err(name, e))?;
-            p.load().map_err(|e| prog_err(name, e))?;
+            load_sock_addr(ebpf, name)?;
+            let p: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))?
+                .try_into()
+                .map_err(|e| prog_err(name, e))?;
             let id = p.attach(cgroup, mode).map_err(|e| prog_err(name, e))?;
             p.take_link(id)
                 .map_err(|e| prog_err(name, e))?

@@ -6,9 +6,10 @@ pub mod error;
 pub mod loader;
 pub mod maps;
 pub mod preflight;
+pub mod task_layout;
 
 pub use error::KernelError;
-pub use loader::{Sensor, SensorOptions};
+pub use loader::{CallerReads, Sensor, SensorOptions};
 pub use maps::VerdictMaps;
 
 /// Where maps and links are pinned unless configured otherwise.
