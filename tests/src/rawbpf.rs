@@ -1,5 +1,5 @@
 //! Programs loaded with raw bpf(2) calls, standing for someone else's: a packet counter
-//! (the coexistence test) and an empty pass-through program (the benchmarks' floor).
+//! (the coexistence test) and empty pass-through programs (the benchmarks' floors).
 
 use std::os::fd::AsRawFd as _;
 
@@ -10,8 +10,10 @@ const BPF_PROG_ATTACH: i64 = 8;
 const BPF_PROG_DETACH: i64 = 9;
 const MAP_TYPE_ARRAY: u32 = 2;
 const PROG_TYPE_CGROUP_SKB: u32 = 8;
+const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const CGROUP_INET_INGRESS: u32 = 0;
 const CGROUP_INET_EGRESS: u32 = 1;
+const CGROUP_INET4_CONNECT: u32 = 10;
 const F_ALLOW_MULTI: u32 = 2;
 
 fn bpf(cmd: i64, attr: &mut [u8; 128]) -> std::io::Result<i64> {
@@ -44,10 +46,15 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
 
 /// Loads a cgroup_skb program `code` named `name`, for attach type `expected`.
 fn load_skb(code: &[[u8; 8]], name: &[u8], expected: u32) -> std::io::Result<i64> {
+    load(PROG_TYPE_CGROUP_SKB, code, name, expected)
+}
+
+/// Loads a program of type `kind`, `code`, named `name`, for attach type `expected`.
+fn load(kind: u32, code: &[[u8; 8]], name: &[u8], expected: u32) -> std::io::Result<i64> {
     let code = code.concat();
     let license = c"GPL";
     let mut a = [0u8; 128];
-    put32(&mut a, 0, PROG_TYPE_CGROUP_SKB);
+    put32(&mut a, 0, kind);
     put32(&mut a, 4, (code.len() / 8) as u32);
     put64(&mut a, 8, code.as_ptr() as u64);
     put64(&mut a, 16, license.as_ptr() as u64);
@@ -136,29 +143,58 @@ impl Drop for Counter {
     }
 }
 
-/// A program that does nothing but pass (`r0 = 1; exit`), attached to a cgroup's egress
-/// and ingress: what the kernel's cgroup_skb dispatch and run-time accounting cost by
-/// themselves, the floor under any such program. Named `floor_pass`.
+/// A program that does nothing but allow (`r0 = 1; exit`): what the kernel's dispatch
+/// and run-time accounting for a cgroup hook cost by themselves, the floor under any
+/// program there.
 pub struct Pass {
     prog: i64,
+    at: &'static [u32],
     cgroup: std::fs::File,
 }
 
-/// Where `Pass` is attached.
+/// Where the cgroup_skb `Pass` is attached.
 const BOTH: [u32; 2] = [CGROUP_INET_INGRESS, CGROUP_INET_EGRESS];
+/// Where the connect4 `Pass` is attached.
+const CONNECT4: [u32; 1] = [CGROUP_INET4_CONNECT];
+
+/// `r0 = 1; exit`.
+const ALLOW: [[u8; 8]; 2] = [
+    [0xb7, 0, 0, 0, 1, 0, 0, 0], // r0 = 1
+    [0x95, 0, 0, 0, 0, 0, 0, 0], // exit
+];
 
 impl Pass {
-    /// Loads it once and attaches it to both directions of `cgroup`.
+    /// Loads it once as a cgroup_skb program named `floor_pass` and attaches it to both
+    /// directions of `cgroup`.
     pub fn attach(cgroup: &std::path::Path) -> std::io::Result<Self> {
-        let code = [
-            insn(0xb7, 0, 0, 0, 1), // r0 = 1 (pass)
-            insn(0x95, 0, 0, 0, 0), // exit
-        ];
-        let prog = load_skb(&code, b"floor_pass", CGROUP_INET_INGRESS)?;
-        let cgroup = std::fs::File::open(cgroup)?;
-        let pass = Self { prog, cgroup };
-        for at in BOTH {
-            attach_multi(&pass.cgroup, prog, at)?;
+        let prog = load_skb(&ALLOW, b"floor_pass", CGROUP_INET_INGRESS)?;
+        Self::attach_at(cgroup, prog, &BOTH)
+    }
+
+    /// Loads it as a cgroup/connect4 program named `floor_connect4` and attaches it there.
+    pub fn attach_connect4(cgroup: &std::path::Path) -> std::io::Result<Self> {
+        let prog = load(
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            &ALLOW,
+            b"floor_connect4",
+            CGROUP_INET4_CONNECT,
+        )?;
+        Self::attach_at(cgroup, prog, &CONNECT4)
+    }
+
+    fn attach_at(cgroup: &std::path::Path, prog: i64, at: &'static [u32]) -> std::io::Result<Self> {
+        let cgroup = match std::fs::File::open(cgroup) {
+            Ok(f) => f,
+            Err(e) => {
+                // SAFETY: closing the program descriptor just loaded.
+                unsafe { libc::close(prog as i32) };
+                return Err(e);
+            }
+        };
+        // Built first, so a failed attach below still detaches and closes what it did.
+        let pass = Self { prog, at, cgroup };
+        for a in at {
+            attach_multi(&pass.cgroup, prog, *a)?;
         }
         Ok(pass)
     }
@@ -166,6 +202,6 @@ impl Pass {
 
 impl Drop for Pass {
     fn drop(&mut self) {
-        detach_and_close(&self.cgroup, self.prog, &BOTH);
+        detach_and_close(&self.cgroup, self.prog, self.at);
     }
 }

@@ -191,9 +191,9 @@ fn prog_stats(agent: &Agent) -> anyhow::Result<Stats> {
     Ok(out)
 }
 
-/// Run time (ns) and runs of every loaded program named `floor_pass`, from bpftool.
-fn floor_stats() -> anyhow::Result<(f64, f64)> {
-    let out = mxsentry_tests::sh("bpftool", &["prog", "show", "name", "floor_pass", "-j"])?;
+/// Run time (ns) and runs of every loaded program named `name`, from bpftool.
+fn floor_stats(name: &str) -> anyhow::Result<(f64, f64)> {
+    let out = mxsentry_tests::sh("bpftool", &["prog", "show", "name", name, "-j"])?;
     // One object, or one per line, depending on the bpftool version: read them all.
     let mut total = (0.0, 0.0);
     for v in serde_json::Deserializer::from_str(&out).into_iter::<serde_json::Value>() {
@@ -232,44 +232,81 @@ fn per_run(a: &Stats, b: &Stats, prog: &str) -> (f64, f64) {
     )
 }
 
-/// Kernel cost per program run (the kernel's own accounting), phase by phase.
-fn progcost(n: u32) -> anyhow::Result<()> {
+/// Kernel cost per program run (the kernel's own accounting), phase by phase, `rounds`
+/// times over: each row is the median of the rounds, with their spread.
+fn progcost(n: u32, rounds: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(rounds > 0, "progcost needs at least one round");
     let mut t = Topology::new()?;
     let dns = format!("{}:53", SRV4[0]);
     t.serve(&["serve-dns", &dns])?;
     t.serve(&["listen", SRV4[1], "25", "8080"])?;
     let cg = t.cgroup.display().to_string();
     let agent = Agent::start(&test_pin_dir("progcost"), &["--cgroup", &cg])?;
+    // The floors: empty programs on the same hooks, run on the same connects and packets
+    // under the same accounting.
+    let _skb_floor = mxsentry_tests::rawbpf::Pass::attach(&t.cgroup)?;
+    let _connect_floor = mxsentry_tests::rawbpf::Pass::attach_connect4(&t.cgroup)?;
     let n = n.to_string();
-    let s0 = prog_stats(&agent)?;
-    t.client(&["connect-many", &format!("{}:8080", SRV4[1]), &n])?;
-    let s1 = prog_stats(&agent)?;
-    t.client(&["connect-many", &format!("{}:25", SRV4[1]), &n])?;
-    let s2 = prog_stats(&agent)?;
-    // The floor: an empty cgroup_skb program on the same packets, same accounting.
-    let floor = mxsentry_tests::rawbpf::Pass::attach(&t.cgroup)?;
-    let f0 = floor_stats()?;
-    t.client(&["udp-many", &format!("{}:9999", SRV4[1]), &n])?;
+    let mut rows: Vec<(&str, Vec<(f64, f64)>)> = vec![
+        ("connect4, non-SMTP port", vec![]),
+        ("connect4, SMTP port (with event)", vec![]),
+        (
+            "the floor: an empty connect4 program (r0 = 1) on the same connects",
+            vec![],
+        ),
+        ("cgroup_skb egress, non-DNS UDP packet", vec![]),
+        (
+            "the floor: an empty cgroup_skb program (r0 = 1) on the same packets",
+            vec![],
+        ),
+    ];
+    for _ in 0..rounds {
+        let (s0, c0) = (prog_stats(&agent)?, floor_stats("floor_connect4")?);
+        t.client(&["connect-many", &format!("{}:8080", SRV4[1]), &n])?;
+        let s1 = prog_stats(&agent)?;
+        t.client(&["connect-many", &format!("{}:25", SRV4[1]), &n])?;
+        let (s2, c2) = (prog_stats(&agent)?, floor_stats("floor_connect4")?);
+        let f2 = floor_stats("floor_pass")?;
+        t.client(&["udp-many", &format!("{}:9999", SRV4[1]), &n])?;
+        let (s3, f3) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+        rows[0].1.push(per_run(&s0, &s1, "mx_connect4"));
+        rows[1].1.push(per_run(&s1, &s2, "mx_connect4"));
+        rows[2].1.push(floor_per_run(c0, c2));
+        rows[3].1.push(per_run(&s2, &s3, "mx_dns_egress"));
+        rows[4].1.push(floor_per_run(f2, f3));
+    }
     let s3 = prog_stats(&agent)?;
-    let f1 = floor_stats()?;
-    drop(floor);
     t.client(&["query-many", &dns, "example", &n, "200"])?;
     std::thread::sleep(Duration::from_millis(500));
     let s4 = prog_stats(&agent)?;
-    let row = |label: &str, (ns, runs): (f64, f64)| serde_json::json!({ "what": label, "ns_per_run": (ns * 10.0).round() / 10.0, "runs": runs });
+    rows.push((
+        "cgroup_skb egress, DNS query (parsed, with event)",
+        vec![per_run(&s3, &s4, "mx_dns_egress")],
+    ));
+    rows.push((
+        "cgroup_skb ingress, DNS answers",
+        vec![per_run(&s3, &s4, "mx_dns_ingress")],
+    ));
+    let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|(what, samples)| {
+            let ns: Vec<f64> = samples.iter().map(|s| s.0).collect();
+            let lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ns.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            serde_json::json!({
+                "what": what,
+                "ns_per_run": round1(median(ns)),
+                "min": round1(lo),
+                "max": round1(hi),
+                "rounds": samples.len(),
+                "runs_per_round": samples.first().map_or(0.0, |s| s.1),
+            })
+        })
+        .collect();
     println!(
         "{}",
-        serde_json::json!({
-            "measurement": "program_cost",
-            "rows": [
-                row("connect4, non-SMTP port", per_run(&s0, &s1, "mx_connect4")),
-                row("connect4, SMTP port (with event)", per_run(&s1, &s2, "mx_connect4")),
-                row("cgroup_skb egress, non-DNS UDP packet", per_run(&s2, &s3, "mx_dns_egress")),
-                row("the floor: an empty cgroup_skb program (r0 = 1) on the same packets", floor_per_run(f0, f1)),
-                row("cgroup_skb egress, DNS query (parsed, with event)", per_run(&s3, &s4, "mx_dns_egress")),
-                row("cgroup_skb ingress, DNS answers", per_run(&s3, &s4, "mx_dns_ingress")),
-            ]
-        })
+        serde_json::json!({ "measurement": "program_cost", "rows": rows })
     );
     Ok(())
 }
@@ -287,6 +324,10 @@ fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
     let bare = bare::Bare::new(&t)?;
     // Two cgroups without programs, timed the same way: the ratio's own noise floor.
     let control = bare::Bare::named(&t, "control")?;
+    // A cgroup with empty programs on the same hooks: what attaching anything costs.
+    let floor = bare::Bare::named(&t, "floor")?;
+    let _skb_floor = mxsentry_tests::rawbpf::Pass::attach(floor.path())?;
+    let _connect_floor = mxsentry_tests::rawbpf::Pass::attach_connect4(floor.path())?;
     let cg = t.cgroup.display().to_string();
     let agent = Agent::start_quiet(&test_pin_dir("ratio"), &["--cgroup", &cg])?;
     // The agent's work on one phase's 4,000 SMTP events must not overlap the next phase's
@@ -311,17 +352,19 @@ fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
         let v: serde_json::Value = serde_json::from_str(&out)?;
         v["ns"].as_f64().context("ns")
     };
-    let (mut smtp, mut other, mut aa) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut smtp, mut other, mut aa, mut empty) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         let args = ["connect-timed", "127.0.0.1:8080", n.as_str()];
-        let (c, b) = if round % 2 == 0 {
-            let c = ns(control.probe(&t, &args)?)?;
-            (c, ns(bare.probe(&t, &args)?)?)
-        } else {
-            let b = ns(bare.probe(&t, &args)?)?;
-            (ns(control.probe(&t, &args)?)?, b)
-        };
-        aa.push(c / b);
+        for (side, out) in [(&control, &mut aa), (&floor, &mut empty)] {
+            let (c, b) = if round % 2 == 0 {
+                let c = ns(side.probe(&t, &args)?)?;
+                (c, ns(bare.probe(&t, &args)?)?)
+            } else {
+                let b = ns(bare.probe(&t, &args)?)?;
+                (ns(side.probe(&t, &args)?)?, b)
+            };
+            out.push(c / b);
+        }
         for port in ["25", "8080"] {
             let args = ["connect-timed", &format!("127.0.0.1:{port}"), n.as_str()];
             // Alternate which side goes first, so drift between the two cancels out.
@@ -353,6 +396,7 @@ fn connect_ratio(rounds: u32, n: u32) -> anyhow::Result<()> {
             "smtp_median_ratio": (median(smtp) * 1000.0).round() / 1000.0,
             "non_smtp_median_ratio": (median(other) * 1000.0).round() / 1000.0,
             "control_median_ratio": (median(aa) * 1000.0).round() / 1000.0,
+            "empty_programs_median_ratio": (median(empty) * 1000.0).round() / 1000.0,
         })
     );
     Ok(())
@@ -367,7 +411,7 @@ fn main() -> anyhow::Result<()> {
         .as_slice()
     {
         ["latency", n] => latency(n.parse()?),
-        ["progcost", n] => progcost(n.parse()?),
+        ["progcost", n, rounds] => progcost(n.parse()?, rounds.parse()?),
         ["connect-ratio", rounds, n] => connect_ratio(rounds.parse()?, n.parse()?),
         ["net-ratio", rounds, secs] => net::net_ratio(rounds.parse()?, secs.parse()?),
         ["dns-rate", secs, rates @ ..] => dns_rate::dns_rate(
@@ -380,7 +424,7 @@ fn main() -> anyhow::Result<()> {
         ["memory", load] => memory::memory(&[20, 10_000], load.parse()?),
         ["resolver-ratio", rounds, n] => resolver::resolver_ratio(rounds.parse()?, n.parse()?),
         _ => bail!(
-            "usage: mxbench latency N | progcost N | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N"
+            "usage: mxbench latency N | progcost N ROUNDS | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N"
         ),
     }
 }
