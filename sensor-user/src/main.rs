@@ -9,12 +9,15 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(run(args))),
+        Command::Run(args) => {
+            mxsentry::agent::alloc::return_large_allocations();
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(run(args)))
+        }
         Command::Ctl(args) => ctl(args),
         Command::Check(args) => check(args),
         Command::Replay(args) => replay(args),

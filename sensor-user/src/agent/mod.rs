@@ -1,6 +1,7 @@
 //! The agent: the decision pipeline and everything around it (event log, metrics
 //! endpoint, unresolved-lookalike memory, the runtime loop).
 
+pub mod alloc;
 pub mod clock;
 pub mod enforcer;
 pub mod eventlog;
