@@ -44,11 +44,6 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     b
 }
 
-/// Loads a cgroup_skb program `code` named `name`, for attach type `expected`.
-fn load_skb(code: &[[u8; 8]], name: &[u8], expected: u32) -> std::io::Result<i64> {
-    load(PROG_TYPE_CGROUP_SKB, code, name, expected)
-}
-
 /// Loads a program of type `kind`, `code`, named `name`, for attach type `expected`.
 fn load(kind: u32, code: &[[u8; 8]], name: &[u8], expected: u32) -> std::io::Result<i64> {
     let code = code.concat();
@@ -117,7 +112,7 @@ impl Counter {
             insn(0xb7, 0, 0, 0, 1), // r0 = 1 (pass)
             insn(0x95, 0, 0, 0, 0), // exit
         ];
-        let prog = load_skb(&code, b"counter", CGROUP_INET_EGRESS)?;
+        let prog = load(PROG_TYPE_CGROUP_SKB, &code, b"counter", CGROUP_INET_EGRESS)?;
         let cgroup = std::fs::File::open(cgroup)?;
         attach_multi(&cgroup, prog, CGROUP_INET_EGRESS)?;
         Ok(Self { map, prog, cgroup })
@@ -167,7 +162,12 @@ impl Pass {
     /// Loads it once as a cgroup_skb program named `floor_pass` and attaches it to both
     /// directions of `cgroup`.
     pub fn attach(cgroup: &std::path::Path) -> std::io::Result<Self> {
-        let prog = load_skb(&ALLOW, b"floor_pass", CGROUP_INET_INGRESS)?;
+        let prog = load(
+            PROG_TYPE_CGROUP_SKB,
+            &ALLOW,
+            b"floor_pass",
+            CGROUP_INET_INGRESS,
+        )?;
         Self::attach_at(cgroup, prog, &BOTH)
     }
 

@@ -9,7 +9,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
         links::{FdLink, PinnedLink},
     },
 };
@@ -223,7 +223,7 @@ fn open_object(
         match task_layout::from_file(Path::new(VMLINUX_BTF)) {
             Ok(layout) => {
                 let mut ebpf = parse_object(maps, &layout)?;
-                match load_sock_addr(&mut ebpf, FIRST) {
+                match loaded_sock_addr(&mut ebpf, FIRST).map(drop) {
                     Ok(()) => return Ok((ebpf, CallerReads::TaskBtf)),
                     Err(e) => log::warn!(
                         "the verifier refused reading the caller by BTF ({e}); \
@@ -242,16 +242,24 @@ fn open_object(
     ))
 }
 
-/// Loads (verifies) sock_addr program `name` unless it is loaded already.
-fn load_sock_addr(ebpf: &mut Ebpf, name: &str) -> Result<(), KernelError> {
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))?;
-    let p: &mut CgroupSockAddr = prog.try_into().map_err(|e| prog_err(name, e))?;
+/// Program `name` of the object.
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Program, KernelError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))
+}
+
+/// Sock_addr program `name`, loaded (verified) unless it was already.
+fn loaded_sock_addr<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<&'a mut CgroupSockAddr, KernelError> {
+    let p: &mut CgroupSockAddr = program(ebpf, name)?
+        .try_into()
+        .map_err(|e| prog_err(name, e))?;
     if p.fd().is_err() {
         p.load().map_err(|e| prog_err(name, e))?;
     }
-    Ok(())
+    Ok(p)
 }
 
 /// Removes every pin under `pin_dir` (maps and links) and the directories.
@@ -277,16 +285,15 @@ pub fn remove_pins(pin_dir: &Path) -> Result<(), KernelError> {
 
 /// Loads and attaches one program with multi-attach, returning its link.
 fn attach_one(ebpf: &mut Ebpf, name: &str, cgroup: &fs::File) -> Result<FdLink, KernelError> {
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))?;
     // aya attaches through bpf_link_create on kernels >= 5.7, and the kernel always
     // attaches cgroup links as multi-attach (beside systemd's or Cilium's programs)
     // and rejects an explicit BPF_F_ALLOW_MULTI flag with EINVAL; so no flag here.
     let mode = CgroupAttachMode::Single;
     let link: FdLink = match name {
         "mx_dns_egress" | "mx_dns_ingress" => {
-            let p: &mut CgroupSkb = prog.try_into().map_err(|e| prog_err(name, e))?;
+            let p: &mut CgroupSkb = program(ebpf, name)?
+                .try_into()
+                .map_err(|e| prog_err(name, e))?;
             p.load().map_err(|e| prog_err(name, e))?;
             let at = if name == "mx_dns_egress" {
                 CgroupSkbAttachType::Egress
@@ -300,12 +307,7 @@ fn attach_one(ebpf: &mut Ebpf, name: &str, cgroup: &fs::File) -> Result<FdLink, 
                 .map_err(|e| pin_err(Path::new(name), e))?
         }
         _ => {
-            load_sock_addr(ebpf, name)?;
-            let p: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))?
-                .try_into()
-                .map_err(|e| prog_err(name, e))?;
+            let p = loaded_sock_addr(ebpf, name)?;
             let id = p.attach(cgroup, mode).map_err(|e| prog_err(name, e))?;
             p.take_link(id)
                 .map_err(|e| prog_err(name, e))?

@@ -25,26 +25,27 @@ pub fn run() -> anyhow::Result<String> {
         s,
         "| connect to | median ratio attached / not | target |\n|---|---:|---:|"
     );
-    let _ = writeln!(
-        s,
-        "| SMTP port (25), with its event | {} | ≤ 1.03 |",
-        ratio["smtp_median_ratio"]
-    );
-    let _ = writeln!(
-        s,
-        "| non-SMTP port (8080) | {} | ≤ 1.01 |",
-        ratio["non_smtp_median_ratio"]
-    );
-    let _ = writeln!(
-        s,
-        "| empty programs on the same hooks (8080) | {} | (floor) |",
-        ratio["empty_programs_median_ratio"]
-    );
-    let _ = writeln!(
-        s,
-        "| control: nothing attached on either side (8080) | {} | 1 |\n",
-        ratio["control_median_ratio"]
-    );
+    for (what, key, target) in [
+        (
+            "SMTP port (25), with its event",
+            "smtp_median_ratio",
+            "≤ 1.03",
+        ),
+        ("non-SMTP port (8080)", "non_smtp_median_ratio", "≤ 1.01"),
+        (
+            "empty programs on the same hooks (8080)",
+            "empty_programs_median_ratio",
+            "(floor)",
+        ),
+        (
+            "control: nothing attached on either side (8080)",
+            "control_median_ratio",
+            "1",
+        ),
+    ] {
+        let _ = writeln!(s, "| {what} | {} | {target} |", ratio[key]);
+    }
+    s.push('\n');
     let _ = writeln!(
         s,
         "What an attached connect pays on loopback is not only connect4: the handshake's \
