@@ -40,39 +40,6 @@ impl EventKind {
 /// Number of slots in the loss counter array (indexed by `EventKind as u32`).
 pub const LOST_SLOTS: u32 = 3;
 
-/// What the kernel did with a connect or a DNS packet.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Not in any block map.
-    Allowed = 0,
-    /// Matched a block map, but the mode is monitor: let through and reported.
-    WouldBlock = 1,
-    /// Matched a block map in enforce mode: refused (EPERM) or dropped.
-    Blocked = 2,
-}
-
-impl Verdict {
-    /// Decodes a wire value.
-    pub const fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(Self::Allowed),
-            1 => Some(Self::WouldBlock),
-            2 => Some(Self::Blocked),
-            _ => None,
-        }
-    }
-
-    /// Stable lower-case name used in metrics and logs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Allowed => "allowed",
-            Self::WouldBlock => "would_block",
-            Self::Blocked => "blocked",
-        }
-    }
-}
-
 /// Address family numbers as the kernel uses them.
 pub const AF_INET: u16 = 2;
 /// IPv6 address family.
@@ -175,13 +142,13 @@ const _: () = assert!(align_of::<ConnectEvent>() == 8);
 const _: () = assert!(size_of::<DnsEvent>() == 96 + DNS_CAPTURE_LEN);
 const _: () = assert!(align_of::<DnsEvent>() == 8);
 const _: () = assert!(size_of::<EventKind>() == 4);
-const _: () = assert!(size_of::<Verdict>() == 4);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: both events are repr(C), made only of integers and byte arrays, with no
     // padding (asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for super::ConnectEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::DnsEvent {}
     // SAFETY: repr(C), eight u32s, no padding (asserted in `task`).
     unsafe impl aya::Pod for crate::task::TaskLayout {}

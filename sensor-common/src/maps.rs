@@ -1,4 +1,11 @@
-//! Names and value layouts of the maps shared by kernel and agent.
+//! Names, kinds, sizes and value layouts of the maps shared by kernel and agent.
+//!
+//! [`MAPS`] is the contract: the kernel object must declare exactly these maps (a unit
+//! test parses the built object and compares), and the agent opens them by it.
+
+use core::mem::size_of;
+
+use crate::{DnsEvent, event::LOST_SLOTS};
 
 /// Ring buffer of `DnsEvent`s.
 pub const DNS_EVENTS: &str = "DNS_EVENTS";
@@ -23,20 +30,6 @@ pub const DNS_EXEMPT: &str = "DNS_EXEMPT";
 /// port 53 on this host), kept by the agent.
 pub const RESOLVER_TGIDS: &str = "RESOLVER_TGIDS";
 
-/// Every map the agent pins, in a fixed order.
-pub const ALL_MAPS: [&str; 10] = [
-    DNS_EVENTS,
-    CONNECT_EVENTS,
-    LOST,
-    MODE,
-    SMTP_PORTS,
-    BLOCKED_V4,
-    BLOCKED_V6,
-    BLOCKED_NAMES,
-    DNS_EXEMPT,
-    RESOLVER_TGIDS,
-];
-
 /// `MODE` value: report matches, refuse nothing.
 pub const MODE_MONITOR: u32 = 0;
 /// `MODE` value: refuse matching connects and drop matching answers.
@@ -48,6 +41,8 @@ pub const BLOCK_ENFORCE: u32 = 1;
 /// through the hashes of a question's last two and three labels).
 pub const BLOCK_SUBTREE: u32 = 2;
 
+/// Slots of `SMTP_PORTS`: one per port number.
+pub const SMTP_PORTS_MAX: u32 = 65_536;
 /// Capacity of `BLOCKED_V4` and `BLOCKED_V6`.
 pub const BLOCKED_ADDRS_MAX: u32 = 65_536;
 /// Capacity of `BLOCKED_NAMES`.
@@ -60,14 +55,121 @@ pub const RESOLVER_TGIDS_MAX: u32 = 1_024;
 /// Size of each event ring buffer in bytes (power of two, page multiple).
 pub const RING_BYTES: u32 = 1 << 22;
 
-/// Program names, as the kernel objects and the pins call them.
-pub const PROGRAMS: [&str; 8] = [
-    "mx_connect4",
-    "mx_connect6",
-    "mx_bind4",
-    "mx_bind6",
-    "mx_sendmsg4",
-    "mx_sendmsg6",
-    "mx_dns_egress",
-    "mx_dns_ingress",
+/// A BPF map type, as the kernel numbers it (`enum bpf_map_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// `BPF_MAP_TYPE_HASH`.
+    Hash,
+    /// `BPF_MAP_TYPE_ARRAY`.
+    Array,
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+    PerCpuArray,
+    /// `BPF_MAP_TYPE_LRU_HASH`.
+    LruHash,
+    /// `BPF_MAP_TYPE_LPM_TRIE`.
+    LpmTrie,
+    /// `BPF_MAP_TYPE_RINGBUF`.
+    RingBuf,
+}
+
+impl MapKind {
+    /// The kernel's number for this type.
+    pub const fn bpf_type(self) -> u32 {
+        match self {
+            MapKind::Hash => 1,
+            MapKind::Array => 2,
+            MapKind::PerCpuArray => 6,
+            MapKind::LruHash => 9,
+            MapKind::LpmTrie => 11,
+            MapKind::RingBuf => 27,
+        }
+    }
+}
+
+/// `BPF_F_NO_PREALLOC`: the kernel requires it of LPM tries.
+pub const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// What a map is: enough to check a pinned map or a kernel object against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSpec {
+    /// The map's name in the object and its pin file name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: MapKind,
+    /// Key size in bytes (0 for ring buffers).
+    pub key_size: u32,
+    /// Value size in bytes (0 for ring buffers).
+    pub value_size: u32,
+    /// Capacity (bytes, for ring buffers).
+    pub max_entries: u32,
+    /// `BPF_F_*` creation flags.
+    pub flags: u32,
+    /// Pinned under the pin directory and shared with `mxsentry ctl` and later agents;
+    /// `false` for the programs' private scratch space.
+    pub pinned: bool,
+}
+
+const fn spec(name: &'static str, kind: MapKind, key: usize, value: usize, max: u32) -> MapSpec {
+    let flags = match kind {
+        MapKind::LpmTrie => BPF_F_NO_PREALLOC,
+        _ => 0,
+    };
+    MapSpec {
+        name,
+        kind,
+        key_size: key as u32,
+        value_size: value as u32,
+        max_entries: max,
+        flags,
+        pinned: true,
+    }
+}
+
+/// An LPM trie key: a 32-bit prefix length, then the address bytes.
+const fn lpm_key(addr_bytes: usize) -> usize {
+    size_of::<u32>() + addr_bytes
+}
+
+/// `DNS_SCRATCH`: per-CPU room for one `DnsEvent`, too large for the BPF stack.
+pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
+
+/// Every map of the kernel object, pinned ones first.
+pub const MAPS: [MapSpec; 11] = [
+    spec(DNS_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
+    spec(CONNECT_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
+    spec(LOST, MapKind::PerCpuArray, 4, 8, LOST_SLOTS),
+    spec(MODE, MapKind::Array, 4, 4, 1),
+    spec(SMTP_PORTS, MapKind::Array, 4, 4, SMTP_PORTS_MAX),
+    spec(
+        BLOCKED_V4,
+        MapKind::LpmTrie,
+        lpm_key(4),
+        4,
+        BLOCKED_ADDRS_MAX,
+    ),
+    spec(
+        BLOCKED_V6,
+        MapKind::LpmTrie,
+        lpm_key(16),
+        4,
+        BLOCKED_ADDRS_MAX,
+    ),
+    spec(BLOCKED_NAMES, MapKind::Hash, 8, 4, BLOCKED_NAMES_MAX),
+    spec(DNS_EXEMPT, MapKind::LruHash, 8, 4, DNS_EXEMPT_MAX),
+    spec(RESOLVER_TGIDS, MapKind::Hash, 4, 4, RESOLVER_TGIDS_MAX),
+    MapSpec {
+        pinned: false,
+        ..spec(
+            DNS_SCRATCH,
+            MapKind::PerCpuArray,
+            4,
+            size_of::<DnsEvent>(),
+            1,
+        )
+    },
 ];
+
+/// The spec of map `name`, if the contract has one.
+pub fn map_spec(name: &str) -> Option<&'static MapSpec> {
+    MAPS.iter().find(|m| m.name == name)
+}

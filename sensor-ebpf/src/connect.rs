@@ -39,10 +39,7 @@ pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
     let v4 = ip4.to_ne_bytes();
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&v4);
-    let verdict = match BLOCKED_V4.get(Key::new(32, v4)) {
-        Some(flags) => verdict_for(*flags),
-        None => Verdict::Allowed,
-    };
+    let verdict = verdict_for(BLOCKED_V4.get(Key::new(32, v4)).copied());
     emit(AF_INET, port, addr, verdict)
 }
 
@@ -61,10 +58,7 @@ pub fn mx_connect6(ctx: SockAddrContext) -> i32 {
     for (i, w) in ip6.iter().enumerate() {
         addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
     }
-    let verdict = match lookup_v6(&addr) {
-        Some(flags) => verdict_for(flags),
-        None => Verdict::Allowed,
-    };
+    let verdict = verdict_for(lookup_v6(&addr));
     emit(AF_INET6, port, addr, verdict)
 }
 

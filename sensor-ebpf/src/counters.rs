@@ -1,11 +1,8 @@
-//! Loss accounting and the verdict rule shared by both hooks.
+//! Loss accounting, and the contract's verdict rule applied to the live `MODE`.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use sensor_common::{
-    EventKind, Verdict,
-    maps::{BLOCK_ENFORCE, MODE_ENFORCE},
-};
+use sensor_common::{EventKind, Verdict, maps::MODE_MONITOR};
 
 use crate::maps::{LOST, MODE};
 
@@ -20,13 +17,14 @@ pub fn count_lost(kind: EventKind) {
     }
 }
 
-/// Verdict for a match in a block map whose value is `flags`.
+/// Verdict for a lookup in a block map that found an entry with `flags` (or none), by
+/// the contract's one rule and the current `MODE`.
 #[inline(always)]
-pub fn verdict_for(flags: u32) -> Verdict {
-    let enforce = matches!(MODE.get(0), Some(m) if *m == MODE_ENFORCE);
-    if enforce || flags & BLOCK_ENFORCE != 0 {
-        Verdict::Blocked
-    } else {
-        Verdict::WouldBlock
+pub fn verdict_for(hit: Option<u32>) -> Verdict {
+    if hit.is_none() {
+        // Most lookups miss: no need to read MODE for them.
+        return Verdict::Allowed;
     }
+    let mode = MODE.get(0).copied().unwrap_or(MODE_MONITOR);
+    sensor_common::verdict_for(hit, mode)
 }

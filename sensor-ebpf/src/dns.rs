@@ -204,17 +204,15 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
         flags |= DNS_FLAG_QNAME_HASHED;
     }
     let is_answer = ev.data[2] & 0x80 != 0;
-    let mut verdict = Verdict::Allowed;
-    if let Some(h) = hashes {
-        // SAFETY (all three): read-only lookups of plain u32 values.
-        let hit = match unsafe { BLOCKED_NAMES.get(h.full) } {
+    let hit = match hashes {
+        // SAFETY: read-only lookup of a plain u32 value.
+        Some(h) => match unsafe { BLOCKED_NAMES.get(h.full) } {
             Some(v) => Some(*v),
             None => subtree_block(h.last2).or_else(|| subtree_block(h.last3)),
-        };
-        if let Some(v) = hit {
-            verdict = verdict_for(v);
-        }
-    }
+        },
+        None => None,
+    };
+    let mut verdict = verdict_for(hit);
     // SAFETY: helpers valid for cgroup_skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
     // SAFETY: read-only lookup.

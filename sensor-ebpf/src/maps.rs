@@ -1,4 +1,5 @@
-//! Map definitions. Names and layouts are fixed in `sensor_common::maps`.
+//! Map definitions. Names, kinds and sizes are the contract in `sensor_common::maps::MAPS`
+//! (a unit test in the agent checks the built object against it).
 
 use aya_ebpf::{
     macros::map,
@@ -7,7 +8,10 @@ use aya_ebpf::{
 use sensor_common::{
     DnsEvent,
     event::LOST_SLOTS,
-    maps::{BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RESOLVER_TGIDS_MAX, RING_BYTES},
+    maps::{
+        BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RESOLVER_TGIDS_MAX, RING_BYTES,
+        SMTP_PORTS_MAX,
+    },
 };
 
 #[map]
@@ -23,7 +27,7 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::pinned(LOST_SLOTS, 0);
 pub static MODE: Array<u32> = Array::pinned(1, 0);
 
 #[map]
-pub static SMTP_PORTS: Array<u32> = Array::pinned(65_536, 0);
+pub static SMTP_PORTS: Array<u32> = Array::pinned(SMTP_PORTS_MAX, 0);
 
 #[map]
 pub static BLOCKED_V4: LpmTrie<[u8; 4], u32> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);

@@ -55,8 +55,11 @@ pub enum KernelError {
         message: String,
     },
     /// A map the programs need is absent from the object or the pin directory.
-    #[error("map {0} not found")]
+    #[error("map {0} not found in the kernel object")]
     MissingMap(String),
+    /// A program the contract lists is absent from the kernel object.
+    #[error("program {0} not found in the kernel object (agent and kernel object out of step)")]
+    MissingProgram(&'static str),
     /// A map operation failed.
     #[error("map {name}: {source}")]
     Map {

@@ -13,15 +13,13 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use sensor_common::{TaskLayout, maps::PROGRAMS, task::TASK_LAYOUT_GLOBAL};
+use sensor_common::{Hook, Program as Prog, TaskLayout, task::TASK_LAYOUT_GLOBAL};
 
 use super::{
     KernelError,
+    object::EBPF_OBJECT,
     task_layout::{self, VMLINUX_BTF},
 };
-
-/// The kernel object built by `build.rs`, embedded in the agent.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mxsentry"));
 
 /// How to load and attach.
 #[derive(Clone, Debug)]
@@ -119,15 +117,15 @@ impl Sensor {
         let (mut ebpf, caller_reads) = open_object(opts, &maps, &links)?;
         let mut pinned = Vec::new();
         let mut adopted = 0;
-        for name in PROGRAMS {
-            let link_path = links.join(name);
+        for prog in Prog::ALL {
+            let link_path = links.join(prog.name());
             if link_path.exists() {
                 let link = PinnedLink::from_pin(&link_path).map_err(|e| pin_err(&link_path, e))?;
                 pinned.push((link, false));
                 adopted += 1;
                 continue;
             }
-            let attached = attach_one(&mut ebpf, name, &cgroup)
+            let attached = attach_one(&mut ebpf, prog, &cgroup)
                 .and_then(|link| link.pin(&link_path).map_err(|e| pin_err(&link_path, e)));
             match attached {
                 Ok(link) => pinned.push((link, true)),
@@ -212,8 +210,9 @@ fn open_object(
     maps: &Path,
     links: &Path,
 ) -> Result<(Ebpf, CallerReads), KernelError> {
-    const FIRST: &str = "mx_connect4";
-    if links.join(FIRST).exists() {
+    // The connect program is the one that reads the caller: ask the verifier with it.
+    const FIRST: Prog = Prog::Connect4;
+    if links.join(FIRST.name()).exists() {
         return Ok((
             parse_object(maps, &TaskLayout::HELPERS)?,
             CallerReads::Adopted,
@@ -242,18 +241,16 @@ fn open_object(
     ))
 }
 
-/// Program `name` of the object.
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Program, KernelError> {
-    ebpf.program_mut(name)
-        .ok_or_else(|| KernelError::MissingMap(format!("program {name}")))
+/// Program `prog` of the object.
+fn program(ebpf: &mut Ebpf, prog: Prog) -> Result<&mut Program, KernelError> {
+    ebpf.program_mut(prog.name())
+        .ok_or(KernelError::MissingProgram(prog.name()))
 }
 
-/// Sock_addr program `name`, loaded (verified) unless it was already.
-fn loaded_sock_addr<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &str,
-) -> Result<&'a mut CgroupSockAddr, KernelError> {
-    let p: &mut CgroupSockAddr = program(ebpf, name)?
+/// Sock_addr program `prog`, loaded (verified) unless it was already.
+fn loaded_sock_addr(ebpf: &mut Ebpf, prog: Prog) -> Result<&mut CgroupSockAddr, KernelError> {
+    let name = prog.name();
+    let p: &mut CgroupSockAddr = program(ebpf, prog)?
         .try_into()
         .map_err(|e| prog_err(name, e))?;
     if p.fd().is_err() {
@@ -284,30 +281,32 @@ pub fn remove_pins(pin_dir: &Path) -> Result<(), KernelError> {
 }
 
 /// Loads and attaches one program with multi-attach, returning its link.
-fn attach_one(ebpf: &mut Ebpf, name: &str, cgroup: &fs::File) -> Result<FdLink, KernelError> {
+fn attach_one(ebpf: &mut Ebpf, prog: Prog, cgroup: &fs::File) -> Result<FdLink, KernelError> {
     // aya attaches through bpf_link_create on kernels >= 5.7, and the kernel always
     // attaches cgroup links as multi-attach (beside systemd's or Cilium's programs)
     // and rejects an explicit BPF_F_ALLOW_MULTI flag with EINVAL; so no flag here.
     let mode = CgroupAttachMode::Single;
-    let link: FdLink = match name {
-        "mx_dns_egress" | "mx_dns_ingress" => {
-            let p: &mut CgroupSkb = program(ebpf, name)?
+    let name = prog.name();
+    let skb = match prog.hook() {
+        Hook::SkbEgress => Some(CgroupSkbAttachType::Egress),
+        Hook::SkbIngress => Some(CgroupSkbAttachType::Ingress),
+        // The sock_addr programs carry their hook in their ELF section.
+        _ => None,
+    };
+    let link: FdLink = match skb {
+        Some(at) => {
+            let p: &mut CgroupSkb = program(ebpf, prog)?
                 .try_into()
                 .map_err(|e| prog_err(name, e))?;
             p.load().map_err(|e| prog_err(name, e))?;
-            let at = if name == "mx_dns_egress" {
-                CgroupSkbAttachType::Egress
-            } else {
-                CgroupSkbAttachType::Ingress
-            };
             let id = p.attach(cgroup, at, mode).map_err(|e| prog_err(name, e))?;
             p.take_link(id)
                 .map_err(|e| prog_err(name, e))?
                 .try_into()
                 .map_err(|e| pin_err(Path::new(name), e))?
         }
-        _ => {
-            let p = loaded_sock_addr(ebpf, name)?;
+        None => {
+            let p = loaded_sock_addr(ebpf, prog)?;
             let id = p.attach(cgroup, mode).map_err(|e| prog_err(name, e))?;
             p.take_link(id)
                 .map_err(|e| prog_err(name, e))?
