@@ -10,11 +10,11 @@ pub mod privilege;
 pub mod rawbpf;
 pub mod topology;
 
+use std::process::Command;
+
 pub use agent::Agent;
 pub use privilege::require_privileges;
 pub use topology::Topology;
-
-use std::process::Command;
 
 /// Runs a command to completion, failing with its stderr when it fails.
 pub fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<String> {

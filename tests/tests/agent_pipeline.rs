@@ -121,7 +121,7 @@ fn monitor_detects_reload_to_enforce_refuses_bad_reload_keeps_enforcing() {
     );
     assert_eq!(
         agent.metric("mxsentry_programs_attached").unwrap(),
-        sensor_common::maps::PROGRAMS.len() as f64
+        sensor_common::Program::ALL.len() as f64
     );
     assert!(
         agent
@@ -374,7 +374,7 @@ fn detections_are_pushed_to_a_real_alertmanager_within_a_second() {
         let alerts: Vec<Value> = serde_json::from_str(json).unwrap_or_default();
         if let Some(a) = alerts
             .into_iter()
-            .find(|a| a["labels"]["alertname"] == "MxsentryLookalikeDelivery")
+            .find(|a| a["labels"]["alertname"] == "MxsentryLookalikeDeliveryAttempted")
         {
             break a;
         }

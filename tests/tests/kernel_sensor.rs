@@ -1,4 +1,4 @@
-//! Issue 2 acceptance tests: the real programs in the real kernel, real traffic
+//! The kernel programs alone: the real programs in the real kernel, real traffic
 //! between network namespaces. Run single-threaded (they share the kernel).
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use mxsentry_tests::{
     require_privileges,
     topology::{SRV4, SRV6},
 };
-use sensor_common::maps::PROGRAMS;
+use sensor_common::Program;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -475,7 +475,7 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     let stopped = first.stop(libc::SIGTERM).expect("stop first");
     assert_eq!(stopped["detached"], false);
     std::mem::forget(first); // its Drop would detach the pins we mean to keep
-    assert_eq!(our_programs_on(&t.cgroup), PROGRAMS.len());
+    assert_eq!(our_programs_on(&t.cgroup), Program::ALL.len());
     assert_eq!(
         connect(&t, &format!("{}:25", SRV4[0])).0,
         "eperm",
@@ -485,8 +485,12 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     let mut second =
         Agent::start(&pin, &["--cgroup", &cg, "--mode", "enforce"]).expect("second agent");
     let started = second.events("agent_started")[0].clone();
-    assert_eq!(started["adopted"], PROGRAMS.len(), "{started}");
-    assert_eq!(our_programs_on(&t.cgroup), PROGRAMS.len(), "attached twice");
+    assert_eq!(started["adopted"], Program::ALL.len(), "{started}");
+    assert_eq!(
+        our_programs_on(&t.cgroup),
+        Program::ALL.len(),
+        "attached twice"
+    );
     let (r, pid) = connect(&t, &format!("{}:25", SRV4[0]));
     assert_eq!(r, "eperm");
     second

@@ -258,12 +258,12 @@ fn ipv6_only_mx_mx_over_tcp_and_an_agent_restart_during_traffic() {
     // Every program held, every one re-adopted from its pin (none attached twice).
     assert_eq!(
         started["adopted"],
-        sensor_common::maps::PROGRAMS.len(),
+        sensor_common::Program::ALL.len(),
         "{started}"
     );
     assert_eq!(
         agent.metric("mxsentry_programs_attached").unwrap(),
-        sensor_common::maps::PROGRAMS.len() as f64
+        sensor_common::Program::ALL.len() as f64
     );
     lab.wait(
         "both queued, none delivered",

@@ -5,7 +5,7 @@ use std::{
     net::IpAddr,
 };
 
-use sensor_common::{QnameHashes, Verdict, maps::BLOCK_SUBTREE};
+use sensor_common::{QnameHashes, Verdict, maps::BLOCK_SUBTREE, verdict_for};
 
 use crate::kernel::{
     KernelError, VerdictMaps,
@@ -68,26 +68,26 @@ pub struct Simulated {
 }
 
 impl Simulated {
-    fn verdict(&self, hit: bool) -> Verdict {
-        match (hit, self.mode) {
-            (false, _) => Verdict::Allowed,
-            (true, Some(Mode::Enforce)) => Verdict::Blocked,
-            (true, _) => Verdict::WouldBlock,
-        }
+    /// The kernel's rule (`sensor_common::verdict_for`) over the simulated mode.
+    fn verdict(&self, hit: Option<u32>) -> Verdict {
+        verdict_for(hit, self.mode.unwrap_or(Mode::Monitor).to_u32())
     }
 
-    /// What the connect hook would decide for `ip`.
+    /// What the connect hook would decide for `ip` (the agent's blocks carry no flags).
     pub fn connect_verdict(&self, ip: IpAddr) -> Verdict {
-        self.verdict(self.addrs.contains(&ip))
+        self.verdict(self.addrs.contains(&ip).then_some(0))
     }
 
     /// What the ingress hook would decide for an answer with these question hashes.
     pub fn answer_verdict(&self, hashes: Option<QnameHashes>) -> Verdict {
-        let hit = hashes.is_some_and(|h| {
-            self.names.contains_key(&h.full)
-                || [h.last2, h.last3]
-                    .iter()
-                    .any(|s| *s != 0 && self.names.get(s) == Some(&true))
+        let flags = |subtree: bool| if subtree { BLOCK_SUBTREE } else { 0 };
+        let hit = hashes.and_then(|h| {
+            self.names.get(&h.full).map(|s| flags(*s)).or_else(|| {
+                [h.last2, h.last3]
+                    .into_iter()
+                    .find(|s| *s != 0 && self.names.get(s) == Some(&true))
+                    .map(|_| BLOCK_SUBTREE)
+            })
         });
         self.verdict(hit)
     }

@@ -1,20 +1,18 @@
-//! The agent: the decision pipeline and everything around it (event log, metrics
-//! endpoint, unresolved-lookalike memory, the runtime loop).
+//! The agent: the decision pipeline, the runtime that feeds it kernel events, and the
+//! state around it (blocks, unresolved lookalikes, local resolvers).
 
 pub mod alloc;
-pub mod clock;
 pub mod enforcer;
-pub mod eventlog;
-pub mod events;
-pub mod http;
-pub mod metrics;
+pub mod outcomes;
+pub mod pcap;
 pub mod pending;
 pub mod pipeline;
-pub mod replay;
-pub mod resolvers;
+pub mod reload;
+pub mod resolver_watch;
+pub mod rings;
 pub mod runtime;
+pub mod sink;
+pub mod startup;
 
-pub use pipeline::{ConnectIn, DnsIn, Outputs, Pipeline};
-
-#[cfg(test)]
-mod tests;
+pub use pipeline::{ConnectIn, DnsIn, Pipeline};
+pub use sink::Sink;

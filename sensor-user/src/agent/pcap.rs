@@ -1,4 +1,4 @@
-//! `mxsentry replay FILE.pcap`: the same pipeline over a packet capture, with the kernel's
+//! A packet capture through the pipeline (`mxsentry replay FILE.pcap`), with the kernel's
 //! maps simulated, printing the events it would have raised. Needs no privileges.
 
 use std::{collections::BTreeMap, net::IpAddr, path::Path};
@@ -9,10 +9,12 @@ use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
 use sensor_common::{event::Direction, qname::qname_hashes};
 
 use super::{
-    ConnectIn, DnsIn, Outputs, Pipeline, enforcer::Simulated, eventlog::EventLog, metrics::Metrics,
-    pending::Pending,
+    ConnectIn, DnsIn, Pipeline, Sink, enforcer::Simulated, pending::Pending, pipeline::who::Who,
 };
-use crate::config::Config;
+use crate::{
+    config::Loaded,
+    output::{EventLog, Metrics},
+};
 
 /// What the capture held, for the summary line.
 #[derive(Default)]
@@ -72,7 +74,7 @@ fn packet(
         TransportSlice::Tcp(t) => {
             if t.syn() && !t.ack() && smtp.contains(&t.destination_port()) {
                 n.add("smtp connects");
-                let verdict = p.enforcer.connect_verdict(dst);
+                let verdict = p.enforcer().connect_verdict(dst);
                 p.on_connect(ConnectIn {
                     ts_ns: 0,
                     tgid: 0,
@@ -109,7 +111,7 @@ fn packet(
     };
     let is_answer = msg.get(2).is_some_and(|b| b & 0x80 != 0);
     let verdict = if direction == Direction::Ingress && is_answer {
-        p.enforcer.answer_verdict(qname_hashes(msg))
+        p.enforcer().answer_verdict(qname_hashes(msg))
     } else {
         sensor_common::Verdict::Allowed
     };
@@ -124,20 +126,18 @@ fn packet(
     });
 }
 
-/// Replays `pcap` through the pipeline configured by `config`; events go to stdout.
-pub fn replay(pcap: &Path, config: &Config) -> anyhow::Result<()> {
+/// Replays `pcap` through the pipeline configured by `loaded`; events go to stdout.
+pub fn replay(pcap: &Path, loaded: Loaded) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
-    let outputs = Outputs {
-        log: EventLog::stdout(metrics.clone()),
-        metrics,
-        alerts: None,
-        pending: Pending::in_memory(config.cache.pending_max),
+    let sink = Sink::new(EventLog::stdout(metrics.clone()), metrics, "replay");
+    let pending = Pending::in_memory(loaded.config.cache.pending_max);
+    let smtp = loaded.config.agent.smtp_ports.clone();
+    let who = Who {
         cgroups: None,
         // Capture packets carry no process: describe none from this host's /proc.
         proc_root: "/nonexistent".into(),
-        host: "replay".into(),
     };
-    let mut p = Pipeline::new(config, Simulated::default(), outputs)?;
+    let mut p = Pipeline::new(loaded, Simulated::default(), sink, who, pending);
     let file = std::fs::File::open(pcap).with_context(|| format!("opening {}", pcap.display()))?;
     let mut reader = match create_reader(1 << 16, file) {
         Ok(r) => r,
@@ -146,7 +146,6 @@ pub fn replay(pcap: &Path, config: &Config) -> anyhow::Result<()> {
     };
     let mut linktypes: Vec<Linktype> = Vec::new();
     let mut counts = Counts::default();
-    let smtp = config.agent.smtp_ports.clone();
     loop {
         match reader.next() {
             Ok((offset, block)) => {

@@ -7,10 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{events::Event, metrics::Metrics};
 use crate::{
-    attrib::resolvers::{alive, comm, scan},
+    attrib::resolver_scan::{alive, comm, scan},
     kernel::VerdictMaps,
+    output::{Event, Metrics, schema::ResolverState},
 };
 
 /// How often the /proc scan runs; the bind hooks cover new resolvers in between.
@@ -87,7 +87,7 @@ impl LocalResolvers {
                         .remove(&tgid)
                         .unwrap_or_else(|| comm(&self.proc_root, tgid));
                     events.push(Event::LocalResolver {
-                        state: "found",
+                        state: ResolverState::Found,
                         tgid,
                         comm: name.clone(),
                     });
@@ -100,7 +100,7 @@ impl LocalResolvers {
         // unlists, and only the exited).
         for (tgid, comm) in std::mem::replace(&mut self.known, live) {
             events.push(Event::LocalResolver {
-                state: "gone",
+                state: ResolverState::Gone,
                 tgid,
                 comm,
             });

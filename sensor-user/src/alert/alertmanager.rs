@@ -1,4 +1,5 @@
-//! Just enough HTTP/1.1 to POST JSON to Alertmanager: one request per connection.
+//! The Alertmanager the agent pushes to, and just enough HTTP/1.1 to POST JSON to it: one
+//! request per connection.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio::{
 
 /// Where to push: `http://host:port[/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub struct Alertmanager {
     host: String,
     port: u16,
     prefix: String,
@@ -32,7 +33,7 @@ pub enum PushError {
     BadResponse,
 }
 
-impl Endpoint {
+impl Alertmanager {
     /// Parses a plain-HTTP base URL; `None` when it is not one.
     pub fn parse(url: &str) -> Option<Self> {
         let rest = url.strip_prefix("http://")?;
@@ -118,22 +119,22 @@ mod tests {
 
     #[test]
     fn urls() {
-        let e = Endpoint::parse("http://127.0.0.1:9093").unwrap();
+        let e = Alertmanager::parse("http://127.0.0.1:9093").unwrap();
         assert_eq!(
             (e.host.as_str(), e.port, e.prefix.as_str()),
             ("127.0.0.1", 9093, "")
         );
-        let e = Endpoint::parse("http://am.monitoring:9093/alertmanager/").unwrap();
+        let e = Alertmanager::parse("http://am.monitoring:9093/alertmanager/").unwrap();
         assert_eq!(
             (e.host.as_str(), e.port, e.prefix.as_str()),
             ("am.monitoring", 9093, "/alertmanager")
         );
-        let e = Endpoint::parse("http://[::1]:9093").unwrap();
+        let e = Alertmanager::parse("http://[::1]:9093").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 9093));
-        assert_eq!(Endpoint::parse("http://am").unwrap().port, 80);
-        assert!(Endpoint::parse("https://am:9093").is_none());
-        assert!(Endpoint::parse("am:9093").is_none());
-        assert!(Endpoint::parse("http://:9093").is_none());
-        assert!(Endpoint::parse("http://am:port").is_none());
+        assert_eq!(Alertmanager::parse("http://am").unwrap().port, 80);
+        assert!(Alertmanager::parse("https://am:9093").is_none());
+        assert!(Alertmanager::parse("am:9093").is_none());
+        assert!(Alertmanager::parse("http://:9093").is_none());
+        assert!(Alertmanager::parse("http://am:port").is_none());
     }
 }

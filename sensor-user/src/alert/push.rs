@@ -2,11 +2,12 @@
 
 use std::time::{Duration, SystemTime};
 
+use prometheus::IntCounterVec;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::endpoint::Endpoint;
-use crate::{agent::clock::rfc3339, agent::metrics::Metrics};
+use super::alertmanager::Alertmanager;
+use crate::output::clock::rfc3339;
 
 /// One alert as Alertmanager's `POST /api/v2/alerts` takes it.
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +51,8 @@ impl Alert {
 #[derive(Clone)]
 pub struct Pusher {
     tx: mpsc::Sender<Alert>,
-    metrics: Metrics,
+    /// `mxsentry_alert_pushes_total{result}`.
+    pushes: IntCounterVec,
 }
 
 /// Queue length: beyond this, alerts are dropped (and counted) rather than delaying events.
@@ -58,9 +60,14 @@ const QUEUE: usize = 1024;
 
 impl Pusher {
     /// Starts the background task pushing to `endpoint`.
-    pub fn start(endpoint: Endpoint, attempts: u32, backoff: Duration, metrics: Metrics) -> Self {
+    pub fn start(
+        endpoint: Alertmanager,
+        attempts: u32,
+        backoff: Duration,
+        pushes: IntCounterVec,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Alert>(QUEUE);
-        let m = metrics.clone();
+        let m = pushes.clone();
         tokio::spawn(async move {
             while let Some(alert) = rx.recv().await {
                 let body = match serde_json::to_vec(&[&alert]) {
@@ -90,21 +97,17 @@ impl Pusher {
                         }
                     }
                 }
-                m.alert_pushes
-                    .with_label_values(&[if ok { "ok" } else { "failed" }])
+                m.with_label_values(&[if ok { "ok" } else { "failed" }])
                     .inc();
             }
         });
-        Self { tx, metrics }
+        Self { tx, pushes }
     }
 
     /// Queues an alert; a full queue drops it and counts the drop.
     pub fn send(&self, alert: Alert) {
         if self.tx.try_send(alert).is_err() {
-            self.metrics
-                .alert_pushes
-                .with_label_values(&["dropped"])
-                .inc();
+            self.pushes.with_label_values(&["dropped"]).inc();
             log::warn!("Alertmanager queue full: alert dropped (counted)");
         }
     }

@@ -3,7 +3,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod process;
-pub mod resolvers;
+pub mod resolver_scan;
 
 pub use cgroups::CgroupPaths;
 pub use container::{Container, from_cgroup_path};

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::detect::Action;
-use crate::kernel::{
-    DEFAULT_PIN_DIR,
-    maps::{Cidr, Mode},
+use crate::{
+    detect::Action,
+    kernel::{
+        DEFAULT_PIN_DIR,
+        maps::{Cidr, Mode},
+    },
 };
 
 /// mxsentry: stop mail leaving for a lookalike of the domain it was meant for.

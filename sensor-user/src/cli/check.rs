@@ -6,8 +6,8 @@ use anyhow::Context as _;
 
 use super::args::CheckArgs;
 use crate::{
-    config::{Config, Domain, FullEntry, PolicySection, ProtectItem},
-    detect::{Action, Engine, Name, Policy, ProtectEntry, Report, Verdict},
+    config::{ConfigSource, Domain, FullEntry, Overrides, ProtectItem},
+    detect::{Action, Engine, Name, Report, Verdict},
 };
 
 /// `ENTRY[=alert|block]` from `--protect`.
@@ -32,30 +32,36 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
     }))
 }
 
-/// Builds the policy from the config file (if any) plus the command-line entries.
-fn policy(args: &CheckArgs) -> anyhow::Result<Policy> {
-    let section = match &args.config {
-        Some(path) => Config::load(path)?.policy,
-        None => PolicySection::default(),
+/// The engine for the config file (only when given) plus the command-line entries.
+fn engine(args: &CheckArgs) -> anyhow::Result<Engine> {
+    let protect = args
+        .protect
+        .iter()
+        .map(|p| {
+            let (entry, action) = split_protect(p)?;
+            Ok(ProtectItem::Full(FullEntry {
+                entry: Domain(entry),
+                action,
+            }))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let source = ConfigSource {
+        explicit: args.config.clone(),
+        use_default: false,
+        overrides: Overrides {
+            protect,
+            allow: args.allow.clone(),
+            builtin_allow: args.no_builtin_allow.then_some(false),
+            default_action: args.default_action,
+            ..Overrides::default()
+        },
     };
-    let mut policy = section.to_policy()?;
-    for p in &args.protect {
-        let (entry, action) = split_protect(p)?;
-        policy.protect.push(ProtectEntry { entry, action });
-    }
-    policy.allow.extend(args.allow.iter().cloned());
-    if args.no_builtin_allow {
-        policy.builtin_allow = false;
-    }
-    if let Some(a) = args.default_action {
-        policy.default_action = a;
-    }
-    Ok(policy)
+    Ok(source.load()?.0.engine)
 }
 
 /// Runs `mxsentry check`.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let engine = Engine::new(&policy(&args)?)?;
+    let engine = engine(&args)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !args.json {

@@ -2,24 +2,25 @@
 
 use super::{args::ReplayArgs, check::protect_entry};
 use crate::{
-    agent::replay::replay as replay_capture,
-    config::{Config, DEFAULT_PATH},
+    agent::pcap::replay as replay_capture,
+    config::{ConfigSource, Overrides},
 };
 
 /// Replays the capture with the config (explicit, or the default when present).
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(p) => Config::load(p)?,
-        None if std::path::Path::new(DEFAULT_PATH).exists() => {
-            Config::load(std::path::Path::new(DEFAULT_PATH))?
-        }
-        None => Config::default(),
+    let source = ConfigSource {
+        explicit: args.config,
+        use_default: true,
+        overrides: Overrides {
+            mode: args.mode,
+            protect: args
+                .protect
+                .iter()
+                .map(|p| protect_entry(p))
+                .collect::<anyhow::Result<_>>()?,
+            ..Overrides::default()
+        },
     };
-    for p in &args.protect {
-        config.policy.protect.push(protect_entry(p)?);
-    }
-    if let Some(m) = args.mode {
-        config.agent.mode = m;
-    }
-    replay_capture(&args.pcap, &config)
+    let (loaded, _) = source.load()?;
+    replay_capture(&args.pcap, loaded)
 }

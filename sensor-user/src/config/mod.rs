@@ -3,14 +3,15 @@
 mod agent;
 mod error;
 mod policy;
+mod source;
 
 use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
 
 pub use agent::{AgentSection, AlertmanagerSection, CacheSection, EventsSection, MetricsSection};
 pub use error::ConfigError;
 pub use policy::{Domain, FullEntry, PolicySection, ProtectItem};
+use serde::Deserialize;
+pub use source::{ConfigFile, ConfigSource, Loaded, Overrides};
 
 /// Where the agent looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/mxsentry/mxsentry.toml";
@@ -40,15 +41,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses TOML text; `origin` names the file in errors.
+    /// Parses TOML text and checks every value that needs no engine; `origin` names the
+    /// file in errors. The policy is checked when its engine is built ([`Loaded`]).
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string(),
-        })?;
-        cfg.policy.to_policy().map_err(|e| ConfigError::Policy {
-            path: origin.to_path_buf(),
-            source: e,
         })?;
         let invalid = |message: String| ConfigError::Parse {
             path: origin.to_path_buf(),
@@ -56,7 +54,7 @@ impl Config {
         };
         cfg.cache.validate().map_err(invalid)?;
         if let Some(url) = &cfg.alertmanager.url
-            && crate::alert::Endpoint::parse(url).is_none()
+            && crate::alert::Alertmanager::parse(url).is_none()
         {
             return Err(invalid(format!(
                 "alertmanager.url {url:?} must look like http://host:port"
@@ -71,12 +69,12 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Reads and parses a file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads and parses a file, and builds its engine.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: PathBuf::from(path),
             source,
         })?;
-        Self::parse(&text, path)
+        Loaded::parse(&text, path)
     }
 }

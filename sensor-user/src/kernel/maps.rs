@@ -32,7 +32,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn to_u32(self) -> u32 {
+    /// The `MODE` map's value for this mode.
+    pub const fn to_u32(self) -> u32 {
         match self {
             Mode::Monitor => MODE_MONITOR,
             Mode::Enforce => MODE_ENFORCE,

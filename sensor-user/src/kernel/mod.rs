@@ -2,9 +2,11 @@
 //! attaching and the verdict maps.
 
 pub mod cgroup;
+pub mod collector;
 pub mod error;
 pub mod loader;
 pub mod maps;
+pub mod object;
 pub mod preflight;
 pub mod task_layout;
 

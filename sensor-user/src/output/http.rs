@@ -19,20 +19,15 @@ use tokio::{
 
 use super::metrics::Metrics;
 
-/// Called before each scrape to pull counters the kernel keeps (loss, run time).
-pub type Refresh = Arc<dyn Fn() + Send + Sync>;
-
 /// What the endpoint serves.
 #[derive(Clone)]
-pub struct Endpoint {
-    /// The metrics to render.
+pub struct MetricsServer {
+    /// The metrics to render (kernel-owned counters are collected at render time).
     pub metrics: Metrics,
     /// Path of the metrics page.
     pub path: String,
     /// Set once programs are attached.
     pub ready: Arc<AtomicBool>,
-    /// Pulls kernel-side counters before rendering.
-    pub refresh: Refresh,
 }
 
 /// Binds `addr`; the error names the address.
@@ -43,7 +38,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves connections until the task is dropped.
-pub async fn serve(listener: TcpListener, ep: Endpoint) {
+pub async fn serve(listener: TcpListener, ep: MetricsServer) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -63,7 +58,7 @@ pub async fn serve(listener: TcpListener, ep: Endpoint) {
     }
 }
 
-async fn handle(mut s: TcpStream, ep: &Endpoint) -> std::io::Result<()> {
+async fn handle(mut s: TcpStream, ep: &MetricsServer) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -78,14 +73,11 @@ async fn handle(mut s: TcpStream, ep: &Endpoint) -> std::io::Result<()> {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
-        ("GET", p) if p == ep.path => {
-            (ep.refresh)();
-            (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                ep.metrics.render(),
-            )
-        }
+        ("GET", p) if p == ep.path => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            ep.metrics.render(),
+        ),
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
         ("GET", "/readyz") if ep.ready.load(Ordering::Relaxed) => {
             ("200 OK", "text/plain", "ready\n".to_string())

@@ -9,16 +9,77 @@ use crate::{
     detect::Finding,
 };
 
-/// Severity, as alert rules and Alertmanager use it.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// For the record.
-    Info,
-    /// Someone should look.
-    Warning,
-    /// Someone should look now.
-    Critical,
+/// Declares a closed set of names: an enum serialised as its snake_case name, with
+/// `name()` for metric labels and `ALL` for exporting every label at zero.
+macro_rules! names {
+    ($(#[$doc:meta])* $ty:ident { $($(#[$vdoc:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $ty { $($(#[$vdoc])* $v),+ }
+
+        impl $ty {
+            /// Every value.
+            pub const ALL: &[$ty] = &[$($ty::$v),+];
+
+            /// The name used in events and metric labels.
+            pub const fn name(self) -> &'static str {
+                match self { $($ty::$v => $s),+ }
+            }
+        }
+    };
+}
+
+names! {
+    /// Severity, as alert rules and Alertmanager use it.
+    Severity {
+        /// For the record.
+        Info = "info",
+        /// Someone should look.
+        Warning = "warning",
+        /// Someone should look now.
+        Critical = "critical",
+    }
+}
+
+names! {
+    /// What a block refused.
+    BlockKind {
+        /// An SMTP connect refused with EPERM.
+        Connect = "connect",
+        /// A DNS answer dropped before the asking socket saw it.
+        DnsAnswer = "dns_answer",
+    }
+}
+
+names! {
+    /// What made the agent read its config again.
+    ReloadTrigger {
+        /// SIGHUP.
+        Sighup = "sighup",
+        /// The file's contents changed.
+        File = "file",
+    }
+}
+
+names! {
+    /// How a config (re)load ended.
+    ReloadResult {
+        /// Applied.
+        Ok = "ok",
+        /// Refused; the running config stays.
+        Error = "error",
+    }
+}
+
+names! {
+    /// A change in the local resolvers the agent knows.
+    ResolverState {
+        /// A process serving port 53 was found.
+        Found = "found",
+        /// It exited.
+        Gone = "gone",
+    }
 }
 
 /// The lookalike part of a detection.
@@ -114,9 +175,9 @@ pub enum Event {
     /// A configuration (re)load.
     ConfigReloaded {
         /// ok or error.
-        result: &'static str,
+        result: ReloadResult,
         /// sighup or file.
-        trigger: &'static str,
+        trigger: ReloadTrigger,
         /// Why it was refused.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
@@ -166,7 +227,7 @@ pub enum Event {
         /// Severity.
         severity: Severity,
         /// connect or dns_answer.
-        kind: &'static str,
+        kind: BlockKind,
         /// What it imitates and why (absent for operator blocks of unknown addresses).
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         lookalike: Option<Lookalike>,
@@ -203,7 +264,7 @@ pub enum Event {
     /// A local resolver found (its upstream answers are never dropped) or gone.
     LocalResolver {
         /// found or gone.
-        state: &'static str,
+        state: ResolverState,
         /// Its thread-group id.
         tgid: u32,
         /// Its command name, when /proc still has it.

@@ -85,8 +85,9 @@ pub fn comm(raw: &[u8; 16]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use sensor_common::Verdict;
+
+    use super::*;
 
     fn connect_bytes() -> Vec<u8> {
         let mut comm = [0u8; 16];

@@ -1,6 +1,7 @@
-//! Kernel events: decoding ring-buffer records and rendering them as JSON lines.
+//! Kernel ring-buffer records: decoding them without trusting their size, and rendering
+//! them as JSON lines for `--raw-events`.
 
 pub mod decode;
-pub mod record;
+pub mod raw;
 
 pub use decode::{DecodeError, KernelEvent, decode};

@@ -17,32 +17,36 @@ use hickory_proto::{
 use sensor_common::{Verdict, event::Direction};
 use serde_json::Value;
 
-use super::{
-    ConnectIn, DnsIn, Outputs, Pipeline, enforcer::Simulated, eventlog::EventLog, metrics::Metrics,
-    pending::Pending,
+use super::{ConnectIn, DnsIn, Pipeline, who::Who};
+use crate::{
+    agent::{Sink, enforcer::Simulated, pending::Pending},
+    config::Loaded,
+    kernel::maps::name_hash,
+    output::{EventLog, Metrics},
 };
-use crate::{config::Config, kernel::maps::name_hash};
 
 const MX_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
 
-fn config(text: &str) -> Config {
-    Config::parse(text, std::path::Path::new("test.toml")).unwrap()
+fn config(text: &str) -> Loaded {
+    Loaded::parse(text, std::path::Path::new("test.toml")).unwrap()
 }
 
 fn pipeline(text: &str) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
     let metrics = Metrics::new().unwrap();
     let (log, lines) = EventLog::memory(metrics.clone());
-    let out = Outputs {
-        log,
-        metrics: metrics.clone(),
-        alerts: None,
-        pending: Pending::in_memory(100),
+    let sink = Sink::new(log, metrics.clone(), "test");
+    let who = Who {
         cgroups: None,
         proc_root: "/proc".into(),
-        host: "test".into(),
     };
     (
-        Pipeline::new(&config(text), Simulated::default(), out).unwrap(),
+        Pipeline::new(
+            config(text),
+            Simulated::default(),
+            sink,
+            who,
+            Pending::in_memory(100),
+        ),
         lines,
         metrics,
     )
@@ -79,7 +83,7 @@ fn answer(q: &str, t: RecordType, records: Vec<Record>, additionals: Vec<Record>
 fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
     let verdict = match direction {
         Direction::Ingress => p
-            .enforcer
+            .enforcer()
             .answer_verdict(sensor_common::qname::qname_hashes(bytes)),
         Direction::Egress => Verdict::Allowed,
     };
@@ -95,7 +99,7 @@ fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
 }
 
 fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
-    let verdict = p.enforcer.connect_verdict(addr);
+    let verdict = p.enforcer().connect_verdict(addr);
     p.on_connect(ConnectIn {
         ts_ns: 0,
         tgid: std::process::id(),
@@ -138,12 +142,12 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     resolve_lookalike(&mut p);
     // The domain is in the block map, whole, before any answer arrives.
     assert_eq!(
-        p.enforcer
+        p.enforcer()
             .names
             .get(&sensor_common::domain_hash("army.ml").unwrap()),
         Some(&true)
     );
-    assert!(p.enforcer.addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains(&MX_IP));
     connect(&mut p, MX_IP);
     let d = events(&lines, "detection");
     assert_eq!(d.len(), 1);
@@ -201,7 +205,7 @@ fn an_mx_host_looked_up_later_is_attributed_to_the_recipient() {
     assert_eq!(d[0]["action"], "alert");
     assert_eq!(d[0]["verdict"], "allowed");
     // Alert action: nothing is put in the block maps.
-    assert!(p.enforcer.addrs.is_empty() && p.enforcer.names.is_empty());
+    assert!(p.enforcer().addrs.is_empty() && p.enforcer().names.is_empty());
 }
 
 #[test]
@@ -290,19 +294,19 @@ fn a_lookalike_that_did_not_resolve_and_then_does_went_live() {
 fn reload_applies_policy_to_cached_addresses_and_a_bad_one_changes_nothing() {
     let (mut p, lines, _) = pipeline(ALERT);
     resolve_lookalike(&mut p);
-    assert!(p.enforcer.addrs.is_empty());
-    p.reload(&config(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}")))
-        .unwrap();
+    assert!(p.enforcer().addrs.is_empty());
+    p.reload(config(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}")));
     // Already cached: blocked at once, without a new lookup.
-    assert!(p.enforcer.addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains(&MX_IP));
     connect(&mut p, MX_IP);
     assert_eq!(events(&lines, "block").len(), 1);
     // Back to alert: blocks are lifted.
-    p.reload(&config(ALERT)).unwrap();
-    assert!(p.enforcer.addrs.is_empty());
-    let mut bad = config(ALERT);
+    p.reload(config(ALERT));
+    assert!(p.enforcer().addrs.is_empty());
+    // A bad policy never becomes a `Loaded`, so it can never reach the pipeline.
+    let mut bad = config(ALERT).config;
     bad.policy.words.push("not a word".into());
-    assert!(p.reload(&bad).is_err());
+    assert!(Loaded::new(bad, std::path::Path::new("test.toml")).is_err());
     assert_eq!(p.protected(), 1);
 }
 
@@ -312,9 +316,9 @@ fn expired_answers_leave_the_cache_and_the_block_map() {
         "[cache]\nttl_floor_secs = 1\nttl_ceiling_secs = 2\n[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n",
     );
     resolve_lookalike(&mut p);
-    assert!(p.enforcer.addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains(&MX_IP));
     p.tick(Instant::now() + Duration::from_secs(3));
-    assert!(p.enforcer.addrs.is_empty());
+    assert!(p.enforcer().addrs.is_empty());
     assert_eq!(m.cache_entries.get(), 0);
 }
 
@@ -369,7 +373,7 @@ fn malformed_payloads_are_counted_by_reason() {
 #[test]
 fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     let (mut p, _lines, _m) = pipeline(BLOCK);
-    p.enforcer.mode = Some(crate::kernel::maps::Mode::Enforce);
+    p.enforcer_mut().mode = Some(crate::kernel::maps::Mode::Enforce);
     // The first lookup seen is of a mail host under the lookalike, not the domain.
     dns(
         &mut p,
@@ -379,29 +383,29 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     let h = |n: &str| name_hash(n).unwrap();
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     // One entry for the whole lookalike domain, none for the name itself.
-    assert_eq!(p.enforcer.names.get(&h("mx.army.ml")), None);
-    assert_eq!(p.enforcer.names.get(&d("army.ml")), Some(&true));
-    let before = p.enforcer.names.len();
+    assert_eq!(p.enforcer().names.get(&h("mx.army.ml")), None);
+    assert_eq!(p.enforcer().names.get(&d("army.ml")), Some(&true));
+    let before = p.enforcer().names.len();
     for i in 0..100 {
         let q = query(&format!("r{i}.army.ml."), RecordType::A);
         dns(&mut p, &q, Direction::Egress);
     }
     assert_eq!(
-        p.enforcer.names.len(),
+        p.enforcer().names.len(),
         before,
         "a flood of names took map entries"
     );
     // Another host under it, never looked up before: its answer is dropped too.
     let other = answer("mail.army.ml.", RecordType::A, vec![], vec![]);
     assert_eq!(
-        p.enforcer
+        p.enforcer()
             .answer_verdict(sensor_common::qname::qname_hashes(&other)),
         Verdict::Blocked
     );
     // The protected domain's own hosts are not.
     let protected = answer("mx.army.mil.", RecordType::A, vec![], vec![]);
     assert_eq!(
-        p.enforcer
+        p.enforcer()
             .answer_verdict(sensor_common::qname::qname_hashes(&protected)),
         Verdict::Allowed
     );
@@ -412,12 +416,12 @@ fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     let (p, _lines, m) = pipeline(BLOCK);
     for name in ["army.ml", "army.mi", "arym.mil", "armymil.com"] {
-        assert_eq!(p.enforcer.names.get(&d(name)), Some(&true), "{name}");
+        assert_eq!(p.enforcer().names.get(&d(name)), Some(&true), "{name}");
     }
-    assert!(!p.enforcer.names.contains_key(&d("army.mil")));
-    assert_eq!(m.preloaded.get() as usize, p.enforcer.names.len());
+    assert!(!p.enforcer().names.contains_key(&d("army.mil")));
+    assert_eq!(m.preloaded.get() as usize, p.enforcer().names.len());
     // Alert-only entries block nothing, in advance or otherwise.
     let (p, _lines, m) = pipeline(ALERT);
-    assert!(p.enforcer.names.is_empty());
+    assert!(p.enforcer().names.is_empty());
     assert_eq!(m.preloaded.get(), 0);
 }

@@ -1,0 +1,228 @@
+//! What the pipeline decides, each emitted through one call that writes the event line,
+//! moves its metrics and pushes its alert together (in the spirit of vector's
+//! `internal_events`), so the decision code never interleaves telemetry.
+
+use sensor_common::Verdict;
+
+use super::sink::Sink;
+use crate::{
+    alert::AlertName,
+    attrib::Process,
+    output::schema::{BlockKind, Event, Lookalike, Route, Severity, SocketOwner},
+};
+
+/// An outcome of the pipeline.
+pub trait Outcome {
+    /// Writes the event, moves the metrics and pushes the alert of this outcome.
+    fn emit(self, sink: &mut Sink);
+}
+
+/// A lookalike name was looked up (the query left the host).
+pub struct LookalikeLookedUp {
+    /// The question type.
+    pub qtype: &'static str,
+    /// What it imitates.
+    pub lookalike: Lookalike,
+    /// Whether its answers are now in `BLOCKED_NAMES`.
+    pub name_blocked: bool,
+    /// Seconds from the query in the kernel to the map update, when this lookup put a
+    /// new entry in the map (measured at the update).
+    pub block_latency: Option<f64>,
+    /// A local resolver asking upstream on someone's behalf.
+    pub resolver_upstream: bool,
+    /// Who asked.
+    pub socket: SocketOwner,
+}
+
+impl Outcome for LookalikeLookedUp {
+    fn emit(self, sink: &mut Sink) {
+        let l = &self.lookalike;
+        sink.metrics
+            .lookalike_lookups
+            .with_label_values(&[&l.target, l.rule])
+            .inc();
+        if let Some(secs) = self.block_latency {
+            sink.metrics
+                .map_update_latency
+                .with_label_values(&["blocked_names"])
+                .observe(secs);
+        }
+        sink.emit(Event::LookalikeLookup {
+            severity: Severity::Info,
+            qtype: self.qtype,
+            lookalike: self.lookalike,
+            name_blocked: self.name_blocked,
+            local_resolver_upstream: self.resolver_upstream,
+            socket: self.socket,
+        });
+    }
+}
+
+/// The kernel dropped a DNS answer for a blocked name.
+pub struct AnswerDropped {
+    /// What the question imitates (none when the policy no longer says).
+    pub lookalike: Option<Lookalike>,
+    /// Whose socket it was meant for.
+    pub socket: SocketOwner,
+}
+
+impl Outcome for AnswerDropped {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics
+            .blocked
+            .with_label_values(&[BlockKind::DnsAnswer.name()])
+            .inc();
+        if let Some(l) = &self.lookalike {
+            sink.alert(AlertName::DeliveryBlocked, l, "DNS answer dropped".into());
+        }
+        sink.emit(Event::Block {
+            severity: Severity::Warning,
+            kind: BlockKind::DnsAnswer,
+            lookalike: self.lookalike,
+            address: None,
+            port: None,
+            route: None,
+            process: None,
+            socket: Some(self.socket),
+        });
+    }
+}
+
+/// The kernel refused an SMTP connect (EPERM).
+pub struct ConnectRefused {
+    /// What the recipient imitates; none for an operator's block of the address.
+    pub lookalike: Option<Lookalike>,
+    /// Where the connect went.
+    pub address: String,
+    /// Destination port.
+    pub port: u16,
+    /// The DNS history behind the address, if any.
+    pub route: Option<Route>,
+    /// Who connected.
+    pub process: Process,
+}
+
+impl Outcome for ConnectRefused {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics
+            .blocked
+            .with_label_values(&[BlockKind::Connect.name()])
+            .inc();
+        if let Some(l) = &self.lookalike {
+            count_detection(sink, l);
+            sink.alert(AlertName::DeliveryBlocked, l, who(&self.process));
+        }
+        sink.emit(Event::Block {
+            severity: Severity::Warning,
+            kind: BlockKind::Connect,
+            lookalike: self.lookalike,
+            address: Some(self.address),
+            port: Some(self.port),
+            route: self.route,
+            process: Some(self.process),
+            socket: None,
+        });
+    }
+}
+
+/// An SMTP connect towards a lookalike was let through (monitor mode, or alert action).
+pub struct Detected {
+    /// What the recipient imitates.
+    pub lookalike: Lookalike,
+    /// Where the connect went.
+    pub address: String,
+    /// Destination port.
+    pub port: u16,
+    /// The kernel's verdict.
+    pub verdict: Verdict,
+    /// The DNS history behind the address.
+    pub route: Route,
+    /// Who connected.
+    pub process: Process,
+}
+
+impl Outcome for Detected {
+    fn emit(self, sink: &mut Sink) {
+        count_detection(sink, &self.lookalike);
+        sink.alert(
+            AlertName::LookalikeDeliveryAttempted,
+            &self.lookalike,
+            who(&self.process),
+        );
+        sink.emit(Event::Detection {
+            severity: Severity::Warning,
+            lookalike: self.lookalike,
+            address: self.address,
+            port: self.port,
+            verdict: self.verdict.name(),
+            route: self.route,
+            process: self.process,
+        });
+    }
+}
+
+/// An SMTP connect to an address with no DNS history.
+pub struct Unattributed {
+    /// Where the connect went.
+    pub address: String,
+    /// Destination port.
+    pub port: u16,
+    /// The kernel's verdict.
+    pub verdict: Verdict,
+    /// Who connected.
+    pub process: Process,
+}
+
+impl Outcome for Unattributed {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.unattributed.inc();
+        sink.emit(Event::UnattributedConnect {
+            severity: Severity::Info,
+            address: self.address,
+            port: self.port,
+            verdict: self.verdict.name(),
+            process: self.process,
+        });
+    }
+}
+
+/// A lookalike that did not resolve before now does: someone registered it.
+pub struct WentLive {
+    /// What it imitates.
+    pub lookalike: Lookalike,
+    /// When it was first seen unresolved (Unix seconds).
+    pub since: u64,
+    /// Addresses it now resolves to.
+    pub addresses: Vec<String>,
+    /// Mail exchangers it now has.
+    pub mx: Vec<String>,
+}
+
+impl Outcome for WentLive {
+    fn emit(self, sink: &mut Sink) {
+        count_detection(sink, &self.lookalike);
+        sink.metrics
+            .lookalikes_went_live
+            .with_label_values(&[&self.lookalike.target])
+            .inc();
+        sink.alert(AlertName::LookalikeWentLive, &self.lookalike, "DNS".into());
+        sink.emit(Event::LookalikeWentLive {
+            severity: Severity::Critical,
+            lookalike: self.lookalike,
+            unresolved_since: self.since,
+            addresses: self.addresses,
+            mx: self.mx,
+        });
+    }
+}
+
+fn count_detection(sink: &Sink, l: &Lookalike) {
+    sink.metrics
+        .detections
+        .with_label_values(&[&l.target, l.rule, l.action])
+        .inc();
+}
+
+fn who(p: &Process) -> String {
+    format!("{} (pid {})", p.comm, p.tgid)
+}
