@@ -8,6 +8,7 @@ mod fuzz;
 mod quality;
 mod run;
 mod setup;
+mod structure;
 mod test;
 mod venv;
 
@@ -31,6 +32,8 @@ enum Task {
     Toolchain,
     /// Set up, then fmt check, clippy, unit tests and the privileged tests.
     Test,
+    /// File and function lengths, and import cycles between the agent's modules.
+    Structure,
     /// Recall on a dnstwist corpus and false positives on real domains, against targets.
     Quality {
         /// Rewrite docs/quality.md with the results.
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Task::Toolchain => setup::toolchain(),
         Task::Deploy => deploy::check(),
         Task::Test => test::test(),
+        Task::Structure => structure::check(),
         Task::Quality { write } => quality::quality(write),
         Task::Fuzz { seconds } => fuzz::fuzz(seconds),
         Task::Bench => bench::bench(),

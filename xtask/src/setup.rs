@@ -53,10 +53,20 @@ fn rust_src() -> anyhow::Result<()> {
         "--installed",
     ]))
     .context("the nightly toolchain is not installed (rustup toolchain list)")?;
-    if installed.lines().any(|l| l.starts_with("rust-src")) {
-        return Ok(());
+    // rust-src for the eBPF crate's build-std; rustfmt for the import grouping of
+    // rustfmt.toml, whose options are nightly-only.
+    for component in ["rust-src", "rustfmt"] {
+        if !installed.lines().any(|l| l.starts_with(component)) {
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
     }
-    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    Ok(())
 }
 
 fn home() -> PathBuf {

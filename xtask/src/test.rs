@@ -16,7 +16,9 @@ fn cargo(args: &[&str]) -> Command {
 /// Runs set-up, formatting and lint checks, unit tests and privileged tests.
 pub fn test() -> anyhow::Result<()> {
     setup::setup()?;
-    run(&mut cargo(&["fmt", "--all", "--check"]))?;
+    // Nightly rustfmt: rustfmt.toml's import grouping is not stable yet.
+    run(&mut cargo(&["+nightly", "fmt", "--all", "--check"]))?;
+    crate::structure::check()?;
     run(&mut cargo(&[
         "clippy",
         "--workspace",

@@ -39,8 +39,15 @@ pub fn run() -> anyhow::Result<String> {
             "--bins",
         ])
         .current_dir(root()))?;
-    let lat = mxbench(&["latency", "5000"])?;
     let mut s = String::new();
+    latency(&mut s)?;
+    progcost(&mut s)?;
+    Ok(s)
+}
+
+/// The decision-latency section.
+fn latency(s: &mut String) -> anyhow::Result<()> {
+    let lat = mxbench(&["latency", "5000"])?;
     let _ = writeln!(s, "## Decision latency\n");
     let _ = writeln!(
         s,
@@ -72,6 +79,11 @@ pub fn run() -> anyhow::Result<String> {
          this figure.\n",
         lat["connects"]
     );
+    Ok(())
+}
+
+/// The kernel-cost section.
+fn progcost(s: &mut String) -> anyhow::Result<()> {
     let cost = mxbench(&["progcost", "20000", "7"])?;
     let _ = writeln!(s, "## Kernel cost per program run\n");
     let _ = writeln!(
@@ -126,5 +138,5 @@ pub fn run() -> anyhow::Result<String> {
             row["runs_per_round"]
         );
     }
-    Ok(s)
+    Ok(())
 }

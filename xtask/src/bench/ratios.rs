@@ -7,6 +7,16 @@ use super::kernel::mxbench;
 /// Runs them (after `kernel::run`, which builds `mxbench`) and returns their sections.
 pub fn run() -> anyhow::Result<String> {
     let mut s = String::new();
+    connect_ratio(&mut s)?;
+    net_ratio(&mut s)?;
+    dns_rate(&mut s)?;
+    resolver_ratio(&mut s)?;
+    memory(&mut s)?;
+    Ok(s)
+}
+
+/// The section on connect() attached vs not.
+fn connect_ratio(s: &mut String) -> anyhow::Result<()> {
     let ratio = mxbench(&["connect-ratio", "30", "4000"])?;
     let _ = writeln!(s, "\n## connect() attached vs not\n");
     let _ = writeln!(
@@ -57,7 +67,11 @@ pub fn run() -> anyhow::Result<String> {
          network a connect takes hundreds of microseconds and the same cost is a tenth of that \
          share.\n"
     );
+    Ok(())
+}
 
+/// The section on throughput attached vs not.
+fn net_ratio(s: &mut String) -> anyhow::Result<()> {
     let net = mxbench(&["net-ratio", "6", "2"])?;
     let _ = writeln!(s, "## Throughput attached vs not\n");
     let _ = writeln!(
@@ -92,7 +106,11 @@ pub fn run() -> anyhow::Result<String> {
          and sits near that floor, the gap is the kernel's per-packet dispatch, which capturing \
          DNS payloads needs (among cgroup hooks only `cgroup_skb` sees payloads).\n"
     );
+    Ok(())
+}
 
+/// The section on DNS events sustained end to end.
+fn dns_rate(s: &mut String) -> anyhow::Result<()> {
     let rate = mxbench(&["dns-rate", "2", "50000", "100000", "200000", "300000"])?;
     let _ = writeln!(s, "## DNS events sustained end to end\n");
     let _ = writeln!(
@@ -144,7 +162,11 @@ pub fn run() -> anyhow::Result<String> {
         },
         1e4 / (cpu / 1e3)
     );
+    Ok(())
+}
 
+/// The section on a local caching resolver while a lookalike is blocked.
+fn resolver_ratio(s: &mut String) -> anyhow::Result<()> {
     let res = mxbench(&["resolver-ratio", "20", "500"])?;
     let _ = writeln!(
         s,
@@ -166,7 +188,11 @@ pub fn run() -> anyhow::Result<String> {
         "| other lookups, p50 while blocking / while not | target |\n|---:|---:|\n| {} | ≤ 1.05 |\n",
         res["median_ratio"]
     );
+    Ok(())
+}
 
+/// The section on agent memory.
+fn memory(s: &mut String) -> anyhow::Result<()> {
     let mem = mxbench(&["memory", "200000"])?;
     let _ = writeln!(s, "## Agent memory\n");
     let _ = writeln!(
@@ -195,5 +221,5 @@ pub fn run() -> anyhow::Result<String> {
         );
     }
     s.push('\n');
-    Ok(s)
+    Ok(())
 }
