@@ -11,7 +11,7 @@ pub mod rawbpf;
 pub mod topology;
 
 pub use agent::Agent;
-pub use privilege::require_privileges;
+pub use privilege::{cannot_run, require_privileges};
 pub use topology::Topology;
 
 use std::process::Command;
