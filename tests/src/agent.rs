@@ -62,18 +62,29 @@ impl Agent {
     /// Starts `mxsentry run` with `args` plus `--pin-dir`, a private metrics port and
     /// raw kernel records in the log, and waits for `agent_started`.
     pub fn start(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
-        Self::start_with(pin_dir, args, true)
+        Self::start_with(&agent_bin()?, pin_dir, args, true)
+    }
+
+    /// [`Agent::start`] with another `mxsentry` (or a wrapper that execs one), such as the
+    /// binary from the container image.
+    pub fn start_as(program: &Path, pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(program, pin_dir, args, true)
     }
 
     /// [`Agent::start`] without raw kernel records in the log (for benchmarks, where
     /// printing every packet would be most of the agent's work).
     pub fn start_quiet(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
-        Self::start_with(pin_dir, args, false)
+        Self::start_with(&agent_bin()?, pin_dir, args, false)
     }
 
-    fn start_with(pin_dir: &Path, args: &[&str], raw: bool) -> anyhow::Result<Self> {
+    fn start_with(
+        program: &Path,
+        pin_dir: &Path,
+        args: &[&str],
+        raw: bool,
+    ) -> anyhow::Result<Self> {
         let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let mut child = Command::new(agent_bin()?)
+        let mut child = Command::new(program)
             .arg("run")
             .arg("--pin-dir")
             .arg(pin_dir)

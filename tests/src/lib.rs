@@ -13,7 +13,7 @@ pub mod topology;
 use std::process::Command;
 
 pub use agent::Agent;
-pub use privilege::require_privileges;
+pub use privilege::{cannot_run, require_privileges};
 pub use topology::Topology;
 
 /// Runs a command to completion, failing with its stderr when it fails.

@@ -177,6 +177,19 @@ impl Topology {
         Ok((pid, rx))
     }
 
+    /// How many mxsentry programs (`mx_*`) are attached to the test cgroup, as bpftool
+    /// lists them.
+    pub fn mxsentry_programs(&self) -> usize {
+        sh(
+            "bpftool",
+            &["cgroup", "show", &self.cgroup.display().to_string()],
+        )
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" mx_"))
+        .count()
+    }
+
     /// Stops every server started with [`Topology::serve`].
     pub fn stop_servers(&mut self) {
         for mut c in self.children.drain(..) {

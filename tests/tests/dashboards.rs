@@ -180,18 +180,34 @@ fn every_dashboard_query_returns_data_from_a_live_agent() {
         &std::fs::read_to_string(repo().join("dashboards/mxsentry-overview.json")).unwrap(),
     )
     .unwrap();
-    // The instance variable's own query, as Grafana runs it.
-    let inst = prom.query("group by (instance) (mxsentry_build_info)");
+    // The variables' own queries, as Grafana runs them: the node list names nodes (the
+    // agent's node name, here the host name it falls back to), not scrape addresses.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let nodes = prom.query("group by (node) (mxsentry_build_info)");
+    let names: Vec<&str> = nodes["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["metric"]["node"].as_str())
+        .collect();
+    assert_eq!(names, [host.trim()], "node variable query: {nodes}");
+    let inst = prom.query(&format!(
+        "group by (instance) (mxsentry_build_info{{node=~\"{}\"}})",
+        host.trim()
+    ));
     let instances = inst["data"]["result"].as_array().map_or(0, Vec::len);
     assert_eq!(instances, 1, "instance variable query: {inst}");
 
     let mut failures = Vec::new();
     let mut checked = 0;
     for panel in dash["panels"].as_array().unwrap() {
+        // Every query, the self-monitoring panels' included (process_* from the prometheus
+        // crate's process collector, mxsentry_mode), must return data from the agent.
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = target["expr"].as_str().unwrap();
             let query = expr
                 .replace("$instance", ".*")
+                .replace("$node", ".*")
                 .replace("$__rate_interval", "1m");
             let r = prom.query(&query);
             checked += 1;
@@ -211,7 +227,7 @@ fn every_dashboard_query_returns_data_from_a_live_agent() {
             }
         }
     }
-    assert!(checked >= 13, "only {checked} queries in the dashboard");
+    assert!(checked >= 18, "only {checked} queries in the dashboard");
     assert!(
         failures.is_empty(),
         "dashboard queries without data:\n{}",
@@ -222,9 +238,34 @@ fn every_dashboard_query_returns_data_from_a_live_agent() {
     for alert in [
         "MxsentryLookalikeDeliveryAttempted",
         "MxsentryDeliveryBlocked",
+        "MxsentryMapUpdatesFailing",
+        "MxsentryAlertPushesFailing",
         "MxsentryAgentDown",
+        "MxsentryDaemonSetNotReady",
     ] {
         assert!(rules.contains(alert), "{alert} not loaded: {rules}");
+    }
+    // The first detection, lookalike gone live and block of this agent's life fire their
+    // alerts in this Prometheus, whether the agent exported those series at 0 from its
+    // start or they were born at 1 with the event (issue 16).
+    for alert in [
+        "MxsentryLookalikeDeliveryAttempted",
+        "MxsentryLookalikeWentLive",
+        "MxsentryDeliveryBlocked",
+    ] {
+        let query = format!("ALERTS{{alertname=\"{alert}\", alertstate=\"firing\"}}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = prom.query(&query);
+            if r["data"]["result"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{alert} did not fire: {r}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
     agent.stop(libc::SIGTERM).unwrap();
     std::fs::remove_dir_all(&state).ok();

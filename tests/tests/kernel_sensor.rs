@@ -452,15 +452,6 @@ fn ring_buffer_overrun_received_plus_lost_equals_sent() {
     assert_eq!(a.events("smtp_connect").len() as u64, received);
 }
 
-fn our_programs_on(cgroup: &std::path::Path) -> usize {
-    let out = mxsentry_tests::sh(
-        "bpftool",
-        &["cgroup", "show", &cgroup.display().to_string()],
-    )
-    .unwrap_or_default();
-    out.lines().filter(|l| l.contains(" mx_")).count()
-}
-
 #[test]
 fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     if !require_privileges("readopt") {
@@ -475,7 +466,7 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     let stopped = first.stop(libc::SIGTERM).expect("stop first");
     assert_eq!(stopped["detached"], false);
     std::mem::forget(first); // its Drop would detach the pins we mean to keep
-    assert_eq!(our_programs_on(&t.cgroup), Program::ALL.len());
+    assert_eq!(t.mxsentry_programs(), Program::ALL.len());
     assert_eq!(
         connect(&t, &format!("{}:25", SRV4[0])).0,
         "eperm",
@@ -486,11 +477,7 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
         Agent::start(&pin, &["--cgroup", &cg, "--mode", "enforce"]).expect("second agent");
     let started = second.events("agent_started")[0].clone();
     assert_eq!(started["adopted"], Program::ALL.len(), "{started}");
-    assert_eq!(
-        our_programs_on(&t.cgroup),
-        Program::ALL.len(),
-        "attached twice"
-    );
+    assert_eq!(t.mxsentry_programs(), Program::ALL.len(), "attached twice");
     let (r, pid) = connect(&t, &format!("{}:25", SRV4[0]));
     assert_eq!(r, "eperm");
     second
@@ -502,7 +489,7 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
         .expect("event after re-adoption");
     let stopped = second.stop(libc::SIGINT).expect("stop second");
     assert_eq!(stopped["detached"], true);
-    assert_eq!(our_programs_on(&t.cgroup), 0, "programs left attached");
+    assert_eq!(t.mxsentry_programs(), 0, "programs left attached");
     assert!(!pin.exists(), "pins left behind");
     assert_eq!(
         connect(&t, &format!("{}:25", SRV4[0])).0,

@@ -5,6 +5,7 @@ mod cmd;
 mod demo;
 mod deploy;
 mod fuzz;
+mod image;
 mod quality;
 mod run;
 mod setup;
@@ -30,6 +31,13 @@ enum Task {
     Deploy,
     /// Only the toolchain pieces (nightly rust-src, bpf-linker): for image builds.
     Toolchain,
+    /// Build the agent's image offline (static binary, FROM scratch, podman or buildah),
+    /// with OCI labels and an SBOM, and pin its digest in the kustomize image component.
+    Image {
+        /// The kustomize Component directory to write the digest into.
+        #[arg(long, default_value = "deploy/kubernetes/image")]
+        component: std::path::PathBuf,
+    },
     /// Set up, then fmt check, clippy, unit tests and the privileged tests.
     Test,
     /// File and function lengths, and import cycles between the agent's modules.
@@ -63,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::setup(),
         Task::Toolchain => setup::toolchain(),
         Task::Deploy => deploy::check(),
+        Task::Image { component } => image::image(&cmd::root().join(component)).map(drop),
         Task::Test => test::test(),
         Task::Structure => structure::check(),
         Task::Quality { write } => quality::quality(write),

@@ -1,5 +1,6 @@
 //! Idempotent set-up: nightly `rust-src`, bpf-linker built against the nightly's
-//! own LLVM, the Debian packages the tests use, and a mounted bpffs.
+//! own LLVM, the musl target and the SBOM tool for the image, the Debian packages the
+//! tests use, and a mounted bpffs.
 
 use std::{
     path::{Path, PathBuf},
@@ -29,13 +30,37 @@ const PACKAGES: &[(&str, &str)] = &[
     ("swaks", "swaks"),
     // Throughput with the sensor attached vs not (cargo xtask bench).
     ("iperf3", "iperf3"),
+    // The agent's image, built FROM scratch with no registry (cargo xtask image).
+    ("podman", "podman"),
 ];
+
+/// The static target the image's binary is built for.
+pub const MUSL: &str = "x86_64-unknown-linux-musl";
+
+/// The SBOM tool, pinned (crates.io).
+const CYCLONEDX: (&str, &str) = ("cargo-cyclonedx", "0.5.9");
 
 /// Everything: toolchain pieces, packages, bpffs.
 pub fn setup() -> anyhow::Result<()> {
     toolchain()?;
+    image_tools()?;
     packages()?;
     bpffs()
+}
+
+/// What `cargo xtask image` needs besides the builder: the musl target and the SBOM tool.
+pub fn image_tools() -> anyhow::Result<()> {
+    let targets = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("rustup target list --installed")?;
+    if !targets.lines().any(|t| t.trim() == MUSL) {
+        run(Command::new("rustup").args(["target", "add", MUSL]))?;
+    }
+    let (name, version) = CYCLONEDX;
+    let have = output(Command::new("cargo").args(["cyclonedx", "--version"]));
+    if have.is_none_or(|v| v.split_whitespace().last() != Some(version)) {
+        run(Command::new("cargo").args(["install", name, "--locked", "--version", version]))?;
+    }
+    Ok(())
 }
 
 /// What building the sensor needs: nightly rust-src and bpf-linker.
