@@ -128,7 +128,7 @@ fn packet(
 
 /// Replays `pcap` through the pipeline configured by `loaded`; events go to stdout.
 pub fn replay(pcap: &Path, loaded: Loaded) -> anyhow::Result<()> {
-    let metrics = Metrics::new()?;
+    let metrics = Metrics::new("replay")?;
     let sink = Sink::new(EventLog::stdout(metrics.clone()), metrics, "replay");
     let pending = Pending::in_memory(loaded.config.cache.pending_max);
     let smtp = loaded.config.agent.smtp_ports.clone();

@@ -63,7 +63,7 @@ pub fn node_name() -> String {
         .unwrap_or_default()
 }
 
-fn sink(config: &Config, metrics: &Metrics) -> anyhow::Result<Sink> {
+fn sink(config: &Config, metrics: &Metrics, node: String) -> anyhow::Result<Sink> {
     let log = match &config.events.file {
         Some(f) => EventLog::file(
             f,
@@ -74,7 +74,7 @@ fn sink(config: &Config, metrics: &Metrics) -> anyhow::Result<Sink> {
         .with_context(|| format!("event log {}", f.display()))?,
         None => EventLog::stdout(metrics.clone()),
     };
-    let mut sink = Sink::new(log, metrics.clone(), node_name());
+    let mut sink = Sink::new(log, metrics.clone(), node);
     sink.alerts = config
         .alertmanager
         .url
@@ -131,7 +131,11 @@ async fn attach(config: &Config, opts: &RunOptions, metrics: &Metrics) -> anyhow
 }
 
 /// The pipeline over the pinned maps, with the persisted unresolved lookalikes.
-fn pipeline(loaded: Loaded, metrics: &Metrics) -> anyhow::Result<Pipeline<VerdictMaps>> {
+fn pipeline(
+    loaded: Loaded,
+    metrics: &Metrics,
+    node: String,
+) -> anyhow::Result<Pipeline<VerdictMaps>> {
     let config = &loaded.config;
     let (pending, warning) = Pending::load(&config.agent.state_dir, config.cache.pending_max);
     if let Some(w) = warning {
@@ -142,7 +146,7 @@ fn pipeline(loaded: Loaded, metrics: &Metrics) -> anyhow::Result<Pipeline<Verdic
         proc_root: config.agent.proc_root.clone(),
     };
     let maps = VerdictMaps::open(&config.agent.pin_dir)?;
-    let sink = sink(config, metrics)?;
+    let sink = sink(config, metrics, node)?;
     Ok(Pipeline::new(loaded, maps, sink, who, pending))
 }
 
@@ -154,9 +158,10 @@ pub async fn start(
     path: Option<&Path>,
 ) -> anyhow::Result<Running> {
     let config = loaded.config.clone();
-    let metrics = Metrics::new()?;
+    let node = node_name();
+    let metrics = Metrics::new(&node)?;
     let a = attach(&config, opts, &metrics).await?;
-    let mut pipeline = pipeline(loaded, &metrics)?;
+    let mut pipeline = pipeline(loaded, &metrics, node)?;
     // Before ready: a resolver's upstream answers must never be dropped.
     let mut resolvers = LocalResolvers::new(
         VerdictMaps::open(&config.agent.pin_dir)?,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::alertmanager::Alertmanager;
-use crate::output::clock::rfc3339;
+use crate::output::{clock::rfc3339, schema::PushResult};
 
 /// One alert as Alertmanager's `POST /api/v2/alerts` takes it.
 #[derive(Debug, Clone, Serialize)]
@@ -97,8 +97,12 @@ impl Pusher {
                         }
                     }
                 }
-                m.with_label_values(&[if ok { "ok" } else { "failed" }])
-                    .inc();
+                let result = if ok {
+                    PushResult::Ok
+                } else {
+                    PushResult::Failed
+                };
+                m.with_label_values(&[result.name()]).inc();
             }
         });
         Self { tx, pushes }
@@ -107,7 +111,9 @@ impl Pusher {
     /// Queues an alert; a full queue drops it and counts the drop.
     pub fn send(&self, alert: Alert) {
         if self.tx.try_send(alert).is_err() {
-            self.pushes.with_label_values(&["dropped"]).inc();
+            self.pushes
+                .with_label_values(&[PushResult::Dropped.name()])
+                .inc();
             log::warn!("Alertmanager queue full: alert dropped (counted)");
         }
     }

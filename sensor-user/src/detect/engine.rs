@@ -172,6 +172,11 @@ impl Engine {
         self.targets.len()
     }
 
+    /// Each protected target as findings name it, with its action.
+    pub fn target_actions(&self) -> impl Iterator<Item = (&str, Action)> {
+        self.targets.iter().map(|t| (t.entry.as_str(), t.action))
+    }
+
     /// Number of keys in the index (for sizing reports).
     pub fn index_keys(&self) -> usize {
         self.index.len()

@@ -1,17 +1,17 @@
-//! Counters the kernel owns, read when Prometheus scrapes (as ebpf_exporter does): the
-//! ring-buffer loss counters and the kernel's per-program run accounting. Nothing copies
-//! them into the agent's own counters between scrapes.
+//! Values the kernel owns, read when Prometheus scrapes (as ebpf_exporter does): the
+//! ring-buffer loss counters, the kernel's per-program run accounting and the mode in
+//! force. Nothing copies them into the agent's own metrics between scrapes.
 
 use std::{collections::BTreeMap, sync::Mutex};
 
 use prometheus::{
-    CounterVec, IntCounterVec,
+    CounterVec, IntCounterVec, IntGaugeVec,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
 use sensor_common::{EventKind, Program};
 
-use super::VerdictMaps;
+use super::{VerdictMaps, maps::Mode};
 use crate::output::metrics::{MetricsError, opts};
 
 /// A Prometheus collector over the pinned maps and the kernel's program statistics.
@@ -23,6 +23,9 @@ pub struct KernelCounters {
     run_seconds: CounterVec,
     /// `mxsentry_program_runs_total{program}`.
     runs: IntCounterVec,
+    /// `mxsentry_mode{mode}`: 1 for the mode the kernel enforces now (it can be switched
+    /// by `mxsentry ctl mode` as well as by the config), 0 for the other.
+    mode: IntGaugeVec,
 }
 
 impl KernelCounters {
@@ -51,6 +54,13 @@ impl KernelCounters {
                 ),
                 &["program"],
             )?,
+            mode: IntGaugeVec::new(
+                opts(
+                    "mode",
+                    "The mode the kernel programs apply now: 1 for it, 0 for the other.",
+                ),
+                &["mode"],
+            )?,
         })
     }
 
@@ -63,6 +73,15 @@ impl KernelCounters {
                     Ok(n) => self.lost.with_label_values(&[k.name()]).inc_by(n),
                     Err(e) => log::warn!("reading loss counter: {e}"),
                 }
+            }
+            match maps.mode() {
+                Ok(now) => {
+                    for m in [Mode::Monitor, Mode::Enforce] {
+                        let v = i64::from(m == now);
+                        self.mode.with_label_values(&[m.name()]).set(v);
+                    }
+                }
+                Err(e) => log::warn!("reading the mode: {e}"),
             }
         }
         // One program may be loaded more than once (an upgrade in flight): sum them.
@@ -95,6 +114,7 @@ impl Collector for KernelCounters {
             self.lost.collect(),
             self.run_seconds.collect(),
             self.runs.collect(),
+            self.mode.collect(),
         ]
         .concat()
     }

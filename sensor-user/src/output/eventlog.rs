@@ -143,7 +143,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mxsentry-evlog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("events.jsonl");
-        let metrics = Metrics::new().unwrap();
+        let metrics = Metrics::new("test").unwrap();
         let mut log = EventLog::file(&path, 100, 2, metrics.clone()).unwrap();
         for i in 0..20 {
             log.write(&serde_json::json!({ "event": "test", "n": i, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" }));

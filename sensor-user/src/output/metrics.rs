@@ -5,11 +5,12 @@
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Registry, process_collector::ProcessCollector,
 };
 use sensor_common::Program;
 
-use super::schema::{BlockKind, ReloadResult};
+use super::schema::{BlockKind, PushResult, ReloadResult};
+use crate::detect::Rule;
 
 /// Metric registration failed: only possible with a programming error (duplicate name).
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,9 @@ pub struct MetricsError(#[from] prometheus::Error);
 pub fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("mxsentry")
 }
+
+/// Most detection series exported at zero (targets × rules).
+pub const MAX_KNOWN_SERIES: usize = 20_000;
 
 /// Latency buckets fine below a millisecond: the target for query → map update is
 /// 200 µs at p99.
@@ -131,17 +135,23 @@ metrics! {
     map_update_errors: IntCounter = counter("map_update_errors_total", "Kernel map updates that failed.");
     /// Kernel records the agent could not decode.
     undecodable: IntCounter = counter("undecodable_records_total", "Kernel ring records the agent could not decode.");
-    /// Always 1, labelled with the version.
-    build_info: IntGaugeVec = gauge_vec("build_info", "Always 1; the version label.", &["version"]);
+    /// Always 1, labelled with the version and the node.
+    build_info: IntGaugeVec = gauge_vec("build_info", "Always 1; the version and node labels.", &["version", "node"]);
 }
 
 impl Metrics {
-    /// Creates and registers every metric; label series known up front start at zero.
-    pub fn new() -> Result<Self, MetricsError> {
+    /// Creates and registers every metric for the agent on `node`, with the process
+    /// collector (CPU, memory, descriptors); label series known up front start at zero.
+    pub fn new(node: &str) -> Result<Self, MetricsError> {
         let m = Self::register(Registry::new())?;
+        m.registry
+            .register(Box::new(ProcessCollector::for_self()))?;
         m.build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), node])
             .set(1);
+        for result in PushResult::ALL {
+            m.alert_pushes.with_label_values(&[result.name()]).inc_by(0);
+        }
         m.programs_expected.set(Program::ALL.len() as i64);
         for kind in BlockKind::ALL {
             m.blocked.with_label_values(&[kind.name()]).inc_by(0);
@@ -160,6 +170,35 @@ impl Metrics {
             .with_label_values(&["truncated_capture"])
             .inc_by(0);
         Ok(m)
+    }
+
+    /// Exports every detection series the policy can produce at zero, so an alert on
+    /// `increase()` fires on the first event: each protected target × rule with the
+    /// target's action, and each target's went-live counter. Past `MAX_KNOWN_SERIES`
+    /// (a very large policy) only the went-live counters are, and the alert rules' own
+    /// new-series detection covers the rest.
+    pub fn known_targets<'a>(&self, targets: impl Iterator<Item = (&'a str, &'static str)>) {
+        let targets: Vec<_> = targets.collect();
+        let all_rules = targets.len() * Rule::ALL.len() <= MAX_KNOWN_SERIES;
+        if !all_rules {
+            log::info!(
+                "{} protected targets: detection series are not exported at zero \
+                 (the alert rules detect new series instead)",
+                targets.len()
+            );
+        }
+        for (target, action) in targets {
+            self.lookalikes_went_live
+                .with_label_values(&[target])
+                .inc_by(0);
+            if all_rules {
+                for rule in Rule::ALL {
+                    self.detections
+                        .with_label_values(&[target, rule.name(), action])
+                        .inc_by(0);
+                }
+            }
+        }
     }
 
     /// The text exposition of every metric.

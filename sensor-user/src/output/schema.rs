@@ -73,6 +73,18 @@ names! {
 }
 
 names! {
+    /// How an alert push to Alertmanager ended.
+    PushResult {
+        /// Alertmanager took it.
+        Ok = "ok",
+        /// Every attempt failed.
+        Failed = "failed",
+        /// The queue was full: dropped without trying.
+        Dropped = "dropped",
+    }
+}
+
+names! {
     /// A change in the local resolvers the agent knows.
     ResolverState {
         /// A process serving port 53 was found.

@@ -28,7 +28,7 @@ use self::{ledger::BlockLedger, routes::Routes, tracking::Tracker, who::Who};
 use super::{enforcer::Enforcer, pending::Pending, sink::Sink};
 use crate::{
     config::{Config, Loaded},
-    detect::{Action, Engine, Finding, Verdict as Classification},
+    detect::{Action, Engine, Finding, Policy, Verdict as Classification},
     dns,
     kernel::maps::Mode,
     output::{Event, Metrics, clock::since_kernel},
@@ -136,9 +136,18 @@ impl<E: Enforcer> Pipeline<E> {
             sink,
             who,
         };
-        let engine = &p.engine;
-        p.blocks.preload(&policy, |n| blocks(engine, n));
+        p.policy_applied(&policy);
         p
+    }
+
+    /// What a new policy sets off: its series exported at zero, its likely slips
+    /// preloaded as blocks.
+    fn policy_applied(&mut self, policy: &Policy) {
+        let engine = &self.engine;
+        self.sink
+            .metrics
+            .known_targets(engine.target_actions().map(|(t, a)| (t, a.name())));
+        self.blocks.preload(policy, |n| blocks(engine, n));
     }
 
     /// Applies a new configuration without losing the cache.
@@ -157,8 +166,7 @@ impl<E: Enforcer> Pipeline<E> {
         self.tracker
             .set_bounds(config.cache.max_entries, config.cache.pending_max);
         self.rebalance_blocks();
-        let engine = &self.engine;
-        self.blocks.preload(&policy, |n| blocks(engine, n));
+        self.policy_applied(&policy);
         self.routes.report(&self.sink.metrics);
     }
 

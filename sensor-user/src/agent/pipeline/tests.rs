@@ -32,7 +32,7 @@ fn config(text: &str) -> Loaded {
 }
 
 fn pipeline(text: &str) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
-    let metrics = Metrics::new().unwrap();
+    let metrics = Metrics::new("test").unwrap();
     let (log, lines) = EventLog::memory(metrics.clone());
     let sink = Sink::new(log, metrics.clone(), "test");
     let who = Who {
@@ -424,4 +424,29 @@ fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
     let (p, _lines, m) = pipeline(ALERT);
     assert!(p.enforcer().names.is_empty());
     assert_eq!(m.preloaded.get(), 0);
+}
+
+#[test]
+fn every_detection_series_exists_at_zero_from_start_and_after_a_reload() {
+    let (mut p, _, m) = pipeline(BLOCK);
+    let text = m.render();
+    assert!(
+        text.contains(
+            "mxsentry_detections_total{action=\"block\",rule=\"transposition\",target=\"army.mil\"} 0"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("mxsentry_lookalikes_went_live_total{target=\"army.mil\"} 0"));
+    // A target added by a reload is exported at zero too, with its own action.
+    p.reload(config(
+        "[policy]\nprotect = [\"army.mil\", { entry = \"navy.mil\", action = \"alert\" }]\n",
+    ));
+    let text = m.render();
+    assert!(
+        text.contains(
+            "mxsentry_detections_total{action=\"alert\",rule=\"suffix-typo\",target=\"navy.mil\"} 0"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("mxsentry_lookalikes_went_live_total{target=\"navy.mil\"} 0"));
 }
