@@ -1,7 +1,9 @@
 //! The `mxsentry` binary: parse arguments, dispatch, print one clear error line.
 
 use clap::Parser as _;
-use mxsentry::cli::{Cli, Command, check::check, ctl::ctl, replay::replay, run::run};
+use mxsentry::cli::{
+    Cli, Command, check::check, correspondents::correspondents, ctl::ctl, replay::replay, run::run,
+};
 
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -21,6 +23,7 @@ fn main() -> std::process::ExitCode {
         Command::Ctl(args) => ctl(args),
         Command::Check(args) => check(args),
         Command::Replay(args) => replay(args),
+        Command::Correspondents(args) => correspondents(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

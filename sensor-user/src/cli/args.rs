@@ -32,6 +32,50 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the pipeline over a packet capture (no privileges) and print its events.
     Replay(ReplayArgs),
+    /// The correspondents ledger: list it, seed it from an MTA log, export it.
+    Correspondents(CorrespondentsArgs),
+}
+
+/// Options of `mxsentry correspondents`.
+#[derive(clap::Args, Debug)]
+pub struct CorrespondentsArgs {
+    /// TOML config whose `[agent] state_dir` and `[learn]` to use (default: the default
+    /// config when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Overrides `agent.state_dir`.
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<CorrespondentsAction>,
+    /// List as one JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `mxsentry correspondents` can do.
+#[derive(Subcommand, Debug)]
+pub enum CorrespondentsAction {
+    /// List the ledger (with what waits to be merged), most established first.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seed the ledger from Postfix or Exim delivery logs (plain or gzip, rotated files
+    /// included) or from another node's export; read from stdin when no file is given.
+    /// The running agent merges the result within a second; a stopped one at its start.
+    Import {
+        /// Log files or exports.
+        files: Vec<PathBuf>,
+    },
+    /// Write the ledger as JSON (for seeding other nodes).
+    Export {
+        /// File to write; stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Options of `mxsentry check`.

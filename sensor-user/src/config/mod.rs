@@ -2,6 +2,7 @@
 
 mod agent;
 mod error;
+mod learn;
 mod policy;
 mod source;
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSection, AlertmanagerSection, CacheSection, EventsSection, MetricsSection};
 pub use error::ConfigError;
+pub use learn::LearnSection;
 pub use policy::{Domain, FullEntry, PolicySection, ProtectItem};
 use serde::Deserialize;
 pub use source::{ConfigFile, ConfigSource, Loaded, Overrides};
@@ -38,6 +40,9 @@ pub struct Config {
     /// Cache bounds and TTL clamps.
     #[serde(default)]
     pub cache: CacheSection,
+    /// The correspondents ledger and learned protection.
+    #[serde(default)]
+    pub learn: LearnSection,
 }
 
 impl Config {
@@ -53,6 +58,7 @@ impl Config {
             message,
         };
         cfg.cache.validate().map_err(invalid)?;
+        cfg.learn.validate().map_err(invalid)?;
         if let Some(url) = &cfg.alertmanager.url
             && crate::alert::Alertmanager::parse(url).is_none()
         {

@@ -7,6 +7,7 @@ pub mod eventlog;
 pub mod http;
 pub mod metrics;
 pub mod schema;
+pub mod text;
 
 pub use eventlog::EventLog;
 pub use metrics::Metrics;

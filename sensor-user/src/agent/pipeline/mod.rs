@@ -29,7 +29,7 @@ use super::{enforcer::Enforcer, pending::Pending, sink::Sink};
 use crate::{
     config::{Config, Loaded},
     detect::{Action, Engine, Finding, Policy, Verdict as Classification},
-    dns,
+    dns::{self, registrable},
     kernel::maps::Mode,
     output::{Event, Metrics, clock::since_kernel},
 };
@@ -92,13 +92,6 @@ impl Settings {
         let ttl = Duration::from_secs(ttl.into()).clamp(self.ttl_floor, self.ttl_ceiling);
         Instant::now() + ttl
     }
-}
-
-/// The registrable domain of `name` (`army.ml` for `mx.army.ml`), or `name` itself.
-pub(crate) fn registrable(name: &str) -> &str {
-    psl::domain(name.as_bytes())
-        .and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
-        .map_or(name, |d| &name[name.len() - d.len()..])
 }
 
 /// Joins DNS answers to SMTP connects and decides.
