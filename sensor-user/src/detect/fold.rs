@@ -1,11 +1,15 @@
-//! The visual key of a label: what it looks like, not what it spells.
+//! The visual key (skeleton) of a label: what it looks like, not what it spells.
 //!
 //! Non-ASCII characters go through the UTS #39 confusable skeleton, lose their combining
 //! marks (UTS #39 keeps `ạ` apart from `a` on purpose; a reader of a mail log does not),
 //! and Latin small capitals and hooked letters the skeleton leaves alone are mapped to
-//! their ASCII letter. Then ASCII look-alikes are merged: digraphs that read as one letter
-//! (`rn` → `m`, `vv` → `w`, `cl` → `d`) and letters or digits that pass for each other
-//! (`0`/`o`, `1`/`l`/`i`, `m`/`n`). Two labels with the same key look the same.
+//! their ASCII letter. Then the ASCII confusables are merged: digits that are drawn like
+//! letters (`0` → `o`, `1` → `l`) and digraphs that read as one letter (`rn` → `m`,
+//! `vv` → `w`, `cl` → `d`). Two labels with the same key look the same on screen.
+//!
+//! Letters that only resemble each other (`m`/`n`, `c`/`e`, `i`/`l`) are *not* merged:
+//! swapping one is a change, a likely one (see [`similar`]), and counts against the
+//! same edit budget as a typing slip.
 
 use unicode_normalization::{UnicodeNormalization as _, char::is_combining_mark};
 
@@ -41,12 +45,45 @@ pub fn fold(label: &str) -> Vec<char> {
     out
 }
 
-/// Whether two single characters look alike (same key).
+/// Whether two single characters look the same (same key).
 pub fn same_glyph(a: char, b: char) -> bool {
     if a.is_ascii() && b.is_ascii() {
         return class(a.to_ascii_lowercase()) == class(b.to_ascii_lowercase());
     }
-    fold(a.encode_utf8(&mut [0; 4])) == fold(b.encode_utf8(&mut [0; 4]))
+    char_key(a) == char_key(b)
+}
+
+/// The key of one character (empty for a lone combining mark).
+pub fn char_key(c: char) -> Vec<char> {
+    let mut out = Vec::with_capacity(2);
+    fold_into(c.encode_utf8(&mut [0; 4]), &mut out, false);
+    out
+}
+
+/// Two ASCII letters or digits that resemble each other without being the same glyph:
+/// a likely misreading, cheaper than an unrelated substitution but still a change.
+pub fn similar(a: char, b: char) -> bool {
+    let pair = |x: char, y: char| (a == x && b == y) || (a == y && b == x);
+    [
+        ('m', 'n'),
+        ('c', 'e'),
+        ('b', 'd'),
+        ('q', 'g'),
+        ('u', 'v'),
+        ('i', 'l'),
+        ('i', 'j'),
+        ('3', '8'),
+        ('6', '9'),
+        ('5', 's'),
+        ('2', 'z'),
+    ]
+    .iter()
+    .any(|&(x, y)| pair(x, y))
+}
+
+/// Two ASCII letters that read as one, for the alignment: `rn` for `m`.
+pub fn reads_as(a: char, b: char) -> Option<char> {
+    digraph(a, b)
 }
 
 /// The keys of `label` with and without digraphs merged (one if they are the same).
@@ -102,31 +139,21 @@ fn push_supplement(c: char, out: &mut Vec<char>) {
     out.extend(mapped.chars());
 }
 
-/// Two ASCII letters that read as one.
+/// Two ASCII letters that read as one (the UTS #39 confusables among ASCII pairs).
 fn digraph(a: char, b: char) -> Option<char> {
-    Some(match (a, b) {
-        ('r', 'n') | ('n', 'n') => 'm',
+    Some(match (class(a), class(b)) {
+        ('r', 'n') => 'm',
         ('v', 'v') => 'w',
-        ('c', 'l') | ('d', 'l') => 'd',
-        ('l', 'b') => 'b',
-        ('l', 'h') => 'h',
-        ('l', 'c') => 'k',
+        ('c', 'l') => 'd',
         _ => return None,
     })
 }
 
-/// One representative per group of ASCII characters that pass for each other.
+/// ASCII digits drawn like a letter become that letter; everything else is itself.
 fn class(c: char) -> char {
     match c {
         '0' => 'o',
-        '1' | 'i' | 'I' => 'l',
-        '3' => '8',
-        '9' => '6',
-        'b' => 'd',
-        'c' => 'e',
-        'q' => 'g',
-        'v' => 'u',
-        'm' => 'n',
+        '1' | 'I' => 'l',
         c => c.to_ascii_lowercase(),
     }
 }
@@ -171,6 +198,16 @@ mod tests {
         assert_eq!(key("vvikipedia"), key("wikipedia"));
         assert_eq!(key("clomain"), key("domain"));
         assert_ne!(key("army"), key("navy"));
+    }
+
+    #[test]
+    fn letters_that_only_resemble_each_other_stay_apart() {
+        // tmall is not gmail: t for g, l for i are two changes, not none.
+        assert_ne!(key("tmall"), key("gmail"));
+        assert_ne!(key("login"), key("logln"));
+        assert_ne!(key("secure"), key("seeure"));
+        assert!(similar('i', 'l') && similar('n', 'm') && !similar('t', 'g'));
+        assert_eq!(reads_as('r', 'n'), Some('m'));
     }
 
     #[test]

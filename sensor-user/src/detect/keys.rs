@@ -40,7 +40,7 @@ pub enum Tag {
     Head = 5,
     /// A dictionary word.
     Word = 6,
-    /// A protected label, spelt exactly (ASCII form).
+    /// A protected label's visual key, whole (the suffix rules start from it).
     Label = 7,
     /// A protected suffix (of a suffix entry) with 0 or 1 characters deleted.
     Suffix = 8,
@@ -48,6 +48,8 @@ pub enum Tag {
     Name = 9,
     /// An allow-list entry, spelt exactly (ASCII form).
     Allow = 10,
+    /// A restricted registry's suffix, spelt exactly (ASCII form).
+    Restricted = 11,
 }
 
 /// Prefix hashes of one character sequence.

@@ -1,0 +1,317 @@
+//! Aligns a seen label with a protected one through their confusable skeletons, so one
+//! pass says how many real changes separate them, how likely each is as a slip, and which
+//! characters only *look* different (confusables, which cost nothing).
+//!
+//! The alignment is an optimal-string-alignment distance over the original characters
+//! where a character (or a digraph such as `rn`) whose skeleton equals the other side's is
+//! free. It minimises the number of changes first, then their cost: a likely slip
+//! (neighbouring key, doubled letter, swapped pair, vowel, similar glyph, hyphen) costs
+//! one half-unit, anything else two.
+
+use super::{fold, keyboard};
+
+/// One difference between the protected label and the seen one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Characters that render like the protected ones (`а` for `a`, `rn` for `m`).
+    Confusable {
+        /// The protected characters.
+        from: String,
+        /// What stands in for them.
+        to: String,
+    },
+    /// The character at `at` was left out.
+    Delete {
+        /// Position in the protected label.
+        at: usize,
+        /// The missing character.
+        ch: char,
+    },
+    /// `ch` was added before position `at`.
+    Insert {
+        /// Position in the protected label.
+        at: usize,
+        /// The extra character.
+        ch: char,
+    },
+    /// The character at `at` was replaced.
+    Substitute {
+        /// Position in the protected label.
+        at: usize,
+        /// The protected character.
+        from: char,
+        /// What replaced it.
+        to: char,
+    },
+    /// The characters at `at` and `at + 1` swapped places.
+    Transpose {
+        /// Position in the protected label.
+        at: usize,
+    },
+}
+
+impl Step {
+    /// Whether the step is a change (a confusable is not).
+    pub fn is_change(&self) -> bool {
+        !matches!(self, Step::Confusable { .. })
+    }
+}
+
+/// The cheapest way from the protected label to the seen one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alignment {
+    /// Changes, confusables excluded.
+    pub edits: usize,
+    /// Their cost in half-units: 1 for a likely slip, 2 otherwise.
+    pub half_cost: u32,
+    /// The differences, left to right.
+    pub steps: Vec<Step>,
+}
+
+impl Alignment {
+    /// Whether every change is a likely slip.
+    pub fn all_likely(&self) -> bool {
+        self.half_cost as usize == self.edits
+    }
+
+    /// The changes only.
+    pub fn changes(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.is_change())
+    }
+}
+
+fn is_vowel(c: char) -> bool {
+    matches!(c, 'a' | 'e' | 'i' | 'o' | 'u' | 'y')
+}
+
+/// One character of either side with its skeleton.
+struct Glyph {
+    ch: char,
+    key: Vec<char>,
+}
+
+impl Glyph {
+    fn of(s: &[char]) -> Vec<Glyph> {
+        s.iter()
+            .map(|&ch| Glyph {
+                ch,
+                key: fold::char_key(ch),
+            })
+            .collect()
+    }
+
+    /// The single ASCII letter this glyph reads as, for keyboard and vowel tests.
+    fn base(&self) -> char {
+        match self.key.as_slice() {
+            [c] => *c,
+            _ => self.ch,
+        }
+    }
+}
+
+/// Whether the pair `a`, `b` reads as the single glyph `c` (`rn` / `m`, `æ` / `ae`).
+fn pair_reads_as(a: &Glyph, b: &Glyph, c: &Glyph) -> bool {
+    let joined: Vec<char> = a.key.iter().chain(&b.key).copied().collect();
+    if joined == c.key {
+        return true;
+    }
+    match (a.key.as_slice(), b.key.as_slice(), c.key.as_slice()) {
+        ([x], [y], [z]) => fold::reads_as(*x, *y) == Some(*z),
+        _ => false,
+    }
+}
+
+fn likely_sub(a: &Glyph, b: &Glyph) -> bool {
+    let (x, y) = (a.base(), b.base());
+    keyboard::adjacent(x, y) || (is_vowel(x) && is_vowel(y)) || fold::similar(x, y)
+}
+
+/// `c` added or dropped between `prev` and `next` of the protected label.
+fn likely_indel(c: char, prev: Option<&Glyph>, next: Option<&Glyph>) -> bool {
+    let near = |n: Option<&Glyph>| n.is_some_and(|n| n.ch == c || keyboard::adjacent(c, n.base()));
+    c == '-' || near(prev) || near(next)
+}
+
+/// What the cell came from, for the trace back.
+#[derive(Clone, Copy)]
+enum Move {
+    Start,
+    Same,
+    Confusable(usize, usize),
+    Delete,
+    Insert,
+    Substitute,
+    Transpose,
+}
+
+const CHANGE: u32 = 1 << 16;
+
+/// Aligns protected label `p` with seen label `q` (both as characters, lower case).
+pub fn align(p: &[char], q: &[char]) -> Alignment {
+    let (pg, qg) = (Glyph::of(p), Glyph::of(q));
+    let (n, m) = (p.len(), q.len());
+    let w = m + 1;
+    let mut cost = vec![u32::MAX; (n + 1) * w];
+    let mut from = vec![Move::Start; (n + 1) * w];
+    cost[0] = 0;
+    let half = |likely: bool| CHANGE + if likely { 1 } else { 2 };
+    for i in 0..=n {
+        for j in 0..=m {
+            let here = cost[i * w + j];
+            if here == u32::MAX {
+                continue;
+            }
+            let mut relax = |ni: usize, nj: usize, c: u32, mv: Move| {
+                let k = ni * w + nj;
+                if here + c < cost[k] {
+                    cost[k] = here + c;
+                    from[k] = mv;
+                }
+            };
+            if i < n && j < m {
+                if p[i] == q[j] {
+                    relax(i + 1, j + 1, 0, Move::Same);
+                } else if pg[i].key == qg[j].key {
+                    relax(i + 1, j + 1, 0, Move::Confusable(1, 1));
+                } else {
+                    relax(
+                        i + 1,
+                        j + 1,
+                        half(likely_sub(&pg[i], &qg[j])),
+                        Move::Substitute,
+                    );
+                }
+                if j + 1 < m && pair_reads_as(&qg[j], &qg[j + 1], &pg[i]) {
+                    relax(i + 1, j + 2, 0, Move::Confusable(1, 2));
+                }
+                if i + 1 < n && pair_reads_as(&pg[i], &pg[i + 1], &qg[j]) {
+                    relax(i + 2, j + 1, 0, Move::Confusable(2, 1));
+                }
+                if i + 1 < n && j + 1 < m && p[i] == q[j + 1] && p[i + 1] == q[j] {
+                    relax(i + 2, j + 2, half(true), Move::Transpose);
+                }
+            }
+            if i < n {
+                let likely = likely_indel(p[i], i.checked_sub(1).map(|k| &pg[k]), pg.get(i + 1));
+                relax(i + 1, j, half(likely), Move::Delete);
+            }
+            if j < m {
+                let likely = likely_indel(q[j], i.checked_sub(1).map(|k| &pg[k]), pg.get(i));
+                relax(i, j + 1, half(likely), Move::Insert);
+            }
+        }
+    }
+    let total = cost[n * w + m];
+    let mut steps = Vec::new();
+    let (mut i, mut j) = (n, m);
+    while i > 0 || j > 0 {
+        match from[i * w + j] {
+            Move::Start => break,
+            Move::Same => (i, j) = (i - 1, j - 1),
+            Move::Confusable(a, b) => {
+                steps.push(Step::Confusable {
+                    from: p[i - a..i].iter().collect(),
+                    to: q[j - b..j].iter().collect(),
+                });
+                (i, j) = (i - a, j - b);
+            }
+            Move::Delete => {
+                steps.push(Step::Delete {
+                    at: i - 1,
+                    ch: p[i - 1],
+                });
+                i -= 1;
+            }
+            Move::Insert => {
+                steps.push(Step::Insert {
+                    at: i,
+                    ch: q[j - 1],
+                });
+                j -= 1;
+            }
+            Move::Substitute => {
+                steps.push(Step::Substitute {
+                    at: i - 1,
+                    from: p[i - 1],
+                    to: q[j - 1],
+                });
+                (i, j) = (i - 1, j - 1);
+            }
+            Move::Transpose => {
+                steps.push(Step::Transpose { at: i - 2 });
+                (i, j) = (i - 2, j - 2);
+            }
+        }
+    }
+    steps.reverse();
+    Alignment {
+        edits: (total >> 16) as usize,
+        half_cost: total & (CHANGE - 1),
+        steps,
+    }
+}
+
+/// Whether position `at` of protected label `p` is the end of the label or of one of its
+/// hyphenated parts (where an addition lands).
+pub fn at_end(p: &[char], at: usize) -> bool {
+    at == p.len() || p.get(at) == Some(&'-')
+}
+
+/// Whether substituting `a` by `b` flips one bit (memory or transmission errors).
+pub fn one_bit(a: char, b: char) -> bool {
+    (a as u32 ^ b as u32).count_ones() == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn al(p: &str, q: &str) -> Alignment {
+        let c = |s: &str| s.chars().collect::<Vec<_>>();
+        align(&c(p), &c(q))
+    }
+
+    #[test]
+    fn confusables_are_free_and_named() {
+        let a = al("army", "аrmy");
+        assert_eq!(a.edits, 0);
+        assert_eq!(
+            a.steps,
+            vec![Step::Confusable {
+                from: "a".into(),
+                to: "а".into()
+            }]
+        );
+        let a = al("microsoft", "rnicrosoft");
+        assert_eq!((a.edits, a.steps.len()), (0, 1));
+        assert_eq!(al("paypal", "paypa1").edits, 0);
+    }
+
+    #[test]
+    fn changes_are_counted_with_their_likelihood() {
+        // tmall is two changes from gmail: g→t (a neighbouring key) and i→l (similar).
+        let a = al("gmail", "tmall");
+        assert_eq!((a.edits, a.half_cost), (2, 2));
+        let a = al("state", "starnc");
+        assert!(a.edits >= 2);
+        let a = al("army", "arny");
+        assert_eq!((a.edits, a.half_cost), (1, 1));
+        assert_eq!(
+            a.steps,
+            vec![Step::Substitute {
+                at: 2,
+                from: 'm',
+                to: 'n'
+            }]
+        );
+        let a = al("army", "amry");
+        assert_eq!(a.steps, vec![Step::Transpose { at: 1 }]);
+        assert!(a.all_likely());
+        let a = al("af", "aff");
+        assert_eq!((a.edits, a.half_cost), (1, 1));
+        // A confusable and a change: both named.
+        let a = al("army", "аrmyy");
+        assert_eq!(a.edits, 1);
+        assert_eq!(a.steps.len(), 2);
+    }
+}
