@@ -23,7 +23,8 @@ use crate::{
     attrib::{CgroupPaths, Place, Process, describe},
     config::Config,
     detect::{
-        Action, Engine, Finding, Policy, PolicyError, Verdict as Classified, candidates::candidates,
+        Action, Classification as Classified, Engine, Finding, Policy, PolicyError,
+        candidates::candidates,
     },
     dns::{self, Message, QType},
     kernel::maps::{Mode, name_hash},

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use super::args::CheckArgs;
 use crate::{
     config::{Config, Domain, FullEntry, PolicySection, ProtectItem},
-    detect::{Action, Engine, Name, Policy, ProtectEntry, Report, Verdict},
+    detect::{Action, Classification, Engine, Name, Policy, ProtectEntry, Report},
 };
 
 /// `ENTRY[=alert|block]` from `--protect`.
@@ -29,6 +29,8 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
     Ok(ProtectItem::Full(FullEntry {
         entry: Domain(entry),
         action,
+        also: Vec::new(),
+        block_restricted: false,
     }))
 }
 
@@ -41,7 +43,10 @@ fn policy(args: &CheckArgs) -> anyhow::Result<Policy> {
     let mut policy = section.to_policy()?;
     for p in &args.protect {
         let (entry, action) = split_protect(p)?;
-        policy.protect.push(ProtectEntry { entry, action });
+        policy.protect.push(ProtectEntry {
+            action,
+            ..ProtectEntry::new(entry)
+        });
     }
     policy.allow.extend(args.allow.iter().cloned());
     if args.no_builtin_allow {
@@ -106,7 +111,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
 fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io::Result<()> {
     let verdict = engine.classify(raw);
     let domain = match &verdict {
-        Verdict::Invalid(_) => raw.to_string(),
+        Classification::Invalid(_) => raw.to_string(),
         _ => crate::detect::Name::parse(raw)
             .map(|n| n.ascii)
             .unwrap_or_else(|_| raw.to_string()),
