@@ -4,9 +4,11 @@
 //!
 //! The alignment is an optimal-string-alignment distance over the original characters
 //! where a character (or a digraph such as `rn`) whose skeleton equals the other side's is
-//! free. It minimises the number of changes first, then their cost: a likely slip
-//! (neighbouring key, doubled letter, swapped pair, vowel, similar glyph, hyphen) costs
-//! one half-unit, anything else two.
+//! free. Its first measure is the visible difference (the *weight*, in half-units): a
+//! letter that merely resembles the original (`n` for `m`, `nn` for `m`, `e` for `c`)
+//! weighs one, any other change two. Among equally visible alignments it prefers the one
+//! made of likely slips: a neighbouring key, doubled letter, swapped pair, vowel or
+//! similar glyph costs one typing half-unit, anything else two.
 
 use super::{fold, keyboard};
 
@@ -33,6 +35,14 @@ pub enum Step {
         at: usize,
         /// The extra character.
         ch: char,
+    },
+    /// Characters that resemble the protected ones without rendering the same (`nn`
+    /// for `m`, `lb` for `b`); the single-letter kind is a [`Step::Substitute`].
+    Resembles {
+        /// The protected characters.
+        from: String,
+        /// What stands in for them.
+        to: String,
     },
     /// The character at `at` was replaced.
     Substitute {
@@ -62,7 +72,10 @@ impl Step {
 pub struct Alignment {
     /// Changes, confusables excluded.
     pub edits: usize,
-    /// Their cost in half-units: 1 for a likely slip, 2 otherwise.
+    /// How visible the changes are, in half-units: 1 for a resembling letter, 2 for any
+    /// other change.
+    pub weight: u32,
+    /// How likely they are as slips, in half-units: 1 for a likely slip, 2 otherwise.
     pub half_cost: u32,
     /// The differences, left to right.
     pub steps: Vec<Step>,
@@ -121,9 +134,20 @@ fn pair_reads_as(a: &Glyph, b: &Glyph, c: &Glyph) -> bool {
     }
 }
 
+/// Whether the pair `a`, `b` resembles the single glyph `c` without rendering like it.
+fn pair_resembles(a: &Glyph, b: &Glyph, c: &Glyph) -> bool {
+    fold::resembles(a.base(), b.base()) == Some(c.base())
+}
+
 fn likely_sub(a: &Glyph, b: &Glyph) -> bool {
     let (x, y) = (a.base(), b.base());
     keyboard::adjacent(x, y) || (is_vowel(x) && is_vowel(y)) || fold::similar(x, y)
+}
+
+/// Whether replacing `a` by `b` is a likely slip: a neighbouring key, a vowel for a
+/// vowel, a letter that resembles it.
+pub fn likely_substitution(a: char, b: char) -> bool {
+    likely_sub(&Glyph::of(&[a])[0], &Glyph::of(&[b])[0])
 }
 
 /// `c` added or dropped between `prev` and `next` of the protected label.
@@ -132,36 +156,50 @@ fn likely_indel(c: char, prev: Option<&Glyph>, next: Option<&Glyph>) -> bool {
     c == '-' || near(prev) || near(next)
 }
 
+/// Whether inserting `c` before position `at` of `p` is a likely slip (a doubled letter,
+/// a neighbouring key, a hyphen).
+pub fn likely_insertion(p: &[char], at: usize, c: char) -> bool {
+    let g = Glyph::of(p);
+    likely_indel(c, at.checked_sub(1).map(|k| &g[k]), g.get(at))
+}
+
 /// What the cell came from, for the trace back.
 #[derive(Clone, Copy)]
 enum Move {
     Start,
     Same,
     Confusable(usize, usize),
+    Resembles(usize, usize),
     Delete,
     Insert,
     Substitute,
     Transpose,
 }
 
-const CHANGE: u32 = 1 << 16;
+/// Cost layout: visible weight, then typing cost, then the number of changes.
+const WEIGHT: u64 = 1 << 40;
+const TYPING: u64 = 1 << 20;
+const EDIT: u64 = 1;
+/// A resembling letter: weight 1, a likely slip.
+const RESEMBLES: u64 = WEIGHT + TYPING + EDIT;
 
 /// Aligns protected label `p` with seen label `q` (both as characters, lower case).
 pub fn align(p: &[char], q: &[char]) -> Alignment {
     let (pg, qg) = (Glyph::of(p), Glyph::of(q));
     let (n, m) = (p.len(), q.len());
     let w = m + 1;
-    let mut cost = vec![u32::MAX; (n + 1) * w];
+    let mut cost = vec![u64::MAX; (n + 1) * w];
     let mut from = vec![Move::Start; (n + 1) * w];
     cost[0] = 0;
-    let half = |likely: bool| CHANGE + if likely { 1 } else { 2 };
+    // Any change that is not a resembling letter: weight 2, typing 1 or 2.
+    let half = |likely: bool| 2 * WEIGHT + if likely { TYPING } else { 2 * TYPING } + EDIT;
     for i in 0..=n {
         for j in 0..=m {
             let here = cost[i * w + j];
-            if here == u32::MAX {
+            if here == u64::MAX {
                 continue;
             }
-            let mut relax = |ni: usize, nj: usize, c: u32, mv: Move| {
+            let mut relax = |ni: usize, nj: usize, c: u64, mv: Move| {
                 let k = ni * w + nj;
                 if here + c < cost[k] {
                     cost[k] = here + c;
@@ -173,19 +211,25 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
                     relax(i + 1, j + 1, 0, Move::Same);
                 } else if pg[i].key == qg[j].key {
                     relax(i + 1, j + 1, 0, Move::Confusable(1, 1));
+                } else if fold::similar(pg[i].base(), qg[j].base()) {
+                    relax(i + 1, j + 1, RESEMBLES, Move::Substitute);
                 } else {
-                    relax(
-                        i + 1,
-                        j + 1,
-                        half(likely_sub(&pg[i], &qg[j])),
-                        Move::Substitute,
-                    );
+                    let likely = likely_sub(&pg[i], &qg[j]);
+                    relax(i + 1, j + 1, half(likely), Move::Substitute);
                 }
-                if j + 1 < m && pair_reads_as(&qg[j], &qg[j + 1], &pg[i]) {
-                    relax(i + 1, j + 2, 0, Move::Confusable(1, 2));
+                if j + 1 < m {
+                    if pair_reads_as(&qg[j], &qg[j + 1], &pg[i]) {
+                        relax(i + 1, j + 2, 0, Move::Confusable(1, 2));
+                    } else if pair_resembles(&qg[j], &qg[j + 1], &pg[i]) {
+                        relax(i + 1, j + 2, RESEMBLES, Move::Resembles(1, 2));
+                    }
                 }
-                if i + 1 < n && pair_reads_as(&pg[i], &pg[i + 1], &qg[j]) {
-                    relax(i + 2, j + 1, 0, Move::Confusable(2, 1));
+                if i + 1 < n {
+                    if pair_reads_as(&pg[i], &pg[i + 1], &qg[j]) {
+                        relax(i + 2, j + 1, 0, Move::Confusable(2, 1));
+                    } else if pair_resembles(&pg[i], &pg[i + 1], &qg[j]) {
+                        relax(i + 2, j + 1, RESEMBLES, Move::Resembles(2, 1));
+                    }
                 }
                 if i + 1 < n && j + 1 < m && p[i] == q[j + 1] && p[i + 1] == q[j] {
                     relax(i + 2, j + 2, half(true), Move::Transpose);
@@ -210,6 +254,13 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
             Move::Same => (i, j) = (i - 1, j - 1),
             Move::Confusable(a, b) => {
                 steps.push(Step::Confusable {
+                    from: p[i - a..i].iter().collect(),
+                    to: q[j - b..j].iter().collect(),
+                });
+                (i, j) = (i - a, j - b);
+            }
+            Move::Resembles(a, b) => {
+                steps.push(Step::Resembles {
                     from: p[i - a..i].iter().collect(),
                     to: q[j - b..j].iter().collect(),
                 });
@@ -245,8 +296,9 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
     }
     steps.reverse();
     Alignment {
-        edits: (total >> 16) as usize,
-        half_cost: total & (CHANGE - 1),
+        edits: (total % TYPING) as usize,
+        weight: (total / WEIGHT) as u32,
+        half_cost: ((total % WEIGHT) / TYPING) as u32,
         steps,
     }
 }
@@ -291,7 +343,13 @@ mod tests {
     fn changes_are_counted_with_their_likelihood() {
         // tmall is two changes from gmail: g→t (a neighbouring key) and i→l (similar).
         let a = al("gmail", "tmall");
-        assert_eq!((a.edits, a.half_cost), (2, 2));
+        assert_eq!((a.edits, a.weight, a.half_cost), (2, 3, 2));
+        // Two resembling letters weigh as much as one typing slip.
+        let a = al("example", "cxampie");
+        assert_eq!((a.edits, a.weight), (2, 2));
+        let a = al("example", "exannple");
+        assert_eq!((a.edits, a.weight), (1, 1));
+        assert!(matches!(&a.steps[0], Step::Resembles { from, to } if from == "m" && to == "nn"));
         let a = al("state", "starnc");
         assert!(a.edits >= 2);
         let a = al("army", "arny");

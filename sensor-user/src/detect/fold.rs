@@ -53,10 +53,11 @@ pub fn same_glyph(a: char, b: char) -> bool {
     char_key(a) == char_key(b)
 }
 
-/// The key of one character (empty for a lone combining mark).
+/// The key of one character (empty for a lone combining mark). Pairs inside its own
+/// skeleton are merged: it is drawn as one glyph.
 pub fn char_key(c: char) -> Vec<char> {
     let mut out = Vec::with_capacity(2);
-    fold_into(c.encode_utf8(&mut [0; 4]), &mut out, false);
+    fold_into(c.encode_utf8(&mut [0; 4]), &mut out, true);
     out
 }
 
@@ -81,6 +82,20 @@ pub fn similar(a: char, b: char) -> bool {
     .any(|&(x, y)| pair(x, y))
 }
 
+/// Two ASCII letters that resemble one without rendering like it (`nn` for `m`, `lb`
+/// for `b`): a change, but one a reader easily misses.
+pub fn resembles(a: char, b: char) -> Option<char> {
+    Some(match (a, b) {
+        ('n', 'n') | ('r', 'r') => 'm',
+        ('d', 'l') => 'd',
+        ('l', 'b') => 'b',
+        ('l', 'h') | ('i', 'h') => 'h',
+        ('l', 'c') | ('l', 'k') | ('i', 'k') => 'k',
+        ('u', 'u') => 'w',
+        _ => return None,
+    })
+}
+
 /// Two ASCII letters that read as one, for the alignment: `rn` for `m`.
 pub fn reads_as(a: char, b: char) -> Option<char> {
     digraph(a, b)
@@ -95,6 +110,57 @@ pub fn variants(label: &str) -> Vec<Vec<char>> {
         vec![full]
     } else {
         vec![full, plain]
+    }
+}
+
+/// The coarse keys of `label` (with and without pairs merged): the visual key with the
+/// letters that only resemble each other merged too (`m`/`n`/`nn`, `b`/`d`, `c`/`e`,
+/// `i`/`l`...). Only for finding candidates: two labels with one coarse key may still
+/// differ by several resembling letters, which the alignment then counts.
+pub fn coarse_variants(label: &str) -> Vec<Vec<char>> {
+    let mut plain = Vec::with_capacity(label.len());
+    fold_into(label, &mut plain, false);
+    let merge = |pairs: bool| {
+        let mut out = Vec::with_capacity(plain.len());
+        let mut i = 0;
+        while i < plain.len() {
+            let next = plain.get(i + 1).copied();
+            let pair = next.and_then(|b| digraph(plain[i], b).or_else(|| resembles(plain[i], b)));
+            match pair {
+                Some(c) if pairs => {
+                    out.push(coarse(c));
+                    i += 2;
+                }
+                _ => {
+                    out.push(coarse(plain[i]));
+                    i += 1;
+                }
+            }
+        }
+        out
+    };
+    let (full, flat) = (merge(true), merge(false));
+    if full == flat {
+        vec![full]
+    } else {
+        vec![full, flat]
+    }
+}
+
+/// One representative per group of letters that resemble each other.
+fn coarse(c: char) -> char {
+    match c {
+        'm' => 'n',
+        'b' => 'd',
+        'c' => 'e',
+        'q' => 'g',
+        'v' => 'u',
+        'i' | 'j' => 'l',
+        '3' => '8',
+        '9' => '6',
+        '5' => 's',
+        '2' => 'z',
+        c => c,
     }
 }
 

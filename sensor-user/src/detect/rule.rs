@@ -217,6 +217,10 @@ pub fn change_rule(p: &[char], step: &Step) -> (Rule, String) {
             Rule::Homoglyph,
             format!("\"{to}\" stands in for \"{from}\" in \"{ps}\""),
         ),
+        Step::Resembles { ref from, ref to } => (
+            Rule::Homoglyph,
+            format!("\"{to}\", which resembles \"{from}\", replaced it in \"{ps}\""),
+        ),
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::{Best, Change, Engine, Kind, Query, Target, chars, label_of};
 use crate::detect::{
-    align::{Alignment, Step, align, at_end, one_bit},
-    fold::{fold_into, variants},
+    align::{Alignment, Step, align, at_end, likely_insertion, likely_substitution, one_bit},
+    fold::{coarse_variants, fold_into, variants},
     keys::{Prefix, Tag, concat, raw},
     rule::{Rule, label_rule},
 };
@@ -15,27 +15,36 @@ pub(super) const TWO_EDIT_LEN: usize = 8;
 const TWO_EDIT_HALF_COST: u32 = 3;
 /// Labels up to this long only take the single changes that are likely slips.
 const SHORT_LEN: usize = 3;
+/// The visible weight of one change (a resembling letter weighs half).
+const ONE_CHANGE: u32 = 2;
 
-/// Whether an alignment with `label` is within the edit budget for its length.
-fn within_budget(label: &[char], a: &Alignment) -> bool {
-    match a.edits {
-        0 => !a.steps.is_empty(),
-        1 if label.len() > SHORT_LEN => true,
-        // 1-3 letters: every other short label is one arbitrary letter away, so only the
-        // slips people make count: a letter dropped, doubled, swapped or added at the end,
-        // a neighbouring key or a similar glyph, a flipped bit.
-        1 => {
-            a.all_likely()
-                || a.changes().all(|s| match *s {
-                    Step::Delete { .. } | Step::Transpose { .. } => true,
-                    Step::Insert { at, .. } => at_end(label, at),
-                    Step::Substitute { from, to, .. } => one_bit(from, to),
-                    Step::Confusable { .. } => true,
-                })
-        }
-        2 => label.len() >= TWO_EDIT_LEN && a.half_cost <= TWO_EDIT_HALF_COST,
-        _ => false,
+/// A change to a 1-3-letter label that people make by accident: a letter dropped,
+/// doubled, swapped or added at the end, a neighbouring key, a vowel, a resembling
+/// letter, a flipped bit. Every other short label is one arbitrary letter away.
+fn short_slip(label: &[char], s: &Step) -> bool {
+    match *s {
+        Step::Delete { .. } | Step::Transpose { .. } => true,
+        Step::Confusable { .. } | Step::Resembles { .. } => true,
+        Step::Insert { at, ch } => at_end(label, at) || likely_insertion(label, at, ch),
+        Step::Substitute { from, to, .. } => likely_substitution(from, to) || one_bit(from, to),
     }
+}
+
+/// Whether an alignment with `label` is within the budget for its length: one change
+/// (or two resembling letters, weight 2); two changes, one a likely slip, from
+/// [`TWO_EDIT_LEN`] letters; only [`short_slip`]s up to [`SHORT_LEN`] letters.
+fn within_budget(label: &[char], a: &Alignment) -> bool {
+    if a.weight == 0 {
+        return !a.steps.is_empty();
+    }
+    if label.len() <= SHORT_LEN {
+        return a.weight <= ONE_CHANGE && a.changes().all(|s| short_slip(label, s));
+    }
+    a.weight <= ONE_CHANGE
+        || (label.len() >= TWO_EDIT_LEN
+            && a.edits <= 2
+            && a.weight <= 2 * ONE_CHANGE
+            && a.half_cost <= TWO_EDIT_HALF_COST)
 }
 
 /// A change that is a single unlikely addition (a word, a dot, a plural).
@@ -61,10 +70,15 @@ impl Engine {
         let qlabel = q.unicode[r];
         let qchars = chars(qlabel);
         let qkeys = variants(qlabel);
-        let mut seen: Vec<u32> = Vec::new();
         for (i, qkey) in qkeys.iter().enumerate() {
             let pre = Prefix::new(qkey);
-            let n = qkey.len();
+            self.structural_rules(q, r, qkey, i + 1 == qkeys.len(), &pre, best);
+        }
+        // Candidates for the edit rules: coarse keys at most two deletions apart.
+        let mut seen: Vec<u32> = Vec::new();
+        for ckey in coarse_variants(qlabel) {
+            let pre = Prefix::new(&ckey);
+            let n = ckey.len();
             let mut probe = |k: u64| {
                 for &id in self.index.get(k) {
                     if !seen.contains(&id) {
@@ -85,7 +99,6 @@ impl Engine {
                     }
                 }
             }
-            self.structural_rules(q, r, qkey, i + 1 == qkeys.len(), &pre, best);
         }
         for &id in &seen {
             let t = &self.targets[id as usize];

@@ -14,7 +14,7 @@ use super::{
     classification::{Classification, Finding},
     defaults,
     edit::distance,
-    fold::variants,
+    fold::{coarse_variants, variants},
     index::Index,
     keys::{Prefix, Tag, key},
     name::Name,
@@ -236,7 +236,7 @@ impl Engine {
                 self.suffix_targets = true;
                 let labels: Vec<String> = name.ascii.split('.').map(String::from).collect();
                 for k in variants(&labels[0]) {
-                    self.index.add(key(Tag::Label, k), id);
+                    self.index.add(key(Tag::Exact, k), id);
                 }
                 let sc = chars(&name.ascii);
                 let pre = Prefix::new(&sc);
@@ -270,10 +270,12 @@ impl Engine {
             .copied()
             .unwrap_or(&label_ascii);
         let keys = variants(ulabel);
+        for k in coarse_variants(ulabel) {
+            self.index_key(&k, id);
+        }
         let (mut heads, mut tails) = (Vec::new(), Vec::new());
         for k in &keys {
-            self.index_key(k, id);
-            self.index.add(key(Tag::Label, k.iter().copied()), id);
+            self.index.add(key(Tag::Exact, k.iter().copied()), id);
             // Hyphenated names: the parts a dictionary word may replace.
             let dash = |c: &char| *c == '-';
             if let (Some(f), Some(l)) = (k.iter().position(dash), k.iter().rposition(dash)) {
@@ -307,11 +309,10 @@ impl Engine {
         }
     }
 
-    /// Indexes one visual key of a protected label: exact, and its deletion neighbourhood
-    /// (one deletion from 2 letters up, two from [`label::TWO_EDIT_LEN`] up).
+    /// Indexes one coarse key of a protected label: its deletion neighbourhood (one
+    /// deletion from 2 letters up, two from [`label::TWO_EDIT_LEN`] up).
     fn index_key(&mut self, k: &[char], id: u32) {
         let pre = Prefix::new(k);
-        self.index.add(pre.whole(Tag::Exact), id);
         self.index.add(pre.whole(Tag::Deletion), id);
         if k.len() < 2 {
             return;

@@ -23,7 +23,7 @@ impl Engine {
             seen.clear();
             for digraphs in [true, false] {
                 fold_into(q.unicode[i], &mut k, digraphs);
-                for &id in self.index.get(key(Tag::Label, k.iter().copied())) {
+                for &id in self.index.get(key(Tag::Exact, k.iter().copied())) {
                     if !seen.contains(&id) {
                         seen.push(id);
                         self.anchored(q, i, &k, id, best);
