@@ -98,24 +98,46 @@ fn is_vowel(c: char) -> bool {
 }
 
 /// One character of either side with its skeleton.
+/// Longest skeleton of one character kept (longer ones are compared by their start).
+const KEY: usize = 4;
+
 struct Glyph {
     ch: char,
-    key: Vec<char>,
+    key: [char; KEY],
+    len: u8,
 }
 
 impl Glyph {
+    fn new(ch: char) -> Glyph {
+        let mut g = Glyph {
+            ch,
+            key: ['\0'; KEY],
+            len: 0,
+        };
+        if ch.is_ascii() {
+            // The common case, without the skeleton machinery.
+            g.key[0] = fold::char_key_ascii(ch);
+            g.len = 1;
+        } else {
+            for (i, c) in fold::char_key(ch).into_iter().take(KEY).enumerate() {
+                g.key[i] = c;
+                g.len = i as u8 + 1;
+            }
+        }
+        g
+    }
+
     fn of(s: &[char]) -> Vec<Glyph> {
-        s.iter()
-            .map(|&ch| Glyph {
-                ch,
-                key: fold::char_key(ch),
-            })
-            .collect()
+        s.iter().map(|&ch| Glyph::new(ch)).collect()
+    }
+
+    fn key(&self) -> &[char] {
+        &self.key[..self.len as usize]
     }
 
     /// The single ASCII letter this glyph reads as, for keyboard and vowel tests.
     fn base(&self) -> char {
-        match self.key.as_slice() {
+        match self.key() {
             [c] => *c,
             _ => self.ch,
         }
@@ -124,11 +146,11 @@ impl Glyph {
 
 /// Whether the pair `a`, `b` reads as the single glyph `c` (`rn` / `m`, `æ` / `ae`).
 fn pair_reads_as(a: &Glyph, b: &Glyph, c: &Glyph) -> bool {
-    let joined: Vec<char> = a.key.iter().chain(&b.key).copied().collect();
-    if joined == c.key {
+    let (x, y, z) = (a.key(), b.key(), c.key());
+    if x.len() + y.len() == z.len() && z.starts_with(x) && z.ends_with(y) {
         return true;
     }
-    match (a.key.as_slice(), b.key.as_slice(), c.key.as_slice()) {
+    match (x, y, z) {
         ([x], [y], [z]) => fold::reads_as(*x, *y) == Some(*z),
         _ => false,
     }
@@ -147,7 +169,7 @@ fn likely_sub(a: &Glyph, b: &Glyph) -> bool {
 /// Whether replacing `a` by `b` is a likely slip: a neighbouring key, a vowel for a
 /// vowel, a letter that resembles it.
 pub fn likely_substitution(a: char, b: char) -> bool {
-    likely_sub(&Glyph::of(&[a])[0], &Glyph::of(&[b])[0])
+    likely_sub(&Glyph::new(a), &Glyph::new(b))
 }
 
 /// `c` added or dropped between `prev` and `next` of the protected label.
@@ -159,8 +181,12 @@ fn likely_indel(c: char, prev: Option<&Glyph>, next: Option<&Glyph>) -> bool {
 /// Whether inserting `c` before position `at` of `p` is a likely slip (a doubled letter,
 /// a neighbouring key, a hyphen).
 pub fn likely_insertion(p: &[char], at: usize, c: char) -> bool {
-    let g = Glyph::of(p);
-    likely_indel(c, at.checked_sub(1).map(|k| &g[k]), g.get(at))
+    let glyph = |k: usize| p.get(k).map(|&ch| Glyph::new(ch));
+    likely_indel(
+        c,
+        at.checked_sub(1).and_then(glyph).as_ref(),
+        glyph(at).as_ref(),
+    )
 }
 
 /// What the cell came from, for the trace back.
@@ -209,7 +235,7 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
             if i < n && j < m {
                 if p[i] == q[j] {
                     relax(i + 1, j + 1, 0, Move::Same);
-                } else if pg[i].key == qg[j].key {
+                } else if pg[i].key() == qg[j].key() {
                     relax(i + 1, j + 1, 0, Move::Confusable(1, 1));
                 } else if fold::similar(pg[i].base(), qg[j].base()) {
                     relax(i + 1, j + 1, RESEMBLES, Move::Substitute);

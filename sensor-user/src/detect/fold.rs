@@ -61,6 +61,11 @@ pub fn char_key(c: char) -> Vec<char> {
     out
 }
 
+/// The key of one ASCII character.
+pub fn char_key_ascii(c: char) -> char {
+    class(c.to_ascii_lowercase())
+}
+
 /// Two ASCII letters or digits that resemble each other without being the same glyph:
 /// a likely misreading, cheaper than an unrelated substitution but still a change.
 pub fn similar(a: char, b: char) -> bool {

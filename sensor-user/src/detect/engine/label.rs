@@ -4,6 +4,7 @@
 use super::{Best, Change, Engine, Kind, Query, Target, chars, label_of};
 use crate::detect::{
     align::{Alignment, Step, align, at_end, likely_insertion, likely_substitution, one_bit},
+    edit::distance,
     fold::{coarse_variants, fold_into, variants},
     keys::{Prefix, Tag, concat, raw},
     rule::{Rule, label_rule},
@@ -76,8 +77,9 @@ impl Engine {
         }
         // Candidates for the edit rules: coarse keys at most two deletions apart.
         let mut seen: Vec<u32> = Vec::new();
-        for ckey in coarse_variants(qlabel) {
-            let pre = Prefix::new(&ckey);
+        let qcoarse = coarse_variants(qlabel);
+        for ckey in &qcoarse {
+            let pre = Prefix::new(ckey);
             let n = ckey.len();
             let mut probe = |k: u64| {
                 for &id in self.index.get(k) {
@@ -102,7 +104,7 @@ impl Engine {
         }
         for &id in &seen {
             let t = &self.targets[id as usize];
-            if let Some(c) = self.edit_match(t, q, &qchars) {
+            if let Some(c) = self.edit_match(t, q, &qchars, &qcoarse) {
                 self.keep(best, t, c, q, r, label_len(t));
             }
         }
@@ -273,17 +275,38 @@ impl Engine {
         }
     }
 
-    /// Whether label `qchars` is an edit or a look-alike of `t`, within the budget.
-    fn edit_match(&self, t: &Target, q: &Query, qchars: &[char]) -> Option<Change> {
-        let Kind::Domain { label, suffix, .. } = &t.kind else {
+    /// Whether label `qchars` (coarse keys `qcoarse`) is an edit or a look-alike of `t`,
+    /// within the budget.
+    fn edit_match(
+        &self,
+        t: &Target,
+        q: &Query,
+        qchars: &[char],
+        qcoarse: &[Vec<char>],
+    ) -> Option<Change> {
+        let Kind::Domain {
+            label,
+            suffix,
+            coarse,
+            ..
+        } = &t.kind
+        else {
             return None;
         };
         if suffix != q.suffix || label[..] == *qchars {
             return None;
         }
-        // Most candidates from the deletion index are far off: cheap length test first
-        // (a digraph such as `rn` adds one letter per stand-in, hence the slack).
+        // Most candidates from the deletion index are far off: cheap tests first. Resembling
+        // letters are equal in the coarse keys, so each real change moves them by at most
+        // one: a short label within budget is at most one coarse edit away, a long one two.
         if label.len().abs_diff(qchars.len()) > 3 {
+            return None;
+        }
+        let most = if label.len() >= TWO_EDIT_LEN { 2 } else { 1 };
+        let near = coarse
+            .iter()
+            .any(|k| qcoarse.iter().any(|qk| distance(k, qk) <= most));
+        if !near {
             return None;
         }
         let a = align(label, qchars);

@@ -32,6 +32,8 @@ enum Kind {
         label_ascii: String,
         /// Visual keys: with digraphs merged, and without when that differs.
         keys: Vec<Vec<char>>,
+        /// Coarse keys (resembling letters merged too), what candidates are found by.
+        coarse: Vec<Vec<char>>,
         suffix: String,
         dot_dropped: Vec<Vec<char>>,
         heads: Vec<Vec<char>>,
@@ -270,8 +272,9 @@ impl Engine {
             .copied()
             .unwrap_or(&label_ascii);
         let keys = variants(ulabel);
-        for k in coarse_variants(ulabel) {
-            self.index_key(&k, id);
+        let coarse = coarse_variants(ulabel);
+        for k in &coarse {
+            self.index_key(k, id);
         }
         let (mut heads, mut tails) = (Vec::new(), Vec::new());
         for k in &keys {
@@ -302,6 +305,7 @@ impl Engine {
             label: chars(ulabel),
             label_ascii,
             keys,
+            coarse,
             suffix,
             dot_dropped,
             heads,
