@@ -156,11 +156,6 @@ fn pair_reads_as(a: &Glyph, b: &Glyph, c: &Glyph) -> bool {
     }
 }
 
-/// Whether the pair `a`, `b` resembles the single glyph `c` without rendering like it.
-fn pair_resembles(a: &Glyph, b: &Glyph, c: &Glyph) -> bool {
-    fold::resembles(a.base(), b.base()) == Some(c.base())
-}
-
 fn likely_sub(a: &Glyph, b: &Glyph) -> bool {
     let (x, y) = (a.base(), b.base());
     keyboard::adjacent(x, y) || (is_vowel(x) && is_vowel(y)) || fold::similar(x, y)
@@ -189,6 +184,58 @@ pub fn likely_insertion(p: &[char], at: usize, c: char) -> bool {
     )
 }
 
+/// For each adjacent pair of one side: the ASCII letter it reads as (`rn`: `m`) or
+/// resembles (`nn`: `m`), and whether any glyph there has a longer skeleton.
+struct Pairs {
+    reads: Vec<Option<char>>,
+    resembles: Vec<Option<char>>,
+    multi: bool,
+}
+
+impl Pairs {
+    fn of(g: &[Glyph]) -> Pairs {
+        let single = |k: usize| match g[k].key() {
+            [c] => Some(*c),
+            _ => None,
+        };
+        let n = g.len().saturating_sub(1);
+        let (mut reads, mut resembles) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for k in 0..n {
+            let (a, b) = (single(k), single(k + 1));
+            let both = a.zip(b);
+            reads.push(both.and_then(|(a, b)| fold::reads_as(a, b)));
+            resembles.push(both.and_then(|(a, b)| fold::resembles(a, b)));
+        }
+        Pairs {
+            reads,
+            resembles,
+            multi: g.iter().any(|x| x.len != 1),
+        }
+    }
+
+    /// Whether the pair at `k` of `side` renders like the glyph `c` (`Some(true)`),
+    /// only resembles it (`Some(false)`), or neither.
+    fn against(&self, k: usize, side: &[Glyph], c: &Glyph) -> Option<bool> {
+        if k + 1 >= side.len() {
+            return None;
+        }
+        let base = match c.key() {
+            [x] => Some(*x),
+            _ => None,
+        };
+        if base.is_some() && self.reads[k] == base {
+            return Some(true);
+        }
+        if self.multi && pair_reads_as(&side[k], &side[k + 1], c) {
+            return Some(true);
+        }
+        if base.is_some() && self.resembles[k] == base {
+            return Some(false);
+        }
+        None
+    }
+}
+
 /// What the cell came from, for the trace back.
 #[derive(Clone, Copy)]
 enum Move {
@@ -213,14 +260,19 @@ const RESEMBLES: u64 = WEIGHT + TYPING + EDIT;
 pub fn align(p: &[char], q: &[char]) -> Alignment {
     let (pg, qg) = (Glyph::of(p), Glyph::of(q));
     let (n, m) = (p.len(), q.len());
+    // What each adjacent pair of either side reads as or resembles, computed once.
+    let (p_pairs, q_pairs) = (Pairs::of(&pg), Pairs::of(&qg));
     let w = m + 1;
     let mut cost = vec![u64::MAX; (n + 1) * w];
     let mut from = vec![Move::Start; (n + 1) * w];
     cost[0] = 0;
     // Any change that is not a resembling letter: weight 2, typing 1 or 2.
     let half = |likely: bool| 2 * WEIGHT + if likely { TYPING } else { 2 * TYPING } + EDIT;
+    // Paths that stray far from the diagonal cost more changes than any budget allows
+    // (pairs read as one glyph move it by one each, hence the margin).
+    let band = n.abs_diff(m) + 4;
     for i in 0..=n {
-        for j in 0..=m {
+        for j in i.saturating_sub(band)..=m.min(i + band) {
             let here = cost[i * w + j];
             if here == u64::MAX {
                 continue;
@@ -243,19 +295,15 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
                     let likely = likely_sub(&pg[i], &qg[j]);
                     relax(i + 1, j + 1, half(likely), Move::Substitute);
                 }
-                if j + 1 < m {
-                    if pair_reads_as(&qg[j], &qg[j + 1], &pg[i]) {
-                        relax(i + 1, j + 2, 0, Move::Confusable(1, 2));
-                    } else if pair_resembles(&qg[j], &qg[j + 1], &pg[i]) {
-                        relax(i + 1, j + 2, RESEMBLES, Move::Resembles(1, 2));
-                    }
+                match q_pairs.against(j, &qg, &pg[i]) {
+                    Some(true) => relax(i + 1, j + 2, 0, Move::Confusable(1, 2)),
+                    Some(false) => relax(i + 1, j + 2, RESEMBLES, Move::Resembles(1, 2)),
+                    None => {}
                 }
-                if i + 1 < n {
-                    if pair_reads_as(&pg[i], &pg[i + 1], &qg[j]) {
-                        relax(i + 2, j + 1, 0, Move::Confusable(2, 1));
-                    } else if pair_resembles(&pg[i], &pg[i + 1], &qg[j]) {
-                        relax(i + 2, j + 1, RESEMBLES, Move::Resembles(2, 1));
-                    }
+                match p_pairs.against(i, &pg, &qg[j]) {
+                    Some(true) => relax(i + 2, j + 1, 0, Move::Confusable(2, 1)),
+                    Some(false) => relax(i + 2, j + 1, RESEMBLES, Move::Resembles(2, 1)),
+                    None => {}
                 }
                 if i + 1 < n && j + 1 < m && p[i] == q[j + 1] && p[i + 1] == q[j] {
                     relax(i + 2, j + 2, half(true), Move::Transpose);

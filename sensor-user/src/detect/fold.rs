@@ -108,9 +108,13 @@ pub fn reads_as(a: char, b: char) -> Option<char> {
 
 /// The keys of `label` with and without digraphs merged (one if they are the same).
 pub fn variants(label: &str) -> Vec<Vec<char>> {
-    let full = fold(label);
     let mut plain = Vec::with_capacity(label.len());
     fold_into(label, &mut plain, false);
+    // Merging pairs changes nothing unless the plain key holds one (the common case).
+    if !plain.windows(2).any(|w| digraph(w[0], w[1]).is_some()) {
+        return vec![plain];
+    }
+    let full = fold(label);
     if plain == full {
         vec![full]
     } else {
@@ -125,31 +129,32 @@ pub fn variants(label: &str) -> Vec<Vec<char>> {
 pub fn coarse_variants(label: &str) -> Vec<Vec<char>> {
     let mut plain = Vec::with_capacity(label.len());
     fold_into(label, &mut plain, false);
-    let merge = |pairs: bool| {
-        let mut out = Vec::with_capacity(plain.len());
-        let mut i = 0;
-        while i < plain.len() {
-            let next = plain.get(i + 1).copied();
-            let pair = next.and_then(|b| digraph(plain[i], b).or_else(|| resembles(plain[i], b)));
-            match pair {
-                Some(c) if pairs => {
-                    out.push(coarse(c));
-                    i += 2;
-                }
-                _ => {
-                    out.push(coarse(plain[i]));
-                    i += 1;
-                }
+    let pair = |i: usize| {
+        let b = *plain.get(i + 1)?;
+        digraph(plain[i], b).or_else(|| resembles(plain[i], b))
+    };
+    if !(0..plain.len()).any(|i| pair(i).is_some()) {
+        for c in &mut plain {
+            *c = coarse(*c);
+        }
+        return vec![plain];
+    }
+    let mut full = Vec::with_capacity(plain.len());
+    let mut i = 0;
+    while i < plain.len() {
+        match pair(i) {
+            Some(c) => {
+                full.push(coarse(c));
+                i += 2;
+            }
+            None => {
+                full.push(coarse(plain[i]));
+                i += 1;
             }
         }
-        out
-    };
-    let (full, flat) = (merge(true), merge(false));
-    if full == flat {
-        vec![full]
-    } else {
-        vec![full, flat]
     }
+    let flat = plain.iter().map(|&c| coarse(c)).collect();
+    vec![full, flat]
 }
 
 /// One representative per group of letters that resemble each other.

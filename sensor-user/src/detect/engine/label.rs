@@ -69,7 +69,6 @@ impl Engine {
     /// Typos, look-alikes, dot insertion, plurals and added words in the registrable label.
     pub(super) fn label_rules(&self, q: &Query, r: usize, best: &mut Best) {
         let qlabel = q.unicode[r];
-        let qchars = chars(qlabel);
         let qkeys = variants(qlabel);
         for (i, qkey) in qkeys.iter().enumerate() {
             let pre = Prefix::new(qkey);
@@ -102,6 +101,10 @@ impl Engine {
                 }
             }
         }
+        if seen.is_empty() {
+            return;
+        }
+        let qchars = chars(qlabel);
         for &id in &seen {
             let t = &self.targets[id as usize];
             if let Some(c) = self.edit_match(t, q, &qchars, &qcoarse) {

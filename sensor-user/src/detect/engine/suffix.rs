@@ -7,7 +7,7 @@ use super::{Best, Change, Engine, Kind, Query, chars};
 use crate::detect::{
     align::align,
     edit::distance,
-    fold::fold_into,
+    fold::{fold_into, reads_as},
     keys::{Prefix, Tag, key},
     rule::{Rule, confusables, suffix_phrase},
     score::FULL_LEN,
@@ -21,7 +21,11 @@ impl Engine {
         let mut seen: Vec<u32> = Vec::new();
         for i in 0..n.saturating_sub(1) {
             seen.clear();
-            for digraphs in [true, false] {
+            for digraphs in [false, true] {
+                // The merged key differs only when the label holds a pair like `rn`.
+                if digraphs && !k.windows(2).any(|w| reads_as(w[0], w[1]).is_some()) {
+                    break;
+                }
                 fold_into(q.unicode[i], &mut k, digraphs);
                 for &id in self.index.get(key(Tag::Exact, k.iter().copied())) {
                     if !seen.contains(&id) {
