@@ -1,64 +1,4 @@
-//! The edit distance between labels and the single edit that turns one into the other.
-
-/// One character-level change from the protected string to the seen one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Edit {
-    /// `ch` at `at` was left out.
-    Delete {
-        /// Position in the protected string.
-        at: usize,
-        /// The missing character.
-        ch: char,
-    },
-    /// `ch` was added before position `at`.
-    Insert {
-        /// Position in the protected string.
-        at: usize,
-        /// The extra character.
-        ch: char,
-    },
-    /// `from` at `at` became `to`.
-    Substitute {
-        /// Position in the protected string.
-        at: usize,
-        /// The protected character.
-        from: char,
-        /// What replaced it.
-        to: char,
-    },
-    /// The characters at `at` and `at + 1` swapped places.
-    Transpose {
-        /// Position in the protected string.
-        at: usize,
-    },
-}
-
-/// The one edit that turns `p` into `q`, if they are exactly one edit apart.
-pub fn single_edit(p: &[char], q: &[char]) -> Option<Edit> {
-    let k = p.iter().zip(q).take_while(|(a, b)| a == b).count();
-    match q.len() as isize - p.len() as isize {
-        -1 if q[k..] == p[k + 1..] => Some(Edit::Delete { at: k, ch: p[k] }),
-        1 if q[k + 1..] == p[k..] => Some(Edit::Insert { at: k, ch: q[k] }),
-        0 if k < p.len() => {
-            if q[k + 1..] == p[k + 1..] {
-                Some(Edit::Substitute {
-                    at: k,
-                    from: p[k],
-                    to: q[k],
-                })
-            } else if k + 1 < p.len()
-                && q[k] == p[k + 1]
-                && q[k + 1] == p[k]
-                && q[k + 2..] == p[k + 2..]
-            {
-                Some(Edit::Transpose { at: k })
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
+//! The edit distance between labels (the unit-cost optimal string alignment).
 
 /// Optimal-string-alignment distance (Damerau-Levenshtein without overlapping edits).
 pub fn distance(a: &[char], b: &[char]) -> usize {
@@ -100,34 +40,6 @@ mod tests {
 
     fn c(s: &str) -> Vec<char> {
         s.chars().collect()
-    }
-
-    #[test]
-    fn single_edits_are_identified() {
-        let p = c("army");
-        assert_eq!(
-            single_edit(&p, &c("amy")),
-            Some(Edit::Delete { at: 1, ch: 'r' })
-        );
-        assert_eq!(
-            single_edit(&p, &c("arrmy")),
-            Some(Edit::Insert { at: 2, ch: 'r' })
-        );
-        assert_eq!(
-            single_edit(&p, &c("armys")),
-            Some(Edit::Insert { at: 4, ch: 's' })
-        );
-        assert_eq!(
-            single_edit(&p, &c("arny")),
-            Some(Edit::Substitute {
-                at: 2,
-                from: 'm',
-                to: 'n'
-            })
-        );
-        assert_eq!(single_edit(&p, &c("amry")), Some(Edit::Transpose { at: 1 }));
-        assert_eq!(single_edit(&p, &c("navy")), None);
-        assert_eq!(single_edit(&p, &c("army")), None);
     }
 
     #[test]

@@ -3,8 +3,7 @@
 use unicode_security::MixedScript as _;
 
 use super::{
-    align::{Alignment, Step, at_end, one_bit},
-    edit::{Edit, single_edit},
+    align::{Alignment, Step, align, at_end, one_bit},
     fold, keyboard,
 };
 
@@ -301,16 +300,22 @@ pub fn label_rule(p: &[char], q: &str, a: &Alignment) -> (Rule, String) {
 pub fn suffix_phrase(p: &[char], q: &[char]) -> String {
     let ps: String = p.iter().collect();
     let qs: String = q.iter().collect();
-    match single_edit(p, q) {
-        Some(Edit::Delete { ch, .. }) => format!("the suffix \"{ps}\" lost its \"{ch}\""),
-        Some(Edit::Insert { ch, .. }) => format!("the suffix \"{ps}\" gained a \"{ch}\""),
-        Some(Edit::Substitute { from, to, .. }) => {
+    let a = align(p, q);
+    let changes: Vec<&Step> = a.steps.iter().collect();
+    match changes.as_slice() {
+        [Step::Delete { ch, .. }] => format!("the suffix \"{ps}\" lost its \"{ch}\""),
+        [Step::Insert { ch, .. }] => format!("the suffix \"{ps}\" gained a \"{ch}\""),
+        [Step::Substitute { from, to, .. }] => {
             format!("the suffix \"{ps}\" has \"{to}\" where \"{from}\" belongs")
         }
-        Some(Edit::Transpose { at }) => {
-            format!("the suffix \"{ps}\" has \"{}{}\" swapped", p[at], p[at + 1])
+        [Step::Transpose { at }] => {
+            format!(
+                "the suffix \"{ps}\" has \"{}{}\" swapped",
+                p[*at],
+                p[*at + 1]
+            )
         }
-        None => format!("the suffix \"{ps}\" became \"{qs}\""),
+        _ => format!("the suffix \"{ps}\" became \"{qs}\""),
     }
 }
 
@@ -377,6 +382,14 @@ mod tests {
         assert_eq!(
             suffix_phrase(&c("mil"), &c("mill")),
             "the suffix \"mil\" gained a \"l\""
+        );
+        assert_eq!(
+            suffix_phrase(&c("gov.uk"), &c("gov.pk")),
+            "the suffix \"gov.uk\" has \"p\" where \"u\" belongs"
+        );
+        assert_eq!(
+            suffix_phrase(&c("mil"), &c("mli")),
+            "the suffix \"mil\" has \"il\" swapped"
         );
     }
 }
