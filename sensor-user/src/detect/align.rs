@@ -258,6 +258,18 @@ const RESEMBLES: u64 = WEIGHT + TYPING + EDIT;
 
 /// Aligns protected label `p` with seen label `q` (both as characters, lower case).
 pub fn align(p: &[char], q: &[char]) -> Alignment {
+    let (cost, from) = fill(p, q);
+    let total = cost[p.len() * (q.len() + 1) + q.len()];
+    Alignment {
+        edits: (total % TYPING) as usize,
+        weight: (total / WEIGHT) as u32,
+        half_cost: ((total % WEIGHT) / TYPING) as u32,
+        steps: trace(p, q, &from),
+    }
+}
+
+/// The cost grid (row `i` for `p[..i]`, column `j` for `q[..j]`) and each cell's move.
+fn fill(p: &[char], q: &[char]) -> (Vec<u64>, Vec<Move>) {
     let (pg, qg) = (Glyph::of(p), Glyph::of(q));
     let (n, m) = (p.len(), q.len());
     // What each adjacent pair of either side reads as or resembles, computed once.
@@ -319,24 +331,30 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
             }
         }
     }
-    let total = cost[n * w + m];
+    (cost, from)
+}
+
+/// The steps of the cheapest alignment, read back from the moves.
+fn trace(p: &[char], q: &[char], from: &[Move]) -> Vec<Step> {
+    let w = q.len() + 1;
     let mut steps = Vec::new();
-    let (mut i, mut j) = (n, m);
+    let (mut i, mut j) = (p.len(), q.len());
+    let text = |s: &[char]| s.iter().collect::<String>();
     while i > 0 || j > 0 {
         match from[i * w + j] {
             Move::Start => break,
             Move::Same => (i, j) = (i - 1, j - 1),
             Move::Confusable(a, b) => {
                 steps.push(Step::Confusable {
-                    from: p[i - a..i].iter().collect(),
-                    to: q[j - b..j].iter().collect(),
+                    from: text(&p[i - a..i]),
+                    to: text(&q[j - b..j]),
                 });
                 (i, j) = (i - a, j - b);
             }
             Move::Resembles(a, b) => {
                 steps.push(Step::Resembles {
-                    from: p[i - a..i].iter().collect(),
-                    to: q[j - b..j].iter().collect(),
+                    from: text(&p[i - a..i]),
+                    to: text(&q[j - b..j]),
                 });
                 (i, j) = (i - a, j - b);
             }
@@ -369,12 +387,7 @@ pub fn align(p: &[char], q: &[char]) -> Alignment {
         }
     }
     steps.reverse();
-    Alignment {
-        edits: (total % TYPING) as usize,
-        weight: (total / WEIGHT) as u32,
-        half_cost: ((total % WEIGHT) / TYPING) as u32,
-        steps,
-    }
+    steps
 }
 
 /// Whether position `at` of protected label `p` is the end of the label or of one of its
