@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use super::args::CheckArgs;
 use crate::{
     config::{ConfigSource, Domain, FullEntry, Overrides, ProtectItem},
-    detect::{Action, Engine, Name, Report, Verdict},
+    detect::{Action, Classification, Engine, Name, Report},
 };
 
 /// `ENTRY[=alert|block]` from `--protect`.
@@ -29,6 +29,8 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
     Ok(ProtectItem::Full(FullEntry {
         entry: Domain(entry),
         action,
+        also: Vec::new(),
+        block_restricted: false,
     }))
 }
 
@@ -37,13 +39,7 @@ fn engine(args: &CheckArgs) -> anyhow::Result<Engine> {
     let protect = args
         .protect
         .iter()
-        .map(|p| {
-            let (entry, action) = split_protect(p)?;
-            Ok(ProtectItem::Full(FullEntry {
-                entry: Domain(entry),
-                action,
-            }))
-        })
+        .map(|p| protect_entry(p))
         .collect::<anyhow::Result<_>>()?;
     let source = ConfigSource {
         explicit: args.config.clone(),
@@ -112,7 +108,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
 fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io::Result<()> {
     let verdict = engine.classify(raw);
     let domain = match &verdict {
-        Verdict::Invalid(_) => raw.to_string(),
+        Classification::Invalid(_) => raw.to_string(),
         _ => crate::detect::Name::parse(raw)
             .map(|n| n.ascii)
             .unwrap_or_else(|_| raw.to_string()),

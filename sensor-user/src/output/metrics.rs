@@ -95,6 +95,9 @@ metrics! {
     smtp_connects: IntCounterVec = counter_vec("smtp_connects_total", "Outbound SMTP connects, by port, family and kernel verdict.", &["port", "family", "verdict"]);
     /// Deliveries headed for a lookalike, by protected target, rule and action.
     detections: IntCounterVec = counter_vec("detections_total", "Deliveries headed for a lookalike, by protected target, rule and action.", &["target", "rule", "action"]);
+    /// Lookalikes in restricted registries (reported, not typosquats), by target, registry
+    /// kind and where seen (lookup|delivery|went_live).
+    restricted_lookalikes: IntCounterVec = counter_vec("restricted_lookalikes_total", "Lookalikes of protected entries under restricted registries (reported at info), by target, registry kind and where seen.", &["target", "registry", "seen"]);
     /// Refusals, by kind (connect|dns_answer).
     blocked: IntCounterVec = counter_vec("blocked_total", "Deliveries refused, by kind (connect or dns_answer).", &["kind"]);
     /// SMTP connects to an address with no DNS history.

@@ -109,6 +109,17 @@ pub struct Lookalike {
     pub action: &'static str,
     /// Confidence in [0, 1].
     pub score: f32,
+    /// `restricted` when the name lies under a registry only vetted bodies can register
+    /// in (a `lookalike`, not a `typosquat`: reported at info, blocked only if the entry
+    /// says `block_restricted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<&'static str>,
+    /// That registry's suffix, e.g. `mil.kr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_suffix: Option<String>,
+    /// Who may register there (military, government, education…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_kind: Option<&'static str>,
 }
 
 impl Lookalike {
@@ -121,6 +132,24 @@ impl Lookalike {
             explanation: f.explanation.clone(),
             action: f.action.name(),
             score: (f.score * 100.0).round() / 100.0,
+            registry: f.registry.as_ref().map(|_| "restricted"),
+            registry_suffix: f.registry.as_ref().map(|r| r.suffix.clone()),
+            registry_kind: f.registry.as_ref().map(|r| r.kind.name()),
+        }
+    }
+
+    /// A lookalike in a restricted registry (not a typosquat).
+    pub fn restricted(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// Info for a restricted-registry lookalike, else `typosquat` (a delivery is a
+    /// warning, a name going live critical).
+    pub fn severity(&self, typosquat: Severity) -> Severity {
+        if self.restricted() {
+            Severity::Info
+        } else {
+            typosquat
         }
     }
 }

@@ -28,7 +28,7 @@ use self::{ledger::BlockLedger, routes::Routes, tracking::Tracker, who::Who};
 use super::{enforcer::Enforcer, pending::Pending, sink::Sink};
 use crate::{
     config::{Config, Loaded},
-    detect::{Action, Engine, Finding, Policy, Verdict as Classification},
+    detect::{Action, Classification, Engine, Finding, Policy},
     dns::{self, registrable},
     kernel::maps::Mode,
     output::{Event, Metrics, clock::since_kernel},
@@ -270,7 +270,7 @@ impl<E: Enforcer> Pipeline<E> {
 
 fn lookalike(engine: &Engine, name: &str) -> Option<Finding> {
     match engine.classify(name) {
-        Classification::Typosquat(f) => Some(f),
+        Classification::Typosquat(f) | Classification::Lookalike(f) => Some(f),
         _ => None,
     }
 }
