@@ -2,7 +2,7 @@
 
 mod agent;
 mod error;
-mod learn;
+mod learning;
 mod policy;
 mod source;
 
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSection, AlertmanagerSection, CacheSection, EventsSection, MetricsSection};
 pub use error::ConfigError;
-pub use learn::LearnSection;
+pub use learning::LearnSection;
 pub use policy::{Domain, FullEntry, PolicySection, ProtectItem};
 use serde::Deserialize;
 pub use source::{ConfigFile, ConfigSource, Loaded, Overrides};
