@@ -77,6 +77,12 @@ impl Agent {
         Self::start_with(&agent_bin()?, pin_dir, args, false)
     }
 
+    /// [`Agent::start_as`] without raw kernel records in the log (under a flood of
+    /// connects, where printing every one would be most of the agent's work).
+    pub fn start_quiet_as(program: &Path, pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(program, pin_dir, args, false)
+    }
+
     fn start_with(
         program: &Path,
         pin_dir: &Path,
