@@ -334,6 +334,41 @@ mod tests {
         }
     }
 
+    /// FNV-1a over every pinned map's name, type, key and value size (not its capacity,
+    /// which needs no new layout) and the ring records' sizes.
+    fn contract_fingerprint() -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        };
+        for m in MAPS.iter().filter(|m| m.pinned) {
+            eat(m.name.as_bytes());
+            for v in [m.kind.bpf_type(), m.key_size, m.value_size] {
+                eat(&v.to_le_bytes());
+            }
+        }
+        for size in [
+            size_of::<sensor_common::ConnectEvent>(),
+            size_of::<sensor_common::DnsEvent>(),
+        ] {
+            eat(&size.to_le_bytes());
+        }
+        h
+    }
+
+    #[test]
+    fn the_layout_version_follows_the_contract() {
+        // When this fails, what the pinned maps hold changed: bump LAYOUT_VERSION, register
+        // a converter for each map whose entries changed (kernel/migrate.rs; see
+        // docs/architecture.md, "a map layout change"), then record the new pair here.
+        assert_eq!(
+            (LAYOUT_VERSION, format!("{:016x}", contract_fingerprint())),
+            (1, "617cbd633f7a4d7b".to_string())
+        );
+    }
+
     #[test]
     fn marker_text_round_trips() {
         let m = Marker::this_build(&V4_FROM_1);

@@ -123,7 +123,19 @@ pub fn carry(
     Ok((copied, dropped))
 }
 
-/// One entry of `old` as `new` holds it; per-CPU values are converted slot by slot.
+/// How values are laid out in the old and the new map.
+struct Sides {
+    /// One value per possible CPU, each in an 8-byte-aligned slot.
+    per_cpu: bool,
+    /// Value size of the old map (one CPU's).
+    old_size: usize,
+    /// Value size of the new map (one CPU's).
+    new_size: usize,
+    /// Bytes of one value of the new map (all CPUs' slots).
+    new_len: usize,
+}
+
+/// One entry of `old` as `new` holds it.
 fn entry(
     old: &RawMap,
     new: &RawMap,
@@ -136,6 +148,23 @@ fn entry(
         Conversion::Convert(chain) => chain.as_slice(),
         _ => &[],
     };
+    let sides = Sides {
+        per_cpu: old.per_cpu(),
+        old_size: old.info.value_size as usize,
+        new_size: new.info.value_size as usize,
+        new_len: new.value_len(),
+    };
+    convert_entry(chain, ctx, &sides, key, value)
+}
+
+/// Runs `chain` over one entry; per-CPU values slot by slot (the key from the first).
+fn convert_entry(
+    chain: &[&Converter],
+    ctx: &Ctx,
+    sides: &Sides,
+    key: &[u8],
+    value: &[u8],
+) -> Option<(Vec<u8>, Vec<u8>)> {
     let one = |v: &[u8]| {
         chain
             .iter()
@@ -143,23 +172,20 @@ fn entry(
                 (c.convert)(ctx, &k, &v)
             })
     };
-    if !old.per_cpu() {
+    if !sides.per_cpu {
         return one(value);
     }
-    let (old_stride, new_size) = (
-        (old.info.value_size as usize).next_multiple_of(8),
-        new.info.value_size as usize,
-    );
-    let new_stride = new_size.next_multiple_of(8);
+    let old_stride = sides.old_size.next_multiple_of(8);
+    let new_stride = sides.new_size.next_multiple_of(8);
     let mut out_key = None;
-    let mut out = Vec::with_capacity(new.value_len());
+    let mut out = Vec::with_capacity(sides.new_len);
     for slot in value.chunks(old_stride) {
-        let (k, mut v) = one(&slot[..old.info.value_size as usize])?;
+        let (k, mut v) = one(slot.get(..sides.old_size)?)?;
         v.resize(new_stride, 0);
         out.extend_from_slice(&v);
         out_key.get_or_insert(k);
     }
-    out.resize(new.value_len(), 0);
+    out.resize(sides.new_len, 0);
     Some((out_key?, out))
 }
 
@@ -182,6 +208,75 @@ pub fn unread_records(path: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Layout 1 to 2 of a made-up map: a u32 of flags becomes flags and an expiry (u64).
+    fn widen(ctx: &Ctx, k: &[u8], v: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let flags: [u8; 4] = v.try_into().ok()?;
+        let mut out = flags.to_vec();
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(ctx.now_ns + 60_000_000_000).to_le_bytes());
+        Some((k.to_vec(), out))
+    }
+
+    /// Layout 2 to 3: entries without flags are dropped.
+    fn drop_unflagged(_: &Ctx, k: &[u8], v: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        (v.first() != Some(&0)).then(|| (k.to_vec(), v.to_vec()))
+    }
+
+    static CHAIN: [Converter; 2] = [
+        Converter {
+            map: "X",
+            from: 1,
+            convert: widen,
+        },
+        Converter {
+            map: "X",
+            from: 2,
+            convert: drop_unflagged,
+        },
+    ];
+
+    #[test]
+    fn a_chain_converts_an_entry_through_each_layout_in_turn() {
+        let chain: Vec<&Converter> = CHAIN.iter().collect();
+        let ctx = Ctx { now_ns: 1_000 };
+        let sides = Sides {
+            per_cpu: false,
+            old_size: 4,
+            new_size: 16,
+            new_len: 16,
+        };
+        let (k, v) = convert_entry(&chain, &ctx, &sides, b"key1", &[3, 0, 0, 0]).unwrap();
+        assert_eq!(k, b"key1");
+        assert_eq!(&v[..4], &[3, 0, 0, 0]);
+        assert_eq!(
+            u64::from_le_bytes(v[8..].try_into().unwrap()),
+            60_000_001_000
+        );
+        assert_eq!(convert_entry(&chain, &ctx, &sides, b"key2", &[0; 4]), None);
+        // A value of the wrong size for the first step is dropped, not misread.
+        assert_eq!(convert_entry(&chain, &ctx, &sides, b"key3", &[1; 8]), None);
+        // No chain: as it is.
+        let same = convert_entry(&[], &ctx, &sides, b"k", &[9, 9, 9, 9]);
+        assert_eq!(same, Some((b"k".to_vec(), vec![9, 9, 9, 9])));
+    }
+
+    #[test]
+    fn per_cpu_values_are_converted_slot_by_slot() {
+        let chain = [&CHAIN[0]];
+        let ctx = Ctx { now_ns: 0 };
+        // Two CPUs, 4-byte values in 8-byte slots, to 16-byte values.
+        let sides = Sides {
+            per_cpu: true,
+            old_size: 4,
+            new_size: 16,
+            new_len: 32,
+        };
+        let old = [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0];
+        let (_, v) = convert_entry(&chain, &ctx, &sides, &[0; 4], &old).unwrap();
+        assert_eq!(v.len(), 32);
+        assert_eq!((v[0], v[16]), (1, 2));
+    }
 
     #[test]
     fn no_two_converters_for_one_step_and_all_name_a_pinned_map() {

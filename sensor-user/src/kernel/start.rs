@@ -129,8 +129,12 @@ pub(super) fn start(t: &Target<'_>) -> Result<(Ebpf, StartReport, CallerReads), 
         return Err(e);
     }
     for (prog, state) in &programs {
-        if *state == ProgState::Adopted {
-            loader::unload(&mut ebpf, *prog)?;
+        // This build's copy of a kept program is not needed; failing to unload it early
+        // only costs memory until the agent exits.
+        if *state == ProgState::Adopted
+            && let Err(e) = loader::unload(&mut ebpf, *prog)
+        {
+            log::warn!("{e}");
         }
     }
     let connect = programs.iter().find(|(p, _)| *p == Prog::Connect4);
