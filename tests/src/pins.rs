@@ -202,17 +202,22 @@ pub fn run_to_exit(bin: &Path, args: &[&str], timeout: Duration) -> anyhow::Resu
 /// `target/upgrade-variant/mxsentry`, which `cargo xtask test` builds (the agent with
 /// `--features upgrade-variant`: other connect programs, another map capacity).
 pub fn variant_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("MXSENTRY_VARIANT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/upgrade-variant/mxsentry");
-    if !p.exists() {
-        bail!(
-            "{} missing: `cargo xtask test` builds it (by hand: cargo build --release -p \
-             sensor-user --features upgrade-variant, copy target/release/mxsentry there, then \
-             cargo build --release -p sensor-user again)",
-            p.display()
-        );
-    }
-    Ok(p)
+    crate::agent::built(
+        "MXSENTRY_VARIANT_BIN",
+        "upgrade-variant/mxsentry",
+        "`cargo xtask test` builds it (by hand: cargo build --release -p sensor-user \
+         --features upgrade-variant, copy target/release/mxsentry there, then cargo build \
+         --release -p sensor-user again)",
+    )
+}
+
+/// Runs `mxsentry ctl --pin-dir PIN detach` to its exit.
+pub fn ctl_detach(pin: &Path) -> anyhow::Result<Exited> {
+    let pin = pin.display().to_string();
+    let bin = crate::agent::agent_bin()?;
+    run_to_exit(
+        &bin,
+        &["ctl", "--pin-dir", &pin, "detach"],
+        Duration::from_secs(20),
+    )
 }

@@ -12,7 +12,7 @@ use mxsentry::kernel::layout::type_name;
 use mxsentry_tests::{
     Agent, Topology,
     agent::{agent_bin, free_port, test_pin_dir},
-    pins::{Exited, plant, prog_maps, programs_on, run_to_exit, wait_gone},
+    pins::{self, Exited, plant, prog_maps, programs_on, run_to_exit, wait_gone},
     require_privileges,
     topology::SRV4,
 };
@@ -57,13 +57,7 @@ fn run_agent(t: &Topology, pin: &Path, extra: &[&str]) -> Exited {
 }
 
 fn ctl_detach(pin: &Path) -> Exited {
-    let pin = pin.display().to_string();
-    run_to_exit(
-        &agent_bin().expect("agent"),
-        &["ctl", "--pin-dir", &pin, "detach"],
-        Duration::from_secs(20),
-    )
-    .expect("ctl detach")
+    pins::ctl_detach(pin).expect("ctl detach")
 }
 
 #[test]
@@ -182,6 +176,47 @@ fn pins_removed_under_a_running_agent_are_reported_and_put_back_within_5_seconds
 
     let stopped = a.stop(libc::SIGINT).expect("stop");
     assert_eq!(stopped["detached"], true);
+    assert!(programs_on(&t.cgroup).expect("bpftool").is_empty());
+    assert!(!pin.exists());
+}
+
+#[test]
+fn a_pin_directory_taken_over_while_removed_is_left_with_exactly_one_owner() {
+    if !require_privileges("pins_taken_over") {
+        return;
+    }
+    let t = smtp_topology();
+    let pin = test_pin_dir("takeover");
+    let cg = t.cgroup.display().to_string();
+    let mut first = Agent::start(&pin, &["--cgroup", &cg]).expect("first agent");
+    // The directory removed while the first agent cannot put it back (stopped), and a
+    // second agent started there meanwhile: the second owns the new directory.
+    first.signal(libc::SIGSTOP);
+    std::fs::remove_dir_all(&pin).expect("rm -r the pin directory");
+    let mut second = Agent::start(&pin, &["--cgroup", &cg]).expect("second agent");
+    first.signal(libc::SIGCONT);
+    // The first finds the directory another's: it says so and exits non-zero, touching
+    // nothing there (its own links, whose pins went, detach as it exits).
+    let status = first
+        .wait_exit(WAIT)
+        .expect("the first agent did not give up");
+    assert!(!status.success(), "the first agent exited 0");
+    assert_eq!(first.events("agent_stopped").len(), 1, "{:?}", first.seen);
+    assert_eq!(
+        programs_on(&t.cgroup).expect("bpftool").len(),
+        Program::ALL.len()
+    );
+    for p in pin_paths(&pin) {
+        assert!(p.exists(), "{} missing for the new owner", p.display());
+    }
+    let pid = second.pid().expect("running");
+    let status: Value =
+        serde_json::from_str(&second.ctl(&["status"]).expect("status")).expect("JSON");
+    assert!(
+        status["owner"].to_string().contains(&format!("pid {pid}")),
+        "{status}"
+    );
+    second.stop(libc::SIGTERM).expect("stop the second");
     assert!(programs_on(&t.cgroup).expect("bpftool").is_empty());
     assert!(!pin.exists());
 }

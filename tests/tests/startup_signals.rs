@@ -15,7 +15,7 @@ use std::{
 use mxsentry_tests::{
     Topology,
     agent::{agent_bin, free_port, test_pin_dir, test_state_dir, write_config},
-    pins::{programs_on, run_to_exit},
+    pins::{ctl_detach, programs_on},
     require_privileges,
 };
 use sensor_common::Program;
@@ -197,14 +197,7 @@ fn stop_at(t: &Topology, n: usize, sig: i32, point: Point, keep: bool) {
             attached == 0 || attached == Program::ALL.len(),
             "{what}: {attached} attached"
         );
-        let pin_s = pin.display().to_string();
-        let bin = agent_bin().expect("agent");
-        let d = run_to_exit(
-            &bin,
-            &["ctl", "--pin-dir", &pin_s, "detach"],
-            Duration::from_secs(10),
-        );
-        assert!(d.expect("ctl detach").success);
+        assert!(ctl_detach(&pin).expect("ctl detach").success);
     } else {
         assert_eq!(attached, 0, "{what}: programs left attached");
         assert!(!pin.exists(), "{what}: pins left");

@@ -76,6 +76,7 @@ fn check_switch(
     old_maps: &BTreeMap<&str, Vec<String>>,
     new_maps: &BTreeMap<&str, Vec<String>>,
 ) {
+    eprintln!("{what}: hammered {hammered}");
     let refused = hammered["eperm"].as_u64().unwrap_or(0);
     assert_eq!(
         hammered["ok"],

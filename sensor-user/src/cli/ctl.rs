@@ -19,7 +19,7 @@ use super::args::{CtlAction, CtlArgs};
 use crate::kernel::{
     VerdictMaps,
     layout::Marker,
-    lock::{PinLock, describe_holder},
+    lock::{PinLock, describe_holder, lock_holder},
     maps::name_hash,
     pins::{self, ACKNOWLEDGED, detach_request, maps_dir, write_detach_request},
 };
@@ -65,10 +65,9 @@ fn status(pin_dir: &Path, maps: &VerdictMaps) -> anyhow::Result<()> {
     for k in EventKind::ALL {
         lost.insert(k.name().into(), maps.lost(k)?.into());
     }
-    let owner = match PinLock::try_existing(pin_dir)? {
-        Some(_free) => None,
-        None => Some(describe_holder(pin_dir)),
-    };
+    // Read from /proc/locks: taking the lock, even for a moment, could turn away an
+    // agent starting just then.
+    let owner = lock_holder(pin_dir).map(|_| describe_holder(pin_dir));
     let layout = Marker::read(&maps_dir(pin_dir))?.map(|m| m.version);
     let v = serde_json::json!({
         "mode": maps.mode()?.name(),

@@ -256,24 +256,24 @@ struct IdAttr {
     open_flags: u32,
 }
 
-/// Opens program `id`.
-pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+/// Opens the program or map (per `cmd`) with id `id`.
+fn fd_by_id(cmd: libc::c_long, id: u32) -> io::Result<OwnedFd> {
     let mut attr = IdAttr {
         id,
         next_id: 0,
         open_flags: 0,
     };
-    owned_fd(sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)?)
+    owned_fd(sys_bpf(cmd, &mut attr)?)
+}
+
+/// Opens program `id`.
+pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    fd_by_id(BPF_PROG_GET_FD_BY_ID, id)
 }
 
 /// Opens map `id`.
 pub fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    let mut attr = IdAttr {
-        id,
-        next_id: 0,
-        open_flags: 0,
-    };
-    owned_fd(sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut attr)?)
+    fd_by_id(BPF_MAP_GET_FD_BY_ID, id)
 }
 
 #[repr(C)]

@@ -153,16 +153,14 @@ impl PinLock {
 }
 
 /// Who holds the lock on `pin_dir`, for an error line: the process the kernel lists in
-/// `/proc/locks` (when visible from our pid namespace) and the `owner` note.
+/// `/proc/locks` (with its command, when visible from our pid namespace) and the `owner`
+/// note.
 pub fn describe_holder(pin_dir: &Path) -> String {
     let note = std::fs::read_link(pin_dir.join(OWNER_LINK))
         .ok()
         .map(|t| t.display().to_string());
-    let pid = std::fs::metadata(pin_dir)
-        .ok()
-        .and_then(|m| lock_holder_pid(m.ino()));
-    match (pid, note) {
-        (Some(pid), _) => {
+    match (lock_holder(pin_dir), note) {
+        (Some(pid), _) if pid != 0 => {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| {
                     String::from_utf8_lossy(&c)
@@ -174,29 +172,35 @@ pub fn describe_holder(pin_dir: &Path) -> String {
                 .unwrap_or_default();
             format!("pid {pid}: {cmd}")
         }
-        (None, Some(note)) => note,
-        (None, None) => "a process in another pid namespace".to_string(),
+        (_, Some(note)) => note,
+        (_, None) => "a process in another pid namespace".to_string(),
     }
 }
 
-/// The pid holding a `flock` on inode `ino`, from `/proc/locks` (0 and absent when the
-/// holder is not visible from our pid namespace).
-pub fn lock_holder_pid(ino: u64) -> Option<u32> {
+/// The pid holding the `flock` on `pin_dir` (0: a process our pid namespace cannot see),
+/// from `/proc/locks`; `None` when no one holds it. Reads only: never takes the lock.
+pub fn lock_holder(pin_dir: &Path) -> Option<u32> {
+    let m = std::fs::metadata(pin_dir).ok()?;
     let text = std::fs::read_to_string("/proc/locks").ok()?;
-    holder_in(&text, ino)
+    let dev = (libc::major(m.dev()), libc::minor(m.dev()));
+    holder_in(&text, dev, m.ino())
 }
 
-/// The `/proc/locks` line of a `FLOCK` on inode `ino`: its pid.
-fn holder_in(text: &str, ino: u64) -> Option<u32> {
+/// The pid of the `FLOCK` line on device `dev` (major, minor) and inode `ino`.
+fn holder_in(text: &str, dev: (u32, u32), ino: u64) -> Option<u32> {
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
-        // "1: FLOCK  ADVISORY  WRITE 10701 fe:00:10019340 0 EOF"
+        // "1: FLOCK  ADVISORY  WRITE 10701 fe:00:10019340 0 EOF" (a waiter has "->" in
+        // the second field; this lock is never waited for).
         if f.get(1) != Some(&"FLOCK") {
             return None;
         }
-        let file_ino = f.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        let mut id = f.get(5)?.split(':');
+        let major = u32::from_str_radix(id.next()?, 16).ok()?;
+        let minor = u32::from_str_radix(id.next()?, 16).ok()?;
+        let file_ino = id.next()?.parse::<u64>().ok()?;
         let pid = f.get(4)?.parse::<u32>().ok()?;
-        (file_ino == ino && pid != 0).then_some(pid)
+        ((major, minor) == dev && file_ino == ino).then_some(pid)
     })
 }
 
@@ -205,13 +209,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_flock_holder_of_an_inode() {
+    fn finds_the_flock_holder_of_a_file() {
         let locks = "1: POSIX  ADVISORY  WRITE 77 00:19:12 0 EOF\n\
                      2: FLOCK  ADVISORY  WRITE 10701 fe:00:10019340 0 EOF\n\
-                     3: FLOCK  ADVISORY  WRITE 0 00:2b:55 0 EOF\n";
-        assert_eq!(holder_in(locks, 10019340), Some(10701));
-        assert_eq!(holder_in(locks, 12), None, "a POSIX lock is not ours");
-        assert_eq!(holder_in(locks, 55), None, "pid 0: not visible here");
-        assert_eq!(holder_in(locks, 1), None);
+                     3: -> FLOCK  ADVISORY  WRITE 99 fe:00:10019340 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 0 00:2b:55 0 EOF\n";
+        assert_eq!(holder_in(locks, (0xfe, 0), 10019340), Some(10701));
+        assert_eq!(
+            holder_in(locks, (0xfe, 1), 10019340),
+            None,
+            "another device"
+        );
+        assert_eq!(
+            holder_in(locks, (0, 0x19), 12),
+            None,
+            "a POSIX lock is not ours"
+        );
+        assert_eq!(
+            holder_in(locks, (0, 0x2b), 55),
+            Some(0),
+            "held, not visible here"
+        );
+        assert_eq!(holder_in(locks, (0xfe, 0), 1), None);
     }
 }
