@@ -8,10 +8,7 @@
 //! `layout=N` followed by `MAP=M` for each map whose content changed at layout M. It sits
 //! inside `maps/` so that swapping in a migrated map directory swaps it too.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::Path};
 
 use sensor_common::maps::{LAYOUT_VERSION, MapKind, MapSpec};
 
@@ -263,40 +260,6 @@ fn reason(size: &[String], have: &Marker, want: &Marker) -> String {
     } else {
         size.join(", ")
     }
-}
-
-/// Every contract map's pin path under `maps_dir`, with what the kernel says about the
-/// map pinned there (`None`: not pinned).
-pub fn inspect(
-    maps_dir: &Path,
-    specs: &[MapSpec],
-) -> Result<Vec<(PathBuf, Option<MapInfo>)>, KernelError> {
-    specs
-        .iter()
-        .map(|spec| {
-            let path = maps_dir.join(spec.name);
-            let info = match super::bpf::obj_get(&path) {
-                Ok(fd) => {
-                    use std::os::fd::AsFd as _;
-                    let info = super::bpf::map_info(fd.as_fd());
-                    Some(info.map_err(|e| KernelError::MapMismatch {
-                        name: spec.name.to_string(),
-                        path: path.clone(),
-                        difference: format!("not a map ({})", super::error::plain(&e)),
-                    })?)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    return Err(KernelError::MapMismatch {
-                        name: spec.name.to_string(),
-                        path,
-                        difference: format!("cannot open it ({})", super::error::plain(&e)),
-                    });
-                }
-            };
-            Ok((path, info))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -17,9 +17,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use sensor_common::{Program, maps::MAPS};
+use sensor_common::{
+    Program,
+    maps::{MAPS, MapSpec},
+};
 
-use super::{KernelError, bpf, layout::LAYOUT_LINK};
+use super::{KernelError, bpf, bpf::MapInfo, layout::LAYOUT_LINK};
 
 /// The request `ctl detach` leaves for a running owner, and its acknowledgement.
 pub const DETACH_LINK: &str = "detach";
@@ -100,6 +103,40 @@ pub fn exchange_dirs(a: &Path, b: &Path) -> Result<(), KernelError> {
         return Err(pin_err(a, std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// Every contract map's pin path under `maps_dir`, with what the kernel says about the
+/// map pinned there (`None`: not pinned).
+pub fn pinned_maps(
+    maps_dir: &Path,
+    specs: &[MapSpec],
+) -> Result<Vec<(PathBuf, Option<MapInfo>)>, KernelError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let path = maps_dir.join(spec.name);
+            let info = match bpf::obj_get(&path) {
+                Ok(fd) => {
+                    use std::os::fd::AsFd as _;
+                    let info = bpf::map_info(fd.as_fd());
+                    Some(info.map_err(|e| KernelError::MapMismatch {
+                        name: spec.name.to_string(),
+                        path: path.clone(),
+                        difference: format!("not a map ({})", super::error::plain(&e)),
+                    })?)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(KernelError::MapMismatch {
+                        name: spec.name.to_string(),
+                        path,
+                        difference: format!("cannot open it ({})", super::error::plain(&e)),
+                    });
+                }
+            };
+            Ok((path, info))
+        })
+        .collect()
 }
 
 /// Every pin an agent owns, with a descriptor of its object, so that a pin removed under

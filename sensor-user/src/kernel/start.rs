@@ -62,7 +62,7 @@ fn plan(maps: &Path) -> Result<Plan, KernelError> {
     let have = recorded.clone().unwrap_or_else(Marker::unrecorded);
     let want = Marker::this_build(CONVERTERS);
     let specs: Vec<MapSpec> = MAPS.iter().filter(|m| m.pinned).copied().collect();
-    let found = layout::inspect(maps, &specs)?;
+    let found = pins::pinned_maps(maps, &specs)?;
     let mut planned = Vec::new();
     for (spec, (path, info)) in MAPS.iter().filter(|m| m.pinned).zip(found) {
         let action = layout::plan_map(spec, info.as_ref(), &have, &want, CONVERTERS).map_err(
