@@ -1,15 +1,25 @@
 //! The `mxsentry` binary: parse arguments, dispatch, print one clear error line.
 
 use clap::Parser as _;
-use mxsentry::cli::{
-    Cli, Command, check::check, correspondents::correspondents, ctl::ctl, replay::replay, run::run,
+use mxsentry::{
+    agent::runtime,
+    cli::{
+        Cli, Command, check::check, correspondents::correspondents, ctl::ctl, replay::replay,
+        run::run,
+    },
 };
 
 fn main() -> std::process::ExitCode {
+    // First, before any thread exists: a stop signal now waits for `run`'s handlers
+    // instead of killing a half-started agent. The other commands take it back.
+    runtime::defer_stop_signals();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        runtime::undefer_stop_signals();
+    }
     let result = match cli.command {
         Command::Run(args) => {
             mxsentry::agent::alloc::return_large_allocations();

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod http;
 pub mod mail;
+pub mod pins;
 pub mod privilege;
 pub mod rawbpf;
 pub mod topology;

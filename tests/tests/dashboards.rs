@@ -148,8 +148,13 @@ fn every_dashboard_query_returns_data_from_a_live_agent() {
         return;
     }
     let mut t = Topology::new().unwrap();
-    t.serve(&["serve-dns", DNS, &format!("A={}", SRV4[1]), "NX=armymil.com"])
-        .unwrap();
+    t.serve(&[
+        "serve-dns",
+        DNS,
+        &format!("A={}", SRV4[1]),
+        "NX=armymil.com",
+    ])
+    .unwrap();
     t.serve(&["listen", SRV4[1], "25"]).unwrap();
     let state = test_state_dir("dashboards");
     std::fs::create_dir_all(&state).unwrap();

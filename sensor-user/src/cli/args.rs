@@ -207,6 +207,7 @@ pub enum CtlAction {
     },
     /// Print the mode and the kernel's event-loss counters as JSON.
     Status,
-    /// Detach kept-attached programs and remove every pin.
+    /// Detach the programs and remove every pin, map and the lock; a running agent that
+    /// owns the pins is asked to, and does when it stops.
     Detach,
 }

@@ -1,10 +1,31 @@
-//! `mxsentry ctl`: operate on the pinned maps of a running sensor.
+//! `mxsentry ctl`: operate on the pinned maps of a running (or kept-attached) sensor.
+//!
+//! Lock semantics: `status`, `mode` and the block actions work on the pins beside a
+//! running owner (they are map reads and writes, which the owner expects), and without
+//! one. `detach` needs the pin directory: with no owner it takes the lock and removes
+//! links, programs, maps and the directory itself; with an owner running it asks it
+//! (the `detach` request in the pin directory) and waits for the acknowledgement: the
+//! owner then detaches everything when it stops, whatever `--keep-attached` says.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, bail};
 use sensor_common::{EventKind, maps::BLOCK_ENFORCE};
 
 use super::args::{CtlAction, CtlArgs};
-use crate::kernel::{VerdictMaps, loader, maps::name_hash};
+use crate::kernel::{
+    VerdictMaps,
+    layout::Marker,
+    lock::{PinLock, describe_holder, lock_holder},
+    maps::name_hash,
+    pins::{self, ACKNOWLEDGED, detach_request, maps_dir, write_detach_request},
+};
+
+/// How long `ctl detach` waits for a running owner to acknowledge (it looks every second).
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 fn flags(enforce: bool) -> u32 {
     if enforce { BLOCK_ENFORCE } else { 0 }
@@ -20,7 +41,7 @@ fn hash(name: &str) -> anyhow::Result<u64> {
 /// Runs one `ctl` action.
 pub fn ctl(args: CtlArgs) -> anyhow::Result<()> {
     if let CtlAction::Detach = args.action {
-        return loader::remove_pins(&args.pin_dir).context("removing pins");
+        return detach(&args.pin_dir);
     }
     let mut maps = VerdictMaps::open(&args.pin_dir)
         .with_context(|| format!("no running sensor pinned at {}", args.pin_dir.display()))?;
@@ -32,15 +53,65 @@ pub fn ctl(args: CtlArgs) -> anyhow::Result<()> {
             maps.block_name_hash(hash(&name)?, flags(enforce))?
         }
         CtlAction::UnblockName { name } => maps.unblock_name_hash(hash(&name)?)?,
-        CtlAction::Status => {
-            let mut lost = serde_json::Map::new();
-            for k in EventKind::ALL {
-                lost.insert(k.name().into(), maps.lost(k)?.into());
-            }
-            let v = serde_json::json!({ "mode": maps.mode()?.name(), "lost": lost });
-            println!("{v}");
-        }
+        CtlAction::Status => status(&args.pin_dir, &maps)?,
         CtlAction::Detach => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// The mode, the loss counters, the owner and the maps' layout, as one JSON line.
+fn status(pin_dir: &Path, maps: &VerdictMaps) -> anyhow::Result<()> {
+    let mut lost = serde_json::Map::new();
+    for k in EventKind::ALL {
+        lost.insert(k.name().into(), maps.lost(k)?.into());
+    }
+    // Read from /proc/locks: taking the lock, even for a moment, could turn away an
+    // agent starting just then.
+    let owner = lock_holder(pin_dir).map(|_| describe_holder(pin_dir));
+    let layout = Marker::read(&maps_dir(pin_dir))?.map(|m| m.version);
+    let v = serde_json::json!({
+        "mode": maps.mode()?.name(),
+        "lost": lost,
+        "owner": owner,
+        "layout": layout,
+    });
+    println!("{v}");
+    Ok(())
+}
+
+/// Removes everything pinned at `pin_dir`, or asks its running owner to.
+fn detach(pin_dir: &Path) -> anyhow::Result<()> {
+    if let Some(lock) = PinLock::try_existing(pin_dir)? {
+        // No owner: the lock is ours while we remove the directory it is on.
+        pins::remove_pins(pin_dir).context("removing pins")?;
+        drop(lock);
+        return Ok(());
+    }
+    if !pin_dir.exists() {
+        return Ok(());
+    }
+    let holder = describe_holder(pin_dir);
+    write_detach_request(pin_dir, &format!("requested by pid {}", std::process::id()))?;
+    let deadline = Instant::now() + ACK_WAIT;
+    while Instant::now() < deadline {
+        match detach_request(pin_dir) {
+            Some(t) if t.starts_with(ACKNOWLEDGED) => {
+                println!(
+                    "{}: owned by a running mxsentry ({holder}), which will detach everything \
+                     when it stops ({t}); stop it now (systemctl stop mxsentry, or delete its pod)",
+                    pin_dir.display()
+                );
+                return Ok(());
+            }
+            // The owner stopped and removed the directory with the request.
+            None => return Ok(()),
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    bail!(
+        "{} is owned by a running mxsentry ({holder}) that did not acknowledge the detach \
+         request within {}s; the request stays there and is honoured when it is seen",
+        pin_dir.display(),
+        ACK_WAIT.as_secs()
+    )
 }

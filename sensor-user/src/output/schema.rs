@@ -175,6 +175,22 @@ pub struct Route {
     pub qname: String,
 }
 
+/// A map a start recreated (its layout or capacity changed), with what was carried over.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MigratedMap {
+    /// The map.
+    pub map: &'static str,
+    /// `resized` (copied as is), `converted` or `renewed` (a ring: new, nothing copied).
+    pub action: &'static str,
+    /// Why it was recreated.
+    pub reason: String,
+    /// Entries copied into the new map.
+    pub copied: u64,
+    /// Entries that did not fit or that a converter dropped; for a ring, the records
+    /// left unread in the old one.
+    pub dropped: u64,
+}
+
 /// Every kind of line in the event log.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -191,6 +207,16 @@ pub enum Event {
         attached: usize,
         /// Programs re-adopted from pins.
         adopted: usize,
+        /// Programs whose pinned links were switched to this build's programs.
+        upgraded: usize,
+        /// Each program: adopted, upgraded or attached.
+        programs: BTreeMap<&'static str, &'static str>,
+        /// The pinned maps' layout version.
+        layout: u32,
+        /// Maps recreated by this start, with what was carried over.
+        migrated: Vec<MigratedMap>,
+        /// The pin directory (locked by this agent).
+        pin_dir: String,
         /// How the connect programs learn the caller: task_btf, helpers or adopted.
         caller_reads: &'static str,
         /// SMTP ports watched.
@@ -212,6 +238,16 @@ pub enum Event {
         lost: BTreeMap<&'static str, u64>,
         /// Whether programs were detached.
         detached: bool,
+    },
+    /// Pins removed under the running agent, put back from the objects it holds.
+    PinsRestored {
+        /// What was put back (`links/mx_connect4`, `maps/MODE`, the pin directory itself).
+        restored: Vec<String>,
+    },
+    /// `mxsentry ctl detach` asked this agent to detach everything when it stops.
+    DetachRequested {
+        /// The request's text (who asked).
+        request: String,
     },
     /// A configuration (re)load.
     ConfigReloaded {

@@ -420,6 +420,33 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{n}");
         }
+        ["connect-loop", millis, gap_us, addrs @ ..] => {
+            // Connects round the addresses for MILLIS ms, GAP_US apart, counting how each
+            // ended: a blocked address hammered across a program switch must never be "ok".
+            let addrs: Vec<SocketAddr> =
+                addrs.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+            let (until, gap) = (
+                std::time::Instant::now() + Duration::from_millis(millis.parse()?),
+                Duration::from_micros(gap_us.parse()?),
+            );
+            let mut counts = std::collections::BTreeMap::<String, u64>::new();
+            'outer: loop {
+                for a in &addrs {
+                    if std::time::Instant::now() >= until {
+                        break 'outer;
+                    }
+                    let r = connect(*a);
+                    let kind = if r == "ok" || r == "eperm" {
+                        r
+                    } else {
+                        "other".into()
+                    };
+                    *counts.entry(kind).or_default() += 1;
+                    std::thread::sleep(gap);
+                }
+            }
+            println!("{}", serde_json::json!(counts));
+        }
         ["connect-timed", addr, n] => {
             // Wall time of n connects (each closed at once), for attached/detached ratios.
             let addr: SocketAddr = addr.parse()?;
@@ -495,7 +522,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())
