@@ -89,6 +89,9 @@ pub struct PolicySection {
     pub words: Vec<String>,
     /// Extra pairs of suffixes people confuse.
     pub suffix_swaps: Vec<(Domain, Domain)>,
+    /// A config that protects nothing is meant so: without it, a reload that would drop
+    /// every protected entry (an emptied or cut-short file) is refused.
+    pub intentionally_empty: bool,
 }
 
 impl Default for PolicySection {
@@ -102,6 +105,7 @@ impl Default for PolicySection {
             default_action: p.default_action,
             words: Vec::new(),
             suffix_swaps: Vec::new(),
+            intentionally_empty: false,
         }
     }
 }
