@@ -449,6 +449,16 @@ fn main() -> anyhow::Result<()> {
             let ns = start.elapsed().as_nanos();
             println!("{}", serde_json::json!({ "n": n, "ns": ns }));
         }
+        ["query-flood", server, template, n, rate, distinct] => {
+            let v = mxsentry_tests::flood::query_flood(
+                server.parse()?,
+                template,
+                n.parse()?,
+                rate.parse()?,
+                distinct.parse()?,
+            )?;
+            println!("{v}");
+        }
         ["query-paced", server, suffix, n, rate] => {
             query_paced(server.parse()?, suffix, n.parse()?, rate.parse()?)?
         }
@@ -495,7 +505,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())
