@@ -181,7 +181,7 @@ impl Metrics {
         m.dns_parse_errors
             .with_label_values(&["truncated_capture"])
             .inc_by(0);
-        for event in ["lookalike_lookup", "unattributed_connect", "local_resolver"] {
+        for event in ["lookalike_lookup", "unattributed_connect"] {
             m.events_suppressed.with_label_values(&[event]).inc_by(0);
         }
         for bound in ["pending_max", "pending_per_target"] {

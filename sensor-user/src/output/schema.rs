@@ -368,12 +368,12 @@ impl Event {
     }
 
     /// Evidence and the agent's own state: never rate-limited, and copied to the
-    /// evidence file so that no flood of routine lines rotates it away.
+    /// evidence file so that no flood of routine lines rotates it away. Routine: lookups
+    /// and unattributed connects, which whoever writes DNS answers or runs a process can
+    /// multiply.
     pub fn kept(&self) -> bool {
         match self {
-            Event::LookalikeLookup { .. }
-            | Event::LocalResolver { .. }
-            | Event::UnattributedConnect { .. } => false,
+            Event::LookalikeLookup { .. } | Event::UnattributedConnect { .. } => false,
             Event::Repeated { kept, .. } => *kept,
             _ => true,
         }
