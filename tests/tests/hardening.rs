@@ -32,6 +32,17 @@ fn topology(dns_opts: &[&str]) -> Topology {
     t
 }
 
+/// A test's lab: the topology, a fresh state directory and a config in it protecting
+/// army.mil (block) in `mode`, with `extra` TOML appended.
+fn lab(tag: &str, dns_opts: &[&str], mode: &str, extra: &str) -> (Topology, PathBuf, PathBuf) {
+    let t = topology(dns_opts);
+    let state = test_state_dir(tag);
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = state.join("mxsentry.toml");
+    agent::write_config(&cfg, &state, mode, extra).unwrap();
+    (t, state, cfg)
+}
+
 fn dns(t: &Topology, name: &str, qtype: &str, timeout_ms: u32) -> Value {
     let out = t
         .client(&["dns", "udp", DNS, name, qtype, &timeout_ms.to_string()])
@@ -96,11 +107,7 @@ fn reloads_refuse_empty_cut_short_and_unreadable_files_and_name_restart_only_key
     if !require_privileges("reload_hardening") {
         return;
     }
-    let t = topology(&[]);
-    let state = test_state_dir("reloadh");
-    std::fs::create_dir_all(&state).unwrap();
-    let cfg = state.join("mxsentry.toml");
-    agent::write_config(&cfg, &state, "enforce", "").unwrap();
+    let (t, state, cfg) = lab("reloadh", &[], "enforce", "");
     let good = std::fs::read_to_string(&cfg).unwrap();
     let mut a = start(&t, "reloadh", &cfg);
     assert!(enforcing(&t));
@@ -179,11 +186,7 @@ fn a_config_writable_by_others_is_refused_and_enforcement_stays() {
     if !require_privileges("world_writable_config") {
         return;
     }
-    let t = topology(&[]);
-    let state = test_state_dir("perms");
-    std::fs::create_dir_all(&state).unwrap();
-    let cfg = state.join("mxsentry.toml");
-    agent::write_config(&cfg, &state, "enforce", "").unwrap();
+    let (t, state, cfg) = lab("perms", &[], "enforce", "");
     let mut a = start(&t, "perms", &cfg);
     // chmod 666, then anyone switches enforce to monitor.
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -386,11 +389,7 @@ fn events_of_a_backlog_carry_the_kernel_time_not_the_processing_time() {
     if !require_privileges("kernel_timestamps") {
         return;
     }
-    let t = topology(&[]);
-    let state = test_state_dir("kts");
-    std::fs::create_dir_all(&state).unwrap();
-    let cfg = state.join("mxsentry.toml");
-    agent::write_config(&cfg, &state, "monitor", "").unwrap();
+    let (t, state, cfg) = lab("kts", &[], "monitor", "");
     let mut a = start(&t, "kts", &cfg);
     a.signal(libc::SIGSTOP);
     let asked = SystemTime::now();
@@ -432,11 +431,12 @@ fn a_pending_flood_at_20k_per_second_loses_no_dns_and_the_real_one_still_goes_li
     if !require_privileges("pending_flood") {
         return;
     }
-    let mut t = topology(&["NX=army.ml", "NX=ck"]);
-    let state = test_state_dir("pflood");
-    std::fs::create_dir_all(&state).unwrap();
-    let cfg = state.join("mxsentry.toml");
-    agent::write_config(&cfg, &state, "monitor", "\n[cache]\npending_max = 1000\n").unwrap();
+    let (mut t, state, cfg) = lab(
+        "pflood",
+        &["NX=army.ml", "NX=ck"],
+        "monitor",
+        "\n[cache]\npending_max = 1000\n",
+    );
     let mut a = start_quiet(&t, "pflood", &cfg);
     // The real one: an MTA's MX lookup, NXDOMAIN for now.
     dns(&t, "army.ml", "MX", 2000);
@@ -595,11 +595,7 @@ fn health_is_answered_past_1100_idle_metrics_connections_at_1024_descriptors() {
     if !require_privileges("metrics_idle_connections") {
         return;
     }
-    let t = topology(&[]);
-    let state = test_state_dir("idle");
-    std::fs::create_dir_all(&state).unwrap();
-    let cfg = state.join("mxsentry.toml");
-    agent::write_config(&cfg, &state, "monitor", "").unwrap();
+    let (t, state, cfg) = lab("idle", &[], "monitor", "");
     let a = start(&t, "idle", &cfg);
     // The default limit a systemd service without LimitNOFILE gets.
     let limit = libc::rlimit {
@@ -657,11 +653,7 @@ fn ctl_without_cap_bpf_is_told_it_needs_cap_bpf() {
     if !require_privileges("ctl_unprivileged") {
         return;
     }
-    let t = topology(&[]);
-    let state = test_state_dir("ctlcap");
-    std::fs::create_dir_all(&state).unwrap();
-    let cfg = state.join("mxsentry.toml");
-    agent::write_config(&cfg, &state, "monitor", "").unwrap();
+    let (t, state, cfg) = lab("ctlcap", &[], "monitor", "");
     let a = start(&t, "ctlcap", &cfg);
     let out = Command::new("setpriv")
         .args([

@@ -13,7 +13,7 @@ use mxsentry_tests::{
     topology::SRV4,
 };
 
-use crate::dns_rate::cpu_ns;
+use crate::dns_rate::{cpu_ns, in_parallel};
 
 /// Parallel senders (one per core).
 const SENDERS: u64 = 2;
@@ -64,29 +64,15 @@ fn flood(
     let saves0 = metric_in(&body0, "mxsentry_state_saves_total").unwrap_or(0.0);
     let cpu0 = cpu_ns(pid)?;
     let n = rate * secs / SENDERS;
-    let outs: Vec<anyhow::Result<String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..SENDERS)
-            .map(|k| {
-                let (server, tmpl) = (&server, format!("s{k}{template}"));
-                s.spawn(move || {
-                    t.client(&[
-                        "query-flood",
-                        server,
-                        &tmpl,
-                        &n.to_string(),
-                        &(rate / SENDERS).to_string(),
-                        &DISTINCT.to_string(),
-                    ])
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("sender panicked")))
-            })
-            .collect()
+    let outs = in_parallel(SENDERS, |k| {
+        t.client(&[
+            "query-flood",
+            &server,
+            &format!("s{k}{template}"),
+            &n.to_string(),
+            &(rate / SENDERS).to_string(),
+            &DISTINCT.to_string(),
+        ])
     });
     let (mut sent, mut answers, mut elapsed) = (0.0, 0.0, 0.0f64);
     for out in outs {
