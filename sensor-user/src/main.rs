@@ -1,25 +1,27 @@
 //! The `mxsentry` binary: parse arguments, dispatch, print one clear error line.
 
-use clap::Parser as _;
+use clap::{Parser as _, ValueEnum as _};
 use mxsentry::{
     agent::runtime,
     cli::{
         Cli, Command, check::check, correspondents::correspondents, ctl::ctl, replay::replay,
         run::run,
     },
+    output::agentlog::{self, LogFormat},
 };
 
 fn main() -> std::process::ExitCode {
     // First, before any thread exists: a stop signal now waits for `run`'s handlers
     // instead of killing a half-started agent. The other commands take it back.
     runtime::defer_stop_signals();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stderr)
-        .init();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run(_)) {
         runtime::undefer_stop_signals();
     }
+    let from_env = std::env::var("MXSENTRY_LOG_FORMAT")
+        .ok()
+        .and_then(|f| LogFormat::from_str(&f, true).ok());
+    agentlog::init(cli.log_format.or(from_env).unwrap_or_default());
     let result = match cli.command {
         Command::Run(args) => {
             mxsentry::agent::alloc::return_large_allocations();

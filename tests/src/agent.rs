@@ -145,6 +145,8 @@ impl Agent {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return Ok(v.clone());
         }
+        // Under emulation (the VM tests) everything takes longer.
+        let timeout = crate::patience(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -168,7 +170,7 @@ impl Agent {
 
     /// Collects what arrives within `d`.
     pub fn collect_for(&mut self, d: Duration) {
-        let deadline = Instant::now() + d;
+        let deadline = Instant::now() + crate::patience(d);
         while let Ok(v) = self
             .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -286,5 +288,8 @@ pub fn write_config(path: &Path, state: &Path, mode: &str, extra: &str) -> anyho
         "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n{extra}",
         state.display()
     );
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    // Group- or world-writable configs are refused (whatever the umask of the test run).
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("chmod {}", path.display()))
 }

@@ -19,10 +19,10 @@ use tokio::{
     sync::watch,
 };
 
-use super::{pin_watch, reload::reload, startup};
+use super::{pin_watch, reload::Reloader, startup};
 use crate::{
     config::{ConfigSource, DEFAULT_PATH},
-    output::schema::{Event, ReloadTrigger},
+    output::schema::Event,
 };
 
 /// How often the connect ring is drained: the most a connect event waits.
@@ -150,6 +150,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let stop_flag = signals.stop.clone();
+    let mut reloader = Reloader::new(opts.source.clone(), loaded.config.clone(), file.as_ref());
     let mut a = match startup::start(loaded, &opts, path.as_deref(), &stop_flag).await? {
         startup::Started::Running(a) => *a,
         startup::Started::Stopped => return Ok(()),
@@ -162,7 +163,6 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
     if path.is_none() {
         log::warn!("no config at {DEFAULT_PATH}: running with no protected domains (see --config)");
     }
-    let mut seen_config = file.map(|f| f.text);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     // The connect programs do not wake the agent (a wakeup costs them more than the
     // rest of their work); their ring is drained on this timer and after DNS wakeups.
@@ -176,12 +176,7 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
                 a.rings.drain(&mut a.pipeline);
             }
             _ = connect_tick.tick() => a.rings.drain(&mut a.pipeline),
-            _ = signals.hup.recv() => {
-                let file = opts.source.read();
-                if let Some(text) = reload(&mut a.pipeline, &opts.source, file, ReloadTrigger::Sighup) {
-                    seen_config = Some(text);
-                }
-            }
+            _ = signals.hup.recv() => reloader.sighup(&mut a.pipeline),
             _ = ticker.tick() => {
                 let now = Instant::now();
                 a.pipeline.tick(now);
@@ -192,13 +187,8 @@ pub async fn run(opts: RunOptions, check_only: bool) -> anyhow::Result<()> {
                     stop(a, Exit::Abandon)?;
                     return Err(e.into());
                 }
-                // A ConfigMap update swaps a symlink: compare contents, not mtimes. A file
-                // missing for a moment (mid-swap) is not a change.
-                if let Ok(Some(f)) = opts.source.read()
-                    && seen_config.as_ref() != Some(&f.text)
-                {
-                    seen_config = reload(&mut a.pipeline, &opts.source, Ok(Some(f)), ReloadTrigger::File);
-                }
+                // A ConfigMap update swaps a symlink: compare contents, not mtimes.
+                reloader.tick(&mut a.pipeline);
             }
             _ = signals.stop.wait() => break,
         }

@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use sensor_common::EventKind;
 use tokio::task::JoinHandle;
 
@@ -92,16 +91,7 @@ pub fn node_name() -> String {
 }
 
 fn sink(config: &Config, metrics: &Metrics, node: String) -> anyhow::Result<Sink> {
-    let log = match &config.events.file {
-        Some(f) => EventLog::file(
-            f,
-            config.events.max_bytes,
-            config.events.keep,
-            metrics.clone(),
-        )
-        .with_context(|| format!("event log {}", f.display()))?,
-        None => EventLog::stdout(metrics.clone()),
-    };
+    let log = EventLog::open(&config.events.log_options(), metrics.clone())?;
     let mut sink = Sink::new(log, metrics.clone(), node);
     sink.alerts = config
         .alertmanager

@@ -10,6 +10,7 @@ use crate::{
         DEFAULT_PIN_DIR,
         maps::{Cidr, Mode},
     },
+    output::agentlog::LogFormat,
 };
 
 /// mxsentry: stop mail leaving for a lookalike of the domain it was meant for.
@@ -19,6 +20,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The agent's own log on stderr: text, or JSON lines (also MXSENTRY_LOG_FORMAT).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// The commands.

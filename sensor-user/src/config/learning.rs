@@ -44,8 +44,8 @@ impl Default for LearnSection {
 }
 
 impl LearnSection {
-    /// Checks the values make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values make sense; on error, the key at fault and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let positive = [
             ("learn.max_domains", self.max_domains as u64),
             ("learn.min_days", u64::from(self.min_days)),
@@ -54,19 +54,26 @@ impl LearnSection {
         ];
         for (key, v) in positive {
             if v == 0 {
-                return Err(format!("{key} must be at least 1"));
+                let field = key.trim_start_matches("learn.");
+                return Err((field, format!("{key} = 0: must be at least 1")));
             }
         }
         if u64::from(self.min_days) > self.forget_after_days {
-            return Err(format!(
-                "learn.min_days ({}) can never be reached when domains are forgotten after {} days",
-                self.min_days, self.forget_after_days
+            return Err((
+                "min_days",
+                format!(
+                    "learn.min_days ({}) can never be reached when domains are forgotten after {} days",
+                    self.min_days, self.forget_after_days
+                ),
             ));
         }
         if self.protect_top > self.max_domains {
-            return Err(format!(
-                "learn.protect_top ({}) is above learn.max_domains ({})",
-                self.protect_top, self.max_domains
+            return Err((
+                "protect_top",
+                format!(
+                    "learn.protect_top ({}) is above learn.max_domains ({})",
+                    self.protect_top, self.max_domains
+                ),
             ));
         }
         Ok(())

@@ -103,6 +103,9 @@ pub struct PolicySection {
     pub suffix_swaps: Vec<(Domain, Domain)>,
     /// Extra suffixes where only vetted bodies can register (beside the built-in table).
     pub restricted_registries: Vec<Domain>,
+    /// A config that protects nothing is meant so: without it, a reload that would drop
+    /// every protected entry (an emptied or cut-short file) is refused.
+    pub intentionally_empty: bool,
 }
 
 impl Default for PolicySection {
@@ -117,6 +120,7 @@ impl Default for PolicySection {
             words: Vec::new(),
             suffix_swaps: Vec::new(),
             restricted_registries: Vec::new(),
+            intentionally_empty: false,
         }
     }
 }

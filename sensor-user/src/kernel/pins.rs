@@ -89,9 +89,11 @@ pub fn exchange_dirs(a: &Path, b: &Path) -> Result<(), KernelError> {
         std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| pin_err(p, e))
     };
     let (ca, cb) = (c(a)?, c(b)?);
+    // The raw syscall, because the musl the static image links has no renameat2 wrapper.
     // SAFETY: two NUL-terminated paths that outlive the call; no other memory is passed.
     let r = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             ca.as_ptr(),
             libc::AT_FDCWD,

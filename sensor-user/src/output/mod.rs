@@ -2,6 +2,7 @@
 //! alert push: the event schema and its JSON log, the Prometheus metrics and their HTTP
 //! endpoint, and the clocks that stamp them. Depends on nothing else in the agent.
 
+pub mod agentlog;
 pub mod clock;
 pub mod eventlog;
 pub mod http;

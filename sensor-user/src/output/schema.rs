@@ -262,6 +262,12 @@ pub enum Event {
         protected: usize,
         /// Mode now in force.
         mode: &'static str,
+        /// Changed keys only a restart applies (their running values stay).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        restart_needed: Vec<&'static str>,
+        /// Conflicts in the file worth a word, each with its line.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// A lookalike name was looked up.
     LookalikeLookup {
@@ -347,6 +353,50 @@ pub enum Event {
         /// Its command name, when /proc still has it.
         comm: String,
     },
+    /// Repeats of one event within the repeat window, written as one line when the
+    /// window closes (the first was written as it happened).
+    Repeated {
+        /// The event repeated, as written the first time (without `ts` and `host`).
+        of: serde_json::Value,
+        /// Repeats after the first.
+        count: u64,
+        /// When the first repeat happened.
+        first_ts: String,
+        /// When the last one happened.
+        last_ts: String,
+        /// The window, in seconds.
+        window_secs: u64,
+        /// Whether the repeated event is evidence.
+        #[serde(skip)]
+        kept: bool,
+    },
+    /// Routine lines not written because of the rate limit, by event.
+    EventsSuppressed {
+        /// Lines not written, by event name.
+        counts: BTreeMap<&'static str, u64>,
+        /// Since when (the previous summary, or the first suppression).
+        since: String,
+        /// The limit, in lines per second.
+        rate_limit: u32,
+    },
+    /// Unresolved lookalikes forgotten because the memory is full (counted).
+    PendingEvicted {
+        /// Entries forgotten since the last such line.
+        count: u64,
+        /// Why: `pending_max` (all targets) or `pending_per_target`.
+        bound: &'static str,
+        /// A few of the names forgotten.
+        examples: Vec<String>,
+    },
+    /// The agent's state on disk could not be saved or loaded (counted).
+    StateError {
+        /// save or load.
+        op: &'static str,
+        /// The file.
+        file: String,
+        /// What went wrong, and what became of the data.
+        error: String,
+    },
     /// An SMTP connect to an address with no DNS history.
     UnattributedConnect {
         /// Severity.
@@ -360,6 +410,54 @@ pub enum Event {
         /// Who connected.
         process: Process,
     },
+}
+
+impl Event {
+    /// The `event` name of the line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::AgentStarted { .. } => "agent_started",
+            Event::AgentStopped { .. } => "agent_stopped",
+            Event::ConfigReloaded { .. } => "config_reloaded",
+            Event::LookalikeLookup { .. } => "lookalike_lookup",
+            Event::Detection { .. } => "detection",
+            Event::Block { .. } => "block",
+            Event::LookalikeWentLive { .. } => "lookalike_went_live",
+            Event::LocalResolver { .. } => "local_resolver",
+            Event::UnattributedConnect { .. } => "unattributed_connect",
+            Event::Repeated { .. } => "repeated",
+            Event::EventsSuppressed { .. } => "events_suppressed",
+            Event::PendingEvicted { .. } => "pending_evicted",
+            Event::StateError { .. } => "state_error",
+            Event::PinsRestored { .. } => "pins_restored",
+            Event::DetachRequested { .. } => "detach_requested",
+        }
+    }
+
+    /// Evidence and the agent's own state: never rate-limited, and copied to the
+    /// evidence file so that no flood of routine lines rotates it away. Routine: lookups
+    /// and unattributed connects, which whoever writes DNS answers or runs a process can
+    /// multiply.
+    pub fn kept(&self) -> bool {
+        match self {
+            Event::LookalikeLookup { .. } | Event::UnattributedConnect { .. } => false,
+            Event::Repeated { kept, .. } => *kept,
+            _ => true,
+        }
+    }
+
+    /// Whether identical lines close together are folded into one and a count: routine
+    /// events, and a dropped answer (a TCP server retransmits it; each copy is dropped).
+    pub fn folds_repeats(&self) -> bool {
+        !self.kept()
+            || matches!(
+                self,
+                Event::Block {
+                    kind: BlockKind::DnsAnswer,
+                    ..
+                }
+            )
+    }
 }
 
 /// One log line: the event with a timestamp and the host name.
