@@ -5,7 +5,7 @@
 //! `--keep-attached` (then all eight programs or, stopped before attaching, none).
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     sync::mpsc::{Receiver, channel},
@@ -23,8 +23,6 @@ use sensor_common::Program;
 /// Where in start-up the signal is sent.
 #[derive(Clone, Copy, Debug)]
 enum Point {
-    /// While the agent reads its config (a FIFO the test writes only after signalling).
-    ConfigRead,
     /// This long after the process blocked stop signals (its first instructions).
     AfterDeferred(u64),
     /// When the agent logs this start-up step.
@@ -33,8 +31,9 @@ enum Point {
     Started,
 }
 
-const POINTS: [Point; 14] = [
-    Point::ConfigRead,
+// No point inside the config read: the config must be a regular file (a FIFO is refused
+// before it is opened), so that read never waits.
+const POINTS: [Point; 13] = [
     Point::AfterDeferred(0),
     Point::AfterDeferred(1),
     Point::AfterDeferred(3),
@@ -89,16 +88,6 @@ fn deferred(pid: u32, sig: i32) -> bool {
     has("SigBlk:") || has("SigCgt:")
 }
 
-/// Whether process `pid` has `path` open.
-fn has_open(pid: u32, path: &Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.flatten()
-                .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == path))
-        })
-        .unwrap_or(false)
-}
-
 fn spawn(t: &Topology, pin: &Path, cfg: &Path, keep: bool) -> Child {
     let listen = format!("127.0.0.1:{}", free_port().expect("port"));
     let mut cmd = Command::new(agent_bin().expect("agent"));
@@ -126,29 +115,7 @@ fn stop_at(t: &Topology, n: usize, sig: i32, point: Point, keep: bool) {
     std::fs::create_dir_all(&state).expect("state dir");
     let file = state.join("mxsentry.toml");
     write_config(&file, &state, "monitor", "").expect("config");
-    let cfg = state.join("config-fifo");
-    // Opened read-write here (which never blocks) so that the agent's open succeeds and
-    // its read waits for the text this test writes only after the signal.
-    let fifo = matches!(point, Point::ConfigRead).then(|| {
-        let c = std::ffi::CString::new(cfg.display().to_string()).expect("path");
-        // SAFETY: mkfifo with a NUL-terminated path we own.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&cfg)
-            .expect("open the FIFO")
-    });
-    let mut child = spawn(
-        t,
-        &pin,
-        if matches!(point, Point::ConfigRead) {
-            &cfg
-        } else {
-            &file
-        },
-        keep,
-    );
+    let mut child = spawn(t, &pin, &file, keep);
     let pid = child.id();
     let (out, err) = (
         lines(child.stdout.take().expect("stdout")),
@@ -163,7 +130,6 @@ fn stop_at(t: &Topology, n: usize, sig: i32, point: Point, keep: bool) {
         }
     };
     match point {
-        Point::ConfigRead => wait_until(&|| has_open(pid, &cfg)),
         Point::AfterDeferred(ms) => {
             wait_until(&|| deferred(pid, sig));
             std::thread::sleep(Duration::from_millis(ms));
@@ -173,12 +139,6 @@ fn stop_at(t: &Topology, n: usize, sig: i32, point: Point, keep: bool) {
     }
     // SAFETY: kill(2) of our own child.
     assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
-    if let Some(mut f) = fifo {
-        let text = std::fs::read_to_string(&file).expect("config");
-        f.write_all(text.as_bytes())
-            .expect("write the config into the FIFO");
-        // Closing the last writer ends the agent's read.
-    }
     let status = wait_exit(&mut child, &what);
     seen_out.extend(out.iter());
     seen_err.extend(err.iter());
@@ -233,7 +193,7 @@ fn a_stop_signal_at_any_point_of_start_up_ends_with_agent_stopped_and_nothing_at
         }
     }
     for point in [
-        Point::ConfigRead,
+        Point::AfterDeferred(0),
         Point::Step("start-up: programs attached"),
         Point::Started,
     ] {
