@@ -354,6 +354,15 @@ pub(super) fn loaded_info(
     )))
 }
 
+/// Pins this build's loaded `prog` under the pin directory's programs (see
+/// [`pins::programs_dir`]).
+pub(super) fn pin_loaded(ebpf: &mut Ebpf, prog: Prog, pin_dir: &Path) -> Result<(), KernelError> {
+    let fd = program(ebpf, prog)?
+        .fd()
+        .map_err(|e| prog_err(prog.name(), e))?;
+    pins::pin_program(pin_dir, prog.name(), fd.as_fd())
+}
+
 /// Switches `old`'s link to this build's `prog`.
 pub(super) fn switch(
     ebpf: &mut Ebpf,

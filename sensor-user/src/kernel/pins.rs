@@ -13,7 +13,7 @@
 //! (bpffs refuses names with a dot, so none has one.)
 
 use std::{
-    os::fd::{AsFd as _, OwnedFd},
+    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -37,6 +37,27 @@ pub fn maps_dir(pin_dir: &Path) -> PathBuf {
 /// Directory of pinned links under `pin_dir`.
 pub fn links_dir(pin_dir: &Path) -> PathBuf {
     pin_dir.join("links")
+}
+
+/// Directory of pinned programs under `pin_dir`: the program each link runs, so that a
+/// later agent can read it without `BPF_PROG_GET_FD_BY_ID` (which needs CAP_SYS_ADMIN,
+/// a capability the DaemonSet does not grant).
+pub fn programs_dir(pin_dir: &Path) -> PathBuf {
+    pin_dir.join("programs")
+}
+
+/// Pins `prog` (the program its link runs now) as `programs/<name>`, replacing the pin
+/// of the program it ran before.
+pub fn pin_program(pin_dir: &Path, name: &str, prog: BorrowedFd<'_>) -> Result<(), KernelError> {
+    let dir = programs_dir(pin_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| pin_err(&dir, e))?;
+    let path = dir.join(name);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(pin_err(&path, e)),
+    }
+    bpf::obj_pin(prog, &path).map_err(|e| pin_err(&path, e))
 }
 
 /// Where a migration builds its new map directory.
@@ -76,7 +97,12 @@ pub fn remove_dir_pins(dir: &Path) -> Result<(), KernelError> {
 /// Removes every pin under `pin_dir` (links first: the programs detach as their last
 /// reference goes), the maps, a migration left half done, the notes, and the directory.
 pub fn remove_pins(pin_dir: &Path) -> Result<(), KernelError> {
-    for d in [links_dir(pin_dir), maps_dir(pin_dir), staging_dir(pin_dir)] {
+    for d in [
+        links_dir(pin_dir),
+        programs_dir(pin_dir),
+        maps_dir(pin_dir),
+        staging_dir(pin_dir),
+    ] {
         remove_dir_pins(&d)?;
     }
     remove_dir_pins(pin_dir)
@@ -165,7 +191,13 @@ impl PinSet {
                 let fd = bpf::obj_get(&path).map_err(|e| pin_err(&path, e))?;
                 Ok((path, fd))
             })
-            .collect::<Result<_, KernelError>>()?;
+            .collect::<Result<Vec<_>, KernelError>>()?;
+        // The programs' pins only save a later upgrade an open by id: kept when present.
+        let programs = Program::ALL.iter().filter_map(|p| {
+            let path = programs_dir(pin_dir).join(p.name());
+            bpf::obj_get(&path).ok().map(|fd| (path, fd))
+        });
+        let pins = pins.into_iter().chain(programs).collect();
         let layout = maps_dir(pin_dir).join(LAYOUT_LINK);
         let notes = std::fs::read_link(&layout)
             .map(|text| vec![(layout, text)])

@@ -20,7 +20,7 @@ use super::{
     layout::{self, Conversion, MapAction, Marker},
     loader::{self, CallerReads, StartReport, Target, pin_err},
     migrate::{self, CONVERTERS, Carried, Ctx},
-    pins::{self, links_dir, maps_dir, staging_dir},
+    pins::{self, links_dir, maps_dir, programs_dir, staging_dir},
     upgrade::{self, Journal, OldLink, ProgState},
 };
 
@@ -94,7 +94,10 @@ pub(super) fn start(t: &Target<'_>) -> Result<(Ebpf, StartReport, CallerReads), 
     let plan = plan(&maps)?;
     let old = Prog::ALL
         .iter()
-        .map(|p| Ok((*p, upgrade::inspect(&links, *p, t.cgroup_id)?)))
+        .map(|p| {
+            let old = upgrade::inspect(&links, &programs_dir(pin_dir), *p, t.cgroup_id)?;
+            Ok((*p, old))
+        })
         .collect::<Result<Vec<_>, KernelError>>()?;
     let load_dir = if plan.migrating() {
         let which: Vec<String> = plan
@@ -209,11 +212,14 @@ fn link_all(
         let state = match old {
             None => {
                 loader::attach(ebpf, prog, &t.cgroup, &links, journal)?;
+                loader::pin_loaded(ebpf, prog, &t.opts.pin_dir)?;
                 ProgState::Attached
             }
             Some(old) => {
                 let new = loader::loaded_info(ebpf, prog)?;
                 if upgrade::can_adopt(&old.prog, &new, &pinned) {
+                    // Pinned again for pins an older build left without it.
+                    pins::pin_program(&t.opts.pin_dir, prog.name(), old.prog_fd.as_fd())?;
                     ProgState::Adopted
                 } else {
                     log::info!(
@@ -225,6 +231,7 @@ fn link_all(
                         new.tag_hex()
                     );
                     loader::switch(ebpf, prog, old, journal)?;
+                    loader::pin_loaded(ebpf, prog, &t.opts.pin_dir)?;
                     ProgState::Upgraded
                 }
             }

@@ -62,6 +62,7 @@ fn kernel_name(name: &str) -> &str {
 /// agent may adopt or switch: a cgroup link on `cgroup_id`, running a program of that name.
 pub fn inspect(
     links_dir: &Path,
+    programs_dir: &Path,
     prog: Program,
     cgroup_id: u64,
 ) -> Result<Option<OldLink>, KernelError> {
@@ -89,9 +90,11 @@ pub fn inspect(
             info.cgroup_id
         )));
     }
-    let prog_fd = bpf::prog_fd_by_id(info.prog_id).map_err(bpf_err(format!(
-        "opening the program of {}",
-        path.display()
+    let prog_fd = program_of(programs_dir, prog, info.prog_id).map_err(bpf_err(format!(
+        "opening the program of {} (no pin of it under {}, and opening a program by id \
+         needs CAP_SYS_ADMIN)",
+        path.display(),
+        programs_dir.display()
     )))?;
     let prog_info = bpf::prog_info(prog_fd.as_fd()).map_err(bpf_err(format!(
         "reading the program of {}",
@@ -108,22 +111,33 @@ pub fn inspect(
     }))
 }
 
-/// The name of map `id`, if it can be opened.
-fn map_name(id: u32) -> Option<String> {
-    let fd = bpf::map_fd_by_id(id).ok()?;
-    bpf::map_info(fd.as_fd()).ok().map(|i| i.name())
+/// The program with kernel id `id`: its pin under `programs_dir` when that pin is still
+/// the one the link runs, else opened by id (which needs CAP_SYS_ADMIN).
+fn program_of(programs_dir: &Path, prog: Program, id: u32) -> std::io::Result<OwnedFd> {
+    if let Ok(fd) = bpf::obj_get(&programs_dir.join(prog.name()))
+        && bpf::prog_info(fd.as_fd()).is_ok_and(|i| i.id == id)
+    {
+        return Ok(fd);
+    }
+    bpf::prog_fd_by_id(id)
 }
 
 /// Whether the old program can stay: the same instructions (the kernel's tag ignores
 /// which maps they point at) and, of the contract's pinned maps, the very maps pinned
-/// now (`pinned`: kernel name → map id), not ones a migration replaced.
+/// now (`pinned`: kernel name → map id), not ones a migration replaced. Compared as the
+/// pinned ids each program uses, so no map has to be opened by id (CAP_SYS_ADMIN).
 pub fn can_adopt(old: &ProgInfo, new: &ProgInfo, pinned: &BTreeMap<String, u32>) -> bool {
-    old.tag == new.tag
-        && old.name == new.name
-        && old.map_ids.iter().all(|id| match map_name(*id) {
-            Some(name) => pinned.get(&name).is_none_or(|p| p == id),
-            None => false,
-        })
+    let uses = |p: &ProgInfo| {
+        let mut ids: Vec<u32> = p
+            .map_ids
+            .iter()
+            .copied()
+            .filter(|id| pinned.values().any(|p| p == id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    old.tag == new.tag && old.name == new.name && uses(old) == uses(new)
 }
 
 /// The ids of the contract's pinned maps in `dir`, by kernel name.
