@@ -103,6 +103,11 @@ pub struct CheckArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also protect the established correspondents of this ledger (the agent's
+    /// correspondents.json, or `mxsentry correspondents export`), as the agent would with
+    /// the config's [learn] settings; their findings say `source: learned`.
+    #[arg(long, value_name = "FILE")]
+    pub correspondents: Option<PathBuf>,
     /// Names to classify; read one per line from stdin when none are given.
     pub names: Vec<String>,
 }

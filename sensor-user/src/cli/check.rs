@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use super::args::CheckArgs;
 use crate::{
     config::{ConfigSource, Domain, FullEntry, Overrides, ProtectItem},
+    correspondents::{Correspondents, learned::Learned},
     detect::{Action, Classification, Engine, Name, Report},
 };
 
@@ -34,8 +35,9 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
     }))
 }
 
-/// The engine for the config file (only when given) plus the command-line entries.
-fn engine(args: &CheckArgs) -> anyhow::Result<Engine> {
+/// The engine for the config file (only when given) plus the command-line entries, and
+/// the entries learned from `--correspondents` (none without it).
+fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<Learned>)> {
     let protect = args
         .protect
         .iter()
@@ -52,12 +54,24 @@ fn engine(args: &CheckArgs) -> anyhow::Result<Engine> {
             ..Overrides::default()
         },
     };
-    Ok(source.load()?.0.engine)
+    let loaded = source.load()?.0;
+    let Some(file) = &args.correspondents else {
+        return Ok((loaded.engine, None));
+    };
+    let learn = &loaded.config.learn;
+    let c = Correspondents::from_file(file, learn)
+        .map_err(|e| anyhow::anyhow!("--correspondents {e}"))?;
+    let learned = Learned::choose(&c, &loaded.engine);
+    let engine = learned
+        .engine(&loaded.policy, learn.action)
+        .context("protecting the learned correspondents")?;
+    Ok((engine, Some(learned)))
 }
 
 /// Runs `mxsentry check`.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let engine = engine(&args)?;
+    let (engine, learned) = engine(&args)?;
+    let learned = learned.as_ref();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !args.json {
@@ -83,7 +97,13 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
                 Some(Ok(())) => {
                     // Not UTF-8 is not a domain; the replacement character makes it invalid.
                     let line = String::from_utf8_lossy(&buf);
-                    emit(&engine, line.trim_end_matches('\r'), args.json, &mut out)
+                    emit(
+                        &engine,
+                        learned,
+                        line.trim_end_matches('\r'),
+                        args.json,
+                        &mut out,
+                    )
                 }
                 Some(Err(len)) => too_long(&buf, len, args.json, &mut out),
             };
@@ -94,7 +114,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     } else {
         args.names
             .iter()
-            .try_for_each(|n| emit(&engine, n, args.json, &mut out))
+            .try_for_each(|n| emit(&engine, learned, n, args.json, &mut out))
     };
     match result.and_then(|()| out.flush()) {
         // A closed pipe (`| head`) is the reader's choice, not our failure.
@@ -103,7 +123,13 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     }
 }
 
-fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io::Result<()> {
+fn emit(
+    engine: &Engine,
+    learned: Option<&Learned>,
+    raw: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let verdict = engine.classify(raw);
     let domain = match &verdict {
         Classification::Invalid(_) => raw.to_string(),
@@ -111,7 +137,12 @@ fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io
             .map(|n| n.ascii)
             .unwrap_or_else(|_| raw.to_string()),
     };
-    let report = Report::new(&domain, &verdict);
+    let mut report = Report::new(&domain, &verdict);
+    if let (Some(l), Some(target)) = (learned, report.target)
+        && !matches!(verdict, Classification::Allowed { .. })
+    {
+        report.source = Some(l.source(target));
+    }
     if json {
         serde_json::to_writer(&mut *out, &report)?;
         writeln!(out)
@@ -129,7 +160,10 @@ fn table_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         "{:<40} {:<10} {:<20} {:<22} {:>5}  {}",
         escape(r.domain),
         r.verdict,
-        escape(r.target.unwrap_or("-")),
+        escape(&match r.source {
+            Some("learned") => format!("{} (learned)", r.target.unwrap_or("-")),
+            _ => r.target.unwrap_or("-").to_string(),
+        }),
         r.rule.unwrap_or("-"),
         score,
         escape(r.explanation.as_deref().unwrap_or(""))

@@ -3,6 +3,7 @@
 //! counts and dates only. They tell a first contact from an old friend, and the most
 //! established of them can be protected without any configuration.
 
+pub mod learned;
 pub mod ledger;
 pub mod maillog;
 pub mod store;
@@ -79,6 +80,17 @@ impl Correspondents {
         let mut problems: Vec<Problem> = c.store.load(&mut c.ledger).into_iter().collect();
         problems.extend(c.store.merge_drops(&mut c.ledger).1);
         (c, problems)
+    }
+
+    /// A ledger file (the agent's or an export) as the agent would read it, for
+    /// `mxsentry check --correspondents`; never written back.
+    pub fn from_file(path: &Path, learn: &LearnSection) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let snapshot =
+            store::Snapshot::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut c = Self::unopened(path.parent().unwrap_or(Path::new(".")), learn);
+        snapshot.merge_into(&mut c.ledger);
+        Ok(c)
     }
 
     /// Merges waiting drop-ins, saves at once, and removes them only once saved (a

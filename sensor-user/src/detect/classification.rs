@@ -98,6 +98,10 @@ pub struct Report<'a> {
     /// Who may register there: military, government, education...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_kind: Option<&'static str>,
+    /// `learned` when the target was learned from the host's correspondents
+    /// (`check --correspondents`), `configured` otherwise; absent without a ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
 }
 
 impl<'a> Report<'a> {
@@ -115,6 +119,7 @@ impl<'a> Report<'a> {
             registry: None,
             registry_suffix: None,
             registry_kind: None,
+            source: None,
         };
         match verdict {
             Classification::Protected { target } => {

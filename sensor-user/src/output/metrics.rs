@@ -150,6 +150,17 @@ metrics! {
     map_update_errors: IntCounter = counter("map_update_errors_total", "Kernel map updates that failed.");
     /// Kernel records the agent could not decode.
     undecodable: IntCounter = counter("undecodable_records_total", "Kernel ring records the agent could not decode.");
+    /// Protected entries in force, by source (configured|learned).
+    protected_entries: IntGaugeVec = gauge_vec("protected_entries", "Protected entries in force, by source (configured in the policy, or learned from this host's established correspondents).", &["source"]);
+    /// Registrable domains in the correspondents ledger.
+    correspondents: IntGauge = gauge("correspondents", "Registrable domains this host has delivered to, in its correspondents ledger.");
+    /// Of those, the established ones.
+    correspondents_established: IntGauge = gauge("correspondents_established", "Correspondents delivered to on enough distinct days with enough deliveries to count as established.");
+    /// Correspondents dropped to keep within max_domains.
+    correspondents_evicted: IntCounter = counter("correspondents_evicted_total", "Correspondents dropped from the ledger to keep within learn.max_domains (least valuable first).");
+    /// Deliveries to a lookalike never delivered to before, by target and whether the
+    /// target is an established correspondent.
+    first_contacts: IntCounterVec = counter_vec("lookalike_first_contacts_total", "Deliveries to a lookalike this host never delivered to before, by protected target and whether the target is an established correspondent (true: critical).", &["target", "target_established"]);
     /// Always 1, labelled with the version and the node.
     build_info: IntGaugeVec = gauge_vec("build_info", "Always 1; the version and node labels.", &["version", "node"]);
 }
@@ -214,6 +225,9 @@ impl Metrics {
         for (target, action) in targets {
             self.lookalikes_went_live
                 .with_label_values(&[target])
+                .inc_by(0);
+            self.first_contacts
+                .with_label_values(&[target, "true"])
                 .inc_by(0);
             if all_rules {
                 for rule in Rule::ALL {

@@ -5,6 +5,7 @@
 pub mod agentlog;
 pub mod clock;
 pub mod eventlog;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod schema;

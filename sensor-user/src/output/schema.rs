@@ -120,6 +120,13 @@ pub struct Lookalike {
     /// Who may register there (military, government, education…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_kind: Option<&'static str>,
+    /// `learned` when the target was protected from this host's correspondents, else
+    /// `configured`.
+    pub source: &'static str,
+    /// What this host's correspondents ledger says about the lookalike (absent when
+    /// learning is off).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub history: Option<super::history::History>,
 }
 
 impl Lookalike {
@@ -135,6 +142,8 @@ impl Lookalike {
             registry: f.registry.as_ref().map(|_| "restricted"),
             registry_suffix: f.registry.as_ref().map(|r| r.suffix.clone()),
             registry_kind: f.registry.as_ref().map(|r| r.kind.name()),
+            source: "configured",
+            history: None,
         }
     }
 
@@ -145,11 +154,16 @@ impl Lookalike {
 
     /// Info for a restricted-registry lookalike, else `typosquat` (a delivery is a
     /// warning, a name going live critical).
+    ///
+    /// The ledger moves it: an established correspondent is an old friend (info); a
+    /// first contact with a lookalike of one is the strongest misdirection signal there
+    /// is (critical).
     pub fn severity(&self, typosquat: Severity) -> Severity {
-        if self.restricted() {
-            Severity::Info
-        } else {
-            typosquat
+        match &self.history {
+            _ if self.restricted() => Severity::Info,
+            Some(h) if h.established => Severity::Info,
+            Some(h) if h.first_contact && h.target_established => Severity::Critical,
+            _ => typosquat,
         }
     }
 }

@@ -22,6 +22,8 @@ fn lookup(domain: &str) -> Event {
             registry: None,
             registry_suffix: None,
             registry_kind: None,
+            source: "configured",
+            history: None,
         },
         name_blocked: true,
         local_resolver_upstream: false,
