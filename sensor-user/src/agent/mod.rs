@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod enforcer;
+pub mod learning;
 pub mod outcomes;
 pub mod pcap;
 pub mod pending;

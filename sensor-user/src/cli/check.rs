@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use super::args::CheckArgs;
 use crate::{
     config::{ConfigSource, Domain, FullEntry, Overrides, ProtectItem},
-    correspondents::{Correspondents, learned::Learned},
+    correspondents::{Correspondents, learned::LearnedProtection},
     detect::{Action, Classification, Engine, Name, Report},
 };
 
@@ -37,7 +37,7 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
 
 /// The engine for the config file (only when given) plus the command-line entries, and
 /// the entries learned from `--correspondents` (none without it).
-fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<Learned>)> {
+fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<LearnedProtection>)> {
     let protect = args
         .protect
         .iter()
@@ -61,7 +61,7 @@ fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<Learned>)> {
     let learn = &loaded.config.learn;
     let c = Correspondents::from_file(file, learn)
         .map_err(|e| anyhow::anyhow!("--correspondents {e}"))?;
-    let learned = Learned::choose(&c, &loaded.engine);
+    let learned = LearnedProtection::choose(&c, &loaded.engine);
     let engine = learned
         .engine(&loaded.policy, learn.action)
         .context("protecting the learned correspondents")?;
@@ -125,7 +125,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 fn emit(
     engine: &Engine,
-    learned: Option<&Learned>,
+    learned: Option<&LearnedProtection>,
     raw: &str,
     json: bool,
     out: &mut impl Write,

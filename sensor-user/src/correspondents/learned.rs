@@ -10,12 +10,12 @@ use crate::detect::{Action, Classification, Engine, Policy, PolicyError, Protect
 /// The entries learned from the ledger, and the engine that protects them with the
 /// configured ones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Learned {
+pub struct LearnedProtection {
     /// The learned entries (registrable domains), sorted.
     pub names: BTreeSet<String>,
 }
 
-impl Learned {
+impl LearnedProtection {
     /// The established correspondents to protect now: the most established, skipping
     /// any the configured policy already has a word for (protected, allowed, or itself a
     /// lookalike of a configured entry: an old friend, not a target).
@@ -92,7 +92,7 @@ mod tests {
     fn established_correspondents_are_protected_and_their_lookalikes_found() {
         let c = ledger_with("chosen", &[("contoso.com", 4, 3), ("oneoff.example", 1, 9)]);
         let configured = Policy::default();
-        let learned = Learned::choose(&c, &Engine::new(&configured).expect("engine"));
+        let learned = LearnedProtection::choose(&c, &Engine::new(&configured).expect("engine"));
         assert_eq!(learned.names, BTreeSet::from(["contoso.com".to_string()]));
         let engine = learned
             .engine(&configured, Action::Alert)
@@ -119,7 +119,7 @@ mod tests {
             protect: vec![ProtectEntry::new("hp.com")],
             ..Policy::default()
         };
-        let learned = Learned::choose(&c, &Engine::new(&configured).expect("engine"));
+        let learned = LearnedProtection::choose(&c, &Engine::new(&configured).expect("engine"));
         assert!(learned.is_empty(), "{learned:?}");
     }
 }

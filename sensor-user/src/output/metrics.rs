@@ -141,7 +141,7 @@ metrics! {
     /// Saves of the agent's state files.
     state_saves: IntCounter = counter("state_saves_total", "Saves of the agent's state (unresolved lookalikes), each a write-then-rename.");
     /// State that could not be saved or loaded, by operation.
-    state_errors: IntCounterVec = counter_vec("state_errors_total", "The agent's state could not be saved (full or read-only directory) or loaded (corrupt or unreadable file), by operation.", &["op"]);
+    state_errors: IntCounterVec = counter_vec("state_errors_total", "The agent's state could not be saved (full or read-only directory) or loaded (corrupt or unreadable file), by operation (save|load: unresolved lookalikes; ledger_save|ledger_load: the correspondents ledger).", &["op"]);
     /// Metrics-endpoint connections closed to make room (the connection cap).
     http_evicted: IntCounter = counter("http_connections_evicted_total", "Connections to the metrics endpoint closed unanswered to keep within its connection cap (idle or slow clients).");
     /// Event-log lines that could not be written.
@@ -201,7 +201,7 @@ impl Metrics {
         for bound in ["pending_max", "pending_per_target"] {
             m.pending_evicted.with_label_values(&[bound]).inc_by(0);
         }
-        for op in ["save", "load"] {
+        for op in ["save", "load", "ledger_save", "ledger_load"] {
             m.state_errors.with_label_values(&[op]).inc_by(0);
         }
         Ok(m)
