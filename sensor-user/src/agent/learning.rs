@@ -42,6 +42,20 @@ impl Learning {
     pub fn open(state_dir: &Path, learn: &LearnSection, policy: Policy, sink: &mut Sink) -> Self {
         let (correspondents, problems) = Correspondents::open(state_dir, learn);
         report(problems, sink);
+        Self::with(correspondents, learn, policy, sink)
+    }
+
+    /// A ledger that starts empty and is never saved (replay, tests).
+    pub fn in_memory(learn: &LearnSection, policy: Policy, sink: &mut Sink) -> Self {
+        Self::with(Correspondents::in_memory(learn), learn, policy, sink)
+    }
+
+    fn with(
+        correspondents: Correspondents,
+        learn: &LearnSection,
+        policy: Policy,
+        sink: &mut Sink,
+    ) -> Self {
         let mut l = Self {
             correspondents,
             learned: None,
@@ -79,9 +93,10 @@ impl Learning {
         self.learned = None;
     }
 
-    /// Chooses the learned entries again; `Some(engine)` (configured plus learned) when
+    /// Chooses the learned entries again; `Some((engine, policy))` (configured plus
+    /// learned) when
     /// they changed since the engine last handed out, or the policy did.
-    pub fn relearn(&mut self, sink: &mut Sink) -> Option<Engine> {
+    pub fn relearn(&mut self, sink: &mut Sink) -> Option<(Engine, Policy)> {
         self.next_relearn = Instant::now() + RELEARN_EVERY;
         let learned = match &self.configured_engine {
             Some(engine) if self.enabled => LearnedProtection::choose(&self.correspondents, engine),
@@ -93,7 +108,8 @@ impl Learning {
         if self.learned.as_ref() == Some(&learned) {
             return None;
         }
-        match learned.engine(&self.configured, self.action) {
+        let policy = learned.policy(&self.configured, self.action);
+        match Engine::new(&policy) {
             Ok(engine) => {
                 if !learned.is_empty() {
                     log::info!(
@@ -105,7 +121,7 @@ impl Learning {
                 }
                 m.with_label_values(&["learned"]).set(learned.len() as i64);
                 self.learned = Some(learned);
-                Some(engine)
+                Some((engine, policy))
             }
             Err(e) => {
                 log::error!("learned entries not applied: {e}");
@@ -117,7 +133,7 @@ impl Learning {
     /// Housekeeping each second: drop-ins merged, the long unseen forgotten, the ledger
     /// saved when due; the learned entries chosen again once a minute or after a merge.
     /// `Some(engine)` when they changed.
-    pub fn tick(&mut self, now: Instant, sink: &mut Sink) -> Option<Engine> {
+    pub fn tick(&mut self, now: Instant, sink: &mut Sink) -> Option<(Engine, Policy)> {
         let (merged, problems) = self.correspondents.tick(now);
         report(problems, sink);
         self.export(sink);
@@ -169,6 +185,12 @@ impl Learning {
             own.established,
             target.established,
         ));
+    }
+
+    /// The ledger, for tests that play deliveries on past days.
+    #[cfg(test)]
+    pub fn correspondents_mut(&mut self) -> &mut Correspondents {
+        &mut self.correspondents
     }
 
     /// Protected entries learned now.

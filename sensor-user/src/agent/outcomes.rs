@@ -240,6 +240,17 @@ fn count_detection(sink: &Sink, l: &Lookalike) {
         .detections
         .with_label_values(&[&l.target, l.rule, l.action])
         .inc();
+    if let Some(h) = l.history.as_ref().filter(|h| h.first_contact) {
+        let established = if h.target_established {
+            "true"
+        } else {
+            "false"
+        };
+        sink.metrics
+            .first_contacts
+            .with_label_values(&[&l.target, established])
+            .inc();
+    }
 }
 
 fn who(p: &Process) -> String {

@@ -9,7 +9,8 @@ use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
 use sensor_common::{event::Direction, qname::qname_hashes};
 
 use super::{
-    ConnectIn, DnsIn, Pipeline, Sink, enforcer::Simulated, pending::Pending, pipeline::who::Who,
+    ConnectIn, DnsIn, Pipeline, Sink, enforcer::Simulated, learning::Learning, pending::Pending,
+    pipeline::who::Who,
 };
 use crate::{
     config::Loaded,
@@ -129,7 +130,7 @@ fn packet(
 /// Replays `pcap` through the pipeline configured by `loaded`; events go to stdout.
 pub fn replay(pcap: &Path, loaded: Loaded) -> anyhow::Result<()> {
     let metrics = Metrics::new("replay")?;
-    let sink = Sink::new(EventLog::stdout(metrics.clone()), metrics, "replay");
+    let mut sink = Sink::new(EventLog::stdout(metrics.clone()), metrics, "replay");
     let pending = Pending::in_memory(loaded.config.cache.pending_max);
     let smtp = loaded.config.agent.smtp_ports.clone();
     let who = Who {
@@ -137,7 +138,9 @@ pub fn replay(pcap: &Path, loaded: Loaded) -> anyhow::Result<()> {
         // Capture packets carry no process: describe none from this host's /proc.
         proc_root: "/nonexistent".into(),
     };
-    let mut p = Pipeline::new(loaded, Simulated::default(), sink, who, pending);
+    // The capture's own deliveries make its ledger; the host's is neither read nor written.
+    let learning = Learning::in_memory(&loaded.config.learn, loaded.policy.clone(), &mut sink);
+    let mut p = Pipeline::new(loaded, Simulated::default(), sink, who, pending, learning);
     let file = std::fs::File::open(pcap).with_context(|| format!("opening {}", pcap.display()))?;
     let mut reader = match create_reader(1 << 16, file) {
         Ok(r) => r,

@@ -81,7 +81,7 @@ impl Reloader {
                 .source
                 .load_from(f.as_ref())
                 .map_err(|e| e.to_string())
-                .and_then(|loaded| keeps_protection(p.protected(), loaded, f.as_ref()))
+                .and_then(|loaded| keeps_protection(p.configured(), loaded, f.as_ref()))
                 .map(|loaded| {
                     restart_needed = restart_only_changes(&self.started, &loaded.config);
                     warnings = loaded.warnings.clone();

@@ -207,6 +207,7 @@ fn stop(mut a: startup::Running, exit: Exit) -> anyhow::Result<()> {
     }
     let tally = std::mem::take(&mut a.rings.tally);
     drop(a.rings);
+    a.pipeline.stopping();
     a.pipeline.emit(Event::AgentStopped {
         received: tally.received,
         undecodable: tally.undecodable,

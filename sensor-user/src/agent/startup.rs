@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     Pipeline, Sink,
+    learning::Learning,
     pending::Pending,
     pipeline::who::Who,
     resolver_watch::LocalResolvers,
@@ -160,7 +161,7 @@ fn kernel_outputs(
 }
 
 /// The pipeline over the pinned maps, with the persisted unresolved lookalikes.
-fn pipeline(loaded: Loaded, sink: Sink) -> anyhow::Result<Pipeline<VerdictMaps>> {
+fn pipeline(loaded: Loaded, mut sink: Sink) -> anyhow::Result<Pipeline<VerdictMaps>> {
     let config = &loaded.config;
     let (pending, warning) = Pending::load(&config.agent.state_dir, config.cache.pending_max);
     if let Some(w) = warning {
@@ -171,7 +172,13 @@ fn pipeline(loaded: Loaded, sink: Sink) -> anyhow::Result<Pipeline<VerdictMaps>>
         proc_root: config.agent.proc_root.clone(),
     };
     let maps = VerdictMaps::open(&config.agent.pin_dir)?;
-    Ok(Pipeline::new(loaded, maps, sink, who, pending))
+    let learning = Learning::open(
+        &config.agent.state_dir,
+        &config.learn,
+        loaded.policy.clone(),
+        &mut sink,
+    );
+    Ok(Pipeline::new(loaded, maps, sink, who, pending, learning))
 }
 
 /// Leaves the kernel as `exit` says.
@@ -240,6 +247,7 @@ fn started_event(
         caller_reads: sensor.caller_reads().name(),
         smtp_ports: config.agent.smtp_ports.clone(),
         protected: pipeline.protected(),
+        learned: pipeline.learned(),
         config: path.map(|p| p.display().to_string()),
         metrics: format!("http://{}{}", config.metrics.listen, config.metrics.path),
     }

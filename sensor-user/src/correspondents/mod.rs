@@ -41,6 +41,8 @@ pub struct Correspondents {
     forget_after: u64,
     offset: i64,
     enabled: bool,
+    /// Whether the ledger lives in the state directory (false: replay and tests).
+    persist: bool,
 }
 
 impl Correspondents {
@@ -70,6 +72,15 @@ impl Correspondents {
             forget_after: learn.forget_after_days * 86_400,
             offset,
             enabled: learn.enabled,
+            persist: true,
+        }
+    }
+
+    /// A ledger that starts empty and is never read or written (replay, tests).
+    pub fn in_memory(learn: &LearnSection) -> Self {
+        Self {
+            persist: false,
+            ..Self::unopened(Path::new("."), learn)
         }
     }
 
@@ -169,6 +180,11 @@ impl Correspondents {
 
     /// Housekeeping: merge dropped-in snapshots, forget the long unseen, save when due.
     pub fn tick(&mut self, now: Instant) -> (usize, Vec<Problem>) {
+        if !self.persist {
+            let cutoff = self.now().saturating_sub(self.forget_after);
+            self.ledger.forget_before(cutoff);
+            return (0, Vec::new());
+        }
         let (merged, mut problems) = self.take_drops(now);
         let cutoff = self.now().saturating_sub(self.forget_after);
         if self.ledger.forget_before(cutoff) > 0 {
@@ -180,7 +196,16 @@ impl Correspondents {
 
     /// Saves whatever changed (at stop).
     pub fn flush(&mut self) -> Option<Problem> {
+        if !self.persist {
+            return None;
+        }
         self.store.save_if_due(&self.ledger, Instant::now(), true)
+    }
+
+    /// The ledger, for tests that play deliveries at chosen times.
+    #[cfg(test)]
+    pub fn ledger_mut(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
 
     /// The ledger.

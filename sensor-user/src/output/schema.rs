@@ -237,6 +237,8 @@ pub enum Event {
         smtp_ports: Vec<u16>,
         /// Number of protected entries.
         protected: usize,
+        /// Of those, learned from this host's established correspondents.
+        learned: usize,
         /// Config file in use, if any.
         config: Option<String>,
         /// Metrics endpoint.

@@ -21,7 +21,7 @@ impl<E: Enforcer> Pipeline<E> {
             AnswerDropped {
                 lookalike: self
                     .lookalike(&msg.qname)
-                    .map(|f| Lookalike::new(&msg.qname, &f)),
+                    .map(|f| self.detection(&msg.qname, &f)),
                 socket: self.who.socket(d.cgroup_id),
             }
             .emit(&mut self.sink);
@@ -53,7 +53,9 @@ impl<E: Enforcer> Pipeline<E> {
         let domain = registrable(recipient).to_string();
         if learned.resolved() {
             if let Some(entry) = self.tracker.resolved(&domain) {
-                went_live(&domain, &f, entry.first_seen, learned).emit(&mut self.sink);
+                let mut live = went_live(&domain, &f, entry.first_seen, learned);
+                self.learning.annotate(&mut live.lookalike);
+                live.emit(&mut self.sink);
             }
         } else if !msg.failed && !msg.partial && !msg.truncated {
             let expires = self

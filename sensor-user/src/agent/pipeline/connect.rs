@@ -10,7 +10,7 @@ use crate::{
         enforcer::Enforcer,
         outcomes::{ConnectRefused, Detected, Outcome, Unattributed},
     },
-    output::{clock::since_kernel, schema::Lookalike},
+    output::clock::since_kernel,
 };
 
 impl<E: Enforcer> Pipeline<E> {
@@ -29,11 +29,16 @@ impl<E: Enforcer> Pipeline<E> {
         });
         // Whether an event line is written for this connect (clean ones get none).
         let wrote = blocked || finding.is_some() || route.is_none();
+        // A delivery the ledger counts, once its event has read the ledger as it was.
+        let delivered = route
+            .as_ref()
+            .filter(|_| !blocked)
+            .map(|r| r.recipient_domain.clone());
         if wrote {
             let process = self.who.process(&c);
             let address = c.addr.to_string();
             let lookalike = match (&route, &finding) {
-                (Some(r), Some(f)) => Some(Lookalike::new(&r.recipient_domain, f)),
+                (Some(r), Some(f)) => Some(self.detection(&r.recipient_domain, f)),
                 _ => None,
             };
             match (lookalike, route) {
@@ -62,6 +67,9 @@ impl<E: Enforcer> Pipeline<E> {
                 .emit(&mut self.sink),
                 (_, _) => self.unattributed(&c, address, process),
             }
+        }
+        if let Some(recipient) = delivered {
+            self.learning.record(&recipient);
         }
         let latency = since_kernel(c.ts_ns);
         self.metrics().decision_latency.observe(latency);

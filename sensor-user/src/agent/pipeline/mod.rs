@@ -15,6 +15,8 @@ pub mod tracking;
 pub mod who;
 
 #[cfg(test)]
+mod learning_tests;
+#[cfg(test)]
 mod tests;
 
 use std::{
@@ -25,13 +27,15 @@ use std::{
 use sensor_common::{Verdict, event::Direction};
 
 use self::{ledger::BlockLedger, routes::Routes, tracking::Tracker, who::Who};
-use super::{enforcer::Enforcer, outcomes::Outcome as _, pending::Pending, sink::Sink};
+use super::{
+    enforcer::Enforcer, learning::Learning, outcomes::Outcome as _, pending::Pending, sink::Sink,
+};
 use crate::{
     config::{Config, Loaded},
     detect::{Action, Classification, Engine, Finding, Policy},
     dns::{self, registrable},
     kernel::maps::Mode,
-    output::{Event, Metrics, clock::since_kernel},
+    output::{Event, Metrics, clock::since_kernel, schema::Lookalike},
 };
 
 /// A DNS packet as the kernel (or a capture) reports it.
@@ -103,11 +107,20 @@ pub struct Pipeline<E: Enforcer> {
     blocks: BlockLedger<E>,
     sink: Sink,
     who: Who,
+    learning: Learning,
 }
 
 impl<E: Enforcer> Pipeline<E> {
-    /// Builds the pipeline for a loaded config, writing its mode and ports to the enforcer.
-    pub fn new(loaded: Loaded, enforcer: E, mut sink: Sink, who: Who, pending: Pending) -> Self {
+    /// Builds the pipeline for a loaded config, writing its mode and ports to the enforcer;
+    /// `learning` adds the entries learned from this host's correspondents.
+    pub fn new(
+        loaded: Loaded,
+        enforcer: E,
+        mut sink: Sink,
+        who: Who,
+        pending: Pending,
+        learning: Learning,
+    ) -> Self {
         let Loaded {
             config,
             policy,
@@ -134,19 +147,33 @@ impl<E: Enforcer> Pipeline<E> {
             blocks: ledger,
             sink,
             who,
+            learning,
         };
+        let policy = p.with_learned(policy);
         p.policy_applied(&policy);
         p
+    }
+
+    /// The configured `policy` with what was learned, the engine switched to it.
+    fn with_learned(&mut self, policy: Policy) -> Policy {
+        match self.learning.relearn(&mut self.sink) {
+            Some((engine, learned)) => {
+                self.engine = engine;
+                learned
+            }
+            None => policy,
+        }
     }
 
     /// What a new policy sets off: its series exported at zero, its likely slips
     /// preloaded as blocks.
     fn policy_applied(&mut self, policy: &Policy) {
-        let engine = &self.engine;
+        let (engine, learning) = (&self.engine, &self.learning);
         self.sink
             .metrics
             .known_targets(engine.target_actions().map(|(t, a)| (t, a.name())));
-        self.blocks.preload(policy, |n| blocks(engine, n));
+        self.blocks
+            .preload(policy, |n| blocks(engine, n) && !learning.established(n));
     }
 
     /// Applies a new configuration without losing the cache.
@@ -158,6 +185,8 @@ impl<E: Enforcer> Pipeline<E> {
             ..
         } = loaded;
         self.engine = engine;
+        self.learning.reconfigure(&config.learn, policy.clone());
+        let policy = self.with_learned(policy);
         self.settings = Settings::from(&config);
         self.sink.alert_resolve = Duration::from_secs(config.alertmanager.resolve_after_secs);
         self.blocks
@@ -176,14 +205,13 @@ impl<E: Enforcer> Pipeline<E> {
     /// After a policy change: lift blocks the policy no longer wants, and block cached
     /// addresses of names it now does (mail already headed there gets refused).
     fn rebalance_blocks(&mut self) {
-        let engine = &self.engine;
-        self.blocks.rebalance(|n| blocks(engine, n));
+        let (engine, learning) = (&self.engine, &self.learning);
+        let blocks = |n: &str| blocks(engine, n) && !learning.established(n);
+        self.blocks.rebalance(blocks);
         let wanted: Vec<_> = self
             .routes
             .iter()
-            .filter(|(_, a)| {
-                blocks(engine, &a.route.recipient_domain) || blocks(engine, &a.route.mx_host)
-            })
+            .filter(|(_, a)| blocks(&a.route.recipient_domain) || blocks(&a.route.mx_host))
             .map(|(ip, a)| (*ip, a.route.recipient_domain.clone(), a.expires))
             .collect();
         for (ip, recipient, expires) in wanted {
@@ -198,6 +226,12 @@ impl<E: Enforcer> Pipeline<E> {
             o.emit(&mut self.sink);
         }
         self.blocks.expire(now);
+        if let Some((engine, policy)) = self.learning.tick(now, &mut self.sink) {
+            // The established correspondents changed: learned entries come and go.
+            self.engine = engine;
+            self.rebalance_blocks();
+            self.policy_applied(&policy);
+        }
         self.routes.report(&self.sink.metrics);
         self.sink.tick();
     }
@@ -240,9 +274,42 @@ impl<E: Enforcer> Pipeline<E> {
             .observe(since_kernel(d.ts_ns));
     }
 
-    /// The engine's finding for `name` when it is a lookalike.
+    /// The engine's finding for `name` when it is a lookalike; an established
+    /// correspondent is an old friend, never blocked.
     fn lookalike(&self, name: &str) -> Option<Finding> {
-        lookalike(&self.engine, name)
+        let mut f = lookalike(&self.engine, name)?;
+        if f.action == Action::Block && self.learning.established(name) {
+            f.action = Action::Alert;
+        }
+        Some(f)
+    }
+
+    /// Whether deliveries to `name` are to be refused.
+    fn blocks_name(&self, name: &str) -> bool {
+        self.lookalike(name)
+            .is_some_and(|f| f.action == Action::Block)
+    }
+
+    /// A detection's lookalike part, with what the correspondents ledger says of it.
+    fn detection(&self, domain: &str, f: &Finding) -> Lookalike {
+        let mut l = Lookalike::new(domain, f);
+        self.learning.annotate(&mut l);
+        l
+    }
+
+    /// Saves what must outlive the agent (at stop).
+    pub fn stopping(&mut self) {
+        self.learning.flush(&mut self.sink);
+    }
+
+    /// Protected targets the configuration names (learned ones aside).
+    pub fn configured(&self) -> usize {
+        self.protected().saturating_sub(self.learned())
+    }
+
+    /// Protected entries learned from this host's correspondents.
+    pub fn learned(&self) -> usize {
+        self.learning.learned()
     }
 
     /// Number of protected entries in force.

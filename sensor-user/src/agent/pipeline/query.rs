@@ -3,7 +3,7 @@
 
 use sensor_common::domain_hash;
 
-use super::{DnsIn, Pipeline, blocks, ledger::Put, registrable};
+use super::{DnsIn, Pipeline, ledger::Put, registrable};
 use crate::{
     agent::{
         enforcer::Enforcer,
@@ -12,7 +12,7 @@ use crate::{
     detect::Action,
     dns::Message,
     kernel::maps::name_hash,
-    output::{clock::since_kernel, schema::Lookalike},
+    output::clock::since_kernel,
 };
 
 impl<E: Enforcer> Pipeline<E> {
@@ -29,7 +29,7 @@ impl<E: Enforcer> Pipeline<E> {
             // an MX answer are then dropped with no race against this agent, and a flood of
             // random names under one lookalike takes one map entry, not one each.
             let domain = registrable(&msg.qname);
-            let whole = if blocks(&self.engine, domain) {
+            let whole = if self.blocks_name(domain) {
                 domain_hash(domain)
             } else {
                 None
@@ -43,7 +43,7 @@ impl<E: Enforcer> Pipeline<E> {
         let block_latency = (put == Put::Added).then(|| since_kernel(d.ts_ns));
         LookalikeLookedUp {
             qtype: msg.qtype.name(),
-            lookalike: Lookalike::new(&msg.qname, &f),
+            lookalike: self.detection(&msg.qname, &f),
             name_blocked: put != Put::Failed,
             block_latency,
             resolver_upstream: d.resolver,

@@ -19,40 +19,52 @@ use serde_json::Value;
 
 use super::{ConnectIn, DnsIn, Pipeline, who::Who};
 use crate::{
-    agent::{Sink, enforcer::Simulated, pending::Pending},
+    agent::{Sink, enforcer::Simulated, learning::Learning, pending::Pending},
     config::Loaded,
     kernel::maps::name_hash,
     output::{EventLog, Metrics},
 };
 
-const MX_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
+pub(super) const MX_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
 
 fn config(text: &str) -> Loaded {
     Loaded::parse(text, std::path::Path::new("test.toml")).unwrap()
 }
 
 fn pipeline(text: &str) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
+    pipeline_seeded(text, |_| {})
+}
+
+/// A pipeline for `text` whose in-memory correspondents ledger `seed` fills first.
+pub(super) fn pipeline_seeded(
+    text: &str,
+    seed: impl FnOnce(&mut Learning),
+) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
     let metrics = Metrics::new("test").unwrap();
     let (log, lines) = EventLog::memory(metrics.clone());
-    let sink = Sink::new(log, metrics.clone(), "test");
+    let mut sink = Sink::new(log, metrics.clone(), "test");
     let who = Who {
         cgroups: None,
         proc_root: "/proc".into(),
     };
+    let loaded = config(text);
+    let mut learning = Learning::in_memory(&loaded.config.learn, loaded.policy.clone(), &mut sink);
+    seed(&mut learning);
     (
         Pipeline::new(
-            config(text),
+            loaded,
             Simulated::default(),
             sink,
             who,
             Pending::in_memory(100),
+            learning,
         ),
         lines,
         metrics,
     )
 }
 
-fn events(lines: &Arc<Mutex<Vec<String>>>, kind: &str) -> Vec<Value> {
+pub(super) fn events(lines: &Arc<Mutex<Vec<String>>>, kind: &str) -> Vec<Value> {
     lines
         .lock()
         .unwrap()
@@ -66,13 +78,18 @@ fn name(s: &str) -> Name {
     Name::from_str(s).unwrap()
 }
 
-fn query(q: &str, t: RecordType) -> Vec<u8> {
+pub(super) fn query(q: &str, t: RecordType) -> Vec<u8> {
     let mut m = Message::query();
     m.add_query(Query::query(name(q), t));
     m.to_vec().unwrap()
 }
 
-fn answer(q: &str, t: RecordType, records: Vec<Record>, additionals: Vec<Record>) -> Vec<u8> {
+pub(super) fn answer(
+    q: &str,
+    t: RecordType,
+    records: Vec<Record>,
+    additionals: Vec<Record>,
+) -> Vec<u8> {
     let mut m = Message::response(1, OpCode::Query);
     m.add_query(Query::query(name(q), t));
     m.add_answers(records);
@@ -80,7 +97,7 @@ fn answer(q: &str, t: RecordType, records: Vec<Record>, additionals: Vec<Record>
     m.to_vec().unwrap()
 }
 
-fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
+pub(super) fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
     let verdict = match direction {
         Direction::Ingress => p
             .enforcer()
@@ -98,7 +115,7 @@ fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
     });
 }
 
-fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
+pub(super) fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
     let verdict = p.enforcer().connect_verdict(addr);
     p.on_connect(ConnectIn {
         ts_ns: 0,
@@ -112,12 +129,12 @@ fn connect(p: &mut Pipeline<Simulated>, addr: IpAddr) {
 }
 
 /// `owner MX 10 exchanger`, TTL 300.
-fn mx_record(owner: &str, exchanger: &str) -> Record {
+pub(super) fn mx_record(owner: &str, exchanger: &str) -> Record {
     Record::from_rdata(name(owner), 300, RData::MX(MX::new(10, name(exchanger))))
 }
 
 /// `owner A MX_IP`, TTL 300.
-fn a_record(owner: &str) -> Record {
+pub(super) fn a_record(owner: &str) -> Record {
     Record::from_rdata(name(owner), 300, RData::A(A(Ipv4Addr::new(192, 0, 2, 25))))
 }
 

@@ -1,0 +1,98 @@
+//! The pipeline with a correspondents ledger: learned protection, first contacts, and
+//! old friends that are never blocked.
+
+use hickory_proto::rr::RecordType;
+use sensor_common::event::Direction;
+
+use super::tests::{
+    MX_IP, a_record, answer, connect, dns, events, mx_record, pipeline_seeded, query,
+};
+use crate::{agent::learning::Learning, kernel::maps::Mode};
+
+/// Deliveries to `domain` on `days` past days, `per_day` each.
+fn delivered(l: &mut Learning, domain: &str, days: u64, per_day: u64) {
+    let c = l.correspondents_mut();
+    let today = c.now();
+    for day in 1..=days {
+        for _ in 0..per_day {
+            c.ledger_mut().record(domain, today - day * 86_400);
+        }
+    }
+}
+
+/// MX `domain` → mx.`domain` with its address MX_IP in the glue, then a connect to it.
+fn deliver(p: &mut super::Pipeline<crate::agent::enforcer::Simulated>, domain: &str) {
+    let (q, mx) = (format!("{domain}."), format!("mx.{domain}."));
+    dns(p, &query(&q, RecordType::MX), Direction::Egress);
+    dns(
+        p,
+        &answer(
+            &q,
+            RecordType::MX,
+            vec![mx_record(&q, &mx)],
+            vec![a_record(&mx)],
+        ),
+        Direction::Ingress,
+    );
+    connect(p, MX_IP);
+}
+
+#[test]
+fn a_host_with_no_policy_protects_whom_it_mails_and_flags_a_first_contact_as_critical() {
+    let (mut p, lines, m) = pipeline_seeded("[policy]\nintentionally_empty = true\n", |l| {
+        delivered(l, "contoso.com", 4, 2)
+    });
+    assert_eq!(p.learned(), 1);
+    assert_eq!(m.protected_entries.with_label_values(&["learned"]).get(), 1);
+    deliver(&mut p, "contoso-corp.com");
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["target"], "contoso.com");
+    assert_eq!(d[0]["source"], "learned");
+    assert_eq!(d[0]["action"], "alert");
+    assert_eq!(d[0]["first_contact"], true);
+    assert_eq!(d[0]["target_established"], true);
+    assert_eq!(d[0]["established"], false);
+    assert_eq!(d[0]["severity"], "critical");
+    assert_eq!(
+        m.first_contacts
+            .with_label_values(&["contoso.com", "true"])
+            .get(),
+        1
+    );
+    // Delivered once: the next one is no first contact, and no longer critical.
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1]["first_contact"], false);
+    assert_eq!(d[1]["severity"], "warning");
+}
+
+#[test]
+fn an_established_correspondent_that_resembles_a_block_entry_is_info_and_never_blocked() {
+    let policy = "[policy]\nprotect = [{ entry = \"hp.com\", action = \"block\" }]\n";
+    let (mut p, lines, _) = pipeline_seeded(policy, |l| delivered(l, "hpe.com", 5, 2));
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    // Not learned: the configured policy already has a word for it.
+    assert_eq!(p.learned(), 0);
+    deliver(&mut p, "hpe.com");
+    assert!(
+        !p.enforcer().addrs.contains(&MX_IP),
+        "an old friend's address is never blocked"
+    );
+    let hash = sensor_common::domain_hash("hpe.com").expect("a domain hash");
+    assert!(
+        !p.enforcer().names.contains_key(&hash),
+        "an old friend is neither preloaded nor blocked on lookup"
+    );
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["established"], true);
+    assert_eq!(d[0]["severity"], "info");
+    assert_eq!(d[0]["action"], "alert");
+    assert_eq!(d[0]["verdict"], "allowed");
+    assert!(d[0]["advice"].as_str().is_some_and(|a| a.contains("also")));
+    // A lookalike nobody mails is still refused.
+    deliver(&mut p, "hpp.com");
+    assert!(p.enforcer().addrs.contains(&MX_IP));
+}
