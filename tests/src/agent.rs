@@ -92,11 +92,26 @@ impl Agent {
         Self::start_with(program, pin_dir, args, false)
     }
 
+    /// [`Agent::start`] with `env` added to its environment.
+    pub fn start_env(pin_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::spawn(&agent_bin()?, pin_dir, args, true, env)
+    }
+
     fn start_with(
         program: &Path,
         pin_dir: &Path,
         args: &[&str],
         raw: bool,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(program, pin_dir, args, raw, &[])
+    }
+
+    fn spawn(
+        program: &Path,
+        pin_dir: &Path,
+        args: &[&str],
+        raw: bool,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut child = Command::new(program)
@@ -107,6 +122,7 @@ impl Agent {
             .arg(metrics_addr.to_string())
             .args(raw.then_some("--raw-events"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .context("spawn mxsentry")?;

@@ -152,7 +152,12 @@ impl Learning {
     /// Counts a delivery (an attributed connect that was not refused) to `recipient`.
     pub fn record(&mut self, recipient: &str) {
         if let Some(domain) = registrable_of(recipient) {
+            let was = self.correspondents.signals(domain).established;
             self.correspondents.record(domain);
+            if !was && self.correspondents.signals(domain).established {
+                // A new established correspondent: protect it at the next tick.
+                self.next_relearn = Instant::now();
+            }
         }
     }
 
