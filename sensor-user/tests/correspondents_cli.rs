@@ -117,3 +117,64 @@ fn a_ledger_that_is_not_one_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hostile_log_is_skipped_line_by_line_and_never_grows_the_ledger_past_its_bound() {
+    use std::io::Write as _;
+    let dir = scratch("hostile");
+    let cfg = dir.join("mxsentry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n\n[policy]\nintentionally_empty = true\n\n\
+             [learn]\nmax_domains = 1000\nprotect_top = 10\n",
+            dir.join("state").display()
+        ),
+    )
+    .expect("config");
+    let log = dir.join("hostile.log");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
+    // Binary junk, a 1 MB line, then 200,000 distinct delivered domains.
+    let junk: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    f.write_all(&junk).expect("junk");
+    f.write_all(b"\n").expect("nl");
+    f.write_all(&vec![b'x'; 1 << 20]).expect("long line");
+    f.write_all(b"\n").expect("nl");
+    for i in 0..200_000u32 {
+        writeln!(f, "{}", sent(15, i % 60, &format!("u@d{i}.com"))).expect("line");
+    }
+    drop(f);
+    let out = bin()
+        .args(["correspondents", "--config"])
+        .arg(&cfg)
+        .arg("import")
+        .arg(&log)
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        out.stderr
+            .split(|b| *b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .expect("a JSON summary on stderr"),
+    )
+    .expect("summary");
+    let (kept, evicted) = (
+        report["domains"].as_u64().unwrap_or(u64::MAX),
+        report["evicted"].as_u64().unwrap_or(0),
+    );
+    assert!(kept <= 1000, "past the bound: {report}");
+    assert_eq!(kept + evicted, 200_000, "every eviction counted: {report}");
+    assert_eq!(report["lines"]["recorded"], 200_000, "{report}");
+    assert!(report["lines"]["too_long"].as_u64() >= Some(1), "{report}");
+    let skipped = report["lines"]["not_text"].as_u64().unwrap_or(0)
+        + report["lines"]["malformed"].as_u64().unwrap_or(0)
+        + report["lines"]["not_delivery"].as_u64().unwrap_or(0);
+    assert!(skipped >= 1, "the junk is counted: {report}");
+}

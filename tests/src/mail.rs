@@ -23,7 +23,9 @@ pub const LOOKALIKE_MX6: &str = crate::topology::SRV6[2];
 /// Zone data, short TTLs: army.mil (protected); army.ml (its lookalike, MX through a
 /// CNAME); army.mi (a lookalike whose only MX host is IPv6); arrmy.mil (a lookalike with
 /// 30 MX hosts, so its MX answer does not fit 512 bytes of UDP and the client retries
-/// over TCP); every name under other.org (anyone else's lookups).
+/// over TCP); contoso.com, fabrikam.com and adatum.com (partners, on the protected
+/// side's receiver) and fabrikarn.com (fabrikam.com's lookalike); every name under
+/// other.org (anyone else's lookups).
 fn zones() -> String {
     let mut z = format!(
         r#"  local-zone: "army.mil." static
@@ -37,6 +39,18 @@ fn zones() -> String {
   local-data: "army.mi. 5 IN MX 10 mx6.army.mi."
   local-data: "mx6.army.mi. 5 IN AAAA {LOOKALIKE_MX6}"
   local-zone: "arrmy.mil." static
+  local-zone: "contoso.com." static
+  local-data: "contoso.com. 5 IN MX 10 mx.contoso.com."
+  local-data: "mx.contoso.com. 5 IN A {PROTECTED_MX}"
+  local-zone: "fabrikam.com." static
+  local-data: "fabrikam.com. 5 IN MX 10 mx.fabrikam.com."
+  local-data: "mx.fabrikam.com. 5 IN A {PROTECTED_MX}"
+  local-zone: "adatum.com." static
+  local-data: "adatum.com. 5 IN MX 10 mx.adatum.com."
+  local-data: "mx.adatum.com. 5 IN A {PROTECTED_MX}"
+  local-zone: "fabrikarn.com." static
+  local-data: "fabrikarn.com. 5 IN MX 10 mx.fabrikarn.com."
+  local-data: "mx.fabrikarn.com. 5 IN A {LOOKALIKE_MX}"
   local-zone: "other.org." redirect
   local-data: "other.org. 5 IN A 10.77.0.9"
 "#

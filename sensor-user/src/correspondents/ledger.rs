@@ -189,11 +189,12 @@ impl Ledger {
         self.bound();
     }
 
-    /// Keeps the ledger within its bound: past it by a tenth, the least valuable go
-    /// (in one pass, so a flood of new domains costs O(1) per domain on average).
+    /// Keeps the ledger within its bound: past it, the least valuable go down to a
+    /// twentieth below it (in one pass, so a flood of new domains costs O(1) per domain
+    /// on average, and the ledger never holds more than `max`).
     fn bound(&mut self) {
-        if self.domains.len() > self.max + self.max / 10 {
-            self.trim(self.max);
+        if self.domains.len() > self.max {
+            self.trim(self.max - self.max / 20);
         }
     }
 
