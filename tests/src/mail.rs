@@ -24,7 +24,7 @@ pub const LOOKALIKE_MX6: &str = crate::topology::SRV6[2];
 /// CNAME); army.mi (a lookalike whose only MX host is IPv6); arrmy.mil (a lookalike with
 /// 30 MX hosts, so its MX answer does not fit 512 bytes of UDP and the client retries
 /// over TCP); contoso.com, fabrikam.com and adatum.com (partners, on the protected
-/// side's receiver) and fabrikarn.com (fabrikam.com's lookalike); every name under
+/// side's receiver) and fabrikm.com (fabrikam.com's lookalike); every name under
 /// other.org (anyone else's lookups).
 fn zones() -> String {
     let mut z = format!(
@@ -48,9 +48,9 @@ fn zones() -> String {
   local-zone: "adatum.com." static
   local-data: "adatum.com. 5 IN MX 10 mx.adatum.com."
   local-data: "mx.adatum.com. 5 IN A {PROTECTED_MX}"
-  local-zone: "fabrikarn.com." static
-  local-data: "fabrikarn.com. 5 IN MX 10 mx.fabrikarn.com."
-  local-data: "mx.fabrikarn.com. 5 IN A {LOOKALIKE_MX}"
+  local-zone: "fabrikm.com." static
+  local-data: "fabrikm.com. 5 IN MX 10 mx.fabrikm.com."
+  local-data: "mx.fabrikm.com. 5 IN A {LOOKALIKE_MX}"
   local-zone: "other.org." redirect
   local-data: "other.org. 5 IN A 10.77.0.9"
 "#

@@ -3,7 +3,7 @@
 //! army.mil, on three days (the agent's ledger clock shifted a day per run,
 //! `MXSENTRY_CLOCK_OFFSET_SECS`). The partners become established and are protected with
 //! no configuration (learned action `block`); army.ml becomes an old friend. In enforce
-//! mode the first delivery to fabrikarn.com (fabrikam.com's lookalike) stays deferred,
+//! mode the first delivery to fabrikm.com (fabrikam.com's lookalike) stays deferred,
 //! reported as a first contact against a learned entry, while army.ml is delivered and
 //! reported at info. The ledger survives a restart; nothing is lost when the operator lets
 //! the mail go; and seeding a fresh ledger from Postfix's own log gives the live ledger.
@@ -129,11 +129,11 @@ fn postfix_deliveries_teach_the_agent_whom_to_protect_and_whom_never_to_block() 
     let mut agent = agent_on(&t, &cfg, 2);
     assert_eq!(agent.events("agent_started")[0]["learned"], 3);
     // The first mail to a partner's lookalike stays queued: a first contact, learned entry.
-    lab.send(&t, "eve@fabrikarn.com", "first-contact")
+    lab.send(&t, "eve@fabrikm.com", "first-contact")
         .expect("send");
     let b = agent
         .wait_for(Duration::from_secs(20), |v| {
-            v["event"] == "block" && v["domain"] == "fabrikarn.com"
+            v["event"] == "block" && v["domain"] == "fabrikm.com"
         })
         .expect("the lookalike's delivery refused");
     assert_eq!(b["target"], "fabrikam.com", "{b}");
@@ -178,7 +178,7 @@ fn postfix_deliveries_teach_the_agent_whom_to_protect_and_whom_never_to_block() 
         ("fabrikam.com", 3),
         ("adatum.com", 3),
         ("army.ml", 4),
-        ("fabrikarn.com", 1),
+        ("fabrikm.com", 1),
     ]
     .into_iter()
     .map(|(d, n)| (d.to_string(), n))
