@@ -20,14 +20,14 @@ pub(super) fn median_ns(id: &str) -> anyhow::Result<f64> {
         .context("median in estimates.json")
 }
 
-/// Runs the criterion benchmarks; returns the report section.
-pub fn run() -> anyhow::Result<String> {
+/// Runs `cargo bench -p sensor-user --bench NAME` (criterion, no plots); its stdout.
+pub(super) fn criterion(name: &str) -> anyhow::Result<String> {
     let cmd = [
         "bench",
         "-p",
         "sensor-user",
         "--bench",
-        "detect",
+        name,
         "--",
         "--noplot",
     ];
@@ -42,7 +42,12 @@ pub fn run() -> anyhow::Result<String> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the criterion benchmarks; returns the report section.
+pub fn run() -> anyhow::Result<String> {
+    let stdout = criterion("detect")?;
     let index = stdout
         .lines()
         .find(|l| l.starts_with("index:"))

@@ -1,45 +1,22 @@
 //! The correspondents ledger under criterion (`sensor-user/benches/correspondents.rs`):
 //! the cost a delivery adds, an MTA log's import speed, and a full ledger's memory.
 
-use std::{fmt::Write as _, process::Command};
+use std::fmt::Write as _;
 
-use anyhow::bail;
-
-use super::engine::median_ns;
-use crate::cmd::root;
+use super::engine::{criterion, median_ns};
 
 /// Runs the ledger benchmarks; returns the report section.
 pub fn run() -> anyhow::Result<String> {
-    let cmd = [
-        "bench",
-        "-p",
-        "sensor-user",
-        "--bench",
-        "correspondents",
-        "--",
-        "--noplot",
-    ];
-    eprintln!("+ cargo {}", cmd.join(" "));
-    let out = Command::new("cargo")
-        .args(cmd)
-        .current_dir(root())
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "cargo bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = criterion("correspondents")?;
     let memory = stdout
         .lines()
         .find(|l| l.starts_with("ledger memory:"))
         .unwrap_or("ledger memory: (not reported)")
         .to_string();
+    // "ledger memory: N domains, +X MB RSS (...)".
     let rss: f64 = memory
-        .split("RSS +")
+        .split('+')
         .nth(1)
-        .or_else(|| memory.split('+').nth(1))
         .and_then(|r| r.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN);
     let record = median_ns("correspondents/record_100k")?;
