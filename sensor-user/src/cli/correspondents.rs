@@ -130,9 +130,10 @@ fn import_one(mut input: impl Read, ledger: &mut Ledger, now: u64) -> anyhow::Re
         // A snapshot of a bounded ledger: read whole, but never more than 256 MiB.
         input.take(256 << 20).read_to_end(&mut bytes)?;
         let snapshot = Snapshot::parse(&bytes).map_err(|e| anyhow::anyhow!("export: {e}"))?;
-        let merged = snapshot.merge_into(ledger) as u64;
+        let m = snapshot.merge_into(ledger);
         return Ok(ImportStats {
-            recorded: merged,
+            recorded: m.merged as u64,
+            malformed: m.skipped as u64,
             ..ImportStats::default()
         });
     }

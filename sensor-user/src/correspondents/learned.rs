@@ -7,6 +7,21 @@ use std::collections::BTreeSet;
 use super::Correspondents;
 use crate::detect::{Action, Classification, Engine, Policy, PolicyError, ProtectEntry};
 
+/// The shortest registrable label learned as an entry. Nobody reviews a learned entry,
+/// and a label of one to three letters (`ac.cd`, `edu.na`, `hp.com`) is one slip away
+/// from hundreds of real names under every suffix: the quality step showed learned
+/// `ac.cd` and `edu.na` flagging 460 real universities. An operator who wants such a
+/// name protected lists it.
+pub const MIN_LABEL: usize = 4;
+
+/// Whether `domain` (registrable) has a label long enough to learn.
+fn distinctive(domain: &str) -> bool {
+    domain
+        .split('.')
+        .next()
+        .is_some_and(|l| l.len() >= MIN_LABEL)
+}
+
 /// The entries learned from the ledger, and the engine that protects them with the
 /// configured ones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -18,10 +33,13 @@ pub struct LearnedProtection {
 impl LearnedProtection {
     /// The established correspondents to protect now: the most established, skipping
     /// any the configured policy already has a word for (protected, allowed, or itself a
-    /// lookalike of a configured entry: an old friend, not a target).
+    /// lookalike of a configured entry: an old friend, not a target), and any too short
+    /// to be told from the names around it (see [`MIN_LABEL`]).
     pub fn choose(c: &Correspondents, configured: &Engine) -> Self {
         let names = c
-            .to_protect(|d| !matches!(configured.classify(d), Classification::Clean))
+            .to_protect(|d| {
+                !distinctive(d) || !matches!(configured.classify(d), Classification::Clean)
+            })
             .into_iter()
             .collect();
         Self { names }
@@ -121,5 +139,18 @@ mod tests {
         };
         let learned = LearnedProtection::choose(&c, &Engine::new(&configured).expect("engine"));
         assert!(learned.is_empty(), "{learned:?}");
+    }
+
+    #[test]
+    fn short_labels_are_not_learned() {
+        // Seen in the quality step: learned `ac.cd` made every `ac.XX` university a
+        // suffix typo of it.
+        let c = ledger_with(
+            "short",
+            &[("ac.cd", 5, 2), ("ibm.com", 5, 2), ("contoso.com", 5, 2)],
+        );
+        let learned =
+            LearnedProtection::choose(&c, &Engine::new(&Policy::default()).expect("engine"));
+        assert_eq!(learned.names, BTreeSet::from(["contoso.com".to_string()]));
     }
 }

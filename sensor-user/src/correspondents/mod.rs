@@ -100,7 +100,14 @@ impl Correspondents {
         let snapshot =
             store::Snapshot::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut c = Self::unopened(path.parent().unwrap_or(Path::new(".")), learn);
-        snapshot.merge_into(&mut c.ledger);
+        let m = snapshot.merge_into(&mut c.ledger);
+        if m.skipped > 0 {
+            log::warn!(
+                "{}: skipped {} entries that name no registrable domain",
+                path.display(),
+                m.skipped
+            );
+        }
         Ok(c)
     }
 

@@ -13,7 +13,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::ledger::{Entry, Ledger};
-use crate::state::persist::{read_no_follow, sibling, write_atomic};
+use crate::{
+    dns::domain::registrable_of,
+    state::persist::{read_no_follow, sibling, write_atomic},
+};
 
 /// The ledger's file under the state directory.
 pub const FILE: &str = "correspondents.json";
@@ -53,13 +56,52 @@ impl Snapshot {
         Ok(s)
     }
 
-    /// Folds every entry into `ledger` (whose bound holds); returns how many.
-    pub fn merge_into(&self, ledger: &mut Ledger) -> usize {
+    /// Folds every entry into `ledger` (whose bound holds) under its registrable domain
+    /// in lower-case ASCII, as deliveries are recorded (a hand-made or older export may
+    /// say `Partner.Example.` or `mail.partner.example`); returns how many were merged
+    /// and how many skipped because they name no registrable domain.
+    pub fn merge_into(&self, ledger: &mut Ledger) -> Merged {
+        let mut m = Merged::default();
         for (d, e) in &self.domains {
-            ledger.merge(d, e);
+            match normalise(d) {
+                Some(d) => {
+                    ledger.merge(&d, e);
+                    m.merged += 1;
+                }
+                None => m.skipped += 1,
+            }
         }
-        self.domains.len()
+        m
     }
+}
+
+/// What [`Snapshot::merge_into`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Merged {
+    /// Entries folded in.
+    pub merged: usize,
+    /// Entries that name no registrable domain, skipped.
+    pub skipped: usize,
+}
+
+/// The entries of `path` that were skipped, as a problem to report (none skipped: none).
+fn skipped(path: &Path, m: Merged) -> Option<Problem> {
+    (m.skipped > 0).then(|| {
+        problem(
+            path,
+            "skipped_names",
+            format!(
+                "{} entries name no registrable domain and were skipped ({} merged)",
+                m.skipped, m.merged
+            ),
+        )
+    })
+}
+
+/// A snapshot's key as the ledger keeps it: the registrable domain, lower-case ASCII.
+fn normalise(raw: &str) -> Option<String> {
+    let name = crate::detect::Name::parse(raw).ok()?;
+    registrable_of(&name.ascii).map(str::to_string)
 }
 
 /// Something wrong with a state file, reported once as an event and a metric.
@@ -67,7 +109,7 @@ impl Snapshot {
 pub struct Problem {
     /// The file.
     pub path: PathBuf,
-    /// `corrupt`, `unreadable` or `save_failed`.
+    /// `corrupt`, `unreadable`, `skipped_names` or `save_failed`.
     pub kind: &'static str,
     /// What happened, for a person.
     pub detail: String,
@@ -108,10 +150,7 @@ impl Store {
             }
         };
         match Snapshot::parse(&bytes) {
-            Ok(s) => {
-                s.merge_into(ledger);
-                None
-            }
+            Ok(s) => skipped(&self.path, s.merge_into(ledger)),
             Err(e) => {
                 let bad = sibling(&self.path, "bad");
                 let kept = std::fs::rename(&self.path, &bad).map_or_else(
@@ -178,7 +217,9 @@ impl Store {
                 .and_then(|b| Snapshot::parse(&b.unwrap_or_default()))
             {
                 Ok(s) => {
-                    merged += s.merge_into(ledger);
+                    let m = s.merge_into(ledger);
+                    merged += m.merged;
+                    problems.extend(skipped(&p, m));
                     self.dirty = true;
                     done.push(p);
                 }
@@ -288,6 +329,42 @@ mod tests {
         assert_eq!(store.merge_drops(&mut Ledger::new(10)).0, 1);
         assert!(store.remove_drops(&done).is_empty());
         assert_eq!(store.merge_drops(&mut l).0, 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_export_is_merged_under_registrable_lower_case_names() {
+        // Found by the quality step: a ledger file saying `EihBank.com` made a protected
+        // entry the engine knew as `eihbank.com` and findings name it `configured`.
+        let entry = |attempts| Entry {
+            attempts,
+            ..Entry::default()
+        };
+        let mut s = Snapshot {
+            version: VERSION,
+            domains: BTreeMap::new(),
+        };
+        for (d, n) in [
+            ("Partner.Example.", 3),
+            ("mail.partner.example", 4),
+            ("com", 1),
+            ("not a name", 1),
+        ] {
+            s.domains.insert(d.to_string(), entry(n));
+        }
+        let mut l = Ledger::new(10);
+        let m = s.merge_into(&mut l);
+        assert_eq!((m.merged, m.skipped), (2, 2));
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.get("partner.example").map(|e| e.attempts), Some(7));
+
+        let d = dir("skipped");
+        let mut store = Store::new(&d, Duration::ZERO);
+        store.drop_in(&s, "import").unwrap();
+        let (n, problems, _) = store.merge_drops(&mut Ledger::new(10));
+        assert_eq!(n, 2);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, "skipped_names");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
