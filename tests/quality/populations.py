@@ -1,8 +1,11 @@
 """Real domain populations for mxsentry's quality report (dev-time fixture, run by
 `cargo xtask quality` in its private venv, after it installs the pinned packages).
 
-Prints one JSON object per line: {"population", "domain"}; the first line of each
-population is {"population", "source"} saying where it comes from.
+Prints one JSON object per line: {"population", "domain", "frequent", "rank"}; the first
+line of each population is {"population", "source", "frequent"} saying where it comes from
+and which of its names a host of that kind mails often ("frequent": the ledger the quality
+report learns from). "rank" is the name's place in npm `top-sites` (the only ranked list
+here: the MISP copies of Tranco and CrUX are alphabetical), or null.
 Usage: populations.py NPM_DIR
 
 Sources (all installed by the quality step from a registry at a pinned version):
@@ -45,10 +48,12 @@ def split(host):
     return res.fld, res.tld
 
 
-def emit(population, source, names):
-    print(json.dumps({"population": population, "source": source}))
+def emit(population, source, names, frequent, why, ranks):
+    """Prints a population; `frequent(d)` says whether a host mails d often."""
+    print(json.dumps({"population": population, "source": source, "frequent": why}))
     for d in sorted(set(names)):
-        print(json.dumps({"population": population, "domain": d}))
+        line = {"population": population, "domain": d, "frequent": frequent(d), "rank": ranks.get(d)}
+        print(json.dumps(line))
 
 
 def main():
@@ -57,11 +62,13 @@ def main():
     crux, cv = misp("google-chrome-crux-1million")
     web = set()
     gov, mil = set(), set()
-    for host in tranco + crux:
+    in_tranco, in_crux = set(), set()
+    for i, host in enumerate(tranco + crux):
         fld, suffix = split(host)
         if not fld:
             continue
         web.add(fld)
+        (in_tranco if i < len(tranco) else in_crux).add(fld)
         first = suffix.split(".")[0]
         if first in GOV:
             gov.add(fld)
@@ -69,22 +76,31 @@ def main():
             mil.add(fld)
     unis, uv = misp("university_domains")
     banks, bv = misp("bank-website")
-    emit("military", f"Tranco {tv} + CrUX {cv} names under a `mil` / `mil.XX` suffix", mil)
-    emit("government", f"Tranco {tv} + CrUX {cv} names under a `gov`, `gov.XX`, `gob.XX`, `gouv.XX`, `govt.XX`, `gub.XX` suffix", gov)
-    emit("academic", f"Hipo world universities and domains (MISP `university_domains` {uv})", unis)
-    emit("banks", f"MISP `bank-website` list, version {bv}", [b.lstrip(".") for b in banks])
     with open(os.path.join(npm, "top-sites", "package", "top-sites.json")) as f:
         top = [s["rootDomain"] for s in json.load(f)]
-    emit("web", f"Tranco top 1M {tv}, CrUX top 1M {cv} (registrable domains) and npm `top-sites`", list(web) + top)
+    ranks = {}
+    for i, d in enumerate(top):
+        ranks.setdefault(d, i + 1)
+    # Without ranks, "used a lot" is "in both independent top-1M lists" (or ranked).
+    popular = (in_tranco & in_crux) | set(top)
+    both = "the names in both Tranco and CrUX (or in `top-sites`)"
+    every = "every name (a host of this kind mails them all)"
+    emit("military", f"Tranco {tv} + CrUX {cv} names under a `mil` / `mil.XX` suffix", mil, popular.__contains__, both, ranks)
+    emit("government", f"Tranco {tv} + CrUX {cv} names under a `gov`, `gov.XX`, `gob.XX`, `gouv.XX`, `govt.XX`, `gub.XX` suffix", gov, popular.__contains__, both, ranks)
+    emit("academic", f"Hipo world universities and domains (MISP `university_domains` {uv})", unis, lambda d: True, every, ranks)
+    emit("banks", f"MISP `bank-website` list, version {bv}", [b.lstrip(".") for b in banks], lambda d: True, every, ranks)
+    emit("web", f"Tranco top 1M {tv}, CrUX top 1M {cv} (registrable domains) and npm `top-sites`", list(web) + top, popular.__contains__, both, ranks)
     def npm_list(path):
         with open(os.path.join(npm, path)) as f:
             return [d for d in (split(x)[0] for x in json.load(f)) if d]
 
-    emit("mail-providers", "npm `email-providers` (`common.json`: the providers people use)", npm_list("email-providers/package/common.json"))
+    common = set(npm_list("email-providers/package/common.json"))
+    emit("mail-providers", "npm `email-providers` (`common.json`: the providers people use)", common, lambda d: True, every, ranks)
     # These lists record every domain people signed up with, typo domains included
-    # (gamil.com, hotmial.com): many of their typosquats are true ones.
+    # (gamil.com, hotmial.com): many of their typosquats are true ones, and a host mails
+    # only the providers people really use often.
     mail = npm_list("email-providers/package/all.json") + npm_list("free-email-domains/package/domains.json")
-    emit("mail-domains", "npm `email-providers` (`all.json`) and `free-email-domains`: every domain seen in sign-ups, typo domains included", mail)
+    emit("mail-domains", "npm `email-providers` (`all.json`) and `free-email-domains`: every domain seen in sign-ups, typo domains included", mail, common.__contains__, "the providers people use (`common.json`)", ranks)
 
 
 if __name__ == "__main__":

@@ -245,8 +245,6 @@ pub fn quality(write: bool) -> anyhow::Result<()> {
     let configs = populations::configs(&fixtures.join("configs"))?;
     let mut scored = BTreeMap::new();
     let mut with_ledger = BTreeMap::new();
-    let ledger = work.join("ledger.json");
-    learned::write_ledger(&populations, &ledger)?;
     for cfg in &configs {
         scored.insert(
             cfg.name.clone(),
@@ -254,7 +252,7 @@ pub fn quality(write: bool) -> anyhow::Result<()> {
         );
         with_ledger.insert(
             cfg.name.clone(),
-            learned::score(&c.bin, cfg, &populations, &ledger)?,
+            learned::score(&c.bin, cfg, &populations, &work)?,
         );
     }
     let results = Results {

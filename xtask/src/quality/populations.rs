@@ -17,6 +17,10 @@ pub struct Population {
     pub source: String,
     /// Registrable domains, deduplicated.
     pub names: Vec<String>,
+    /// Which of them a host of this kind mails often, for the report.
+    pub frequent_about: String,
+    /// Those names, each with its rank in a ranked list if it has one.
+    pub frequent: Vec<(String, Option<u32>)>,
 }
 
 /// A configuration the populations are scored under.
@@ -59,6 +63,9 @@ struct Line {
     population: String,
     source: Option<String>,
     domain: Option<String>,
+    /// On a source line, which names are frequent; on a name's line, whether it is.
+    frequent: Option<serde_json::Value>,
+    rank: Option<u32>,
 }
 
 /// Runs `tests/quality/populations.py` in the venv; returns the populations in order.
@@ -82,9 +89,21 @@ pub fn load(python: &Path, fixtures: &Path, npm: &Path) -> anyhow::Result<Vec<Po
                 name: line.population,
                 source,
                 names: Vec::new(),
+                frequent_about: line
+                    .frequent
+                    .as_ref()
+                    .and_then(|f| f.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                frequent: Vec::new(),
             }),
             (None, Some(d)) => match pops.last_mut() {
-                Some(p) if p.name == line.population => p.names.push(d),
+                Some(p) if p.name == line.population => {
+                    if line.frequent.as_ref().and_then(|f| f.as_bool()) == Some(true) {
+                        p.frequent.push((d.clone(), line.rank));
+                    }
+                    p.names.push(d);
+                }
                 _ => bail!("populations.py: {d} before its population's source line"),
             },
             (None, None) => bail!("populations.py: empty line for {}", line.population),

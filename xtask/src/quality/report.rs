@@ -172,15 +172,28 @@ fn ledger_section(s: &mut String, r: &Results) {
     let _ = writeln!(
         s,
         "## With a learned correspondents ledger\n\n\
-         The same populations through `mxsentry check --correspondents`, with the ledger of a \
-         host that mails the first {} names of each population (in the source's own order, \
-         alphabetical for most lists: a sample, not the most used) on seven days. A `typosquat` that is \
-         itself an established correspondent is reported at info and never blocked; up to \
-         `protect_top` (50) established correspondents the configuration has no word for are \
-         protected as learned entries, whose findings are new.\n\n\
-         | configuration | population | `typosquat` before | after, configured entries | now info (established) | new, learned entries | worst new |\n\
-         |---|---|---:|---:|---:|---:|---|",
-        super::learned::FREQUENT
+         Each population again through `mxsentry check --correspondents`, with the ledger of a \
+         host that mails that population's frequent names on each of the last seven days (up \
+         to {} of them, the agent's default `learn.max_domains`, sampled evenly when more). \
+         The only ranked list is npm `top-sites` (the MISP copies of Tranco and CrUX are \
+         alphabetical), so a ranked name gets more deliveries the higher it ranks and the \
+         others ten each. A `typosquat` that is itself an established correspondent is \
+         reported at info and never blocked; up to `protect_top` (50) established \
+         correspondents the configuration has no word for are protected as learned entries \
+         (the most delivered to first, then alphabetical), whose findings are new.\n",
+        super::learned::LEDGER_MAX
+    );
+    for p in &r.populations {
+        let _ = writeln!(s, "- **{}**: {}", p.name, p.frequent_about);
+    }
+    let _ = writeln!(
+        s,
+        "\nBefore: the `typosquat` verdicts without a ledger. After: those still raised, and \
+         those now info because the name is an established correspondent. Learned: the \
+         learned entries' `typosquat` verdicts on names outside the ledger (new findings, \
+         at the learned action), and on established correspondents (info).\n\n\
+         | configuration | population | ledger | before | after | now info | learned: new | learned: info | worst new |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---|"
     );
     for cfg in &r.configs {
         for p in &r.populations {
@@ -189,13 +202,15 @@ fn ledger_section(s: &mut String, r: &Results) {
             if let (Some(b), Some(a)) = (before, after) {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     cfg.name,
                     p.name,
+                    a.ledger,
                     b.typosquats.len(),
                     a.configured,
                     a.established,
                     a.learned.len(),
+                    a.learned_established,
                     worst(&a.learned, 3)
                 );
             }
@@ -253,8 +268,39 @@ pub fn check(r: &Results) -> anyhow::Result<()> {
             }
         }
     }
+    ledger_checks(r, &mut bad);
     if !bad.is_empty() {
         bail!("detection quality below target: {}", bad.join("; "));
     }
     Ok(())
+}
+
+/// With a ledger, no configured finding is added, and established correspondents take
+/// some false ones away (every population name is real).
+fn ledger_checks(r: &Results, bad: &mut Vec<String>) {
+    let (mut before, mut after) = (0, 0);
+    for (cfg, pops) in &r.with_ledger {
+        for (pop, a) in pops {
+            let b = r
+                .scored
+                .get(cfg)
+                .and_then(|m| m.get(pop))
+                .map_or(0, |x| x.typosquats.len());
+            if a.configured > b {
+                bad.push(format!(
+                    "{cfg} on {pop}: {} typosquats with a ledger, {b} without",
+                    a.configured
+                ));
+            }
+            if !WITH_TYPO_DOMAINS.contains(&pop.as_str()) {
+                before += b;
+                after += a.configured;
+            }
+        }
+    }
+    if before > 0 && after >= before {
+        bad.push(format!(
+            "a learned ledger took no false typosquat away ({before} before, {after} after)"
+        ));
+    }
 }
