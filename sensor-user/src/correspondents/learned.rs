@@ -32,13 +32,19 @@ pub struct LearnedProtection {
 
 impl LearnedProtection {
     /// The established correspondents to protect now: the most established, skipping
-    /// any the configured policy already has a word for (protected, allowed, or itself a
-    /// lookalike of a configured entry: an old friend, not a target), and any too short
-    /// to be told from the names around it (see [`MIN_LABEL`]).
+    /// any the configured policy already protects or calls a lookalike of one of its
+    /// entries (an old friend, not a target), and any too short to be told from the
+    /// names around it (see [`MIN_LABEL`]). An allowed name (`gmail.com` on the built-in
+    /// list) is learned: allowing it means never flagging it, and its own lookalikes
+    /// (`gmial.com`) are exactly what a host that mails it needs caught.
     pub fn choose(c: &Correspondents, configured: &Engine) -> Self {
         let names = c
             .to_protect(|d| {
-                !distinctive(d) || !matches!(configured.classify(d), Classification::Clean)
+                !distinctive(d)
+                    || !matches!(
+                        configured.classify(d),
+                        Classification::Clean | Classification::Allowed { .. }
+                    )
             })
             .into_iter()
             .collect();
@@ -126,19 +132,35 @@ mod tests {
     }
 
     #[test]
-    fn what_the_configured_policy_names_is_never_learned() {
-        // hpe.com resembles a configured hp.com: an old friend, not a new target; the
-        // configured entry itself and allowed providers are not learned twice.
-        let c = ledger_with(
-            "named",
-            &[("hpe.com", 5, 2), ("hp.com", 5, 2), ("gmail.com", 5, 2)],
-        );
+    fn what_the_configured_policy_protects_or_resembles_is_never_learned() {
+        // hpefs.com resembles a configured hpefs.co.uk: an old friend, not a new target;
+        // the configured entry itself is not learned twice.
+        let c = ledger_with("named", &[("hpefs.com", 5, 2), ("hpefs.co.uk", 5, 2)]);
         let configured = Policy {
-            protect: vec![ProtectEntry::new("hp.com")],
+            protect: vec![ProtectEntry::new("hpefs.co.uk")],
             ..Policy::default()
         };
         let learned = LearnedProtection::choose(&c, &Engine::new(&configured).expect("engine"));
         assert!(learned.is_empty(), "{learned:?}");
+    }
+
+    #[test]
+    fn an_allowed_provider_mailed_every_day_is_learned() {
+        // The example: a host with no protect list that really mails gmail.com
+        // (on the built-in allow list) catches gmial.com.
+        let c = ledger_with("allowed", &[("gmail.com", 5, 2)]);
+        let configured = Policy::default();
+        let learned = LearnedProtection::choose(&c, &Engine::new(&configured).expect("engine"));
+        assert_eq!(learned.names, BTreeSet::from(["gmail.com".to_string()]));
+        let engine = learned.engine(&configured, Action::Alert).expect("engine");
+        match engine.classify("gmial.com") {
+            Classification::Typosquat(f) => assert_eq!(f.target, "gmail.com"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!matches!(
+            engine.classify("gmail.com"),
+            Classification::Typosquat(_) | Classification::Lookalike(_)
+        ));
     }
 
     #[test]
