@@ -4,6 +4,8 @@
 //! Every test builds its own namespaces and cgroup and removes them on drop.
 
 pub mod agent;
+pub mod dnsclient;
+pub mod hostile;
 pub mod http;
 pub mod mail;
 pub mod privilege;
