@@ -7,12 +7,15 @@
 #![allow(internal_features)]
 
 mod blocks;
+mod capture;
 mod connect;
 mod counters;
 mod dns;
 mod maps;
 mod resolver;
 mod task;
+mod tcp;
+mod udp;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -4,4 +4,4 @@ pub mod learn;
 pub mod parse;
 
 pub use learn::{Learned, learn};
-pub use parse::{Answer, Data, Message, ParseError, QType, parse};
+pub use parse::{Answer, Cut, Data, Message, ParseError, QType, parse};
