@@ -14,7 +14,6 @@ use anyhow::{Context as _, bail};
 use mxsentry_tests::{
     dnsclient::{self, Transport},
     hostile::Hostile,
-    wire_name,
 };
 
 fn qtype(s: &str) -> anyhow::Result<u16> {
