@@ -36,6 +36,13 @@ pub const DNS_CAPTURE: &str = "DNS_CAPTURE";
 /// Socket storage (`BPF_MAP_TYPE_SK_STORAGE`) of each DNS-over-TCP socket's two streams.
 pub const TCP_STREAMS: &str = "TCP_STREAMS";
 
+/// Version of what the pinned maps hold (the meaning of their keys and values, and the
+/// ring records' layout), stored beside the pins. Bump it when any of that changes, and
+/// register each affected map's converter in the agent's `kernel/migrate.rs` (see
+/// docs/architecture.md, "a map layout change"). A capacity or flag change alone needs
+/// neither: such a map is recreated with its entries copied.
+pub const LAYOUT_VERSION: u32 = 2;
+
 /// `MODE` value: report matches, refuse nothing.
 pub const MODE_MONITOR: u32 = 0;
 /// `MODE` value: refuse matching connects and drop matching answers.
@@ -56,8 +63,13 @@ pub const BLOCKED_NAMES_MAX: u32 = 65_536;
 /// Capacity of `DNS_EXEMPT`: resolvers open a socket per upstream query, and the
 /// least recently used cookies (long-closed sockets) fall out first.
 pub const DNS_EXEMPT_MAX: u32 = 65_536;
-/// Capacity of `RESOLVER_TGIDS`.
-pub const RESOLVER_TGIDS_MAX: u32 = 1_024;
+/// Capacity of `RESOLVER_TGIDS` (another in the upgrade test's variant build, so that
+/// build's map layout differs).
+pub const RESOLVER_TGIDS_MAX: u32 = if cfg!(feature = "upgrade-variant") {
+    2_048
+} else {
+    1_024
+};
 /// Size of each event ring buffer in bytes (power of two, page multiple).
 pub const RING_BYTES: u32 = 1 << 22;
 /// Bytes of a message's start that hold its question: the 12-byte header, the longest

@@ -149,6 +149,7 @@ fn on_connect(p: &mut Pipeline<VerdictMaps>, tally: &mut Tally, raw: bool, e: &C
     let Some(addr) = ip(e.family, &e.addr) else {
         return;
     };
+    p.sink().at_kernel_time(e.ts_ns);
     p.on_connect(ConnectIn {
         ts_ns: e.ts_ns,
         tgid: e.tgid,
@@ -158,6 +159,7 @@ fn on_connect(p: &mut Pipeline<VerdictMaps>, tally: &mut Tally, raw: bool, e: &C
         port: e.port,
         verdict: Verdict::from_u32(e.verdict).unwrap_or(Verdict::Allowed),
     });
+    p.sink().at_kernel_time(0);
 }
 
 fn on_dns(p: &mut Pipeline<VerdictMaps>, raw: bool, m: &DnsMessage) {
@@ -165,6 +167,7 @@ fn on_dns(p: &mut Pipeline<VerdictMaps>, raw: bool, m: &DnsMessage) {
         p.sink().emit_raw(&DnsRecord::from(m));
     }
     let e = &m.hdr;
+    p.sink().at_kernel_time(e.ts_ns);
     p.on_dns(&DnsIn {
         ts_ns: e.ts_ns,
         direction: if e.direction == Direction::Ingress as u8 {
@@ -178,4 +181,5 @@ fn on_dns(p: &mut Pipeline<VerdictMaps>, raw: bool, m: &DnsMessage) {
         msg_len: e.msg_len as usize,
         resolver: e.flags & DNS_FLAG_RESOLVER != 0,
     });
+    p.sink().at_kernel_time(0);
 }

@@ -95,6 +95,9 @@ metrics! {
     smtp_connects: IntCounterVec = counter_vec("smtp_connects_total", "Outbound SMTP connects, by port, family and kernel verdict.", &["port", "family", "verdict"]);
     /// Deliveries headed for a lookalike, by protected target, rule and action.
     detections: IntCounterVec = counter_vec("detections_total", "Deliveries headed for a lookalike, by protected target, rule and action.", &["target", "rule", "action"]);
+    /// Lookalikes in restricted registries (reported, not typosquats), by target, registry
+    /// kind and where seen (lookup|delivery|went_live).
+    restricted_lookalikes: IntCounterVec = counter_vec("restricted_lookalikes_total", "Lookalikes of protected entries under restricted registries (reported at info), by target, registry kind and where seen.", &["target", "registry", "seen"]);
     /// Refusals, by kind (connect|dns_answer).
     blocked: IntCounterVec = counter_vec("blocked_total", "Deliveries refused, by kind (connect or dns_answer).", &["kind"]);
     /// SMTP connects to an address with no DNS history.
@@ -129,6 +132,18 @@ metrics! {
     lookalike_lookups: IntCounterVec = counter_vec("lookalike_lookups_total", "DNS lookups of lookalike names, by protected target and rule.", &["target", "rule"]);
     /// Alerts pushed to Alertmanager, by result (ok|failed|dropped).
     alert_pushes: IntCounterVec = counter_vec("alert_pushes_total", "Alerts pushed to Alertmanager, by result.", &["result"]);
+    /// Routine event lines not written because of the rate limit, by event.
+    events_suppressed: IntCounterVec = counter_vec("events_suppressed_total", "Routine event lines not written because of the event log's rate limit (summarised in events_suppressed lines), by event.", &["event"]);
+    /// Repeats folded into one line and a count, by event.
+    events_folded: IntCounterVec = counter_vec("events_folded_total", "Repeats of an event within the repeat window, folded into one line and a count (a repeated line), by event.", &["event"]);
+    /// Unresolved lookalikes forgotten because memory is full, by bound.
+    pending_evicted: IntCounterVec = counter_vec("lookalikes_pending_evicted_total", "Unresolved lookalikes forgotten because the memory was full, by bound (pending_max or pending_per_target).", &["bound"]);
+    /// Saves of the agent's state files.
+    state_saves: IntCounter = counter("state_saves_total", "Saves of the agent's state (unresolved lookalikes), each a write-then-rename.");
+    /// State that could not be saved or loaded, by operation.
+    state_errors: IntCounterVec = counter_vec("state_errors_total", "The agent's state could not be saved (full or read-only directory) or loaded (corrupt or unreadable file), by operation.", &["op"]);
+    /// Metrics-endpoint connections closed to make room (the connection cap).
+    http_evicted: IntCounter = counter("http_connections_evicted_total", "Connections to the metrics endpoint closed unanswered to keep within its connection cap (idle or slow clients).");
     /// Event-log lines that could not be written.
     event_log_errors: IntCounter = counter("event_log_errors_total", "Event-log lines that could not be written.");
     /// Kernel map updates that failed (map full, map gone).
@@ -137,6 +152,17 @@ metrics! {
     dns_incomplete: IntCounterVec = counter_vec("dns_incomplete_messages_total", "DNS messages the agent could not put back together whole from the kernel's records, handed on cut, by reason.", &["reason"]);
     /// Kernel records the agent could not decode.
     undecodable: IntCounter = counter("undecodable_records_total", "Kernel ring records the agent could not decode.");
+    /// Protected entries in force, by source (configured|learned).
+    protected_entries: IntGaugeVec = gauge_vec("protected_entries", "Protected entries in force, by source (configured in the policy, or learned from this host's established correspondents).", &["source"]);
+    /// Registrable domains in the correspondents ledger.
+    correspondents: IntGauge = gauge("correspondents", "Registrable domains this host has delivered to, in its correspondents ledger.");
+    /// Of those, the established ones.
+    correspondents_established: IntGauge = gauge("correspondents_established", "Correspondents delivered to on enough distinct days with enough deliveries to count as established.");
+    /// Correspondents dropped to keep within max_domains.
+    correspondents_evicted: IntCounter = counter("correspondents_evicted_total", "Correspondents dropped from the ledger to keep within learn.max_domains (least valuable first).");
+    /// Deliveries to a lookalike never delivered to before, by target and whether the
+    /// target is an established correspondent.
+    first_contacts: IntCounterVec = counter_vec("lookalike_first_contacts_total", "Deliveries to a lookalike this host never delivered to before, by protected target and whether the target is an established correspondent (true: critical).", &["target", "target_established"]);
     /// Always 1, labelled with the version and the node.
     build_info: IntGaugeVec = gauge_vec("build_info", "Always 1; the version and node labels.", &["version", "node"]);
 }
@@ -171,6 +197,15 @@ impl Metrics {
         m.dns_parse_errors
             .with_label_values(&["truncated_capture"])
             .inc_by(0);
+        for event in ["lookalike_lookup", "unattributed_connect"] {
+            m.events_suppressed.with_label_values(&[event]).inc_by(0);
+        }
+        for bound in ["pending_max", "pending_per_target"] {
+            m.pending_evicted.with_label_values(&[bound]).inc_by(0);
+        }
+        for op in ["save", "load"] {
+            m.state_errors.with_label_values(&[op]).inc_by(0);
+        }
         for c in crate::dns::Cut::ALL {
             m.dns_incomplete.with_label_values(&[c.reason()]).inc_by(0);
         }
@@ -195,6 +230,9 @@ impl Metrics {
         for (target, action) in targets {
             self.lookalikes_went_live
                 .with_label_values(&[target])
+                .inc_by(0);
+            self.first_contacts
+                .with_label_values(&[target, "true"])
                 .inc_by(0);
             if all_rules {
                 for rule in Rule::ALL {

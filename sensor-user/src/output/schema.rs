@@ -109,6 +109,24 @@ pub struct Lookalike {
     pub action: &'static str,
     /// Confidence in [0, 1].
     pub score: f32,
+    /// `restricted` when the name lies under a registry only vetted bodies can register
+    /// in (a `lookalike`, not a `typosquat`: reported at info, blocked only if the entry
+    /// says `block_restricted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<&'static str>,
+    /// That registry's suffix, e.g. `mil.kr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_suffix: Option<String>,
+    /// Who may register there (military, government, education…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_kind: Option<&'static str>,
+    /// `learned` when the target was protected from this host's correspondents, else
+    /// `configured`.
+    pub source: &'static str,
+    /// What this host's correspondents ledger says about the lookalike (absent when
+    /// learning is off).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub history: Option<super::history::History>,
 }
 
 impl Lookalike {
@@ -121,6 +139,31 @@ impl Lookalike {
             explanation: f.explanation.clone(),
             action: f.action.name(),
             score: (f.score * 100.0).round() / 100.0,
+            registry: f.registry.as_ref().map(|_| "restricted"),
+            registry_suffix: f.registry.as_ref().map(|r| r.suffix.clone()),
+            registry_kind: f.registry.as_ref().map(|r| r.kind.name()),
+            source: "configured",
+            history: None,
+        }
+    }
+
+    /// A lookalike in a restricted registry (not a typosquat).
+    pub fn restricted(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// Info for a restricted-registry lookalike, else `typosquat` (a delivery is a
+    /// warning, a name going live critical).
+    ///
+    /// The ledger moves it: an established correspondent is an old friend (info); a
+    /// first contact with a lookalike of one is the strongest misdirection signal there
+    /// is (critical).
+    pub fn severity(&self, typosquat: Severity) -> Severity {
+        match &self.history {
+            _ if self.restricted() => Severity::Info,
+            Some(h) if h.established => Severity::Info,
+            Some(h) if h.first_contact && h.target_established => Severity::Critical,
+            _ => typosquat,
         }
     }
 }
@@ -146,6 +189,22 @@ pub struct Route {
     pub qname: String,
 }
 
+/// A map a start recreated (its layout or capacity changed), with what was carried over.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MigratedMap {
+    /// The map.
+    pub map: &'static str,
+    /// `resized` (copied as is), `converted` or `renewed` (a ring: new, nothing copied).
+    pub action: &'static str,
+    /// Why it was recreated.
+    pub reason: String,
+    /// Entries copied into the new map.
+    pub copied: u64,
+    /// Entries that did not fit or that a converter dropped; for a ring, the records
+    /// left unread in the old one.
+    pub dropped: u64,
+}
+
 /// Every kind of line in the event log.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -162,6 +221,16 @@ pub enum Event {
         attached: usize,
         /// Programs re-adopted from pins.
         adopted: usize,
+        /// Programs whose pinned links were switched to this build's programs.
+        upgraded: usize,
+        /// Each program: adopted, upgraded or attached.
+        programs: BTreeMap<&'static str, &'static str>,
+        /// The pinned maps' layout version.
+        layout: u32,
+        /// Maps recreated by this start, with what was carried over.
+        migrated: Vec<MigratedMap>,
+        /// The pin directory (locked by this agent).
+        pin_dir: String,
         /// How the connect programs learn the caller: task_btf, helpers or adopted.
         caller_reads: &'static str,
         /// SMTP ports watched.
@@ -184,6 +253,16 @@ pub enum Event {
         /// Whether programs were detached.
         detached: bool,
     },
+    /// Pins removed under the running agent, put back from the objects it holds.
+    PinsRestored {
+        /// What was put back (`links/mx_connect4`, `maps/MODE`, the pin directory itself).
+        restored: Vec<String>,
+    },
+    /// `mxsentry ctl detach` asked this agent to detach everything when it stops.
+    DetachRequested {
+        /// The request's text (who asked).
+        request: String,
+    },
     /// A configuration (re)load.
     ConfigReloaded {
         /// ok or error.
@@ -197,6 +276,12 @@ pub enum Event {
         protected: usize,
         /// Mode now in force.
         mode: &'static str,
+        /// Changed keys only a restart applies (their running values stay).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        restart_needed: Vec<&'static str>,
+        /// Conflicts in the file worth a word, each with its line.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// A lookalike name was looked up.
     LookalikeLookup {
@@ -282,6 +367,50 @@ pub enum Event {
         /// Its command name, when /proc still has it.
         comm: String,
     },
+    /// Repeats of one event within the repeat window, written as one line when the
+    /// window closes (the first was written as it happened).
+    Repeated {
+        /// The event repeated, as written the first time (without `ts` and `host`).
+        of: serde_json::Value,
+        /// Repeats after the first.
+        count: u64,
+        /// When the first repeat happened.
+        first_ts: String,
+        /// When the last one happened.
+        last_ts: String,
+        /// The window, in seconds.
+        window_secs: u64,
+        /// Whether the repeated event is evidence.
+        #[serde(skip)]
+        kept: bool,
+    },
+    /// Routine lines not written because of the rate limit, by event.
+    EventsSuppressed {
+        /// Lines not written, by event name.
+        counts: BTreeMap<&'static str, u64>,
+        /// Since when (the previous summary, or the first suppression).
+        since: String,
+        /// The limit, in lines per second.
+        rate_limit: u32,
+    },
+    /// Unresolved lookalikes forgotten because the memory is full (counted).
+    PendingEvicted {
+        /// Entries forgotten since the last such line.
+        count: u64,
+        /// Why: `pending_max` (all targets) or `pending_per_target`.
+        bound: &'static str,
+        /// A few of the names forgotten.
+        examples: Vec<String>,
+    },
+    /// The agent's state on disk could not be saved or loaded (counted).
+    StateError {
+        /// save or load.
+        op: &'static str,
+        /// The file.
+        file: String,
+        /// What went wrong, and what became of the data.
+        error: String,
+    },
     /// An SMTP connect to an address with no DNS history.
     UnattributedConnect {
         /// Severity.
@@ -295,6 +424,54 @@ pub enum Event {
         /// Who connected.
         process: Process,
     },
+}
+
+impl Event {
+    /// The `event` name of the line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::AgentStarted { .. } => "agent_started",
+            Event::AgentStopped { .. } => "agent_stopped",
+            Event::ConfigReloaded { .. } => "config_reloaded",
+            Event::LookalikeLookup { .. } => "lookalike_lookup",
+            Event::Detection { .. } => "detection",
+            Event::Block { .. } => "block",
+            Event::LookalikeWentLive { .. } => "lookalike_went_live",
+            Event::LocalResolver { .. } => "local_resolver",
+            Event::UnattributedConnect { .. } => "unattributed_connect",
+            Event::Repeated { .. } => "repeated",
+            Event::EventsSuppressed { .. } => "events_suppressed",
+            Event::PendingEvicted { .. } => "pending_evicted",
+            Event::StateError { .. } => "state_error",
+            Event::PinsRestored { .. } => "pins_restored",
+            Event::DetachRequested { .. } => "detach_requested",
+        }
+    }
+
+    /// Evidence and the agent's own state: never rate-limited, and copied to the
+    /// evidence file so that no flood of routine lines rotates it away. Routine: lookups
+    /// and unattributed connects, which whoever writes DNS answers or runs a process can
+    /// multiply.
+    pub fn kept(&self) -> bool {
+        match self {
+            Event::LookalikeLookup { .. } | Event::UnattributedConnect { .. } => false,
+            Event::Repeated { kept, .. } => *kept,
+            _ => true,
+        }
+    }
+
+    /// Whether identical lines close together are folded into one and a count: routine
+    /// events, and a dropped answer (a TCP server retransmits it; each copy is dropped).
+    pub fn folds_repeats(&self) -> bool {
+        !self.kept()
+            || matches!(
+                self,
+                Event::Block {
+                    kind: BlockKind::DnsAnswer,
+                    ..
+                }
+            )
+    }
 }
 
 /// One log line: the event with a timestamp and the host name.

@@ -25,11 +25,11 @@ use std::{
 use sensor_common::{Verdict, event::Direction};
 
 use self::{ledger::BlockLedger, routes::Routes, tracking::Tracker, who::Who};
-use super::{enforcer::Enforcer, pending::Pending, sink::Sink};
+use super::{enforcer::Enforcer, outcomes::Outcome as _, pending::Pending, sink::Sink};
 use crate::{
     config::{Config, Loaded},
-    detect::{Action, Engine, Finding, Policy, Verdict as Classification},
-    dns,
+    detect::{Action, Classification, Engine, Finding, Policy},
+    dns::{self, registrable},
     kernel::maps::Mode,
     output::{Event, Metrics, clock::since_kernel},
 };
@@ -94,13 +94,6 @@ impl Settings {
     }
 }
 
-/// The registrable domain of `name` (`army.ml` for `mx.army.ml`), or `name` itself.
-pub(crate) fn registrable(name: &str) -> &str {
-    psl::domain(name.as_bytes())
-        .and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
-        .map_or(name, |d| &name[name.len() - d.len()..])
-}
-
 /// Joins DNS answers to SMTP connects and decides.
 pub struct Pipeline<E: Enforcer> {
     engine: Engine,
@@ -119,13 +112,19 @@ impl<E: Enforcer> Pipeline<E> {
             config,
             policy,
             engine,
+            ..
         } = loaded;
         let m = &sink.metrics;
         let mut ledger =
             BlockLedger::new(enforcer, m.map_update_errors.clone(), m.preloaded.clone());
         ledger.configure(config.agent.mode, &config.agent.smtp_ports);
         let capacity = config.cache.max_entries;
-        let tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());
+        let mut tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());
+        tracker.set_bounds(
+            capacity,
+            config.cache.pending_max,
+            config.cache.per_target(),
+        );
         sink.alert_resolve = Duration::from_secs(config.alertmanager.resolve_after_secs);
         let mut p = Self {
             engine,
@@ -156,6 +155,7 @@ impl<E: Enforcer> Pipeline<E> {
             config,
             policy,
             engine,
+            ..
         } = loaded;
         self.engine = engine;
         self.settings = Settings::from(&config);
@@ -163,8 +163,11 @@ impl<E: Enforcer> Pipeline<E> {
         self.blocks
             .configure(config.agent.mode, &config.agent.smtp_ports);
         self.routes.set_capacity(config.cache.max_entries);
-        self.tracker
-            .set_bounds(config.cache.max_entries, config.cache.pending_max);
+        self.tracker.set_bounds(
+            config.cache.max_entries,
+            config.cache.pending_max,
+            config.cache.per_target(),
+        );
         self.rebalance_blocks();
         self.policy_applied(&policy);
         self.routes.report(&self.sink.metrics);
@@ -191,9 +194,12 @@ impl<E: Enforcer> Pipeline<E> {
     /// Housekeeping: expired answers leave the cache, expired address blocks leave the kernel.
     pub fn tick(&mut self, now: Instant) {
         self.routes.expire(now);
-        self.tracker.expire(now);
+        for o in self.tracker.tick(now) {
+            o.emit(&mut self.sink);
+        }
         self.blocks.expire(now);
         self.routes.report(&self.sink.metrics);
+        self.sink.tick();
     }
 
     /// One DNS packet.
@@ -277,7 +283,7 @@ impl<E: Enforcer> Pipeline<E> {
 
 fn lookalike(engine: &Engine, name: &str) -> Option<Finding> {
     match engine.classify(name) {
-        Classification::Typosquat(f) => Some(f),
+        Classification::Typosquat(f) | Classification::Lookalike(f) => Some(f),
         _ => None,
     }
 }
