@@ -12,7 +12,7 @@ pub mod qname;
 pub mod task;
 pub mod verdict;
 
-pub use event::{ConnectEvent, DNS_CAPTURE_LEN, DnsEvent, EventKind};
+pub use event::{ConnectEvent, DnsHeader, DnsRecord, EventKind};
 pub use programs::{Hook, Program};
 pub use qname::{QNAME_OFFSET, QnameHashes, domain_hash, qname_hash, qname_hashes};
 pub use task::TaskLayout;

@@ -5,9 +5,9 @@
 
 use core::mem::size_of;
 
-use crate::{DnsEvent, event::LOST_SLOTS};
+use crate::event::{CAPTURE_STAT_SLOTS, LOST_SLOTS};
 
-/// Ring buffer of `DnsEvent`s.
+/// Ring buffer of DNS records (`DnsHeader`, then data of a `DNS_CLASSES` size).
 pub const DNS_EVENTS: &str = "DNS_EVENTS";
 /// Ring buffer of `ConnectEvent`s.
 pub const CONNECT_EVENTS: &str = "CONNECT_EVENTS";
@@ -30,12 +30,18 @@ pub const DNS_EXEMPT: &str = "DNS_EXEMPT";
 /// port 53 on this host), kept by the agent.
 pub const RESOLVER_TGIDS: &str = "RESOLVER_TGIDS";
 
+/// Per-CPU `u64` counters of DNS capture and TCP reassembly events, indexed by
+/// `CaptureStat`.
+pub const DNS_CAPTURE: &str = "DNS_CAPTURE";
+/// Socket storage (`BPF_MAP_TYPE_SK_STORAGE`) of each DNS-over-TCP socket's two streams.
+pub const TCP_STREAMS: &str = "TCP_STREAMS";
+
 /// Version of what the pinned maps hold (the meaning of their keys and values, and the
 /// ring records' layout), stored beside the pins. Bump it when any of that changes, and
 /// register each affected map's converter in the agent's `kernel/migrate.rs` (see
 /// docs/architecture.md, "a map layout change"). A capacity or flag change alone needs
 /// neither: such a map is recreated with its entries copied.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// `MODE` value: report matches, refuse nothing.
 pub const MODE_MONITOR: u32 = 0;
@@ -66,6 +72,13 @@ pub const RESOLVER_TGIDS_MAX: u32 = if cfg!(feature = "upgrade-variant") {
 };
 /// Size of each event ring buffer in bytes (power of two, page multiple).
 pub const RING_BYTES: u32 = 1 << 22;
+/// Bytes of a message's start that hold its question: the 12-byte header, the longest
+/// name (255) and the question's type, rounded up.
+pub const DNS_HEAD_LEN: usize = 272;
+/// Size of the kernel's state for one direction of a DNS-over-TCP socket.
+pub const TCP_STREAM_SIZE: usize = 696;
+/// Size of a `TCP_STREAMS` value: both directions.
+pub const TCP_STREAMS_VALUE_SIZE: usize = 2 * TCP_STREAM_SIZE;
 
 /// A BPF map type, as the kernel numbers it (`enum bpf_map_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +95,8 @@ pub enum MapKind {
     LpmTrie,
     /// `BPF_MAP_TYPE_RINGBUF`.
     RingBuf,
+    /// `BPF_MAP_TYPE_SK_STORAGE`.
+    SkStorage,
 }
 
 impl MapKind {
@@ -94,11 +109,12 @@ impl MapKind {
             MapKind::LruHash => 9,
             MapKind::LpmTrie => 11,
             MapKind::RingBuf => 27,
+            MapKind::SkStorage => 24,
         }
     }
 }
 
-/// `BPF_F_NO_PREALLOC`: the kernel requires it of LPM tries.
+/// `BPF_F_NO_PREALLOC`: the kernel requires it of LPM tries and socket storage.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
 
 /// What a map is: enough to check a pinned map or a kernel object against.
@@ -123,7 +139,7 @@ pub struct MapSpec {
 
 const fn spec(name: &'static str, kind: MapKind, key: usize, value: usize, max: u32) -> MapSpec {
     let flags = match kind {
-        MapKind::LpmTrie => BPF_F_NO_PREALLOC,
+        MapKind::LpmTrie | MapKind::SkStorage => BPF_F_NO_PREALLOC,
         _ => 0,
     };
     MapSpec {
@@ -142,11 +158,19 @@ const fn lpm_key(addr_bytes: usize) -> usize {
     size_of::<u32>() + addr_bytes
 }
 
-/// `DNS_SCRATCH`: per-CPU room for one `DnsEvent`, too large for the BPF stack.
+/// `DNS_SCRATCH`: per-CPU room for a UDP message's question (one per direction).
 pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
 
+/// A map private to one load of the programs: not pinned, not shared with later agents.
+const fn private(spec: MapSpec) -> MapSpec {
+    MapSpec {
+        pinned: false,
+        ..spec
+    }
+}
+
 /// Every map of the kernel object, pinned ones first.
-pub const MAPS: [MapSpec; 11] = [
+pub const MAPS: [MapSpec; 13] = [
     spec(DNS_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(CONNECT_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(LOST, MapKind::PerCpuArray, 4, 8, LOST_SLOTS),
@@ -169,16 +193,16 @@ pub const MAPS: [MapSpec; 11] = [
     spec(BLOCKED_NAMES, MapKind::Hash, 8, 4, BLOCKED_NAMES_MAX),
     spec(DNS_EXEMPT, MapKind::LruHash, 8, 4, DNS_EXEMPT_MAX),
     spec(RESOLVER_TGIDS, MapKind::Hash, 4, 4, RESOLVER_TGIDS_MAX),
-    MapSpec {
-        pinned: false,
-        ..spec(
-            DNS_SCRATCH,
-            MapKind::PerCpuArray,
-            4,
-            size_of::<DnsEvent>(),
-            1,
-        )
-    },
+    spec(DNS_CAPTURE, MapKind::PerCpuArray, 4, 8, CAPTURE_STAT_SLOTS),
+    private(spec(DNS_SCRATCH, MapKind::PerCpuArray, 4, DNS_HEAD_LEN, 2)),
+    // Socket storage has no capacity: one value per socket that has one.
+    private(spec(
+        TCP_STREAMS,
+        MapKind::SkStorage,
+        4,
+        TCP_STREAMS_VALUE_SIZE,
+        0,
+    )),
 ];
 
 /// The spec of map `name`, if the contract has one.

@@ -2,17 +2,19 @@
 //! (a unit test in the agent checks the built object against it).
 
 use aya_ebpf::{
-    macros::map,
+    btf_maps::SkStorage,
+    macros::{btf_map, map},
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    DnsEvent,
-    event::LOST_SLOTS,
+    event::{CAPTURE_STAT_SLOTS, LOST_SLOTS},
     maps::{
         BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RESOLVER_TGIDS_MAX, RING_BYTES,
         SMTP_PORTS_MAX,
     },
 };
+
+use crate::{capture::HEAD_LEN, tcp::Streams};
 
 #[map]
 pub static DNS_EVENTS: RingBuf = RingBuf::pinned(RING_BYTES, 0);
@@ -44,6 +46,13 @@ pub static DNS_EXEMPT: LruHashMap<u64, u32> = LruHashMap::pinned(DNS_EXEMPT_MAX,
 #[map]
 pub static RESOLVER_TGIDS: HashMap<u32, u32> = HashMap::pinned(RESOLVER_TGIDS_MAX, 0);
 
-/// Per-CPU scratch space for a DNS event: too large for the 512-byte BPF stack.
 #[map]
-pub static DNS_SCRATCH: PerCpuArray<DnsEvent> = PerCpuArray::with_max_entries(1, 0);
+pub static DNS_CAPTURE: PerCpuArray<u64> = PerCpuArray::pinned(CAPTURE_STAT_SLOTS, 0);
+
+/// Per-socket TCP stream state, created on a socket's first DNS segment, freed with it.
+#[btf_map]
+pub static TCP_STREAMS: SkStorage<Streams> = SkStorage::new();
+
+/// Per-CPU room for a UDP message's question, by direction.
+#[map]
+pub static DNS_SCRATCH: PerCpuArray<[u8; HEAD_LEN as usize]> = PerCpuArray::with_max_entries(2, 0);

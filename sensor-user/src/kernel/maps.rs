@@ -10,8 +10,9 @@ use std::{
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
 use sensor_common::{
     EventKind,
+    event::CaptureStat,
     maps::{
-        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
+        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, DNS_CAPTURE, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
         RESOLVER_TGIDS, SMTP_PORTS,
     },
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
@@ -98,6 +99,7 @@ pub struct VerdictMaps {
     names: HashMap<MapData, u64, u32>,
     resolvers: HashMap<MapData, u32, u32>,
     lost: PerCpuArray<MapData, u64>,
+    capture: PerCpuArray<MapData, u64>,
 }
 
 /// Opens the map pinned at `dir/name` as the typed handle `T`.
@@ -133,6 +135,7 @@ impl VerdictMaps {
             names: open(&dir, BLOCKED_NAMES)?,
             resolvers: open(&dir, RESOLVER_TGIDS)?,
             lost: open(&dir, LOST)?,
+            capture: open(&dir, DNS_CAPTURE)?,
         })
     }
 
@@ -231,6 +234,15 @@ impl VerdictMaps {
     /// Events of `kind` the kernel could not put in a ring buffer, summed over CPUs.
     pub fn lost(&self, kind: EventKind) -> Result<u64, KernelError> {
         let per_cpu = self.lost.get(&(kind as u32), 0).map_err(map_err(LOST))?;
+        Ok(per_cpu.iter().sum())
+    }
+
+    /// How often the kernel's DNS capture met `stat`, summed over CPUs.
+    pub fn capture_stat(&self, stat: CaptureStat) -> Result<u64, KernelError> {
+        let per_cpu = self
+            .capture
+            .get(&(stat as u32), 0)
+            .map_err(map_err(DNS_CAPTURE))?;
         Ok(per_cpu.iter().sum())
     }
 }

@@ -148,6 +148,8 @@ metrics! {
     event_log_errors: IntCounter = counter("event_log_errors_total", "Event-log lines that could not be written.");
     /// Kernel map updates that failed (map full, map gone).
     map_update_errors: IntCounter = counter("map_update_errors_total", "Kernel map updates that failed.");
+    /// DNS messages handed on cut, by reason (`dns::Cut`).
+    dns_incomplete: IntCounterVec = counter_vec("dns_incomplete_messages_total", "DNS messages the agent could not put back together whole from the kernel's records, handed on cut, by reason.", &["reason"]);
     /// Kernel records the agent could not decode.
     undecodable: IntCounter = counter("undecodable_records_total", "Kernel ring records the agent could not decode.");
     /// Protected entries in force, by source (configured|learned).
@@ -203,6 +205,9 @@ impl Metrics {
         }
         for op in ["save", "load", "ledger_save", "ledger_load"] {
             m.state_errors.with_label_values(&[op]).inc_by(0);
+        }
+        for c in crate::dns::Cut::ALL {
+            m.dns_incomplete.with_label_values(&[c.reason()]).inc_by(0);
         }
         Ok(m)
     }
