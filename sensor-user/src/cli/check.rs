@@ -37,7 +37,7 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
 
 /// The engine for the config file (only when given) plus the command-line entries, and
 /// the entries learned from `--correspondents` (none without it).
-fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<LearnedProtection>)> {
+fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<Ledger>)> {
     let protect = args
         .protect
         .iter()
@@ -65,13 +65,19 @@ fn engine(args: &CheckArgs) -> anyhow::Result<(Engine, Option<LearnedProtection>
     let engine = learned
         .engine(&loaded.policy, learn.action)
         .context("protecting the learned correspondents")?;
-    Ok((engine, Some(learned)))
+    Ok((engine, Some(Ledger { learned, c })))
+}
+
+/// What `--correspondents` gave: the ledger and the entries learned from it.
+struct Ledger {
+    learned: LearnedProtection,
+    c: Correspondents,
 }
 
 /// Runs `mxsentry check`.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let (engine, learned) = engine(&args)?;
-    let learned = learned.as_ref();
+    let (engine, ledger) = engine(&args)?;
+    let ledger = ledger.as_ref();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !args.json {
@@ -99,7 +105,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
                     let line = String::from_utf8_lossy(&buf);
                     emit(
                         &engine,
-                        learned,
+                        ledger,
                         line.trim_end_matches('\r'),
                         args.json,
                         &mut out,
@@ -114,7 +120,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     } else {
         args.names
             .iter()
-            .try_for_each(|n| emit(&engine, learned, n, args.json, &mut out))
+            .try_for_each(|n| emit(&engine, ledger, n, args.json, &mut out))
     };
     match result.and_then(|()| out.flush()) {
         // A closed pipe (`| head`) is the reader's choice, not our failure.
@@ -125,7 +131,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 fn emit(
     engine: &Engine,
-    learned: Option<&LearnedProtection>,
+    ledger: Option<&Ledger>,
     raw: &str,
     json: bool,
     out: &mut impl Write,
@@ -138,10 +144,17 @@ fn emit(
             .unwrap_or_else(|_| raw.to_string()),
     };
     let mut report = Report::new(&domain, &verdict);
-    if let (Some(l), Some(target)) = (learned, report.target)
+    if let (Some(l), Some(target)) = (ledger, report.target)
         && !matches!(verdict, Classification::Allowed { .. })
     {
-        report.source = Some(l.source(target));
+        report.source = Some(l.learned.source(target));
+        if matches!(
+            verdict,
+            Classification::Typosquat(_) | Classification::Lookalike(_)
+        ) {
+            let own = crate::dns::registrable(&domain);
+            report.established = Some(l.c.signals(own).established);
+        }
     }
     if json {
         serde_json::to_writer(&mut *out, &report)?;

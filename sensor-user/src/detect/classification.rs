@@ -102,6 +102,10 @@ pub struct Report<'a> {
     /// (`check --correspondents`), `configured` otherwise; absent without a ledger.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<&'static str>,
+    /// For a typosquat or lookalike, with a ledger: whether the name is itself an
+    /// established correspondent (the agent reports it at info and never blocks it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established: Option<bool>,
 }
 
 impl<'a> Report<'a> {
@@ -120,6 +124,7 @@ impl<'a> Report<'a> {
             registry_suffix: None,
             registry_kind: None,
             source: None,
+            established: None,
         };
         match verdict {
             Classification::Protected { target } => {

@@ -3,6 +3,7 @@
 //! `mxsentry check`.
 
 mod fixtures;
+mod learned;
 mod populations;
 mod report;
 
@@ -45,12 +46,16 @@ pub struct Case {
 
 /// One line of `mxsentry check --json`.
 #[derive(Deserialize)]
-struct Verdict {
+pub(crate) struct Verdict {
     domain: String,
     verdict: String,
     target: Option<String>,
     rule: Option<String>,
     score: Option<f32>,
+    /// `learned` or `configured`, with a ledger.
+    source: Option<String>,
+    /// Whether the name is an established correspondent, with a ledger.
+    established: Option<bool>,
 }
 
 /// `typosquat`, or `lookalike` (the name lies under a restricted registry): either way
@@ -85,6 +90,8 @@ pub struct Results {
     configs: Vec<populations::Config>,
     /// Per configuration name, per population name.
     scored: BTreeMap<String, BTreeMap<String, populations::Scored>>,
+    /// The same with a learned ledger, per configuration, per population.
+    with_ledger: BTreeMap<String, BTreeMap<String, learned::WithLedger>>,
 }
 
 #[derive(Deserialize)]
@@ -99,9 +106,25 @@ struct PolicyProtect {
 
 /// Runs `mxsentry check --json` with `policy` over `names`.
 fn classify(bin: &Path, policy: &Path, names: &[String]) -> anyhow::Result<Vec<Verdict>> {
+    classify_with(bin, policy, None, names)
+}
+
+/// [`classify`], with a correspondents ledger (`check --correspondents`) when given.
+fn classify_with(
+    bin: &Path,
+    policy: &Path,
+    ledger: Option<&Path>,
+    names: &[String],
+) -> anyhow::Result<Vec<Verdict>> {
     let mut child = Command::new(bin)
         .args(["check", "--json", "--config"])
         .arg(policy)
+        .args(
+            ledger
+                .map(|l| [std::ffi::OsStr::new("--correspondents"), l.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -221,10 +244,17 @@ pub fn quality(write: bool) -> anyhow::Result<()> {
     let populations = populations::load(&c.python, &fixtures, &npm)?;
     let configs = populations::configs(&fixtures.join("configs"))?;
     let mut scored = BTreeMap::new();
+    let mut with_ledger = BTreeMap::new();
+    let ledger = work.join("ledger.json");
+    learned::write_ledger(&populations, &ledger)?;
     for cfg in &configs {
         scored.insert(
             cfg.name.clone(),
             populations::score(&c.bin, cfg, &populations)?,
+        );
+        with_ledger.insert(
+            cfg.name.clone(),
+            learned::score(&c.bin, cfg, &populations, &ledger)?,
         );
     }
     let results = Results {
@@ -233,6 +263,7 @@ pub fn quality(write: bool) -> anyhow::Result<()> {
         populations,
         configs,
         scored,
+        with_ledger,
     };
     let text = report::markdown(&results);
     print!("{text}");

@@ -118,7 +118,8 @@ pub fn configs(dir: &Path) -> anyhow::Result<Vec<Config>> {
     Ok(out)
 }
 
-fn flagged(v: &Verdict) -> Flagged {
+/// A verdict as a finding for the report.
+pub fn flagged(v: &Verdict) -> Flagged {
     Flagged {
         domain: v.domain.clone(),
         target: v.target.clone().unwrap_or_default(),

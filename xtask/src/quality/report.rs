@@ -167,6 +167,43 @@ fn populations_section(s: &mut String, r: &Results) {
     }
 }
 
+/// Before and after a learned correspondents ledger.
+fn ledger_section(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "## With a learned correspondents ledger\n\n\
+         The same populations through `mxsentry check --correspondents`, with the ledger of a \
+         host that mails the first {} names of each population (in the source's own order, \
+         which ranked lists start with the most used) on seven days. A `typosquat` that is \
+         itself an established correspondent is reported at info and never blocked; up to \
+         `protect_top` (50) established correspondents the configuration has no word for are \
+         protected as learned entries, whose findings are new.\n\n\
+         | configuration | population | `typosquat` before | after, configured entries | now info (established) | new, learned entries | worst new |\n\
+         |---|---|---:|---:|---:|---:|---|",
+        super::learned::FREQUENT
+    );
+    for cfg in &r.configs {
+        for p in &r.populations {
+            let before = r.scored.get(&cfg.name).and_then(|m| m.get(&p.name));
+            let after = r.with_ledger.get(&cfg.name).and_then(|m| m.get(&p.name));
+            if let (Some(b), Some(a)) = (before, after) {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    cfg.name,
+                    p.name,
+                    b.typosquats.len(),
+                    a.configured,
+                    a.established,
+                    a.learned.len(),
+                    worst(&a.learned, 3)
+                );
+            }
+        }
+    }
+    let _ = writeln!(s);
+}
+
 /// Renders `docs/quality.md`.
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
@@ -179,6 +216,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "## What a score means\n\n{SCALE}");
     recall_section(&mut s, r);
     populations_section(&mut s, r);
+    ledger_section(&mut s, r);
     let _ = writeln!(
         s,
         "Zero findings on the protected entries, their subdomains and the built-in allow list \
