@@ -13,13 +13,13 @@ use aya_ebpf::{
 use sensor_common::{
     DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict,
     event::{AF_INET, AF_INET6, DNS_FLAG_QNAME_HASHED, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
-    maps::BLOCK_SUBTREE,
     qname_hashes,
 };
 
 use crate::{
+    blocks,
     counters::{count_lost, verdict_for},
-    maps::{BLOCKED_NAMES, DNS_EVENTS, DNS_EXEMPT, DNS_SCRATCH},
+    maps::{DNS_EVENTS, DNS_EXEMPT, DNS_SCRATCH},
 };
 
 const PASS: i32 = 1;
@@ -132,19 +132,6 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
     })
 }
 
-/// The flags of a `BLOCK_SUBTREE` entry for this suffix hash (0 = no such suffix).
-#[inline(always)]
-fn subtree_block(hash: u64) -> Option<u32> {
-    if hash == 0 {
-        return None;
-    }
-    // SAFETY: read-only lookup of a plain u32 value.
-    match unsafe { BLOCKED_NAMES.get(hash) } {
-        Some(v) if *v & BLOCK_SUBTREE != 0 => Some(*v),
-        _ => None,
-    }
-}
-
 #[inline(always)]
 fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     let Some(loc) = locate(ctx) else {
@@ -204,14 +191,7 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
         flags |= DNS_FLAG_QNAME_HASHED;
     }
     let is_answer = ev.data[2] & 0x80 != 0;
-    let hit = match hashes {
-        // SAFETY: read-only lookup of a plain u32 value.
-        Some(h) => match unsafe { BLOCKED_NAMES.get(h.full) } {
-            Some(v) => Some(*v),
-            None => subtree_block(h.last2).or_else(|| subtree_block(h.last3)),
-        },
-        None => None,
-    };
+    let hit = hashes.as_ref().and_then(blocks::answer_hit);
     let mut verdict = verdict_for(hit);
     // SAFETY: helpers valid for cgroup_skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };

@@ -6,6 +6,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod blocks;
 mod connect;
 mod counters;
 mod dns;
