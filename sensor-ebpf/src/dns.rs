@@ -229,5 +229,16 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     if DNS_EVENTS.output::<DnsEvent>(&*ev, 0).is_err() {
         count_lost(EventKind::Dns);
     }
+    if let Some(h) = &hashes {
+        let m = blocks::Message {
+            ctx,
+            off: msg_off,
+            len: avail,
+            direction,
+            answer: is_answer,
+            exempt,
+        };
+        blocks::after_message(&m, h, hit);
+    }
     if drop { DROP } else { PASS }
 }

@@ -111,6 +111,8 @@ fn stop(mut a: startup::Running, keep_attached: bool) -> anyhow::Result<()> {
     a.ready.store(false, Ordering::Relaxed);
     a.server.abort();
     a.rings.drain(&mut a.pipeline);
+    // Nothing is held for this agent's verdict once it is gone.
+    a.pipeline.stop();
     let mut lost = BTreeMap::new();
     for k in EventKind::ALL {
         lost.insert(k.name(), a.pipeline.enforcer().lost(k)?);

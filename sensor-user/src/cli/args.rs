@@ -142,6 +142,10 @@ pub enum CtlAction {
         /// Enforce this entry even in monitor mode.
         #[arg(long)]
         enforce: bool,
+        /// Lift it by itself after this many seconds (kept in the kernel: it lapses even
+        /// with no agent running); without it, it stays until removed.
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
     },
     /// Remove an address block.
     UnblockAddr {
@@ -155,6 +159,9 @@ pub enum CtlAction {
         /// Enforce this entry even in monitor mode.
         #[arg(long)]
         enforce: bool,
+        /// Lift it by itself after this many seconds; without it, it stays until removed.
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
     },
     /// Remove a name block.
     UnblockName {
@@ -163,6 +170,9 @@ pub enum CtlAction {
     },
     /// Print the mode and the kernel's event-loss counters as JSON.
     Status,
+    /// Print every block entry in the kernel (names as hashes) as JSON lines: its kind,
+    /// origin (learned, policy or operator), flags, target and seconds left.
+    Blocks,
     /// Detach kept-attached programs and remove every pin.
     Detach,
 }

@@ -43,7 +43,7 @@ names! {
 }
 
 names! {
-    /// What a block refused.
+    /// What a block refused (and, in a detection, how enforce mode would have stopped it).
     BlockKind {
         /// An SMTP connect refused with EPERM.
         Connect = "connect",
@@ -227,8 +227,13 @@ pub enum Event {
         address: String,
         /// Destination port.
         port: u16,
-        /// The kernel's verdict (allowed or would_block).
+        /// The kernel's verdict (allowed or would_block); in monitor mode `would_block`
+        /// whenever enforce mode would have stopped this delivery.
         verdict: &'static str,
+        /// For `would_block`: how enforce mode stops it (`dns_answer`: the answer that
+        /// gave the address is dropped; `connect`: the connect is refused).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mechanism: Option<BlockKind>,
         /// The DNS history behind the address.
         route: Route,
         /// Who connected.
@@ -272,6 +277,30 @@ pub enum Event {
         addresses: Vec<String>,
         /// Mail exchangers it now has.
         mx: Vec<String>,
+    },
+    /// A learned address block lifted: a legitimate name resolves to the address too (a
+    /// shared mail host). The lookalike's answers are still dropped by name.
+    AddressBlockLifted {
+        /// Severity.
+        severity: Severity,
+        /// The address.
+        address: String,
+        /// The lookalike domains it was blocked for.
+        lookalikes: Vec<String>,
+        /// The legitimate domain that resolved there, when the agent saw its answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        legitimate: Option<String>,
+    },
+    /// Learned blocks of one protected target pushed out by the bound for newer ones.
+    BlocksEvicted {
+        /// Severity.
+        severity: Severity,
+        /// The protected target ("unknown" for blocks adopted from a previous agent).
+        target: String,
+        /// How many since the last such line (at most one a second per target).
+        count: u64,
+        /// A few of the names or addresses evicted.
+        examples: Vec<String>,
     },
     /// A local resolver found (its upstream answers are never dropped) or gone.
     LocalResolver {

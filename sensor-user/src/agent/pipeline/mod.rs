@@ -6,7 +6,9 @@
 //! `routes` the attribution cache, `tracking` the unresolved lookalikes, and every outcome
 //! leaves through `super::outcomes`.
 
+pub mod addrs;
 mod answer;
+pub mod bound;
 mod connect;
 pub mod ledger;
 mod query;
@@ -18,20 +20,29 @@ pub mod who;
 mod tests;
 
 use std::{
+    collections::HashSet,
     net::IpAddr,
     time::{Duration, Instant},
 };
 
-use sensor_common::{Verdict, event::Direction};
+use sensor_common::{Verdict, event::Direction, maps::target_id};
 
 use self::{ledger::BlockLedger, routes::Routes, tracking::Tracker, who::Who};
-use super::{enforcer::Enforcer, pending::Pending, sink::Sink};
+use super::{
+    enforcer::Enforcer,
+    outcomes::{BlocksEvicted, Outcome},
+    pending::Pending,
+    sink::Sink,
+};
 use crate::{
     config::{Config, Loaded},
     detect::{Action, Engine, Finding, Policy, Verdict as Classification},
     dns,
     kernel::maps::Mode,
-    output::{Event, Metrics, clock::since_kernel},
+    output::{
+        Event, Metrics,
+        clock::{monotonic_ns, since_kernel},
+    },
 };
 
 /// A DNS packet as the kernel (or a capture) reports it.
@@ -86,12 +97,31 @@ impl Settings {
         }
     }
 
-    /// When an answer with `ttl` stops being believed (TTL clamped to the floor and
-    /// ceiling).
-    fn expiry(&self, ttl: u32) -> Instant {
-        let ttl = Duration::from_secs(ttl.into()).clamp(self.ttl_floor, self.ttl_ceiling);
-        Instant::now() + ttl
+    /// How long an answer with `ttl` is believed (clamped to the floor and ceiling).
+    fn believed(&self, ttl: u32) -> Duration {
+        Duration::from_secs(ttl.into()).clamp(self.ttl_floor, self.ttl_ceiling)
     }
+
+    /// When an answer with `ttl` stops being believed.
+    fn expiry(&self, ttl: u32) -> Instant {
+        Instant::now() + self.believed(ttl)
+    }
+
+    /// The same, in kernel time (what block entries carry).
+    fn expiry_ns(&self, ttl: u32) -> u64 {
+        monotonic_ns().saturating_add(self.believed(ttl).as_nanos() as u64)
+    }
+
+    /// The longest any answer is believed, from now, in kernel time.
+    fn ceiling_ns(&self) -> u64 {
+        monotonic_ns().saturating_add(self.ttl_ceiling.as_nanos() as u64)
+    }
+}
+
+/// Kernel time at `now` (a test's or the loop's instant, possibly in the future).
+fn kernel_time(now: Instant) -> u64 {
+    let ahead = now.saturating_duration_since(Instant::now());
+    monotonic_ns().saturating_add(ahead.as_nanos() as u64)
 }
 
 /// The registrable domain of `name` (`army.ml` for `mx.army.ml`), or `name` itself.
@@ -124,6 +154,7 @@ impl<E: Enforcer> Pipeline<E> {
         let mut ledger =
             BlockLedger::new(enforcer, m.map_update_errors.clone(), m.preloaded.clone());
         ledger.configure(config.agent.mode, &config.agent.smtp_ports);
+        ledger.adopt(monotonic_ns());
         let capacity = config.cache.max_entries;
         let tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());
         sink.alert_resolve = Duration::from_secs(config.alertmanager.resolve_after_secs);
@@ -137,17 +168,33 @@ impl<E: Enforcer> Pipeline<E> {
             who,
         };
         p.policy_applied(&policy);
+        // Adopted blocks of targets the policy no longer blocks go now.
+        p.rebalance_blocks();
+        p.blocks.heartbeat(monotonic_ns());
         p
     }
 
-    /// What a new policy sets off: its series exported at zero, its likely slips
-    /// preloaded as blocks.
+    /// What a new policy sets off: its series exported at zero, its prefixes and likely
+    /// slips preloaded as blocks, verdicts of another policy forgotten, and the protected
+    /// names judged clean at once (the questions asked most; never held).
     fn policy_applied(&mut self, policy: &Policy) {
         let engine = &self.engine;
         self.sink
             .metrics
             .known_targets(engine.target_actions().map(|(t, a)| (t, a.name())));
-        self.blocks.preload(policy, |n| blocks(engine, n));
+        self.blocks
+            .preload(policy, |n| blocks(engine, n), monotonic_ns());
+        let holds = !self.block_targets().is_empty();
+        self.blocks.judge_under(fingerprint(policy), holds);
+        let clean_until = self.settings.ceiling_ns();
+        let protected: Vec<u64> = policy
+            .protect
+            .iter()
+            .filter_map(|e| crate::kernel::maps::name_hash(&e.entry))
+            .collect();
+        for h in protected {
+            self.blocks.judged(h, Some(clean_until));
+        }
     }
 
     /// Applies a new configuration without losing the cache.
@@ -170,34 +217,91 @@ impl<E: Enforcer> Pipeline<E> {
         self.routes.report(&self.sink.metrics);
     }
 
+    /// The `target_id`s of the protected entries with the `block` action.
+    fn block_targets(&self) -> HashSet<u32> {
+        self.engine
+            .target_actions()
+            .filter(|(_, a)| *a == Action::Block)
+            .map(|(t, _)| target_id(t.as_bytes()))
+            .collect()
+    }
+
     /// After a policy change: lift blocks the policy no longer wants, and block cached
-    /// addresses of names it now does (mail already headed there gets refused).
+    /// addresses of names it now does that serve no one else (mail already headed there
+    /// gets refused).
     fn rebalance_blocks(&mut self) {
+        let targets = self.block_targets();
         let engine = &self.engine;
-        self.blocks.rebalance(|n| blocks(engine, n));
-        let wanted: Vec<_> = self
-            .routes
-            .iter()
-            .filter(|(_, a)| {
-                blocks(engine, &a.route.recipient_domain) || blocks(engine, &a.route.mx_host)
-            })
-            .map(|(ip, a)| (*ip, a.route.recipient_domain.clone(), a.expires))
-            .collect();
-        for (ip, recipient, expires) in wanted {
-            self.blocks.put_addr(ip, &recipient, expires);
+        self.blocks.rebalance(|n| blocks(engine, n), &targets);
+        let now = Instant::now();
+        let mut wanted = Vec::new();
+        for (ip, list) in self.routes.iter() {
+            let live = || list.iter().filter(|a| a.expires > now);
+            let finding = |a: &routes::Attribution| block_finding(engine, &a.route);
+            // Only delivered answers teach address blocks, and only exclusive addresses.
+            if live().any(|a| finding(a).is_none()) {
+                continue;
+            }
+            for a in live().filter(|a| a.answer != Verdict::Blocked) {
+                if let Some(f) = finding(a) {
+                    let ttl = a.expires.saturating_duration_since(now);
+                    let expires = monotonic_ns().saturating_add(ttl.as_nanos() as u64);
+                    let t = target_id(f.target.as_bytes());
+                    wanted.push((*ip, a.route.recipient_domain.clone(), t, expires));
+                }
+            }
+        }
+        for (ip, recipient, target, expires) in wanted {
+            self.blocks.put_addr(ip, &recipient, target, expires);
         }
     }
 
-    /// Housekeeping: expired answers leave the cache, expired address blocks leave the kernel.
+    /// Housekeeping: expired answers leave the cache, expired blocks leave the kernel
+    /// (the programs already ignore them), the policy lease and the heartbeat are renewed,
+    /// contested address blocks are lifted and evictions reported.
     pub fn tick(&mut self, now: Instant) {
         self.routes.expire(now);
         self.tracker.expire(now);
-        self.blocks.expire(now);
+        for (ip, block) in self.blocks.expire(kernel_time(now)) {
+            self.shared(ip, block, None);
+        }
+        self.report_evictions();
         self.routes.report(&self.sink.metrics);
+    }
+
+    /// Reports the learned blocks the bound evicted since the last tick, per target.
+    fn report_evictions(&mut self) {
+        let evicted = self.blocks.take_evictions();
+        if evicted.is_empty() {
+            return;
+        }
+        let names: std::collections::HashMap<u32, &str> = self
+            .engine
+            .target_actions()
+            .map(|(t, _)| (target_id(t.as_bytes()), t))
+            .collect();
+        let reports: Vec<BlocksEvicted> = evicted
+            .into_iter()
+            .map(|e| BlocksEvicted {
+                target: names.get(&e.target).unwrap_or(&"unknown").to_string(),
+                count: e.count,
+                examples: e.examples,
+            })
+            .collect();
+        for r in reports {
+            r.emit(&mut self.sink);
+        }
+    }
+
+    /// The agent stops: answers are no longer held for its verdict.
+    pub fn stop(&mut self) {
+        self.blocks.stop();
     }
 
     /// One DNS packet.
     pub fn on_dns(&mut self, d: &DnsIn) {
+        // A flood keeps the loop busy: the heartbeat must not lapse meanwhile.
+        self.blocks.heartbeat(monotonic_ns());
         let msg = match dns::parse(d.payload, d.msg_len) {
             Ok(m) => m,
             Err(e) => {
@@ -273,6 +377,24 @@ impl<E: Enforcer> Pipeline<E> {
     pub fn enforcer_mut(&mut self) -> &mut E {
         self.blocks.enforcer_mut()
     }
+}
+
+/// A fingerprint of what judges questions: the policy and this build. Verdicts kept in
+/// the kernel under another fingerprint are forgotten.
+fn fingerprint(policy: &Policy) -> u64 {
+    let text = format!("{}{policy:?}", env!("CARGO_PKG_VERSION"));
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+        .max(1)
+}
+
+/// The finding of a route's recipient (or mail host) when the policy blocks it.
+fn block_finding(engine: &Engine, route: &crate::output::schema::Route) -> Option<Finding> {
+    lookalike(engine, &route.recipient_domain)
+        .or_else(|| lookalike(engine, &route.mx_host))
+        .filter(|f| f.action == Action::Block)
 }
 
 fn lookalike(engine: &Engine, name: &str) -> Option<Finding> {

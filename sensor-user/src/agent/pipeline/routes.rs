@@ -1,22 +1,64 @@
-//! Route learning: which recipient domain and mail host each address leads to, from the
-//! DNS answers that carried it (MX answers and their glue, CNAME chains, address answers).
+//! Route learning: which recipient domains and mail hosts each address leads to, from
+//! the DNS answers that carried it (MX answers and their glue, CNAME chains, address
+//! answers). An address keeps every name it was learned for (a few per address): a later
+//! clean answer never hides a lookalike sharing the host.
 
 use std::{net::IpAddr, time::Instant};
+
+use sensor_common::Verdict;
 
 use super::registrable;
 use crate::{
     dns::{Learned, Message, QType},
+    kernel::maps::canonical,
     output::{Metrics, schema::Route},
     state::lru::TtlLru,
 };
 
-/// An address's route and when it stops being believed.
-#[derive(Clone)]
+/// Most routes remembered per address; past it, the one expiring first gives way.
+pub const ROUTES_PER_ADDR: usize = 8;
+
+/// One route of an address and when it stops being believed.
+#[derive(Clone, Debug)]
 pub struct Attribution {
     /// Where the address leads.
     pub route: Route,
     /// The answer's TTL, clamped.
     pub expires: Instant,
+    /// The kernel's strongest verdict on an answer that carried it to a socket that uses
+    /// answers (a local resolver's upstream socket never drops any): `would_block` or
+    /// `blocked` means enforce mode drops that answer.
+    pub answer: Verdict,
+}
+
+/// How strong a verdict is: allowed < would_block < blocked.
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Allowed => 0,
+        Verdict::WouldBlock => 1,
+        Verdict::Blocked => 2,
+    }
+}
+
+/// Adds (or refreshes) `a` among an address's routes.
+fn merge(list: &mut Vec<Attribution>, a: Attribution) {
+    let same = list.iter_mut().find(|o| o.route == a.route);
+    match same {
+        Some(o) => {
+            o.expires = o.expires.max(a.expires);
+            if rank(a.answer) > rank(o.answer) {
+                o.answer = a.answer;
+            }
+        }
+        None => {
+            if list.len() >= ROUTES_PER_ADDR
+                && let Some(i) = (0..list.len()).min_by_key(|i| list[*i].expires)
+            {
+                list.remove(i);
+            }
+            list.push(a);
+        }
+    }
 }
 
 /// One address an answer taught, with its route and expiry.
@@ -29,9 +71,18 @@ pub struct Learnt {
     pub expires: Instant,
 }
 
-/// The attribution cache: address → route, and exchanger → recipient domain.
+/// How the kernel judged the answer a route is learned from.
+#[derive(Clone, Copy, Debug)]
+pub struct Judged {
+    /// The kernel's verdict on the answer.
+    pub verdict: Verdict,
+    /// It arrived at a local resolver's upstream socket (never dropped there).
+    pub resolver: bool,
+}
+
+/// The attribution cache: address → routes, and exchanger → recipient domain.
 pub struct Routes {
-    cache: TtlLru<IpAddr, Attribution>,
+    cache: TtlLru<IpAddr, Vec<Attribution>>,
     mx_of: TtlLru<String, String>,
     evictions_seen: u64,
 }
@@ -52,13 +103,16 @@ impl Routes {
         self.mx_of.set_capacity(capacity);
     }
 
-    /// The route of `ip`, if an unexpired answer taught one.
-    pub fn get(&mut self, ip: &IpAddr, now: Instant) -> Option<Route> {
-        self.cache.get(ip, now).map(|a| a.route.clone())
+    /// The live routes of `ip` (a v4-mapped address as its IPv4), newest last.
+    pub fn get(&mut self, ip: &IpAddr, now: Instant) -> Vec<Attribution> {
+        let ip = canonical(*ip);
+        self.cache.get(&ip, now).map_or_else(Vec::new, |list| {
+            list.iter().filter(|a| a.expires > now).cloned().collect()
+        })
     }
 
-    /// Every cached address with its attribution.
-    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Attribution)> {
+    /// Every cached address with its routes.
+    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Vec<Attribution>)> {
         self.cache.iter()
     }
 
@@ -74,6 +128,7 @@ impl Routes {
         msg: &Message,
         learned: &Learned,
         expiry: impl Fn(u32) -> Instant,
+        judged: Judged,
         now: Instant,
     ) -> Vec<Learnt> {
         // Who the addresses are for: an MX question names the recipient domain; an
@@ -124,12 +179,23 @@ impl Routes {
                 });
             }
         }
-        for l in &out {
+        let answer = if judged.resolver {
+            Verdict::Allowed
+        } else {
+            judged.verdict
+        };
+        for l in &mut out {
+            l.ip = canonical(l.ip);
             let a = Attribution {
                 route: l.route.clone(),
                 expires: l.expires,
+                answer,
             };
-            self.cache.insert(l.ip, a, l.expires);
+            let mut list = self.cache.remove(&l.ip).unwrap_or_default();
+            list.retain(|o| o.expires > now);
+            merge(&mut list, a);
+            let until = list.iter().map(|a| a.expires).max().unwrap_or(l.expires);
+            self.cache.insert(l.ip, list, until);
         }
         out
     }

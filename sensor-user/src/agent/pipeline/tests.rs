@@ -14,7 +14,7 @@ use hickory_proto::{
         rdata::{A, CNAME, MX},
     },
 };
-use sensor_common::{Verdict, event::Direction};
+use sensor_common::{Verdict, event::Direction, maps::BLOCK_SUBTREE};
 use serde_json::Value;
 
 use super::{ConnectIn, DnsIn, Pipeline, who::Who};
@@ -80,12 +80,16 @@ fn answer(q: &str, t: RecordType, records: Vec<Record>, additionals: Vec<Record>
     m.to_vec().unwrap()
 }
 
+/// One DNS message through the simulated kernel (as `blocks.rs` judges it) and the
+/// pipeline.
 fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
+    let hashes = sensor_common::qname::qname_hashes(bytes);
     let verdict = match direction {
-        Direction::Ingress => p
-            .enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(bytes)),
-        Direction::Egress => Verdict::Allowed,
+        Direction::Ingress => p.enforcer().answer_verdict(hashes),
+        Direction::Egress => {
+            p.enforcer_mut().query_sent(hashes);
+            Verdict::Allowed
+        }
     };
     p.on_dns(&DnsIn {
         ts_ns: 0,
@@ -133,6 +137,15 @@ fn resolve_lookalike(p: &mut Pipeline<Simulated>) {
     );
 }
 
+/// Whether `domain` is blocked with everything under it.
+fn subtree(p: &Pipeline<Simulated>, domain: &str) -> bool {
+    let h = sensor_common::domain_hash(domain).unwrap();
+    p.enforcer()
+        .names
+        .get(&h)
+        .is_some_and(|e| e.flags & BLOCK_SUBTREE != 0)
+}
+
 const BLOCK: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
 const ALERT: &str = "[policy]\nprotect = [\"army.mil\"]\n";
 
@@ -141,13 +154,8 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     let (mut p, lines, m) = pipeline(BLOCK);
     resolve_lookalike(&mut p);
     // The domain is in the block map, whole, before any answer arrives.
-    assert_eq!(
-        p.enforcer()
-            .names
-            .get(&sensor_common::domain_hash("army.ml").unwrap()),
-        Some(&true)
-    );
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(subtree(&p, "army.ml"));
+    assert!(p.enforcer().addrs.contains_key(&MX_IP));
     connect(&mut p, MX_IP);
     let d = events(&lines, "detection");
     assert_eq!(d.len(), 1);
@@ -156,6 +164,7 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     assert_eq!(d[0]["rule"], "suffix-typo");
     assert_eq!(d[0]["action"], "block");
     assert_eq!(d[0]["verdict"], "would_block");
+    assert_eq!(d[0]["mechanism"], "dns_answer");
     assert_eq!(d[0]["route"]["mx_host"], "mx.army.ml");
     assert_eq!(d[0]["process"]["comm"], "smtp");
     assert!(
@@ -240,17 +249,21 @@ fn a_cnamed_exchanger_resolved_in_two_steps_keeps_its_recipient() {
 }
 
 #[test]
-fn enforce_blocks_connects_and_answers() {
+fn enforce_drops_the_answer_and_learns_no_address_from_it() {
     let (mut p, lines, m) = pipeline(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}"));
     resolve_lookalike(&mut p);
-    connect(&mut p, MX_IP);
     let b = events(&lines, "block");
     let kinds: Vec<&str> = b.iter().map(|v| v["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["dns_answer", "connect"]);
-    assert_eq!(b[1]["target"], "army.mil");
-    assert_eq!(m.blocked.with_label_values(&["connect"]).get(), 1);
+    assert_eq!(kinds, ["dns_answer"]);
+    assert_eq!(b[0]["target"], "army.mil");
     assert_eq!(m.blocked.with_label_values(&["dns_answer"]).get(), 1);
-    assert!(events(&lines, "detection").is_empty());
+    // Nobody here received that answer: its addresses may be anyone's mail host.
+    assert!(p.enforcer().addrs.is_empty());
+    // A host that knew the address some other way is not stopped, and that is said.
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d[0]["verdict"], "allowed", "{d:?}");
+    assert!(d[0].get("mechanism").is_none());
 }
 
 #[test]
@@ -297,7 +310,7 @@ fn reload_applies_policy_to_cached_addresses_and_a_bad_one_changes_nothing() {
     assert!(p.enforcer().addrs.is_empty());
     p.reload(config(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}")));
     // Already cached: blocked at once, without a new lookup.
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains_key(&MX_IP));
     connect(&mut p, MX_IP);
     assert_eq!(events(&lines, "block").len(), 1);
     // Back to alert: blocks are lifted.
@@ -316,7 +329,7 @@ fn expired_answers_leave_the_cache_and_the_block_map() {
         "[cache]\nttl_floor_secs = 1\nttl_ceiling_secs = 2\n[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n",
     );
     resolve_lookalike(&mut p);
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains_key(&MX_IP));
     p.tick(Instant::now() + Duration::from_secs(3));
     assert!(p.enforcer().addrs.is_empty());
     assert_eq!(m.cache_entries.get(), 0);
@@ -384,7 +397,7 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     // One entry for the whole lookalike domain, none for the name itself.
     assert_eq!(p.enforcer().names.get(&h("mx.army.ml")), None);
-    assert_eq!(p.enforcer().names.get(&d("army.ml")), Some(&true));
+    assert!(p.enforcer().names.contains_key(&d("army.ml")));
     let before = p.enforcer().names.len();
     for i in 0..100 {
         let q = query(&format!("r{i}.army.ml."), RecordType::A);
@@ -416,10 +429,16 @@ fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     let (p, _lines, m) = pipeline(BLOCK);
     for name in ["army.ml", "army.mi", "arym.mil", "armymil.com"] {
-        assert_eq!(p.enforcer().names.get(&d(name)), Some(&true), "{name}");
+        assert!(subtree(&p, name), "{name}");
     }
     assert!(!p.enforcer().names.contains_key(&d("army.mil")));
-    assert_eq!(m.preloaded.get() as usize, p.enforcer().names.len());
+    let slips = p
+        .enforcer()
+        .names
+        .values()
+        .filter(|e| e.flags & BLOCK_SUBTREE != 0)
+        .count();
+    assert_eq!(m.preloaded.get() as usize, slips);
     // Alert-only entries block nothing, in advance or otherwise.
     let (p, _lines, m) = pipeline(ALERT);
     assert!(p.enforcer().names.is_empty());
