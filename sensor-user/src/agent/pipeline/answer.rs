@@ -71,7 +71,8 @@ impl<E: Enforcer> Pipeline<E> {
                         self.shared(l.ip, block, Some(l.route.recipient_domain.clone()));
                     }
                 }
-                Some(f) if delivered => {
+                // An MX answer enforce dropped never told the asker this host.
+                Some(f) if delivered && l.answer != Verdict::Blocked => {
                     let others = self.routes.get(&l.ip, now);
                     let legit = others
                         .iter()

@@ -469,3 +469,39 @@ fn every_detection_series_exists_at_zero_from_start_and_after_a_reload() {
     );
     assert!(text.contains("mxsentry_lookalikes_went_live_total{target=\"navy.mil\"} 0"));
 }
+
+#[test]
+fn a_mail_host_shared_with_a_legitimate_domain_keeps_every_name_and_is_never_address_blocked() {
+    let (mut p, lines, _) = pipeline(BLOCK);
+    // A provider's host named by a lookalike's and a legitimate domain's MX answers.
+    for d in ["army.ml.", "partner.org."] {
+        dns(&mut p, &query(d, RecordType::MX), Direction::Egress);
+        let mx = mx_record(d, "mx.provider.net.");
+        dns(
+            &mut p,
+            &answer(d, RecordType::MX, vec![mx], vec![]),
+            Direction::Ingress,
+        );
+    }
+    dns(
+        &mut p,
+        &query("mx.provider.net.", RecordType::A),
+        Direction::Egress,
+    );
+    let a = a_record("mx.provider.net.");
+    dns(
+        &mut p,
+        &answer("mx.provider.net.", RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
+    assert!(
+        p.enforcer().addrs.is_empty(),
+        "a shared mail host was address-blocked"
+    );
+    // A delivery to that host is still reported for the lookalike among its names.
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
+    assert_eq!(d[0]["route"]["mx_host"], "mx.provider.net");
+}
