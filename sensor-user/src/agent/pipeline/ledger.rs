@@ -1,6 +1,7 @@
 //! The block ledger: owns the enforcer and remembers every block the pipeline put in the
 //! kernel, so blocks can be expired, bounded, rebalanced after a policy change, adopted
-//! after a restart, and never put twice. Addresses are in `addrs.rs`.
+//! after a restart, and never put twice. Addresses are in `addrs.rs`; the policy's leased
+//! entries and the agent's heartbeat in `lease.rs`.
 //!
 //! Lifetimes, all in the kernel's own clock so the programs apply them with no agent:
 //! - learned names and addresses expire with the answers that taught them (TTL clamped
@@ -19,19 +20,15 @@ use std::{
 
 use prometheus::{IntCounter, IntGauge};
 use sensor_common::{
-    BlockEntry, QnameHashes, domain_hash,
+    BlockEntry, QnameHashes,
     maps::{
-        AGENT_ALIVE_UNTIL, AGENT_POLICY, BLOCK_LEARNED, BLOCK_POLICY, BLOCK_PREFIX, BLOCK_SUBTREE,
-        BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, target_id,
+        BLOCK_LEARNED, BLOCK_POLICY, BLOCK_PREFIX, BLOCK_SUBTREE, BLOCKED_ADDRS_MAX,
+        BLOCKED_NAMES_MAX,
     },
-    stem_hash,
 };
 
-use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru, registrable};
-use crate::{
-    detect::{Action, Policy, candidates::candidates},
-    kernel::maps::Mode,
-};
+use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru};
+use crate::kernel::maps::Mode;
 
 /// Most policy entries (prefixes of `block` entries, then their likely slips) in
 /// `BLOCKED_NAMES`: a quarter of its capacity.
@@ -46,16 +43,16 @@ pub const LEARNED_ADDRS_MAX: usize = BLOCKED_ADDRS_MAX as usize - OPERATOR_RESER
 /// enough for a restart or an upgrade, short enough that a removed agent's policy lapses.
 pub const POLICY_LEASE: Duration = Duration::from_secs(600);
 /// How often the running agent renews its policy lease.
-const RENEW_EVERY: Duration = Duration::from_secs(60);
+pub(super) const RENEW_EVERY: Duration = Duration::from_secs(60);
 /// How long the agent's heartbeat in `AGENT_STATE` vouches for it: past this, the
 /// programs hold no answer for a verdict (a dead agent must not make names unresolvable).
-const ALIVE_FOR: Duration = Duration::from_secs(3);
+pub(super) const ALIVE_FOR: Duration = Duration::from_secs(3);
 /// How often the heartbeat is written.
-const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+pub(super) const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
 /// Names kept as examples of one target's evictions, per report.
 const EVICTION_EXAMPLES: usize = 3;
 
-fn ns(d: Duration) -> u64 {
+pub(super) fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
@@ -82,7 +79,7 @@ pub struct NameBlock {
     /// Kernel time it lapses.
     pub expires_ns: u64,
     /// Blocked at query time for the TTL ceiling: the first answer sets the real expiry.
-    provisional: bool,
+    pub(super) provisional: bool,
 }
 
 /// Blocks evicted by the bound, per target, since the last report.
@@ -104,19 +101,19 @@ pub struct BlockLedger<E: Enforcer> {
     /// Learned address blocks.
     pub(super) addrs: HashMap<IpAddr, AddrBlock>,
     /// The bound on learned names.
-    learned_names: FairLru<u64>,
+    pub(super) learned_names: FairLru<u64>,
     /// The bound on learned addresses.
     pub(super) learned_addrs: FairLru<IpAddr>,
     /// Hashes of the policy entries in force.
-    policy: HashSet<u64>,
+    pub(super) policy: HashSet<u64>,
     /// When the policy lease was last renewed (kernel time).
-    renewed_ns: u64,
+    pub(super) renewed_ns: u64,
     /// When the heartbeat was last written (kernel time; 0: write it at once).
-    heartbeat_ns: u64,
+    pub(super) heartbeat_ns: u64,
     /// The latest kernel time seen.
-    last_now_ns: Option<u64>,
+    pub(super) last_now_ns: Option<u64>,
     /// Whether answers are held for this agent's verdicts (the policy blocks something).
-    holds: bool,
+    pub(super) holds: bool,
     /// The learned-address count last written to `AGENT_STATE`.
     pub(super) learned_count_written: Option<u64>,
     /// Evictions not reported yet, by target.
@@ -124,7 +121,7 @@ pub struct BlockLedger<E: Enforcer> {
     /// `mxsentry_map_update_errors_total`.
     errors: IntCounter,
     /// `mxsentry_preloaded_lookalikes`.
-    preloaded_gauge: IntGauge,
+    pub(super) preloaded_gauge: IntGauge,
 }
 
 impl<E: Enforcer> BlockLedger<E> {
@@ -217,7 +214,7 @@ impl<E: Enforcer> BlockLedger<E> {
     }
 
     /// Removes name entry `h` from the kernel and the ledger.
-    fn remove_name(&mut self, h: u64) -> bool {
+    pub(super) fn remove_name(&mut self, h: u64) -> bool {
         match self.enforcer.remove_name(h) {
             Ok(()) => {
                 self.names.remove(&h);
@@ -368,49 +365,6 @@ impl<E: Enforcer> BlockLedger<E> {
         contested
     }
 
-    /// Writes the heartbeat if it is due: the programs hold answers for the agent's
-    /// verdict only while it is fresh (and never when the policy blocks nothing).
-    pub fn heartbeat(&mut self, now_ns: u64) {
-        self.last_now_ns = Some(now_ns);
-        if self.heartbeat_ns != 0 && now_ns < self.heartbeat_ns.saturating_add(ns(HEARTBEAT_EVERY))
-        {
-            return;
-        }
-        self.heartbeat_ns = now_ns;
-        let until = if self.holds {
-            now_ns.saturating_add(ns(ALIVE_FOR))
-        } else {
-            0
-        };
-        if let Err(e) = self.enforcer.set_agent_slot(AGENT_ALIVE_UNTIL, until) {
-            self.map_error("writing the heartbeat", e);
-        }
-    }
-
-    /// The agent stops: nothing is held for its verdict any more.
-    pub fn stop(&mut self) {
-        if let Err(e) = self.enforcer.set_agent_slot(AGENT_ALIVE_UNTIL, 0) {
-            self.map_error("clearing the heartbeat", e);
-        }
-    }
-
-    /// Rewrites every policy entry with a fresh lease.
-    fn renew(&mut self, now_ns: u64) {
-        self.renewed_ns = now_ns;
-        let expires = now_ns.saturating_add(ns(POLICY_LEASE));
-        let policy: Vec<u64> = self.policy.iter().copied().collect();
-        for h in policy {
-            let Some(n) = self.names.get_mut(&h) else {
-                continue;
-            };
-            n.expires_ns = expires;
-            let entry = BlockEntry::new(n.flags, n.target, expires);
-            if let Err(e) = self.enforcer.put_name(h, entry) {
-                self.map_error("renewing a policy block", e);
-            }
-        }
-    }
-
     /// After a policy change: lifts the learned blocks `blocks` no longer says yes to, and
     /// adopted ones (names unknown) whose target is no longer among `block_targets`.
     pub fn rebalance(&mut self, blocks: impl Fn(&str) -> bool, block_targets: &HashSet<u32>) {
@@ -429,75 +383,6 @@ impl<E: Enforcer> BlockLedger<E> {
         }
         self.rebalance_addrs(&blocks, block_targets);
     }
-
-    /// Starts judging questions under a policy with this fingerprint: verdicts given under
-    /// another policy (or build) are forgotten, those of the same one kept (a restart);
-    /// with `holds`, answers are held for the agent's verdict (pointless when the policy
-    /// blocks nothing).
-    pub fn judge_under(&mut self, fingerprint: u64, holds: bool) {
-        match self.enforcer.agent_slot(AGENT_POLICY) {
-            Ok(fp) if fp == fingerprint => {}
-            _ => {
-                match self.enforcer.forget_judgements() {
-                    Ok(n) if n > 0 => log::info!("forgot {n} verdicts of another policy"),
-                    Ok(_) => {}
-                    Err(e) => self.map_error("forgetting earlier verdicts", e),
-                }
-                if let Err(e) = self.enforcer.set_agent_slot(AGENT_POLICY, fingerprint) {
-                    self.map_error("writing the policy fingerprint", e);
-                }
-            }
-        }
-        self.holds = holds;
-        // Written now (or cleared) rather than at the next tick.
-        self.heartbeat_ns = 0;
-        if let Some(now) = self.last_now_ns {
-            self.heartbeat(now);
-        }
-    }
-
-    /// Puts the policy's entries with a fresh lease, before any query: each `block`
-    /// domain's stem (`BLOCK_PREFIX`: that domain with labels appended) and its likeliest
-    /// lookalikes that `blocks` confirms, as whole domains (`BLOCK_SUBTREE`). At most
-    /// `PRELOAD_MAX` entries; policy entries no longer wanted are lifted.
-    pub fn preload(&mut self, policy: &Policy, blocks: impl Fn(&str) -> bool, now_ns: u64) {
-        let wanted = wanted(policy, blocks);
-        let expires = now_ns.saturating_add(ns(POLICY_LEASE));
-        let mut fresh = HashSet::new();
-        for (h, name, target, flags) in &wanted {
-            if fresh.contains(h) {
-                continue;
-            }
-            let entry = BlockEntry::new(flags | BLOCK_POLICY, *target, expires);
-            match self.enforcer.put_name(*h, entry) {
-                Ok(()) => {
-                    // A learned block of the same domain becomes policy: never evicted.
-                    self.learned_names.remove(h);
-                    fresh.insert(*h);
-                    let block = NameBlock {
-                        name: Some(name.clone()),
-                        target: *target,
-                        flags: entry.flags,
-                        expires_ns: expires,
-                        provisional: false,
-                    };
-                    self.names.insert(*h, block);
-                }
-                Err(e) => self.map_error("preloading a block", e),
-            }
-        }
-        let old: Vec<u64> = self.policy.difference(&fresh).copied().collect();
-        for h in old {
-            self.remove_name(h);
-        }
-        self.policy = fresh;
-        self.renewed_ns = now_ns;
-        let slips = wanted.iter().filter(|w| w.3 & BLOCK_SUBTREE != 0).count();
-        self.preloaded_gauge.set(slips as i64);
-        if slips > 0 {
-            log::info!("preloaded {slips} likely lookalike domains into BLOCKED_NAMES");
-        }
-    }
 }
 
 fn adopted(e: BlockEntry) -> NameBlock {
@@ -508,36 +393,4 @@ fn adopted(e: BlockEntry) -> NameBlock {
         expires_ns: e.expires_ns,
         provisional: false,
     }
-}
-
-/// The policy entries a policy wants: (hash, name, target id, flags), prefixes first.
-fn wanted(policy: &Policy, blocks: impl Fn(&str) -> bool) -> Vec<(u64, String, u32, u32)> {
-    let entries: Vec<String> = policy
-        .protect
-        .iter()
-        .filter(|e| e.action.unwrap_or(policy.default_action) == Action::Block)
-        .map(|e| e.entry.trim_end_matches('.').to_ascii_lowercase())
-        // A public-suffix entry (`mil`) has no spelling to vary and no stem of its own.
-        .filter(|e| registrable(e) == e)
-        .collect();
-    let mut out = Vec::new();
-    for e in &entries {
-        if let Some(h) = stem_hash(e) {
-            out.push((h, e.clone(), target_id(e.as_bytes()), BLOCK_PREFIX));
-        }
-    }
-    'entries: for e in &entries {
-        for c in candidates(e) {
-            if out.len() >= PRELOAD_MAX {
-                break 'entries;
-            }
-            if blocks(&c)
-                && let Some(h) = domain_hash(&c)
-            {
-                out.push((h, c, target_id(e.as_bytes()), BLOCK_SUBTREE));
-            }
-        }
-    }
-    out.truncate(PRELOAD_MAX);
-    out
 }

@@ -10,6 +10,7 @@ pub mod addrs;
 mod answer;
 pub mod bound;
 mod connect;
+mod lease;
 pub mod ledger;
 mod query;
 pub mod routes;
