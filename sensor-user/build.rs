@@ -16,10 +16,17 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("no parent for {}", pkg.manifest_path))?;
+    // The upgrade test's variant build passes its feature on to the kernel programs.
+    let features: &[&str] = if std::env::var_os("CARGO_FEATURE_UPGRADE_VARIANT").is_some() {
+        &["upgrade-variant"]
+    } else {
+        &[]
+    };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: pkg.name.as_str(),
             root_dir: root.as_str(),
+            features,
             ..Default::default()
         }],
         aya_build::Toolchain::default(),

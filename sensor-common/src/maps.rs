@@ -40,6 +40,16 @@ pub const DNS_EXEMPT: &str = "DNS_EXEMPT";
 /// port 53 on this host), kept by the agent.
 pub const RESOLVER_TGIDS: &str = "RESOLVER_TGIDS";
 
+/// Version of what the pinned maps hold (the meaning of their keys and values, and the
+/// ring records' layout), stored beside the pins. Bump it when any of that changes, and
+/// register each affected map's converter in the agent's `kernel/migrate.rs` (see
+/// docs/architecture.md, "a map layout change"). A capacity or flag change alone needs
+/// neither: such a map is recreated with its entries copied.
+///
+/// 2: block-map values (`BLOCKED_NAMES`, `BLOCKED_V4`, `BLOCKED_V6`) are a `BlockEntry`
+/// (flags, target, kernel-time expiry) instead of a bare `u32` of flags.
+pub const LAYOUT_VERSION: u32 = 2;
+
 /// `MODE` value: report matches, refuse nothing.
 pub const MODE_MONITOR: u32 = 0;
 /// `MODE` value: refuse matching connects and drop matching answers.
@@ -138,8 +148,13 @@ pub const BLOCKED_NAMES_MAX: u32 = 65_536;
 /// Capacity of `DNS_EXEMPT`: resolvers open a socket per upstream query, and the
 /// least recently used cookies (long-closed sockets) fall out first.
 pub const DNS_EXEMPT_MAX: u32 = 65_536;
-/// Capacity of `RESOLVER_TGIDS`.
-pub const RESOLVER_TGIDS_MAX: u32 = 1_024;
+/// Capacity of `RESOLVER_TGIDS` (another in the upgrade test's variant build, so that
+/// build's map layout differs).
+pub const RESOLVER_TGIDS_MAX: u32 = if cfg!(feature = "upgrade-variant") {
+    2_048
+} else {
+    1_024
+};
 /// Capacity of `HOLD_PENDING`.
 pub const HOLD_PENDING_MAX: u32 = 16_384;
 /// Capacity of `CLEAN_NAMES`.

@@ -7,7 +7,7 @@
 use std::{hint::black_box, time::Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
-use mxsentry::detect::{Engine, Policy, ProtectEntry, Verdict};
+use mxsentry::detect::{Classification, Engine, Policy, ProtectEntry};
 
 const SUFFIXES: &[&str] = &[
     "com", "com", "com", "net", "org", "co.uk", "gov.uk", "mil", "de", "fr", "io", "gov",
@@ -56,10 +56,7 @@ fn engine(protect: &[String]) -> Engine {
     let policy = Policy {
         protect: protect
             .iter()
-            .map(|e| ProtectEntry {
-                entry: e.clone(),
-                action: None,
-            })
+            .map(|e| ProtectEntry::new(e.clone()))
             .collect(),
         ..Policy::default()
     };
@@ -111,7 +108,7 @@ fn benches(c: &mut Criterion) {
 
     let clean: Vec<String> = domains(&mut rng, 2_000)
         .into_iter()
-        .filter(|d| matches!(big.classify(d), Verdict::Clean))
+        .filter(|d| matches!(big.classify(d), Classification::Clean))
         .take(1_000)
         .collect();
     let lookalikes: Vec<String> = (0..4_000)
@@ -119,7 +116,7 @@ fn benches(c: &mut Criterion) {
             let i = rng.below(protected.len());
             slip(&mut rng, &protected[i])
         })
-        .filter(|d| matches!(big.classify(d), Verdict::Typosquat(_)))
+        .filter(|d| matches!(big.classify(d), Classification::Typosquat(_)))
         .take(1_000)
         .collect();
     assert_eq!(clean.len(), 1_000, "not enough clean names");
@@ -142,7 +139,7 @@ fn benches(c: &mut Criterion) {
     let small = engine(&protected[..20]);
     let clean20: Vec<&String> = clean
         .iter()
-        .filter(|d| matches!(small.classify(d), Verdict::Clean))
+        .filter(|d| matches!(small.classify(d), Classification::Clean))
         .collect();
     let mut g = c.benchmark_group("classify_20_protected");
     g.throughput(Throughput::Elements(clean20.len() as u64));

@@ -12,6 +12,7 @@ pub mod alert;
 pub mod attrib;
 pub mod cli;
 pub mod config;
+pub mod correspondents;
 pub mod detect;
 pub mod dns;
 pub mod kernel;

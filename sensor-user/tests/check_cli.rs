@@ -68,9 +68,84 @@ fn names_on_the_command_line_give_json_lines() {
 }
 
 #[test]
+fn lookalikes_in_restricted_registries_name_the_registry() {
+    let dir = std::env::temp_dir().join(format!("mxsentry-lookalike-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("mod.toml");
+    std::fs::write(
+        &cfg,
+        r#"[policy]
+protect = [
+  { entry = "mod.gov.uk", also = ["mod.uk", "fco.gov.uk"], action = "block" },
+  { entry = "army.mil", action = "block", block_restricted = true },
+]
+restricted_registries = ["gov.example"]
+"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "--json", "--config"])
+        .arg(&cfg)
+        .args([
+            "mod.gov.pk",
+            "army.mil.kr",
+            "fco.gov.uk",
+            "army.mod.uk",
+            "mod.gov.uk.com",
+            "mod.gov.uk.gov.example",
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Pakistan's Ministry of Defence: reported, named, never blocked by default.
+    assert_eq!(lines[0]["verdict"], "lookalike");
+    assert_eq!(lines[0]["target"], "mod.gov.uk");
+    assert_eq!(lines[0]["registry"], "restricted");
+    assert_eq!(lines[0]["registry_suffix"], "gov.pk");
+    assert_eq!(lines[0]["registry_kind"], "government");
+    assert_eq!(lines[0]["action"], "alert");
+    let why = lines[0]["explanation"].as_str().unwrap();
+    assert!(
+        why.contains("gov.pk") && why.contains("restricted registry"),
+        "{why}"
+    );
+    // block_restricted lets the entry's own action through.
+    assert_eq!(lines[1]["verdict"], "lookalike");
+    assert_eq!(lines[1]["action"], "block");
+    assert_eq!(lines[1]["registry_suffix"], "mil.kr");
+    // The organisation's own domains, and under them, are protected.
+    assert_eq!(lines[2]["verdict"], "protected");
+    assert_eq!(lines[2]["target"], "mod.gov.uk");
+    assert_eq!(lines[3]["verdict"], "protected");
+    // In an open registry it stays a typosquat, with no registry named.
+    assert_eq!(lines[4]["verdict"], "typosquat");
+    assert!(lines[4].get("registry").is_none());
+    // A configured restricted registry.
+    assert_eq!(lines[5]["verdict"], "lookalike");
+    assert_eq!(lines[5]["registry_kind"], "configured");
+}
+
+#[test]
 fn the_table_is_aligned_for_people() {
     let out = bin()
-        .args(["check", "--protect", "army.mil", "army.ml", "army.mil"])
+        .args([
+            "check",
+            "--protect",
+            "army.mil",
+            "army.ml",
+            "army.mil",
+            "army.mil.kr",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -79,6 +154,7 @@ fn the_table_is_aligned_for_people() {
     let col = lines[0].find("VERDICT").unwrap();
     assert_eq!(&lines[1][col..col + 9], "typosquat");
     assert_eq!(&lines[2][col..col + 9], "protected");
+    assert_eq!(&lines[3][col..col + 9], "lookalike");
 }
 
 #[test]

@@ -14,15 +14,24 @@ use serde_json::Value;
 /// The agent binary: `MXSENTRY_BIN`, else the workspace's release build (the agent as
 /// shipped; enforcement races the DNS answer and a debug build loses that race).
 pub fn agent_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("MXSENTRY_BIN") {
+    built(
+        "MXSENTRY_BIN",
+        "release/mxsentry",
+        "build it with `cargo build --release -p sensor-user` (cargo xtask test does)",
+    )
+}
+
+/// The binary named by `env`, else `target/<path>` of the workspace; `how` says how to
+/// build it when missing.
+pub fn built(env: &str, path: &str, how: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         return Ok(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mxsentry");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(path);
     if !p.exists() {
-        bail!(
-            "{} missing: build it with `cargo build --release -p sensor-user` (cargo xtask test does)",
-            p.display()
-        );
+        bail!("{} missing: {how}", p.display());
     }
     Ok(p)
 }
@@ -75,6 +84,12 @@ impl Agent {
     /// printing every packet would be most of the agent's work).
     pub fn start_quiet(pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
         Self::start_with(&agent_bin()?, pin_dir, args, false)
+    }
+
+    /// [`Agent::start_as`] without raw kernel records in the log (under a flood of
+    /// connects, where printing every one would be most of the agent's work).
+    pub fn start_quiet_as(program: &Path, pin_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(program, pin_dir, args, false)
     }
 
     fn start_with(
@@ -130,6 +145,8 @@ impl Agent {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return Ok(v.clone());
         }
+        // Under emulation (the VM tests) everything takes longer.
+        let timeout = crate::patience(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -153,7 +170,7 @@ impl Agent {
 
     /// Collects what arrives within `d`.
     pub fn collect_for(&mut self, d: Duration) {
-        let deadline = Instant::now() + d;
+        let deadline = Instant::now() + crate::patience(d);
         while let Ok(v) = self
             .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -176,6 +193,21 @@ impl Agent {
         let status = self.child.take().context("child")?.wait()?;
         anyhow::ensure!(status.success(), "agent exited with {status}");
         Ok(stopped)
+    }
+
+    /// Waits for the agent to exit by itself (up to `timeout`), returning how it ended.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().context("already stopped")?;
+        loop {
+            if let Some(s) = child.try_wait()? {
+                self.child = None;
+                self.collect_for(Duration::from_millis(100));
+                return Ok(s);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "still running after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The agent's process id while it runs.
@@ -256,5 +288,8 @@ pub fn write_config(path: &Path, state: &Path, mode: &str, extra: &str) -> anyho
         "[agent]\nmode = \"{mode}\"\nstate_dir = \"{}\"\n\n[policy]\nprotect = [{{ entry = \"army.mil\", action = \"block\" }}]\n{extra}",
         state.display()
     );
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    // Group- or world-writable configs are refused (whatever the umask of the test run).
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("chmod {}", path.display()))
 }

@@ -4,8 +4,10 @@
 //! Every test builds its own namespaces and cgroup and removes them on drop.
 
 pub mod agent;
+pub mod flood;
 pub mod http;
 pub mod mail;
+pub mod pins;
 pub mod privilege;
 pub mod rawbpf;
 pub mod topology;
@@ -15,6 +17,21 @@ use std::process::Command;
 pub use agent::Agent;
 pub use privilege::{cannot_run, require_privileges};
 pub use topology::Topology;
+
+/// How much longer than on bare metal a timing-bound wait may take: `MXSENTRY_TIME_SCALE`
+/// (the VM tests under emulation set it), else 1.
+pub fn time_scale() -> f64 {
+    std::env::var("MXSENTRY_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0)
+}
+
+/// `d` stretched by [`time_scale`].
+pub fn patience(d: std::time::Duration) -> std::time::Duration {
+    d.mul_f64(time_scale())
+}
 
 /// Runs a command to completion, failing with its stderr when it fails.
 pub fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<String> {

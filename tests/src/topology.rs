@@ -224,6 +224,14 @@ impl Topology {
         cmd
     }
 
+    /// A command running `mxprobe` with `args` as a client (in the client namespace and the
+    /// test cgroup), for running it on another thread.
+    pub fn client_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.in_cgroup(&Self::probe_bin());
+        cmd.args(args);
+        cmd
+    }
+
     /// Runs `mxprobe` as a client: in the client namespace and in the test cgroup.
     pub fn client(&self, args: &[&str]) -> anyhow::Result<String> {
         let bin = Self::probe_bin();

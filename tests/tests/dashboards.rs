@@ -111,13 +111,14 @@ fn traffic(t: &mut Topology, agent: &mut Agent, cfg: &Path, state: &Path) {
         .unwrap();
     client(t, &["connect", &format!("{}:25", SRV4[2])]);
     t.client(&["udp-send", DNS, "junk"]).unwrap();
-    client(t, &["dns", "udp", DNS, "amry.mil", "MX", "2000"]);
-    // amry.mil gets registered.
+    client(t, &["dns", "udp", DNS, "armymil.com", "MX", "2000"]);
+    // armymil.com gets registered (an open registry: amry.mil would be a restricted-registry
+    // lookalike, reported at info, which pages no one).
     t.stop_servers();
     t.serve(&["serve-dns", DNS, &format!("A={}", SRV4[1])])
         .unwrap();
     t.serve(&["listen", SRV4[1], "25"]).unwrap();
-    client(t, &["dns", "udp", DNS, "amry.mil", "MX", "2000"]);
+    client(t, &["dns", "udp", DNS, "armymil.com", "MX", "2000"]);
     if let Err(e) = agent.wait_for(Duration::from_secs(2), |v| {
         v["event"] == "lookalike_went_live"
     }) {
@@ -147,8 +148,13 @@ fn every_dashboard_query_returns_data_from_a_live_agent() {
         return;
     }
     let mut t = Topology::new().unwrap();
-    t.serve(&["serve-dns", DNS, &format!("A={}", SRV4[1]), "NX=amry.mil"])
-        .unwrap();
+    t.serve(&[
+        "serve-dns",
+        DNS,
+        &format!("A={}", SRV4[1]),
+        "NX=armymil.com",
+    ])
+    .unwrap();
     t.serve(&["listen", SRV4[1], "25"]).unwrap();
     let state = test_state_dir("dashboards");
     std::fs::create_dir_all(&state).unwrap();

@@ -34,17 +34,17 @@ const MONITOR: [&str; 10] = [
     "example.com.mx",
     "contoso.com.ar",
     "mod.gov.uk.pt",
-    "srmy.mil",
-    "nsvy.mil",
+    "army.nil",
+    "navy.mul",
     "cpntoso.com",
     "exanple.com",
-    "mpd.gov.uk",
+    "mod.gob.uk",
 ];
 
 /// Fresh lookalikes for the race, by class: suffix appended, suffix typo, letters
 /// swapped, confusables and other one-letter changes.
 const RACE: [&str; 56] = [
-    "army.mil.io",
+    "army.mil.site",
     "navy.mil.xyz",
     "example.com.de",
     "contoso.com.info",
@@ -65,32 +65,32 @@ const RACE: [&str; 56] = [
     "contoso.cm",
     "mod.gov.ku",
     "mod.gv.uk",
-    "amry.mil",
-    "nayv.mil",
+    "exapmle.com",
+    "contoos.com",
     "exmaple.com",
     "contsoo.com",
-    "mdo.gov.uk",
-    "arym.mil",
-    "anvy.mil",
+    "mod.gvo.uk",
+    "exampel.com",
+    "cotnoso.com",
     "examlpe.com",
     "cnotoso.com",
-    "omd.gov.uk",
+    "mod.ogv.uk",
     "examp1e.com",
     "exarnple.com",
     "c0ntoso.com",
     "contos0.com",
-    "arrny.mil",
-    "xn--rmy-5cd.mil",
-    "n4vy.mil",
-    "rnod.gov.uk",
+    "c0nt0so.com",
+    "xn--cntoso-wqf.com",
+    "xn--exmple-4nf.com",
+    "xn--ntoso-iyeu.com",
     "exampie.com",
     "xn--exmple-cua.com",
-    "armey.mil",
+    "examople.com",
     "exqmple.com",
     "contiso.com",
-    "navu.mil",
-    "armt.mil",
-    "army.mil.no",
+    "contpso.com",
+    "exsmple.com",
+    "army.mil.shop",
     "navy.mil.dk",
     "example.com.br",
     "contoso.com.mx",
@@ -113,7 +113,7 @@ fn legit(i: usize) -> String {
 /// domain on the protected receiver.
 fn zones() -> String {
     let mut z = host_zone(SHARED_HOST, LOOKALIKE_MX, 5);
-    z.push_str(&mx_zone("armu.mil", Some(SHARED_HOST), LOOKALIKE_MX, 5));
+    z.push_str(&mx_zone("army.kil", Some(SHARED_HOST), LOOKALIKE_MX, 5));
     for p in [
         "partner-a.org",
         "partner-b.org",
@@ -255,7 +255,7 @@ fn monitor_tells_the_truth_shared_hosts_are_never_refused_and_no_lookalike_wins_
         })
         .unwrap();
     deliver(&lab, &t, "alice@partner-a.org", "shared-1-end");
-    stays_queued(&lab, &t, "bob@armu.mil", "look-1-end");
+    stays_queued(&lab, &t, "bob@army.kil", "look-1-end");
     deliver(&lab, &t, "carol@partner-b.org", "shared-2-end");
 
     // Restarted (programs and maps kept): the same.
@@ -266,7 +266,7 @@ fn monitor_tells_the_truth_shared_hosts_are_never_refused_and_no_lookalike_wins_
     lab.flush().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     assert!(
-        queued(&lab, "bob@armu.mil"),
+        queued(&lab, "bob@army.kil"),
         "the lookalike's mail left the queue"
     );
     assert!(!delivered(&lab, "look-1-end"));
@@ -351,7 +351,7 @@ fn the_race_names_are_lookalikes_and_the_legitimate_ones_are_clean() {
     let names: Vec<String> = MONITOR
         .iter()
         .chain(RACE.iter())
-        .chain(["armu.mil"].iter())
+        .chain(["army.kil"].iter())
         .map(|s| s.to_string())
         .chain((0..RACE.len()).map(legit))
         .chain(["partner-a.org".to_string()])

@@ -351,8 +351,24 @@ fn local_resolver_keeps_its_upstream_answers_the_asker_loses_them() {
     })
     .expect("new resolver listed by the bind hook");
     // The scan is host-wide: the test DNS servers in the server namespace count too.
-    let listed = a.metric("mxsentry_local_resolvers").expect("metric");
-    assert_eq!(listed, a.events("local_resolver").len() as f64);
+    // Resolvers come and go host-wide (other tests' servers): the gauge is what was found
+    // minus what went away; read again until no event moved it between the two reads.
+    let mut listed = 0.0;
+    let mut consistent = false;
+    for _ in 0..50 {
+        let moves = a.events("local_resolver");
+        let count = |state: &str| moves.iter().filter(|v| v["state"] == state).count() as f64;
+        listed = a.metric("mxsentry_local_resolvers").expect("metric");
+        if listed == count("found") - count("gone") {
+            consistent = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        consistent,
+        "gauge {listed} never matched the events' found - gone"
+    );
     assert!(listed >= 2.0, "{listed}");
     a.ctl(&["block-name", "army.ml"]).expect("block name");
 

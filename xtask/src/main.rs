@@ -12,6 +12,7 @@ mod setup;
 mod structure;
 mod test;
 mod venv;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,9 @@ enum Task {
     Test,
     /// File and function lengths, and import cycles between the agent's modules.
     Structure,
+    /// The kernel-sensor and agent-pipeline tests on Debian 12's kernel under QEMU (as
+    /// root; after a release build of the agent).
+    Vm,
     /// Recall on a dnstwist corpus and false positives on real domains, against targets.
     Quality {
         /// Rewrite docs/quality.md with the results.
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Task::Image { component } => image::image(&cmd::root().join(component)).map(drop),
         Task::Test => test::test(),
         Task::Structure => structure::check(),
+        Task::Vm => vm::vm_tests(),
         Task::Quality { write } => quality::quality(write),
         Task::Fuzz { seconds } => fuzz::fuzz(seconds),
         Task::Bench => bench::bench(),

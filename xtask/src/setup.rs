@@ -32,7 +32,19 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iperf3", "iperf3"),
     // The agent's image, built FROM scratch with no registry (cargo xtask image).
     ("podman", "podman"),
+    // Debian 12's kernel under QEMU for the VM tests: the emulator, kmod to resolve and
+    // index the unpacked kernel's modules (busybox-static for the initramfs, below).
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("modprobe", "kmod"),
+    ("depmod", "kmod"),
 ];
+
+/// Whether `path` is a statically linked executable (no ELF interpreter): what an
+/// initramfs can run with no libc beside it.
+fn is_static(path: &str) -> bool {
+    output(Command::new("ldd").arg(path)).is_none()
+        && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
 
 /// The static target the image's binary is built for.
 pub const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -166,6 +178,10 @@ fn packages() -> anyhow::Result<()> {
         .filter(|(c, _)| !have(c))
         .map(|(_, p)| *p)
         .collect();
+    missing.dedup();
+    if !is_static("/bin/busybox") {
+        missing.push("busybox-static");
+    }
     // Debian splits venv (and the pip it bootstraps) out of python3.
     let venv = Command::new("python3")
         .args(["-c", "import venv, ensurepip"])

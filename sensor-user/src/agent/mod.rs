@@ -6,6 +6,7 @@ pub mod enforcer;
 pub mod outcomes;
 pub mod pcap;
 pub mod pending;
+pub mod pin_watch;
 pub mod pipeline;
 pub mod reload;
 pub mod resolver_watch;

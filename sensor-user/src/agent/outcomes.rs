@@ -39,10 +39,12 @@ pub struct LookalikeLookedUp {
 impl Outcome for LookalikeLookedUp {
     fn emit(self, sink: &mut Sink) {
         let l = &self.lookalike;
-        sink.metrics
-            .lookalike_lookups
-            .with_label_values(&[&l.target, l.rule])
-            .inc();
+        if !count_restricted(sink, l, "lookup") {
+            sink.metrics
+                .lookalike_lookups
+                .with_label_values(&[&l.target, l.rule])
+                .inc();
+        }
         if let Some(secs) = self.block_latency {
             sink.metrics
                 .map_update_latency
@@ -152,14 +154,17 @@ pub struct Detected {
 
 impl Outcome for Detected {
     fn emit(self, sink: &mut Sink) {
-        count_detection(sink, &self.lookalike);
-        sink.alert(
-            AlertName::LookalikeDeliveryAttempted,
-            &self.lookalike,
-            who(&self.process),
-        );
+        // A restricted-registry lookalike is reported, not paged: no alert push.
+        if !count_restricted(sink, &self.lookalike, "delivery") {
+            count_detection(sink, &self.lookalike);
+            sink.alert(
+                AlertName::LookalikeDeliveryAttempted,
+                &self.lookalike,
+                who(&self.process),
+            );
+        }
         sink.emit(Event::Detection {
-            severity: Severity::Warning,
+            severity: self.lookalike.severity(Severity::Warning),
             lookalike: self.lookalike,
             address: self.address,
             port: self.port,
@@ -287,20 +292,34 @@ pub struct WentLive {
 
 impl Outcome for WentLive {
     fn emit(self, sink: &mut Sink) {
-        count_detection(sink, &self.lookalike);
-        sink.metrics
-            .lookalikes_went_live
-            .with_label_values(&[&self.lookalike.target])
-            .inc();
-        sink.alert(AlertName::LookalikeWentLive, &self.lookalike, "DNS".into());
+        if !count_restricted(sink, &self.lookalike, "went_live") {
+            count_detection(sink, &self.lookalike);
+            sink.metrics
+                .lookalikes_went_live
+                .with_label_values(&[&self.lookalike.target])
+                .inc();
+            sink.alert(AlertName::LookalikeWentLive, &self.lookalike, "DNS".into());
+        }
         sink.emit(Event::LookalikeWentLive {
-            severity: Severity::Critical,
+            severity: self.lookalike.severity(Severity::Critical),
             lookalike: self.lookalike,
             unresolved_since: self.since,
             addresses: self.addresses,
             mx: self.mx,
         });
     }
+}
+
+/// Counts a restricted-registry lookalike (seen at `seen`); false for a typosquat.
+fn count_restricted(sink: &Sink, l: &Lookalike, seen: &str) -> bool {
+    let Some(kind) = l.registry_kind else {
+        return false;
+    };
+    sink.metrics
+        .restricted_lookalikes
+        .with_label_values(&[&l.target, kind, seen])
+        .inc();
+    true
 }
 
 fn count_detection(sink: &Sink, l: &Lookalike) {

@@ -85,6 +85,7 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
                 let Some(addr) = ip(e.family, &e.addr) else {
                     continue;
                 };
+                p.sink().at_kernel_time(e.ts_ns);
                 p.on_connect(ConnectIn {
                     ts_ns: e.ts_ns,
                     tgid: e.tgid,
@@ -94,6 +95,7 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
                     port: e.port,
                     verdict: Verdict::from_u32(e.verdict).unwrap_or(Verdict::Allowed),
                 });
+                p.sink().at_kernel_time(0);
             }
             Ok(KernelEvent::Dns(e)) => {
                 *tally.received.entry(EventKind::Dns.name()).or_default() += 1;
@@ -101,6 +103,7 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
                     p.sink().emit_raw(&DnsRecord::from(&*e));
                 }
                 let cap = (e.cap_len as usize).min(e.data.len());
+                p.sink().at_kernel_time(e.ts_ns);
                 p.on_dns(&DnsIn {
                     ts_ns: e.ts_ns,
                     direction: if e.direction == Direction::Ingress as u8 {
@@ -114,6 +117,7 @@ fn drain(ring: &mut RingBuf<MapData>, p: &mut Pipeline<VerdictMaps>, tally: &mut
                     msg_len: e.msg_len as usize,
                     resolver: e.flags & DNS_FLAG_RESOLVER != 0,
                 });
+                p.sink().at_kernel_time(0);
             }
             Err(e) => {
                 tally.undecodable += 1;

@@ -8,8 +8,8 @@ use crate::{
     alert::{Alert, AlertName, Pusher},
     output::{
         EventLog, Metrics,
-        clock::rfc3339,
-        schema::{Event, Line, Lookalike},
+        clock::kernel_wall_time,
+        schema::{Event, Lookalike},
     },
 };
 
@@ -25,6 +25,9 @@ pub struct Sink {
     pub host: String,
     /// How long a pushed alert fires unless pushed again.
     pub alert_resolve: Duration,
+    /// The kernel's time (CLOCK_MONOTONIC ns) of the record being decided, 0 between
+    /// records: lines about it carry when it happened, not when the agent got to it.
+    kernel_ts: u64,
 }
 
 impl Sink {
@@ -36,17 +39,32 @@ impl Sink {
             alerts: None,
             host: host.into(),
             alert_resolve: Duration::from_secs(300),
+            kernel_ts: 0,
         }
     }
 
-    /// Writes one event line, stamped now.
+    /// Lines from now on are about the kernel record stamped `ts_ns` (0: about nothing
+    /// the kernel stamped; they carry the time they are written).
+    pub fn at_kernel_time(&mut self, ts_ns: u64) {
+        self.kernel_ts = ts_ns;
+    }
+
+    /// Writes one event line, stamped with its kernel record's time, else now.
     pub fn emit(&mut self, event: Event) {
-        let line = Line {
-            ts: rfc3339(SystemTime::now()),
-            host: &self.host,
-            event: &event,
+        let ts = match self.kernel_ts {
+            0 => SystemTime::now(),
+            t => kernel_wall_time(t),
         };
-        self.log.write(&line);
+        if matches!(event, Event::AgentStopped { .. }) {
+            // The last word: everything folded or suppressed is said before it.
+            self.log.tick(&self.host, true);
+        }
+        self.log.event(ts, &self.host, &event);
+    }
+
+    /// Once a second: repeat windows that ran out, and what was suppressed.
+    pub fn tick(&mut self) {
+        self.log.tick(&self.host, false);
     }
 
     /// Writes a raw record (for `--raw-events`).

@@ -1,6 +1,7 @@
 //! Start-up: load and attach the programs, open the outputs, and build the pipeline.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -9,12 +10,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
+use sensor_common::EventKind;
 use tokio::task::JoinHandle;
 
 use super::{
-    Pipeline, Sink, pending::Pending, pipeline::who::Who, resolver_watch::LocalResolvers,
-    rings::Rings, runtime::RunOptions,
+    Pipeline, Sink,
+    pending::Pending,
+    pipeline::who::Who,
+    resolver_watch::LocalResolvers,
+    rings::Rings,
+    runtime::{Exit, RunOptions, StopFlag},
 };
 use crate::{
     alert::{Alertmanager, Pusher},
@@ -22,7 +27,7 @@ use crate::{
     config::{Config, Loaded},
     kernel::{
         Sensor, SensorOptions, VerdictMaps, cgroup, collector::KernelCounters,
-        loader::check_before_load,
+        loader::check_before_load, lock::PinLock, upgrade::ProgState,
     },
     output::{
         EventLog, Metrics,
@@ -45,8 +50,30 @@ pub struct Running {
     pub ready: Arc<AtomicBool>,
     /// The metrics endpoint's task.
     pub server: JoinHandle<()>,
+    /// The start line and what the start found, said by [`Running::announce`].
+    announced: Vec<Event>,
     /// The kernel's per-program statistics, enabled while this lives.
     _stats: Option<std::os::fd::OwnedFd>,
+}
+
+impl Running {
+    /// Sets readiness and says `agent_started`: only once the stop handlers are live
+    /// and no stop was asked for during start-up.
+    pub fn announce(&mut self) {
+        self.ready.store(true, Ordering::Relaxed);
+        for e in std::mem::take(&mut self.announced) {
+            self.pipeline.emit(e);
+        }
+    }
+}
+
+/// How a start ended.
+pub enum Started {
+    /// Running, not yet announced.
+    Running(Box<Running>),
+    /// A stop was asked for during start-up: said with `agent_stopped`, and what was
+    /// attached is detached (unless `--keep-attached`).
+    Stopped,
 }
 
 /// The node's name for events: `MXSENTRY_NODE_NAME` (the Kubernetes downward API's
@@ -64,16 +91,7 @@ pub fn node_name() -> String {
 }
 
 fn sink(config: &Config, metrics: &Metrics, node: String) -> anyhow::Result<Sink> {
-    let log = match &config.events.file {
-        Some(f) => EventLog::file(
-            f,
-            config.events.max_bytes,
-            config.events.keep,
-            metrics.clone(),
-        )
-        .with_context(|| format!("event log {}", f.display()))?,
-        None => EventLog::stdout(metrics.clone()),
-    };
+    let log = EventLog::open(&config.events.log_options(), metrics.clone())?;
     let mut sink = Sink::new(log, metrics.clone(), node);
     sink.alerts = config
         .alertmanager
@@ -94,48 +112,55 @@ fn sink(config: &Config, metrics: &Metrics, node: String) -> anyhow::Result<Sink
 /// The programs attached and the port taken.
 struct Attached {
     sensor: Sensor,
-    rings: Rings,
     cgroup: PathBuf,
     listener: tokio::net::TcpListener,
-    stats: Option<std::os::fd::OwnedFd>,
 }
 
-/// Checks what loading needs, takes the metrics port, then loads and attaches.
-async fn attach(config: &Config, opts: &RunOptions, metrics: &Metrics) -> anyhow::Result<Attached> {
+/// Checks what loading needs, locks the pin directory, takes the metrics port, then
+/// loads and attaches.
+async fn attach(config: &Config, opts: &RunOptions) -> anyhow::Result<Attached> {
     let cgroup = cgroup::attach_cgroup(config.agent.cgroup.as_deref())?;
-    let pin_dir = &config.agent.pin_dir;
     let sensor_opts = SensorOptions {
-        pin_dir: pin_dir.clone(),
+        pin_dir: config.agent.pin_dir.clone(),
         cgroup: cgroup.clone(),
         task_btf: opts.task_btf,
     };
-    // Say what is missing before taking the port, and take the port before attaching.
+    // Say what is missing before taking the port, and take the port before attaching;
+    // a second agent on these pins is told so before anything else.
     check_before_load(&sensor_opts)?;
+    let lock = PinLock::acquire(&sensor_opts.pin_dir)?;
+    log::debug!("start-up: pin directory locked");
     let listener = http::bind(config.metrics.listen).await?;
-    let mut sensor = Sensor::load(&sensor_opts)?;
-    let rings = Rings::take(&mut sensor, opts.raw_events)?;
+    let sensor = Sensor::load(&sensor_opts, lock)?;
+    log::debug!("start-up: programs attached");
+    Ok(Attached {
+        sensor,
+        cgroup,
+        listener,
+    })
+}
+
+/// Takes the rings and registers the kernel's counters.
+fn kernel_outputs(
+    sensor: &mut Sensor,
+    opts: &RunOptions,
+    metrics: &Metrics,
+) -> anyhow::Result<(Rings, Option<std::os::fd::OwnedFd>)> {
+    let rings = Rings::take(sensor, opts.raw_events)?;
     let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
         .map_err(|e| log::warn!("kernel program statistics unavailable: {e}"))
         .ok();
     metrics.programs_attached.set(sensor.attached() as i64);
     metrics
         .registry
-        .register(Box::new(KernelCounters::new(VerdictMaps::open(pin_dir)?)?))?;
-    Ok(Attached {
-        sensor,
-        rings,
-        cgroup,
-        listener,
-        stats,
-    })
+        .register(Box::new(KernelCounters::new(VerdictMaps::open(
+            sensor.pin_dir(),
+        )?)?))?;
+    Ok((rings, stats))
 }
 
 /// The pipeline over the pinned maps, with the persisted unresolved lookalikes.
-fn pipeline(
-    loaded: Loaded,
-    metrics: &Metrics,
-    node: String,
-) -> anyhow::Result<Pipeline<VerdictMaps>> {
+fn pipeline(loaded: Loaded, sink: Sink) -> anyhow::Result<Pipeline<VerdictMaps>> {
     let config = &loaded.config;
     let (pending, warning) = Pending::load(&config.agent.state_dir, config.cache.pending_max);
     if let Some(w) = warning {
@@ -146,25 +171,115 @@ fn pipeline(
         proc_root: config.agent.proc_root.clone(),
     };
     let maps = VerdictMaps::open(&config.agent.pin_dir)?;
-    let sink = sink(config, metrics, node)?;
     Ok(Pipeline::new(loaded, maps, sink, who, pending))
 }
 
-/// Attaches, opens the outputs and starts serving metrics; `path` is the config file
-/// in use, for the start line.
+/// Leaves the kernel as `exit` says.
+pub fn release(sensor: Sensor, exit: Exit) -> anyhow::Result<()> {
+    match exit {
+        Exit::Keep => sensor.keep_attached(),
+        Exit::Detach => sensor.detach()?,
+        Exit::Abandon => sensor.abandon(),
+    }
+    Ok(())
+}
+
+/// A stop asked for before the pipeline existed: says `agent_stopped` through `sink`
+/// and leaves what was attached as `--keep-attached` says.
+fn stopped_early(
+    mut sink: Sink,
+    sensor: Option<Sensor>,
+    keep_attached: bool,
+) -> anyhow::Result<Started> {
+    let lost = sensor
+        .as_ref()
+        .and_then(|s| VerdictMaps::open(s.pin_dir()).ok())
+        .map(|maps| {
+            EventKind::ALL
+                .iter()
+                .filter_map(|k| Some((k.name(), maps.lost(*k).ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    sink.emit(Event::AgentStopped {
+        received: BTreeMap::new(),
+        undecodable: 0,
+        lost,
+        detached: !keep_attached || sensor.is_none(),
+    });
+    if let Some(sensor) = sensor {
+        release(sensor, Exit::asked(keep_attached))?;
+    }
+    Ok(Started::Stopped)
+}
+
+/// The start line, from what the start found and did.
+fn started_event(
+    config: &Config,
+    sensor: &Sensor,
+    cgroup: &Path,
+    pipeline: &Pipeline<VerdictMaps>,
+    path: Option<&Path>,
+) -> Event {
+    let report = sensor.report();
+    Event::AgentStarted {
+        version: env!("CARGO_PKG_VERSION"),
+        mode: config.agent.mode.name(),
+        cgroup: cgroup.display().to_string(),
+        attached: sensor.attached(),
+        adopted: sensor.adopted(),
+        upgraded: report.count(ProgState::Upgraded),
+        programs: report
+            .programs
+            .iter()
+            .map(|(p, s)| (*p, s.name()))
+            .collect(),
+        layout: report.layout,
+        migrated: report.migrated.clone(),
+        pin_dir: sensor.pin_dir().display().to_string(),
+        caller_reads: sensor.caller_reads().name(),
+        smtp_ports: config.agent.smtp_ports.clone(),
+        protected: pipeline.protected(),
+        config: path.map(|p| p.display().to_string()),
+        metrics: format!("http://{}{}", config.metrics.listen, config.metrics.path),
+    }
+}
+
+/// Opens the outputs, attaches and builds the pipeline, looking at `stop` between the
+/// steps; `path` is the config file in use, for the start line. Not yet ready: the
+/// caller announces once it has looked at `stop` one last time.
 pub async fn start(
     loaded: Loaded,
     opts: &RunOptions,
     path: Option<&Path>,
-) -> anyhow::Result<Running> {
+    stop: &StopFlag,
+) -> anyhow::Result<Started> {
     let config = loaded.config.clone();
     let node = node_name();
     let metrics = Metrics::new(&node)?;
-    let a = attach(&config, opts, &metrics).await?;
-    let mut pipeline = pipeline(loaded, &metrics, node)?;
+    // The event log first: a stop at any later point is said there.
+    let sink = sink(&config, &metrics, node)?;
+    if stop.requested() {
+        return stopped_early(sink, None, opts.keep_attached);
+    }
+    let mut a = attach(&config, opts).await?;
+    if stop.requested() {
+        return stopped_early(sink, Some(a.sensor), opts.keep_attached);
+    }
+    let built = kernel_outputs(&mut a.sensor, opts, &metrics)
+        .and_then(|outputs| Ok((outputs, pipeline(loaded, sink)?)));
+    let ((rings, stats), pipeline) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            // Nothing may stay attached after a failed start that would not after a stop.
+            release(a.sensor, Exit::asked(opts.keep_attached))?;
+            return Err(e);
+        }
+    };
+    log::debug!("start-up: pipeline built");
     // Before ready: a resolver's upstream answers must never be dropped.
     let mut resolvers = LocalResolvers::new(
-        VerdictMaps::open(&config.agent.pin_dir)?,
+        VerdictMaps::open(a.sensor.pin_dir())?,
         config.agent.proc_root.clone(),
         metrics.clone(),
     );
@@ -178,29 +293,18 @@ pub async fn start(
             ready: ready.clone(),
         },
     ));
-    ready.store(true, Ordering::Relaxed);
-    pipeline.emit(Event::AgentStarted {
-        version: env!("CARGO_PKG_VERSION"),
-        mode: config.agent.mode.name(),
-        cgroup: a.cgroup.display().to_string(),
-        attached: a.sensor.attached(),
-        adopted: a.sensor.adopted(),
-        caller_reads: a.sensor.caller_reads().name(),
-        smtp_ports: config.agent.smtp_ports.clone(),
-        protected: pipeline.protected(),
-        config: path.map(|p| p.display().to_string()),
-        metrics: format!("http://{}{}", config.metrics.listen, config.metrics.path),
-    });
-    for e in found {
-        pipeline.emit(e);
-    }
-    Ok(Running {
+    let mut announced = vec![started_event(
+        &config, &a.sensor, &a.cgroup, &pipeline, path,
+    )];
+    announced.extend(found);
+    Ok(Started::Running(Box::new(Running {
         sensor: a.sensor,
-        rings: a.rings,
+        rings,
         pipeline,
         resolvers,
         ready,
         server,
-        _stats: a.stats,
-    })
+        announced,
+        _stats: stats,
+    })))
 }

@@ -10,6 +10,7 @@ use crate::{
         DEFAULT_PIN_DIR,
         maps::{Cidr, Mode},
     },
+    output::agentlog::LogFormat,
 };
 
 /// mxsentry: stop mail leaving for a lookalike of the domain it was meant for.
@@ -19,6 +20,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The agent's own log on stderr: text, or JSON lines (also MXSENTRY_LOG_FORMAT).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// The commands.
@@ -32,6 +36,50 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the pipeline over a packet capture (no privileges) and print its events.
     Replay(ReplayArgs),
+    /// The correspondents ledger: list it, seed it from an MTA log, export it.
+    Correspondents(CorrespondentsArgs),
+}
+
+/// Options of `mxsentry correspondents`.
+#[derive(clap::Args, Debug)]
+pub struct CorrespondentsArgs {
+    /// TOML config whose `[agent] state_dir` and `[learn]` to use (default: the default
+    /// config when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Overrides `agent.state_dir`.
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<CorrespondentsAction>,
+    /// List as one JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `mxsentry correspondents` can do.
+#[derive(Subcommand, Debug)]
+pub enum CorrespondentsAction {
+    /// List the ledger (with what waits to be merged), most established first.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seed the ledger from Postfix or Exim delivery logs (plain or gzip, rotated files
+    /// included) or from another node's export; read from stdin when no file is given.
+    /// The running agent merges the result within a second; a stopped one at its start.
+    Import {
+        /// Log files or exports.
+        files: Vec<PathBuf>,
+    },
+    /// Write the ledger as JSON (for seeding other nodes).
+    Export {
+        /// File to write; stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Options of `mxsentry check`.
@@ -173,6 +221,7 @@ pub enum CtlAction {
     /// Print every block entry in the kernel (names as hashes) as JSON lines: its kind,
     /// origin (learned, policy or operator), flags, target and seconds left.
     Blocks,
-    /// Detach kept-attached programs and remove every pin.
+    /// Detach the programs and remove every pin, map and the lock; a running agent that
+    /// owns the pins is asked to, and does when it stops.
     Detach,
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use super::args::CheckArgs;
 use crate::{
     config::{ConfigSource, Domain, FullEntry, Overrides, ProtectItem},
-    detect::{Action, Engine, Name, Report, Verdict},
+    detect::{Action, Classification, Engine, Name, Report},
 };
 
 /// `ENTRY[=alert|block]` from `--protect`.
@@ -29,6 +29,8 @@ pub fn protect_entry(p: &str) -> anyhow::Result<ProtectItem> {
     Ok(ProtectItem::Full(FullEntry {
         entry: Domain(entry),
         action,
+        also: Vec::new(),
+        block_restricted: false,
     }))
 }
 
@@ -37,13 +39,7 @@ fn engine(args: &CheckArgs) -> anyhow::Result<Engine> {
     let protect = args
         .protect
         .iter()
-        .map(|p| {
-            let (entry, action) = split_protect(p)?;
-            Ok(ProtectItem::Full(FullEntry {
-                entry: Domain(entry),
-                action,
-            }))
-        })
+        .map(|p| protect_entry(p))
         .collect::<anyhow::Result<_>>()?;
     let source = ConfigSource {
         explicit: args.config.clone(),
@@ -76,24 +72,22 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
         let mut input = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin().lock());
         let mut buf = Vec::with_capacity(256);
         loop {
-            buf.clear();
             // About to wait for input: let the reader see every answer so far.
             if input.buffer().is_empty()
                 && let Err(e) = out.flush()
             {
                 break Err(e);
             }
-            if input.read_until(b'\n', &mut buf).context("reading stdin")? == 0 {
-                break Ok(());
-            }
-            // Not UTF-8 is not a domain; the replacement character makes it invalid.
-            let line = String::from_utf8_lossy(&buf);
-            if let Err(e) = emit(
-                &engine,
-                line.trim_end_matches(['\n', '\r']),
-                args.json,
-                &mut out,
-            ) {
+            let line = match next_line(&mut input, &mut buf).context("reading stdin")? {
+                None => break Ok(()),
+                Some(Ok(())) => {
+                    // Not UTF-8 is not a domain; the replacement character makes it invalid.
+                    let line = String::from_utf8_lossy(&buf);
+                    emit(&engine, line.trim_end_matches('\r'), args.json, &mut out)
+                }
+                Some(Err(len)) => too_long(&buf, len, args.json, &mut out),
+            };
+            if let Err(e) = line {
                 break Err(e);
             }
         }
@@ -112,7 +106,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
 fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io::Result<()> {
     let verdict = engine.classify(raw);
     let domain = match &verdict {
-        Verdict::Invalid(_) => raw.to_string(),
+        Classification::Invalid(_) => raw.to_string(),
         _ => crate::detect::Name::parse(raw)
             .map(|n| n.ascii)
             .unwrap_or_else(|_| raw.to_string()),
@@ -122,16 +116,126 @@ fn emit(engine: &Engine, raw: &str, json: bool, out: &mut impl Write) -> std::io
         serde_json::to_writer(&mut *out, &report)?;
         writeln!(out)
     } else {
-        let score = report.score.map(|s| format!("{s:.2}")).unwrap_or_default();
-        writeln!(
-            out,
-            "{:<40} {:<10} {:<20} {:<22} {:>5}  {}",
-            report.domain,
-            report.verdict,
-            report.target.unwrap_or("-"),
-            report.rule.unwrap_or("-"),
-            score,
-            report.explanation.as_deref().unwrap_or("")
-        )
+        table_row(out, &report)
+    }
+}
+
+/// One row of the table, every text cell with its control characters escaped: a name
+/// from stdin must not drive the reader's terminal.
+fn table_row(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    let score = r.score.map(|s| format!("{s:.2}")).unwrap_or_default();
+    writeln!(
+        out,
+        "{:<40} {:<10} {:<20} {:<22} {:>5}  {}",
+        escape(r.domain),
+        r.verdict,
+        escape(r.target.unwrap_or("-")),
+        r.rule.unwrap_or("-"),
+        score,
+        escape(r.explanation.as_deref().unwrap_or(""))
+    )
+}
+
+/// Longest input line taken as a name (a DNS name is at most 253 bytes; its Unicode
+/// form a few times that): longer lines are read to their end and dropped, so one huge
+/// line costs no more memory than this.
+pub const MAX_LINE: usize = 4096;
+
+/// The next line into `buf` (without its newline): `None` at the end of input,
+/// `Some(Err(length))` for a line longer than [`MAX_LINE`], of which `buf` keeps the start.
+fn next_line(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Result<(), u64>>> {
+    buf.clear();
+    let (mut total, mut any) = (0u64, false);
+    loop {
+        let avail = input.fill_buf()?;
+        if avail.is_empty() {
+            break;
+        }
+        any = true;
+        let newline = avail.iter().position(|b| *b == b'\n');
+        let chunk = &avail[..newline.unwrap_or(avail.len())];
+        total += chunk.len() as u64;
+        let room = MAX_LINE.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = newline.map_or(avail.len(), |i| i + 1);
+        input.consume(used);
+        if newline.is_some() {
+            break;
+        }
+    }
+    Ok(match (any, total > MAX_LINE as u64) {
+        (false, _) => None,
+        (true, false) => Some(Ok(())),
+        (true, true) => Some(Err(total)),
+    })
+}
+
+/// The answer for a line too long to be a name: invalid, shown by its start.
+fn too_long(start: &[u8], len: u64, json: bool, out: &mut impl Write) -> std::io::Result<()> {
+    let head: String = String::from_utf8_lossy(start).chars().take(40).collect();
+    let shown = format!("{head}...");
+    let verdict = Classification::Invalid(crate::detect::InvalidName::NameTooLong);
+    let mut report = Report::new(&shown, &verdict);
+    report.explanation = Some(format!(
+        "a line of {len} bytes, longer than {MAX_LINE}: not a domain (skipped)"
+    ));
+    if json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)
+    } else {
+        table_row(out, &report)
+    }
+}
+
+/// `s` with control characters and bidirectional overrides written as `\u{..}`.
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if bad(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_measured() {
+        let mut text = b"army.ml\n".to_vec();
+        text.extend(std::iter::repeat_n(b'a', 100_000));
+        text.extend(b"\nlast");
+        let mut input = std::io::BufReader::with_capacity(1024, text.as_slice());
+        let mut buf = Vec::new();
+        assert_eq!(next_line(&mut input, &mut buf).unwrap(), Some(Ok(())));
+        assert_eq!(buf, b"army.ml");
+        assert_eq!(next_line(&mut input, &mut buf).unwrap(), Some(Err(100_000)));
+        assert_eq!(buf.len(), MAX_LINE);
+        assert_eq!(next_line(&mut input, &mut buf).unwrap(), Some(Ok(())));
+        assert_eq!(buf, b"last");
+        assert_eq!(next_line(&mut input, &mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(escape("plain.example"), "plain.example");
+        assert_eq!(escape("ärmy.mil"), "ärmy.mil");
     }
 }

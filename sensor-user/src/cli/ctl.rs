@@ -1,4 +1,16 @@
-//! `mxsentry ctl`: operate on the pinned maps of a running sensor.
+//! `mxsentry ctl`: operate on the pinned maps of a running (or kept-attached) sensor.
+//!
+//! Lock semantics: `status`, `mode` and the block actions work on the pins beside a
+//! running owner (they are map reads and writes, which the owner expects), and without
+//! one. `detach` needs the pin directory: with no owner it takes the lock and removes
+//! links, programs, maps and the directory itself; with an owner running it asks it
+//! (the `detach` request in the pin directory) and waits for the acknowledgement: the
+//! owner then detaches everything when it stops, whatever `--keep-attached` says.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, bail};
 use sensor_common::{
@@ -8,9 +20,19 @@ use sensor_common::{
 
 use super::args::{CtlAction, CtlArgs};
 use crate::{
-    kernel::{VerdictMaps, loader, maps::name_hash},
+    kernel::{
+        KernelError, VerdictMaps,
+        layout::Marker,
+        lock::{PinLock, describe_holder, lock_holder},
+        maps::name_hash,
+        pins::{self, ACKNOWLEDGED, detach_request, maps_dir, write_detach_request},
+        preflight,
+    },
     output::clock::monotonic_ns,
 };
+
+/// How long `ctl detach` waits for a running owner to acknowledge (it looks every second).
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// An operator's entry: no origin flag, so no agent ever lifts or renews it; with `ttl`
 /// it lapses in the kernel by itself.
@@ -69,13 +91,49 @@ fn list(maps: &VerdictMaps) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `ctl` lacks to touch pinned maps, said before trying: without CAP_BPF the kernel
+/// answers "permission denied" for a map that is there, which reads like no sensor at all.
+fn lacks_bpf() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let eff = preflight::cap_eff_in(&status)?;
+    preflight::missing_capabilities(eff)
+        .contains(&"CAP_BPF")
+        .then(|| {
+            "mxsentry ctl needs CAP_BPF (or CAP_SYS_ADMIN) to use the sensor's pinned maps: \
+             run it as root, or grant it with setpriv/capsh"
+                .to_string()
+        })
+}
+
+/// Why the maps at `pin_dir` cannot be opened, pointing the right way.
+fn open_error(pin_dir: &std::path::Path, e: KernelError) -> anyhow::Error {
+    let denied = matches!(&e, KernelError::Map { source: aya::maps::MapError::SyscallError(s), .. }
+        if matches!(s.io_error.raw_os_error(), Some(libc::EPERM | libc::EACCES)));
+    if denied {
+        anyhow::anyhow!(
+            "permission denied opening the pinned maps under {}: mxsentry ctl needs CAP_BPF \
+             and read-write access to that bpffs directory ({e})",
+            pin_dir.display()
+        )
+    } else if !pin_dir.exists() {
+        anyhow::anyhow!(
+            "no running sensor pinned at {} (nothing there)",
+            pin_dir.display()
+        )
+    } else {
+        anyhow::anyhow!("no usable sensor pinned at {}: {e}", pin_dir.display())
+    }
+}
+
 /// Runs one `ctl` action.
 pub fn ctl(args: CtlArgs) -> anyhow::Result<()> {
-    if let CtlAction::Detach = args.action {
-        return loader::remove_pins(&args.pin_dir).context("removing pins");
+    if let Some(why) = lacks_bpf() {
+        bail!(why);
     }
-    let mut maps = VerdictMaps::open(&args.pin_dir)
-        .with_context(|| format!("no running sensor pinned at {}", args.pin_dir.display()))?;
+    if let CtlAction::Detach = args.action {
+        return detach(&args.pin_dir);
+    }
+    let mut maps = VerdictMaps::open(&args.pin_dir).map_err(|e| open_error(&args.pin_dir, e))?;
     match args.action {
         CtlAction::Mode { mode } => maps.set_mode(mode)?,
         CtlAction::BlockAddr { cidr, enforce, ttl } => {
@@ -86,16 +144,66 @@ pub fn ctl(args: CtlArgs) -> anyhow::Result<()> {
             maps.block_name_hash(hash(&name)?, entry(enforce, ttl))?
         }
         CtlAction::UnblockName { name } => maps.unblock_name_hash(hash(&name)?)?,
-        CtlAction::Status => {
-            let mut lost = serde_json::Map::new();
-            for k in EventKind::ALL {
-                lost.insert(k.name().into(), maps.lost(k)?.into());
-            }
-            let v = serde_json::json!({ "mode": maps.mode()?.name(), "lost": lost });
-            println!("{v}");
-        }
+        CtlAction::Status => status(&args.pin_dir, &maps)?,
         CtlAction::Blocks => list(&maps)?,
         CtlAction::Detach => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// The mode, the loss counters, the owner and the maps' layout, as one JSON line.
+fn status(pin_dir: &Path, maps: &VerdictMaps) -> anyhow::Result<()> {
+    let mut lost = serde_json::Map::new();
+    for k in EventKind::ALL {
+        lost.insert(k.name().into(), maps.lost(k)?.into());
+    }
+    // Read from /proc/locks: taking the lock, even for a moment, could turn away an
+    // agent starting just then.
+    let owner = lock_holder(pin_dir).map(|_| describe_holder(pin_dir));
+    let layout = Marker::read(&maps_dir(pin_dir))?.map(|m| m.version);
+    let v = serde_json::json!({
+        "mode": maps.mode()?.name(),
+        "lost": lost,
+        "owner": owner,
+        "layout": layout,
+    });
+    println!("{v}");
+    Ok(())
+}
+
+/// Removes everything pinned at `pin_dir`, or asks its running owner to.
+fn detach(pin_dir: &Path) -> anyhow::Result<()> {
+    if let Some(lock) = PinLock::try_existing(pin_dir)? {
+        // No owner: the lock is ours while we remove the directory it is on.
+        pins::remove_pins(pin_dir).context("removing pins")?;
+        drop(lock);
+        return Ok(());
+    }
+    if !pin_dir.exists() {
+        return Ok(());
+    }
+    let holder = describe_holder(pin_dir);
+    write_detach_request(pin_dir, &format!("requested by pid {}", std::process::id()))?;
+    let deadline = Instant::now() + ACK_WAIT;
+    while Instant::now() < deadline {
+        match detach_request(pin_dir) {
+            Some(t) if t.starts_with(ACKNOWLEDGED) => {
+                println!(
+                    "{}: owned by a running mxsentry ({holder}), which will detach everything \
+                     when it stops ({t}); stop it now (systemctl stop mxsentry, or delete its pod)",
+                    pin_dir.display()
+                );
+                return Ok(());
+            }
+            // The owner stopped and removed the directory with the request.
+            None => return Ok(()),
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    bail!(
+        "{} is owned by a running mxsentry ({holder}) that did not acknowledge the detach \
+         request within {}s; the request stays there and is honoured when it is seen",
+        pin_dir.display(),
+        ACK_WAIT.as_secs()
+    )
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod check;
+pub mod correspondents;
 pub mod ctl;
 pub mod replay;
 pub mod run;

@@ -4,7 +4,10 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-use crate::kernel::{DEFAULT_PIN_DIR, maps::Mode};
+use crate::{
+    kernel::{DEFAULT_PIN_DIR, maps::Mode},
+    output::eventlog::{LogOptions, gate::GateSettings},
+};
 
 /// `[agent]`: what the kernel side does.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -66,6 +69,16 @@ pub struct EventsSection {
     pub max_bytes: u64,
     /// Rotated files kept (`FILE.1` ... `FILE.N`).
     pub keep: u32,
+    /// Where detections, blocks, lookalikes gone live and the agent's own state changes
+    /// are written too, rotated on their own so a flood of lookups never rotates them
+    /// away. Default with `file`: its name with `.evidence` before the extension.
+    pub evidence_file: Option<PathBuf>,
+    /// Lines per second for routine events (lookups, unattributed connects); more are
+    /// counted and summarised, not written. Evidence is never limited.
+    pub rate_limit: u32,
+    /// Repeats of one event (the same lookup, a dropped answer and its retransmissions)
+    /// within this many seconds are one line and a count; 0 writes every repeat.
+    pub repeat_window_secs: u64,
 }
 
 impl Default for EventsSection {
@@ -74,7 +87,41 @@ impl Default for EventsSection {
             file: None,
             max_bytes: 100 * 1024 * 1024,
             keep: 5,
+            evidence_file: None,
+            rate_limit: 100,
+            repeat_window_secs: 10,
         }
+    }
+}
+
+impl EventsSection {
+    /// What the event log is opened with.
+    pub fn log_options(&self) -> LogOptions {
+        LogOptions {
+            file: self.file.clone(),
+            evidence: self.evidence_path(),
+            max_bytes: self.max_bytes,
+            keep: self.keep,
+            gate: GateSettings {
+                rate_limit: self.rate_limit,
+                repeat_window: std::time::Duration::from_secs(self.repeat_window_secs),
+            },
+        }
+    }
+
+    /// The evidence file: as configured, else derived from `file` (`events.jsonl` →
+    /// `events.evidence.jsonl`), else none (stdout only).
+    pub fn evidence_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.evidence_file {
+            return Some(p.clone());
+        }
+        let f = self.file.as_ref()?;
+        let stem = f.file_stem()?.to_string_lossy();
+        let name = match f.extension() {
+            Some(ext) => format!("{stem}.evidence.{}", ext.to_string_lossy()),
+            None => format!("{stem}.evidence"),
+        };
+        Some(f.with_file_name(name))
     }
 }
 
@@ -115,6 +162,9 @@ pub struct CacheSection {
     pub ttl_ceiling_secs: u64,
     /// Most unresolved lookalikes remembered.
     pub pending_max: usize,
+    /// Most unresolved lookalikes remembered per protected target (default: 1,000 or
+    /// `pending_max`, the smaller), so a flood imitating one cannot push out the others.
+    pub pending_per_target: Option<usize>,
 }
 
 impl Default for CacheSection {
@@ -124,22 +174,17 @@ impl Default for CacheSection {
             ttl_floor_secs: 30,
             ttl_ceiling_secs: 86_400,
             pending_max: 10_000,
+            pending_per_target: None,
         }
     }
 }
 
 impl CacheSection {
-    /// Checks the values make sense together.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_entries == 0 {
-            return Err("cache.max_entries must be at least 1".into());
-        }
-        if self.ttl_floor_secs > self.ttl_ceiling_secs {
-            return Err(format!(
-                "cache.ttl_floor_secs ({}) is above cache.ttl_ceiling_secs ({})",
-                self.ttl_floor_secs, self.ttl_ceiling_secs
-            ));
-        }
-        Ok(())
+    /// The per-target bound in force.
+    pub fn per_target(&self) -> usize {
+        self.pending_per_target
+            .unwrap_or(1000)
+            .min(self.pending_max)
+            .max(1)
     }
 }

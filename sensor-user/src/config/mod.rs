@@ -2,16 +2,27 @@
 
 mod agent;
 mod error;
+mod learning;
 mod policy;
+mod restart;
+pub mod secure;
 mod source;
+mod spans;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSection, AlertmanagerSection, CacheSection, EventsSection, MetricsSection};
 pub use error::ConfigError;
+pub use learning::LearnSection;
 pub use policy::{Domain, FullEntry, PolicySection, ProtectItem};
+pub use restart::restart_only_changes;
 use serde::Deserialize;
 pub use source::{ConfigFile, ConfigSource, Loaded, Overrides};
+use spans::Spans;
 
 /// Where the agent looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/mxsentry/mxsentry.toml";
@@ -38,35 +49,74 @@ pub struct Config {
     /// Cache bounds and TTL clamps.
     #[serde(default)]
     pub cache: CacheSection,
+    /// The correspondents ledger and learned protection.
+    #[serde(default)]
+    pub learn: LearnSection,
 }
 
 impl Config {
     /// Parses TOML text and checks every value that needs no engine; `origin` names the
     /// file in errors. The policy is checked when its engine is built ([`Loaded`]).
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let cfg = Self::parse_unchecked(text, origin)?;
+        cfg.checked(text, origin).map(|(c, _)| c)
+    }
+
+    /// TOML and the shape of its values, not yet their sense (overrides come first).
+    fn parse_unchecked(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let spans = Spans::new(text);
+        if spans.is_empty() {
+            return Err(ConfigError::Empty {
+                path: origin.to_path_buf(),
+            });
+        }
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-        let invalid = |message: String| ConfigError::Parse {
+        let invalid = |key: &str, message: String| ConfigError::Parse {
             path: origin.to_path_buf(),
-            message,
+            message: format!(
+                "{}{message}",
+                spans.at(
+                    key.split('.').next().unwrap_or(""),
+                    key.split('.').nth(1).unwrap_or("")
+                )
+            ),
         };
-        cfg.cache.validate().map_err(invalid)?;
         if let Some(url) = &cfg.alertmanager.url
             && crate::alert::Alertmanager::parse(url).is_none()
         {
-            return Err(invalid(format!(
-                "alertmanager.url {url:?} must look like http://host:port"
-            )));
+            return Err(invalid(
+                "alertmanager.url",
+                format!("alertmanager.url {url:?} must look like http://host:port"),
+            ));
         }
         if !cfg.metrics.path.starts_with('/') {
-            return Err(invalid(format!(
-                "metrics.path {:?} must start with /",
-                cfg.metrics.path
-            )));
+            return Err(invalid(
+                "metrics.path",
+                format!("metrics.path {:?} must start with /", cfg.metrics.path),
+            ));
         }
         Ok(cfg)
+    }
+
+    /// Checks the values make sense (errors name their line in `text`) and returns the
+    /// conflicts worth a warning, each prefixed with the file.
+    fn checked(self, text: &str, origin: &Path) -> Result<(Self, Vec<String>), ConfigError> {
+        let spans = Spans::new(text);
+        let errors = validate::errors(&self, &spans);
+        if !errors.is_empty() {
+            return Err(ConfigError::Values {
+                path: origin.to_path_buf(),
+                errors,
+            });
+        }
+        let warnings = validate::warnings(&self, &spans)
+            .into_iter()
+            .map(|w| format!("config {}: {w}", origin.display()))
+            .collect();
+        Ok((self, warnings))
     }
 
     /// Reads and parses a file, and builds its engine.

@@ -1,4 +1,5 @@
-//! The `[policy]` section: protected entries, allow list, words, suffix swaps.
+//! The `[policy]` section: protected entries (with their own other domains), allow list,
+//! words, suffix swaps, restricted registries.
 
 use serde::{
     Deserialize, Deserializer,
@@ -34,12 +35,12 @@ impl<'de> Deserialize<'de> for Domain {
     }
 }
 
-/// A protected entry: a bare domain, or a table with its own action.
+/// A protected entry: a bare domain, or a table with its own action and domains.
 #[derive(Debug, Clone)]
 pub enum ProtectItem {
     /// `"army.mil"`
     Bare(Domain),
-    /// `{ entry = "army.mil", action = "block" }`
+    /// `{ entry = "mod.gov.uk", also = ["mod.uk"], action = "block", block_restricted = false }`
     Full(FullEntry),
 }
 
@@ -50,7 +51,10 @@ impl<'de> Deserialize<'de> for ProtectItem {
         impl<'de> Visitor<'de> for V {
             type Value = ProtectItem;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a domain, or { entry = \"domain\", action = \"alert\" | \"block\" }")
+                f.write_str(
+                    "a domain, or { entry = \"domain\", also = [\"domain\"...], \
+                     action = \"alert\" | \"block\", block_restricted = true | false }",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ProtectItem, E> {
                 Domain::deserialize(StrDeserializer::<E>::new(s)).map(ProtectItem::Bare)
@@ -71,6 +75,14 @@ pub struct FullEntry {
     pub entry: Domain,
     /// alert or block.
     pub action: Option<Action>,
+    /// The organisation's own other domains: protected, and their lookalikes reported
+    /// against this entry.
+    #[serde(default)]
+    pub also: Vec<Domain>,
+    /// Let a lookalike inside a restricted registry take this entry's action (by default
+    /// it is only reported).
+    #[serde(default)]
+    pub block_restricted: bool,
 }
 
 /// `[policy]` as written in the file; a missing key takes its value from `Default`.
@@ -89,6 +101,11 @@ pub struct PolicySection {
     pub words: Vec<String>,
     /// Extra pairs of suffixes people confuse.
     pub suffix_swaps: Vec<(Domain, Domain)>,
+    /// Extra suffixes where only vetted bodies can register (beside the built-in table).
+    pub restricted_registries: Vec<Domain>,
+    /// A config that protects nothing is meant so: without it, a reload that would drop
+    /// every protected entry (an emptied or cut-short file) is refused.
+    pub intentionally_empty: bool,
 }
 
 impl Default for PolicySection {
@@ -102,6 +119,8 @@ impl Default for PolicySection {
             default_action: p.default_action,
             words: Vec::new(),
             suffix_swaps: Vec::new(),
+            restricted_registries: Vec::new(),
+            intentionally_empty: false,
         }
     }
 }
@@ -114,13 +133,12 @@ impl PolicySection {
                 .protect
                 .iter()
                 .map(|p| match p {
-                    ProtectItem::Bare(d) => ProtectEntry {
-                        entry: d.0.clone(),
-                        action: None,
-                    },
+                    ProtectItem::Bare(d) => ProtectEntry::new(d.0.clone()),
                     ProtectItem::Full(f) => ProtectEntry {
                         entry: f.entry.0.clone(),
                         action: f.action,
+                        also: f.also.iter().map(|d| d.0.clone()).collect(),
+                        block_restricted: f.block_restricted,
                     },
                 })
                 .collect(),
@@ -132,6 +150,11 @@ impl PolicySection {
                 .suffix_swaps
                 .iter()
                 .map(|(a, b)| (a.0.clone(), b.0.clone()))
+                .collect(),
+            restricted_registries: self
+                .restricted_registries
+                .iter()
+                .map(|d| d.0.clone())
                 .collect(),
         };
         Ok(policy)
@@ -186,5 +209,54 @@ suffix_swaps = [["com", "cc"]]
             Config::load(Path::new("/nonexistent/mxsentry.toml")),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn own_domains_block_restricted_and_restricted_registries() {
+        let cfg = Config::parse(
+            r#"
+[policy]
+protect = [
+  { entry = "mod.gov.uk", also = ["mod.uk", "fco.gov.uk"], action = "block", block_restricted = false },
+  { entry = "army.mil", block_restricted = true },
+]
+restricted_registries = ["gov.example"]
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let p = cfg.policy.to_policy().unwrap();
+        assert_eq!(p.protect[0].also, vec!["mod.uk", "fco.gov.uk"]);
+        assert!(!p.protect[0].block_restricted && p.protect[1].block_restricted);
+        assert!(p.protect[1].also.is_empty());
+        assert_eq!(p.restricted_registries, vec!["gov.example"]);
+    }
+
+    #[test]
+    fn every_bad_new_key_names_its_line() {
+        let err = |text: &str| match Config::parse(text, Path::new("t.toml")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {text}"),
+        };
+        // A bad domain in `also`, on its own line.
+        let e =
+            err("[policy]\nprotect = [\n  { entry = \"mod.gov.uk\", also = [\"mod..uk\"] },\n]\n");
+        assert!(e.contains("line 3") && e.contains("mod..uk"), "{e}");
+        // `also` must be a list of domains.
+        let e = err("[policy]\nprotect = [{ entry = \"a.mil\", also = \"b.mil\" }]\n");
+        assert!(e.contains("line 2"), "{e}");
+        let e = err("[policy]\nprotect = [{ entry = \"a.mil\", also = [7] }]\n");
+        assert!(e.contains("line 2"), "{e}");
+        // block_restricted must be a boolean.
+        let e = err("[policy]\nprotect = [{ entry = \"a.mil\", block_restricted = \"yes\" }]\n");
+        assert!(e.contains("line 2") && e.contains("bool"), "{e}");
+        // A misspelt key inside an entry.
+        let e = err("[policy]\nprotect = [{ entry = \"a.mil\", allso = [\"b.mil\"] }]\n");
+        assert!(e.contains("line 2") && e.contains("allso"), "{e}");
+        // restricted_registries: a bad suffix, a non-list.
+        let e = err("[policy]\nrestricted_registries = [\"ok.example\",\n \"bad suffix\"]\n");
+        assert!(e.contains("line 3") && e.contains("bad suffix"), "{e}");
+        let e = err("[policy]\nrestricted_registries = \"gov.example\"\n");
+        assert!(e.contains("line 2"), "{e}");
     }
 }

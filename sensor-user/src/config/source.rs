@@ -103,6 +103,9 @@ pub struct Loaded {
     pub policy: Policy,
     /// The typosquat engine for it.
     pub engine: Engine,
+    /// Conflicts in the file worth a word (duplicates, allow entries covering protected
+    /// ones), each naming its line; already logged.
+    pub warnings: Vec<String>,
 }
 
 impl Loaded {
@@ -124,12 +127,17 @@ impl Loaded {
             config,
             policy,
             engine,
+            warnings: Vec::new(),
         })
     }
 
     /// Parses `text` (from `origin`) and builds its engine.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        Self::new(Config::parse(text, origin)?, origin)
+        let (config, warnings) = Config::parse_unchecked(text, origin)?.checked(text, origin)?;
+        Ok(Self {
+            warnings,
+            ..Self::new(config, origin)?
+        })
     }
 }
 
@@ -151,6 +159,13 @@ impl ConfigSource {
         let Some(path) = self.path() else {
             return Ok(None);
         };
+        // Missing is told apart (a ConfigMap swap); then the path must be safe to obey.
+        if let Err(source) = std::fs::metadata(&path) {
+            return Err(ConfigError::Read { path, source });
+        }
+        if let Err(reason) = super::secure::check_file(&path) {
+            return Err(ConfigError::Insecure { path, reason });
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(Some(ConfigFile { path, text })),
             Err(source) => Err(ConfigError::Read { path, source }),
@@ -160,12 +175,23 @@ impl ConfigSource {
     /// The configuration from `file` (defaults without one) with the overrides, and its
     /// engine.
     pub fn load_from(&self, file: Option<&ConfigFile>) -> Result<Loaded, ConfigError> {
-        let (mut c, origin) = match file {
-            Some(f) => (Config::parse(&f.text, &f.path)?, f.path.as_path()),
-            None => (Config::default(), Path::new("built-in defaults")),
+        let (mut c, origin, text) = match file {
+            Some(f) => (
+                Config::parse_unchecked(&f.text, &f.path)?,
+                f.path.as_path(),
+                f.text.as_str(),
+            ),
+            None => (Config::default(), Path::new("built-in defaults"), ""),
         };
         self.overrides.apply(&mut c);
-        Loaded::with(c, origin, &self.overrides)
+        let (c, warnings) = c.checked(text, origin)?;
+        for w in &warnings {
+            log::warn!("{w}");
+        }
+        Ok(Loaded {
+            warnings,
+            ..Loaded::with(c, origin, &self.overrides)?
+        })
     }
 
     /// Reads the file (if any) and loads it.

@@ -28,9 +28,9 @@ fn pow(i: usize) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
 pub enum Tag {
-    /// A visual key with 0, 1 or 2 characters deleted.
+    /// A coarse key (see `fold::coarse_variants`) with 0, 1 or 2 characters deleted.
     Deletion = 1,
-    /// A whole visual key.
+    /// A whole visual key (protected labels; the suffix rules start from it).
     Exact = 2,
     /// A protected label with part of its suffix glued on (`armymil`).
     DotDropped = 3,
@@ -40,14 +40,14 @@ pub enum Tag {
     Head = 5,
     /// A dictionary word.
     Word = 6,
-    /// A protected label, spelt exactly (ASCII form).
-    Label = 7,
     /// A protected suffix (of a suffix entry) with 0 or 1 characters deleted.
     Suffix = 8,
     /// A protected entry, spelt exactly (ASCII form).
     Name = 9,
     /// An allow-list entry, spelt exactly (ASCII form).
     Allow = 10,
+    /// A restricted registry's suffix, spelt exactly (ASCII form).
+    Restricted = 11,
 }
 
 /// Prefix hashes of one character sequence.

@@ -2,7 +2,9 @@
 //! protected, allowed, clean, a lookalike of a protected entry (and by which rule), or
 //! not a domain at all.
 
+pub mod align;
 pub mod candidates;
+pub mod classification;
 pub mod defaults;
 pub mod edit;
 pub mod engine;
@@ -12,14 +14,18 @@ pub mod keyboard;
 pub mod keys;
 pub mod name;
 pub mod policy;
+pub mod registry;
 pub mod rule;
-pub mod verdict;
+pub mod score;
 
+pub use classification::{Classification, Finding, Report};
 pub use engine::Engine;
 pub use name::{InvalidName, Name};
 pub use policy::{Action, Policy, PolicyError, ProtectEntry};
+pub use registry::{Registry, RegistryKind};
 pub use rule::Rule;
-pub use verdict::{Finding, Report, Verdict};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verdict_tests;

@@ -25,12 +25,28 @@ impl Action {
 }
 
 /// One protected domain or public suffix, with its own action if it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProtectEntry {
     /// Domain (`army.mil`) or public suffix (`mil`, `gov.uk`), as written by the user.
     pub entry: String,
     /// Overrides the policy's default action.
     pub action: Option<Action>,
+    /// The organisation's own other domains (`mod.uk` for `mod.gov.uk`): protected with
+    /// their subdomains, and their lookalikes reported against this entry.
+    pub also: Vec<String>,
+    /// Whether a `lookalike` (a resemblance inside a restricted registry) takes this
+    /// entry's action; otherwise it is only reported.
+    pub block_restricted: bool,
+}
+
+impl ProtectEntry {
+    /// An entry with no action of its own, no other domains, lookalikes reported only.
+    pub fn new(entry: impl Into<String>) -> Self {
+        Self {
+            entry: entry.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// Everything the engine needs to decide.
@@ -48,6 +64,8 @@ pub struct Policy {
     pub words: Vec<String>,
     /// Suffix pairs, besides the built-in ones, that people confuse.
     pub suffix_swaps: Vec<(String, String)>,
+    /// Suffixes, besides the built-in table, where only vetted bodies can register.
+    pub restricted_registries: Vec<String>,
 }
 
 impl Default for Policy {
@@ -59,6 +77,7 @@ impl Default for Policy {
             default_action: Action::Alert,
             words: Vec::new(),
             suffix_swaps: Vec::new(),
+            restricted_registries: Vec::new(),
         }
     }
 }
@@ -71,6 +90,16 @@ pub enum PolicyError {
     BadProtected {
         /// The entry as given.
         entry: String,
+        /// Why.
+        reason: InvalidName,
+    },
+    /// One of an entry's own other domains (`also`) is not a domain.
+    #[error("{domain:?} in `also` of {entry:?} is not a domain: {reason}")]
+    BadAlso {
+        /// The protected entry it belongs to.
+        entry: String,
+        /// The domain as given.
+        domain: String,
         /// Why.
         reason: InvalidName,
     },
@@ -88,6 +117,14 @@ pub enum PolicyError {
     /// A suffix in the swap table is not a domain.
     #[error("suffix {entry:?} in suffix_swaps is not a domain: {reason}")]
     BadSuffix {
+        /// The suffix as given.
+        entry: String,
+        /// Why.
+        reason: InvalidName,
+    },
+    /// A restricted registry is not a domain.
+    #[error("restricted registry {entry:?} is not a domain: {reason}")]
+    BadRestricted {
         /// The suffix as given.
         entry: String,
         /// Why.

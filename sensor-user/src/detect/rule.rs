@@ -3,8 +3,8 @@
 use unicode_security::MixedScript as _;
 
 use super::{
-    edit::{Edit, single_edit},
-    keyboard,
+    align::{Alignment, Step, align, at_end, one_bit},
+    fold, keyboard,
 };
 
 /// How a lookalike was made from the protected name.
@@ -111,37 +111,16 @@ impl Rule {
         }
     }
 
-    /// Whether the rule is a character edit of the label (less telling on short labels).
-    pub fn edits_the_label(self) -> bool {
+    /// Whether the rule changes what follows the protected label, the label itself intact.
+    pub fn is_suffix_change(self) -> bool {
         matches!(
             self,
-            Rule::Addition
-                | Rule::Bitsquatting
-                | Rule::Hyphenation
-                | Rule::Insertion
-                | Rule::Omission
-                | Rule::Plural
-                | Rule::Repetition
-                | Rule::Replacement
-                | Rule::Subdomain
-                | Rule::Transposition
-                | Rule::VowelSwap
-                | Rule::TwoEdits
+            Rule::SuffixTypo
+                | Rule::SuffixSwap
+                | Rule::SuffixTruncated
+                | Rule::SuffixAppended
+                | Rule::DotDropped
         )
-    }
-
-    /// How sure a match by this rule is, before adjusting for the name's length.
-    pub fn base_score(self) -> f32 {
-        match self {
-            Rule::Cyrillic | Rule::Homoglyph | Rule::MixedScript => 0.95,
-            Rule::SuffixTypo | Rule::SuffixSwap | Rule::SuffixAppended => 0.9,
-            Rule::ProtectedAsSubdomain | Rule::DotDropped | Rule::SuffixTruncated => 0.85,
-            Rule::Transposition | Rule::Omission | Rule::Repetition | Rule::Insertion => 0.85,
-            Rule::Replacement | Rule::VowelSwap | Rule::Hyphenation | Rule::Subdomain => 0.8,
-            Rule::Addition | Rule::Plural | Rule::Bitsquatting => 0.75,
-            Rule::Dictionary => 0.7,
-            Rule::TwoEdits => 0.6,
-        }
     }
 }
 
@@ -151,86 +130,18 @@ impl std::fmt::Display for Rule {
     }
 }
 
-fn one_bit(a: char, b: char) -> bool {
-    (a as u32 ^ b as u32).count_ones() == 1
-}
-
 fn is_vowel(c: char) -> bool {
     matches!(c, 'a' | 'e' | 'i' | 'o' | 'u')
 }
 
-/// Names the rule for a label `q` one edit away from the protected label `p`, with the
-/// phrase that explains it.
-pub fn single_edit_rule(p: &[char], q: &[char]) -> Option<(Rule, String)> {
+/// Names the rule for one change from protected label `p`, with the phrase for it.
+pub fn change_rule(p: &[char], step: &Step) -> (Rule, String) {
     let ps: String = p.iter().collect();
-    let edit = single_edit(p, q)?;
-    Some(match edit {
-        Edit::Delete { ch, .. } => (Rule::Omission, format!("\"{ps}\" lost its \"{ch}\"")),
-        Edit::Insert { at, ch } => {
-            let prev = at.checked_sub(1).and_then(|i| p.get(i)).copied();
-            let next = p.get(at).copied();
-            let at_end = next.is_none() || next == Some('-');
-            if ch == '-' {
-                (Rule::Hyphenation, format!("a hyphen was put into \"{ps}\""))
-            } else if prev == Some(ch) || next == Some(ch) {
-                (
-                    Rule::Repetition,
-                    format!("the \"{ch}\" of \"{ps}\" is doubled"),
-                )
-            } else if at_end && ch == 's' {
-                (Rule::Plural, format!("\"{ps}\" was made plural"))
-            } else if at_end {
-                (
-                    Rule::Addition,
-                    format!("\"{ch}\" was added to the end of \"{ps}\""),
-                )
-            } else if [prev, next]
-                .into_iter()
-                .flatten()
-                .any(|n| keyboard::adjacent(ch, n))
-            {
-                (
-                    Rule::Insertion,
-                    format!("\"{ch}\" was slipped into \"{ps}\" from a neighbouring key"),
-                )
-            } else {
-                (
-                    Rule::Insertion,
-                    format!("\"{ch}\" was slipped into \"{ps}\""),
-                )
-            }
-        }
-        Edit::Substitute { from, to, .. } => {
-            if is_vowel(from) && is_vowel(to) {
-                (
-                    Rule::VowelSwap,
-                    format!("the vowel \"{from}\" in \"{ps}\" became \"{to}\""),
-                )
-            } else if keyboard::adjacent(from, to) {
-                (
-                    Rule::Replacement,
-                    format!(
-                        "\"{from}\" in \"{ps}\" became \"{to}\", its neighbour on the keyboard"
-                    ),
-                )
-            } else if super::fold::same_glyph(from, to) {
-                (
-                    Rule::Homoglyph,
-                    format!("\"{to}\" stands in for \"{from}\" in \"{ps}\""),
-                )
-            } else if one_bit(from, to) {
-                (
-                    Rule::Bitsquatting,
-                    format!("\"{from}\" in \"{ps}\" became \"{to}\", one flipped bit away"),
-                )
-            } else {
-                (
-                    Rule::Replacement,
-                    format!("\"{from}\" in \"{ps}\" became \"{to}\""),
-                )
-            }
-        }
-        Edit::Transpose { at } => (
+    match *step {
+        Step::Delete { ch, .. } => (Rule::Omission, format!("\"{ps}\" lost its \"{ch}\"")),
+        Step::Insert { at, ch } => insert_rule(p, &ps, at, ch),
+        Step::Substitute { from, to, .. } => substitute_rule(&ps, from, to),
+        Step::Transpose { at } => (
             Rule::Transposition,
             format!(
                 "\"{}{}\" in \"{ps}\" was swapped to \"{}{}\"",
@@ -240,84 +151,189 @@ pub fn single_edit_rule(p: &[char], q: &[char]) -> Option<(Rule, String)> {
                 p[at]
             ),
         ),
+        Step::Confusable { ref from, ref to } => (
+            Rule::Homoglyph,
+            format!("\"{to}\" stands in for \"{from}\" in \"{ps}\""),
+        ),
+        Step::Resembles { ref from, ref to } => (
+            Rule::Homoglyph,
+            format!("\"{to}\", which resembles \"{from}\", replaced it in \"{ps}\""),
+        ),
+    }
+}
+
+/// The rule and phrase for `ch` inserted at `at` in `p`.
+fn insert_rule(p: &[char], ps: &str, at: usize, ch: char) -> (Rule, String) {
+    let prev = at.checked_sub(1).and_then(|i| p.get(i)).copied();
+    let next = p.get(at).copied();
+    if ch == '-' {
+        (Rule::Hyphenation, format!("a hyphen was put into \"{ps}\""))
+    } else if prev == Some(ch) || next == Some(ch) {
+        (
+            Rule::Repetition,
+            format!("the \"{ch}\" of \"{ps}\" is doubled"),
+        )
+    } else if at_end(p, at) && ch == 's' {
+        (Rule::Plural, format!("\"{ps}\" was made plural"))
+    } else if at_end(p, at) {
+        (
+            Rule::Addition,
+            format!("\"{ch}\" was added to the end of \"{ps}\""),
+        )
+    } else if [prev, next]
+        .into_iter()
+        .flatten()
+        .any(|n| keyboard::adjacent(ch, n))
+    {
+        (
+            Rule::Insertion,
+            format!("\"{ch}\" was slipped into \"{ps}\" from a neighbouring key"),
+        )
+    } else {
+        (
+            Rule::Insertion,
+            format!("\"{ch}\" was slipped into \"{ps}\""),
+        )
+    }
+}
+
+/// The rule and phrase for `from` replaced by `to` in `ps`.
+fn substitute_rule(ps: &str, from: char, to: char) -> (Rule, String) {
+    if is_vowel(from) && is_vowel(to) {
+        (
+            Rule::VowelSwap,
+            format!("the vowel \"{from}\" in \"{ps}\" became \"{to}\""),
+        )
+    } else if keyboard::adjacent(from, to) {
+        (
+            Rule::Replacement,
+            format!("\"{from}\" in \"{ps}\" became \"{to}\", its neighbour on the keyboard"),
+        )
+    } else if fold::similar(from, to) {
+        (
+            Rule::Homoglyph,
+            format!("\"{to}\", which resembles \"{from}\", replaced it in \"{ps}\""),
+        )
+    } else if one_bit(from, to) {
+        (
+            Rule::Bitsquatting,
+            format!("\"{from}\" in \"{ps}\" became \"{to}\", one flipped bit away"),
+        )
+    } else {
+        (
+            Rule::Replacement,
+            format!("\"{from}\" in \"{ps}\" became \"{to}\""),
+        )
+    }
+}
+
+fn script_of(c: char) -> Option<&'static str> {
+    Some(match c as u32 {
+        0x370..=0x3ff | 0x1f00..=0x1fff => "Greek",
+        0x400..=0x52f | 0x1c80..=0x1c8f | 0x2de0..=0x2dff | 0xa640..=0xa69f => "Cyrillic",
+        0x530..=0x58f => "Armenian",
+        _ => return None,
     })
 }
 
-/// Names the rule for a label `q` that looks like `p` (same visual key) but is spelt
-/// differently.
-pub fn lookalike_rule(p: &[char], q: &str) -> (Rule, String) {
+/// Describes the characters of `q` that only look like those of protected label `p`,
+/// and names the rule such a name matches: `Cyrillic` when every letter is Cyrillic,
+/// `MixedScript` when scripts are mixed, `Homoglyph` otherwise. `None` when nothing
+/// stands in for anything.
+pub fn confusables(p: &[char], q: &str, steps: &[Step]) -> Option<(Rule, String)> {
     let ps: String = p.iter().collect();
-    let qc: Vec<char> = q.chars().collect();
+    let subs: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Confusable { from, to } => {
+                let script = to.chars().find_map(script_of);
+                Some(match script {
+                    Some(sc) => format!("{sc} \"{to}\" stands in for \"{from}\""),
+                    None => format!("\"{to}\" stands in for \"{from}\""),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    if subs.is_empty() {
+        return None;
+    }
     let letters = || q.chars().filter(|c| c.is_alphabetic());
-    let cyrillic = |c: char| ('\u{400}'..='\u{52f}').contains(&c);
-    if letters().all(cyrillic) && letters().next().is_some() {
-        return (
+    let cyrillic = |c: char| script_of(c) == Some("Cyrillic");
+    if letters().next().is_some() && letters().all(cyrillic) {
+        return Some((
             Rule::Cyrillic,
             format!("\"{q}\" is written in Cyrillic letters that look like \"{ps}\""),
-        );
+        ));
     }
-    if !q.is_single_script() {
-        let foreign: Vec<String> = qc
-            .iter()
-            .filter(|c| !c.is_ascii())
-            .map(|c| format!("\"{c}\""))
-            .collect();
-        return (
-            Rule::MixedScript,
-            format!(
-                "\"{q}\" mixes scripts: {} among Latin letters",
-                foreign.join(", ")
-            ),
-        );
-    }
-    if let Some(Edit::Substitute { from, to, .. }) = single_edit(p, &qc) {
-        return (
-            Rule::Homoglyph,
-            format!("\"{to}\" stands in for \"{from}\" in \"{ps}\""),
-        );
-    }
-    let odd: Vec<String> = qc
-        .iter()
-        .filter(|c| !p.contains(c))
-        .map(|c| format!("\"{c}\""))
-        .collect();
-    let what = if odd.is_empty() {
-        "rearranged letters".to_string()
+    let rule = if q.is_single_script() {
+        Rule::Homoglyph
     } else {
-        odd.join(", ")
+        Rule::MixedScript
     };
-    (
-        Rule::Homoglyph,
-        format!("\"{q}\" uses look-alike characters ({what}) for \"{ps}\""),
-    )
+    Some((rule, format!("{} in \"{ps}\"", subs.join(", "))))
+}
+
+/// Names the rule for seen label `q` aligned with protected label `p`: the change when
+/// there is one (with any confusables named too), else the kind of look-alike.
+pub fn label_rule(p: &[char], q: &str, a: &Alignment) -> (Rule, String) {
+    let look = confusables(p, q, &a.steps);
+    let changes: Vec<&Step> = a.changes().collect();
+    let (rule, phrase) = match changes.as_slice() {
+        [] => return look.unwrap_or((Rule::Homoglyph, format!("\"{q}\" looks like it"))),
+        [one] => change_rule(p, one),
+        _ => {
+            let ps: String = p.iter().collect();
+            let each: Vec<String> = changes.iter().map(|s| change_rule(p, s).1).collect();
+            (
+                Rule::TwoEdits,
+                format!(
+                    "\"{q}\" is two slips away from \"{ps}\": {}",
+                    each.join(", and ")
+                ),
+            )
+        }
+    };
+    match look {
+        Some((_, l)) => (rule, format!("{l}, and {phrase}")),
+        None => (rule, phrase),
+    }
 }
 
 /// Describes an edit inside a suffix: `the suffix "mil" lost its "i"`.
 pub fn suffix_phrase(p: &[char], q: &[char]) -> String {
     let ps: String = p.iter().collect();
     let qs: String = q.iter().collect();
-    match single_edit(p, q) {
-        Some(Edit::Delete { ch, .. }) => format!("the suffix \"{ps}\" lost its \"{ch}\""),
-        Some(Edit::Insert { ch, .. }) => format!("the suffix \"{ps}\" gained a \"{ch}\""),
-        Some(Edit::Substitute { from, to, .. }) => {
+    let a = align(p, q);
+    let changes: Vec<&Step> = a.steps.iter().collect();
+    match changes.as_slice() {
+        [Step::Delete { ch, .. }] => format!("the suffix \"{ps}\" lost its \"{ch}\""),
+        [Step::Insert { ch, .. }] => format!("the suffix \"{ps}\" gained a \"{ch}\""),
+        [Step::Substitute { from, to, .. }] => {
             format!("the suffix \"{ps}\" has \"{to}\" where \"{from}\" belongs")
         }
-        Some(Edit::Transpose { at }) => {
-            format!("the suffix \"{ps}\" has \"{}{}\" swapped", p[at], p[at + 1])
+        [Step::Transpose { at }] => {
+            format!(
+                "the suffix \"{ps}\" has \"{}{}\" swapped",
+                p[*at],
+                p[*at + 1]
+            )
         }
-        None => format!("the suffix \"{ps}\" became \"{qs}\""),
+        _ => format!("the suffix \"{ps}\" became \"{qs}\""),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::align::align;
+
+    fn c(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
 
     fn rule(p: &str, q: &str) -> Rule {
-        let (p, q): (Vec<char>, Vec<char>) = (p.chars().collect(), q.chars().collect());
-        single_edit_rule(&p, &q)
-            .map(|(r, _)| r)
-            .expect("one edit apart")
+        label_rule(&c(p), q, &align(&c(p), &c(q))).0
     }
 
     #[test]
@@ -339,15 +355,30 @@ mod tests {
 
     #[test]
     fn scripts_are_named() {
-        let p: Vec<char> = "apple".chars().collect();
-        assert_eq!(lookalike_rule(&p, "аррӏе").0, Rule::Cyrillic);
-        assert_eq!(lookalike_rule(&p, "аpple").0, Rule::MixedScript);
-        assert_eq!(lookalike_rule(&p, "ạpple").0, Rule::Homoglyph);
+        assert_eq!(rule("apple", "аррӏе"), Rule::Cyrillic);
+        assert_eq!(rule("apple", "аpple"), Rule::MixedScript);
+        assert_eq!(rule("apple", "ạpple"), Rule::Homoglyph);
+    }
+
+    #[test]
+    fn explanations_name_the_real_change() {
+        let say = |p: &str, q: &str| label_rule(&c(p), q, &align(&c(p), &c(q))).1;
+        assert_eq!(
+            say("army", "аrmy"),
+            "Cyrillic \"а\" stands in for \"a\" in \"army\""
+        );
+        assert_eq!(
+            say("army", "аrmyy"),
+            "Cyrillic \"а\" stands in for \"a\" in \"army\", and the \"y\" of \"army\" is doubled"
+        );
+        assert_eq!(
+            say("login", "logln"),
+            "\"l\", which resembles \"i\", replaced it in \"login\""
+        );
     }
 
     #[test]
     fn suffix_phrases_read_well() {
-        let c = |s: &str| s.chars().collect::<Vec<_>>();
         assert_eq!(
             suffix_phrase(&c("mil"), &c("ml")),
             "the suffix \"mil\" lost its \"i\""
@@ -355,6 +386,14 @@ mod tests {
         assert_eq!(
             suffix_phrase(&c("mil"), &c("mill")),
             "the suffix \"mil\" gained a \"l\""
+        );
+        assert_eq!(
+            suffix_phrase(&c("gov.uk"), &c("gov.pk")),
+            "the suffix \"gov.uk\" has \"p\" where \"u\" belongs"
+        );
+        assert_eq!(
+            suffix_phrase(&c("mil"), &c("mli")),
+            "the suffix \"mil\" has \"il\" swapped"
         );
     }
 }

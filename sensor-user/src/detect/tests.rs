@@ -4,23 +4,22 @@ use super::*;
 
 fn engine(protect: &[&str]) -> Engine {
     let policy = Policy {
-        protect: protect
-            .iter()
-            .map(|e| ProtectEntry {
-                entry: e.to_string(),
-                action: None,
-            })
-            .collect(),
+        protect: protect.iter().map(|e| ProtectEntry::new(*e)).collect(),
         ..Policy::default()
     };
     Engine::new(&policy).expect("valid policy")
 }
 
-fn rule_of(e: &Engine, name: &str) -> Rule {
+/// The finding for `name`, a typosquat or a lookalike.
+fn finding_of(e: &Engine, name: &str) -> Finding {
     match e.classify(name) {
-        Verdict::Typosquat(f) => f.rule,
-        other => panic!("{name}: expected a typosquat, got {other:?}"),
+        Classification::Typosquat(f) | Classification::Lookalike(f) => f,
+        other => panic!("{name}: expected a finding, got {other:?}"),
     }
+}
+
+fn rule_of(e: &Engine, name: &str) -> Rule {
+    finding_of(e, name).rule
 }
 
 fn assert_rule(e: &Engine, rule: Rule, names: &[&str]) {
@@ -43,7 +42,7 @@ fn common() -> Engine {
 #[test]
 fn the_mil_ml_case_is_explained() {
     let e = engine(&["army.mil"]);
-    let Verdict::Typosquat(f) = e.classify("army.ml") else {
+    let Classification::Typosquat(f) = e.classify("army.ml") else {
         panic!("not flagged")
     };
     assert_eq!(f.target, "army.mil");
@@ -66,18 +65,27 @@ fn protected_names_and_their_subdomains_are_protected() {
         "a.b.example.com",
         "mod.gov.uk",
     ] {
-        assert!(matches!(e.classify(n), Verdict::Protected { .. }), "{n}");
+        assert!(
+            matches!(e.classify(n), Classification::Protected { .. }),
+            "{n}"
+        );
     }
-    assert!(matches!(e.classify("wikipedia.org"), Verdict::Clean));
-    assert!(matches!(e.classify("navy.mil"), Verdict::Clean));
+    assert!(matches!(e.classify("wikipedia.org"), Classification::Clean));
+    assert!(matches!(e.classify("navy.mil"), Classification::Clean));
 }
 
 #[test]
 fn protecting_a_suffix_leaves_real_siblings_alone() {
     // dia.mil and dla.mil are both real and one letter apart.
     let e = engine(&["mil", "dia.mil"]);
-    assert!(matches!(e.classify("dla.mil"), Verdict::Protected { .. }));
-    assert!(matches!(e.classify("dia.mil"), Verdict::Protected { .. }));
+    assert!(matches!(
+        e.classify("dla.mil"),
+        Classification::Protected { .. }
+    ));
+    assert!(matches!(
+        e.classify("dia.mil"),
+        Classification::Protected { .. }
+    ));
     assert_eq!(rule_of(&e, "army.ml"), Rule::SuffixTypo);
     assert_eq!(rule_of(&e, "army.mi"), Rule::SuffixTypo);
     assert_eq!(rule_of(&e, "army.mill"), Rule::SuffixTypo);
@@ -91,7 +99,7 @@ fn protecting_a_suffix_leaves_real_siblings_alone() {
     assert_eq!(rule_of(&g, "mod.gov.u"), Rule::SuffixTypo);
     assert!(matches!(
         g.classify("hmrc.gov.uk"),
-        Verdict::Protected { .. }
+        Classification::Protected { .. }
     ));
 }
 
@@ -117,10 +125,7 @@ fn suffix_swaps_from_the_table_and_from_the_user() {
     let e = common();
     assert_rule(&e, Rule::SuffixSwap, &["bbc.com", "example.net"]);
     let policy = Policy {
-        protect: vec![ProtectEntry {
-            entry: "example.com".into(),
-            action: None,
-        }],
+        protect: vec![ProtectEntry::new("example.com")],
         suffix_swaps: vec![("com".into(), "cc".into())],
         ..Policy::default()
     };
@@ -210,10 +215,7 @@ fn dictionary_words_and_user_words() {
         ],
     );
     let policy = Policy {
-        protect: vec![ProtectEntry {
-            entry: "army.mil".into(),
-            action: None,
-        }],
+        protect: vec![ProtectEntry::new("army.mil")],
         words: vec!["recruiting".into()],
         ..Policy::default()
     };
@@ -227,9 +229,12 @@ fn two_slips_only_on_long_names_and_only_likely_ones() {
     // s→a and t→r are both neighbouring keys.
     assert_rule(&e, Rule::TwoEdits, &["waahingron.com"]);
     // Two unlikely substitutions are not enough.
-    assert!(matches!(e.classify("wqxhingzon.com"), Verdict::Clean));
+    assert!(matches!(
+        e.classify("wqxhingzon.com"),
+        Classification::Clean
+    ));
     // Short names never get two edits.
-    assert!(matches!(e.classify("xamplx.com"), Verdict::Clean));
+    assert!(matches!(e.classify("xamplx.com"), Classification::Clean));
 }
 
 #[test]
@@ -246,33 +251,33 @@ fn allow_list_wins_and_builtin_mail_providers_ship() {
         "qq.com",
         "163.com",
     ] {
-        assert!(matches!(e.classify(n), Verdict::Allowed { .. }), "{n}");
+        assert!(
+            matches!(e.classify(n), Classification::Allowed { .. }),
+            "{n}"
+        );
     }
     assert_eq!(rule_of(&e, "gmial.com"), Rule::Transposition);
     let off = Engine::new(&Policy {
-        protect: vec![ProtectEntry {
-            entry: "gmail.com".into(),
-            action: None,
-        }],
+        protect: vec![ProtectEntry::new("gmail.com")],
         builtin_allow: false,
         ..Policy::default()
     })
     .unwrap();
-    assert!(matches!(off.classify("gmaill.com"), Verdict::Typosquat(_)));
+    assert!(matches!(
+        off.classify("gmaill.com"),
+        Classification::Typosquat(_)
+    ));
     // Without the built-in list, mail.com is one letter from gmail.com.
     assert_eq!(rule_of(&off, "mail.com"), Rule::Omission);
     let user = Engine::new(&Policy {
-        protect: vec![ProtectEntry {
-            entry: "army.mil".into(),
-            action: None,
-        }],
+        protect: vec![ProtectEntry::new("army.mil")],
         allow: vec!["army.ml".into()],
         ..Policy::default()
     })
     .unwrap();
     assert!(matches!(
         user.classify("mx.army.ml"),
-        Verdict::Allowed { .. }
+        Classification::Allowed { .. }
     ));
 }
 
@@ -281,13 +286,10 @@ fn actions_per_entry_with_a_default() {
     let policy = Policy {
         protect: vec![
             ProtectEntry {
-                entry: "army.mil".into(),
                 action: Some(Action::Block),
+                ..ProtectEntry::new("army.mil")
             },
-            ProtectEntry {
-                entry: "example.com".into(),
-                action: None,
-            },
+            ProtectEntry::new("example.com"),
         ],
         default_action: Action::Alert,
         ..Policy::default()
@@ -326,13 +328,10 @@ fn bad_input_never_panics() {
     }
     assert!(matches!(
         e.classify("xn--zz.com"),
-        Verdict::Invalid(InvalidName::Idna)
+        Classification::Invalid(InvalidName::Idna)
     ));
     let bad = Engine::new(&Policy {
-        protect: vec![ProtectEntry {
-            entry: "not a domain".into(),
-            action: None,
-        }],
+        protect: vec![ProtectEntry::new("not a domain")],
         ..Policy::default()
     });
     assert!(matches!(bad, Err(PolicyError::BadProtected { .. })));
@@ -362,17 +361,26 @@ fn never_flags_protected_or_builtin_allowed() {
             format!("mx1.mail.{p}"),
             p.to_uppercase() + ".",
         ] {
-            assert!(matches!(e.classify(&n), Verdict::Protected { .. }), "{n}");
+            assert!(
+                matches!(e.classify(&n), Classification::Protected { .. }),
+                "{n}"
+            );
         }
     }
-    for m in defaults::MAIL_PROVIDERS {
+    for m in defaults::mail_providers() {
         for n in [m.to_string(), format!("mx.{m}")] {
-            assert!(matches!(e.classify(&n), Verdict::Allowed { .. }), "{n}");
+            assert!(
+                matches!(e.classify(&n), Classification::Allowed { .. }),
+                "{n}"
+            );
         }
     }
     // Protecting every provider at once: each is protected, none a lookalike of another.
-    let all = engine(defaults::MAIL_PROVIDERS);
-    for m in defaults::MAIL_PROVIDERS {
-        assert!(matches!(all.classify(m), Verdict::Protected { .. }), "{m}");
+    let all = engine(&defaults::mail_providers().collect::<Vec<_>>());
+    for m in defaults::mail_providers() {
+        assert!(
+            matches!(all.classify(m), Classification::Protected { .. }),
+            "{m}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! DNS messages as the agent understands them: parsing captures and learning from answers.
 
+pub mod domain;
 pub mod learn;
 pub mod parse;
 
+pub use domain::{registrable, registrable_of};
 pub use learn::{Learned, learn};
 pub use parse::{Answer, Data, Message, ParseError, QType, parse};

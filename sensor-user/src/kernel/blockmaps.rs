@@ -16,6 +16,7 @@ use sensor_common::{
 use super::{
     KernelError, VerdictMaps,
     maps::{Cidr, ignore_missing, map_err},
+    migrate::Ctx,
 };
 
 impl VerdictMaps {
@@ -165,6 +166,50 @@ pub fn block_entry_from_v1(old: u32, host: bool, now_ns: u64, grace_ns: u64) -> 
     BlockEntry::new(old | BLOCK_LEARNED, 0, now_ns.saturating_add(grace_ns))
 }
 
+/// How long a learned-looking entry of layout 1 holds after an upgrade. The old layout
+/// cannot say how long it was meant to last, and its address blocks may be the shared-host
+/// collateral layout 2 no longer makes: ten minutes covers the upgrade, and the running
+/// agent puts back what is still wanted at the next lookup (names are blocked as they are
+/// asked for, the policy's entries at start).
+pub const V1_GRACE_NS: u64 = 600 * 1_000_000_000;
+
+/// A `BlockEntry` as the maps hold it (`#[repr(C)]`: flags, target, expiry; no padding).
+pub fn block_entry_bytes(e: &BlockEntry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size_of::<BlockEntry>());
+    out.extend_from_slice(&e.flags.to_ne_bytes());
+    out.extend_from_slice(&e.target.to_ne_bytes());
+    out.extend_from_slice(&e.expires_ns.to_ne_bytes());
+    out
+}
+
+/// One layout-1 entry (a `u32` of flags) as layout 2 holds it; `host`: its key names one
+/// name or one address. `None` for a value of another size (dropped, counted).
+fn from_v1(ctx: &Ctx, key: &[u8], value: &[u8], host: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    let flags = u32::from_ne_bytes(value.try_into().ok()?);
+    let e = block_entry_from_v1(flags, host, ctx.now_ns, V1_GRACE_NS);
+    Some((key.to_vec(), block_entry_bytes(&e)))
+}
+
+/// `BLOCKED_NAMES` from layout 1 (a name hash: one name or domain).
+pub fn names_from_v1(ctx: &Ctx, key: &[u8], value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    from_v1(ctx, key, value, true)
+}
+
+/// The prefix length of an LPM key (a native-endian `u32` before the address).
+fn prefix_len(key: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(key.get(..4)?.try_into().ok()?))
+}
+
+/// `BLOCKED_V4` from layout 1 (a /32 is one address, anything wider an operator's range).
+pub fn v4_from_v1(ctx: &Ctx, key: &[u8], value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    from_v1(ctx, key, value, prefix_len(key)? >= 32)
+}
+
+/// `BLOCKED_V6` from layout 1 (a /128 is one address, anything wider an operator's range).
+pub fn v6_from_v1(ctx: &Ctx, key: &[u8], value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    from_v1(ctx, key, value, prefix_len(key)? >= 128)
+}
+
 #[cfg(test)]
 mod tests {
     use sensor_common::maps::BLOCK_SUBTREE;
@@ -182,5 +227,36 @@ mod tests {
             learned,
             BlockEntry::new(BLOCK_SUBTREE | BLOCK_LEARNED, 0, 15)
         );
+    }
+
+    #[test]
+    fn layout_1_entries_convert_by_key_and_keep_their_key() {
+        let ctx = Ctx { now_ns: 100 };
+        let enforce = BLOCK_ENFORCE.to_ne_bytes();
+        let plain = 0u32.to_ne_bytes();
+        let read = |v: &[u8]| BlockEntry {
+            flags: u32::from_ne_bytes(v[..4].try_into().unwrap()),
+            target: u32::from_ne_bytes(v[4..8].try_into().unwrap()),
+            expires_ns: u64::from_ne_bytes(v[8..].try_into().unwrap()),
+        };
+        assert_eq!(size_of::<BlockEntry>(), 16);
+        // A learned-looking /32: lapses after the grace.
+        let mut host = 32u32.to_ne_bytes().to_vec();
+        host.extend_from_slice(&[192, 0, 2, 25]);
+        let (k, v) = v4_from_v1(&ctx, &host, &plain).unwrap();
+        assert_eq!(k, host);
+        assert_eq!(
+            read(&v),
+            BlockEntry::new(BLOCK_LEARNED, 0, 100 + V1_GRACE_NS)
+        );
+        // An operator's range, and an operator's enforced name: kept without expiry.
+        let mut range = 64u32.to_ne_bytes().to_vec();
+        range.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let (_, v) = v6_from_v1(&ctx, &range, &plain).unwrap();
+        assert_eq!(read(&v), BlockEntry::new(0, 0, 0));
+        let (_, v) = names_from_v1(&ctx, &7u64.to_ne_bytes(), &enforce).unwrap();
+        assert_eq!(read(&v), BlockEntry::new(BLOCK_ENFORCE, 0, 0));
+        // A value of another size is dropped, not misread.
+        assert_eq!(names_from_v1(&ctx, &7u64.to_ne_bytes(), &[0; 8]), None);
     }
 }

@@ -60,6 +60,48 @@ pub enum KernelError {
     /// A program the contract lists is absent from the kernel object.
     #[error("program {0} not found in the kernel object (agent and kernel object out of step)")]
     MissingProgram(&'static str),
+    /// Another agent holds the pin directory's lock.
+    #[error(
+        "pin directory {pin_dir} is owned by a running mxsentry ({holder}): one agent per pin \
+         directory; stop that one first, or give this one its own --pin-dir"
+    )]
+    Owned {
+        /// The pin directory.
+        pin_dir: PathBuf,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A pinned map is not what this build's programs use, and cannot be carried over.
+    #[error(
+        "pinned map {name} ({path}) does not match this build: {difference}; nothing was \
+         attached (remove it, or `mxsentry ctl detach` to start afresh)"
+    )]
+    MapMismatch {
+        /// The map's name.
+        name: String,
+        /// Its pin.
+        path: PathBuf,
+        /// What differs.
+        difference: String,
+    },
+    /// A pinned link that cannot be adopted.
+    #[error(
+        "pinned link {path}: {reason}; nothing was attached (`mxsentry ctl detach` to start afresh)"
+    )]
+    LinkMismatch {
+        /// The link's pin.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A bpf(2) call or a bpffs operation failed.
+    #[error("{what}: {}", plain(reason))]
+    Bpf {
+        /// What was being done.
+        what: String,
+        /// Why (not a `source`: the message already says it once).
+        reason: std::io::Error,
+    },
     /// A map operation failed.
     #[error("map {name}: {source}")]
     Map {
@@ -68,6 +110,14 @@ pub enum KernelError {
         /// Why.
         source: aya::maps::MapError,
     },
+}
+
+/// A closure turning an I/O error into [`KernelError::Bpf`] about `what`.
+pub fn bpf_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> KernelError {
+    move |reason| KernelError::Bpf {
+        what: what.to_string(),
+        reason,
+    }
 }
 
 /// An I/O error as a person reads it: "No such file or directory", without "(os error 2)".

@@ -1,24 +1,44 @@
-//! Loading the programs, pinning maps and links, re-adopting a previous agent's
-//! pins, and detaching.
+//! Starting the sensor on its pin directory: take the directory's lock, check every
+//! pinned map against the contract, load this build's programs, and adopt, switch or
+//! attach each program's link; detaching at the end.
+//!
+//! Order of a start (docs/architecture.md, "Pinning, upgrades and ownership"):
+//! 1. lock the pin directory (one owner);
+//! 2. check each pinned map (type, sizes, capacity, flags, layout record): adopt it,
+//!    plan its replacement, or refuse naming the difference, before anything is loaded;
+//! 3. if a map is replaced: a new map directory `maps-next/` holding the kept maps
+//!    (pinned again) — the loader creates the new maps there;
+//! 4. load and verify all programs against that directory;
+//! 5. fill the new maps from the old ones (copied, or converted: migrate.rs);
+//! 6. each link: kept if it runs this very program, else switched with
+//!    `BPF_LINK_UPDATE` (upgrade.rs), or attached if there was none;
+//! 7. copy what the old programs wrote meanwhile, swap `maps-next/` with `maps/`
+//!    (`RENAME_EXCHANGE`, one step), and remove the old pins.
+//!
+//! A failure before step 7 puts every link back on its old program and removes what the
+//! start made: nothing stays attached that was not attached before.
 
 use std::{
+    collections::BTreeMap,
     fs,
+    os::{fd::AsFd as _, unix::fs::MetadataExt as _},
     path::{Path, PathBuf},
 };
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
-        links::{FdLink, PinnedLink},
-    },
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program},
 };
 use sensor_common::{Hook, Program as Prog, TaskLayout, task::TASK_LAYOUT_GLOBAL};
 
 use super::{
     KernelError,
+    lock::PinLock,
+    migrate::Carried,
     object::EBPF_OBJECT,
+    pins::{self, PinSet, links_dir, maps_dir, remove_pins},
     task_layout::{self, VMLINUX_BTF},
+    upgrade::{Journal, OldLink, ProgState},
 };
 
 /// How to load and attach.
@@ -55,16 +75,34 @@ impl CallerReads {
     }
 }
 
-/// A loaded sensor: its maps, and the pinned links that keep the programs attached.
-pub struct Sensor {
-    ebpf: Ebpf,
-    links: Vec<PinnedLink>,
-    adopted: usize,
-    caller_reads: CallerReads,
-    pin_dir: PathBuf,
+/// What a start found and did, for the start event.
+#[derive(Clone, Debug, Default)]
+pub struct StartReport {
+    /// The maps' layout version now.
+    pub layout: u32,
+    /// Each program: adopted, upgraded or attached.
+    pub programs: BTreeMap<&'static str, ProgState>,
+    /// Maps recreated, with what was carried over.
+    pub migrated: Vec<Carried>,
 }
 
-fn pin_err(path: &Path, e: impl std::fmt::Display) -> KernelError {
+impl StartReport {
+    /// How many programs are in `state`.
+    pub fn count(&self, state: ProgState) -> usize {
+        self.programs.values().filter(|s| **s == state).count()
+    }
+}
+
+/// A loaded sensor: the pin directory's lock, its maps, and the pins it owns.
+pub struct Sensor {
+    ebpf: Ebpf,
+    lock: PinLock,
+    pins: PinSet,
+    report: StartReport,
+    caller_reads: CallerReads,
+}
+
+pub(super) fn pin_err(path: &Path, e: impl std::fmt::Display) -> KernelError {
     KernelError::Pin {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -76,16 +114,6 @@ fn prog_err(name: &str, source: aya::programs::ProgramError) -> KernelError {
         name: name.to_string(),
         source,
     }
-}
-
-/// Directory of pinned maps under `pin_dir`.
-pub fn maps_dir(pin_dir: &Path) -> PathBuf {
-    pin_dir.join("maps")
-}
-
-/// Directory of pinned links under `pin_dir`.
-pub fn links_dir(pin_dir: &Path) -> PathBuf {
-    pin_dir.join("links")
 }
 
 /// Checks, before anything is bound or attached, that loading can work: the preflight
@@ -100,59 +128,69 @@ pub fn check_before_load(opts: &SensorOptions) -> Result<(), KernelError> {
         })
 }
 
+/// What a start needs once the directory is locked.
+pub(super) struct Target<'a> {
+    pub opts: &'a SensorOptions,
+    pub cgroup: fs::File,
+    pub cgroup_id: u64,
+}
+
 impl Sensor {
-    /// Loads the object (re-using pinned maps), then for each program re-adopts
-    /// its pinned link or attaches it afresh and pins the new link.
-    pub fn load(opts: &SensorOptions) -> Result<Self, KernelError> {
+    /// On the pin directory `lock` holds: checks its maps, loads this build's programs
+    /// and adopts, switches or attaches each link (see the module's steps). On failure
+    /// nothing this start attached stays attached, and pins it made in a fresh directory
+    /// are removed.
+    pub fn load(opts: &SensorOptions, lock: PinLock) -> Result<Self, KernelError> {
         super::preflight::check(&opts.pin_dir)?;
         let cgroup = fs::File::open(&opts.cgroup).map_err(|reason| KernelError::Cgroup {
             path: opts.cgroup.clone(),
             reason,
         })?;
-        let maps = maps_dir(&opts.pin_dir);
-        let links = links_dir(&opts.pin_dir);
-        for d in [&opts.pin_dir, &maps, &links] {
-            fs::create_dir_all(d).map_err(|e| pin_err(d, e))?;
-        }
-        let (mut ebpf, caller_reads) = open_object(opts, &maps, &links)?;
-        let mut pinned = Vec::new();
-        let mut adopted = 0;
-        for prog in Prog::ALL {
-            let link_path = links.join(prog.name());
-            if link_path.exists() {
-                let link = PinnedLink::from_pin(&link_path).map_err(|e| pin_err(&link_path, e))?;
-                pinned.push((link, false));
-                adopted += 1;
-                continue;
+        let cgroup_id =
+            cgroup
+                .metadata()
+                .map(|m| m.ino())
+                .map_err(|reason| KernelError::Cgroup {
+                    path: opts.cgroup.clone(),
+                    reason,
+                })?;
+        let fresh = !maps_dir(&opts.pin_dir).exists() && !links_dir(&opts.pin_dir).exists();
+        let target = Target {
+            opts,
+            cgroup,
+            cgroup_id,
+        };
+        match super::start::start(&target) {
+            Ok((ebpf, report, caller_reads)) => {
+                let pins = PinSet::collect(&opts.pin_dir)?;
+                Ok(Self {
+                    ebpf,
+                    lock,
+                    pins,
+                    report,
+                    caller_reads,
+                })
             }
-            let attached = attach_one(&mut ebpf, prog, &cgroup)
-                .and_then(|link| link.pin(&link_path).map_err(|e| pin_err(&link_path, e)));
-            match attached {
-                Ok(link) => pinned.push((link, true)),
-                Err(e) => {
-                    // Half an attach is worse than none: undo what this start attached.
-                    for (link, ours) in pinned {
-                        if ours {
-                            let _ = link.unpin();
-                        }
-                    }
-                    return Err(e);
+            Err(e) => {
+                let _ = pins::remove_dir_pins(&pins::staging_dir(&opts.pin_dir));
+                if fresh {
+                    let _ = remove_pins(&opts.pin_dir);
+                } else {
+                    lock.release();
                 }
+                Err(e)
             }
         }
-        let pinned = pinned.into_iter().map(|(l, _)| l).collect();
-        Ok(Self {
-            ebpf,
-            links: pinned,
-            adopted,
-            caller_reads,
-            pin_dir: opts.pin_dir.clone(),
-        })
     }
 
-    /// How many programs were found attached by a previous agent and re-adopted.
+    /// What this start adopted, upgraded, attached and migrated.
+    pub fn report(&self) -> &StartReport {
+        &self.report
+    }
+
+    /// How many programs were found attached by a previous agent and kept as they were.
     pub fn adopted(&self) -> usize {
-        self.adopted
+        self.report.count(ProgState::Adopted)
     }
 
     /// How the connect programs read the caller.
@@ -162,7 +200,12 @@ impl Sensor {
 
     /// How many programs are attached.
     pub fn attached(&self) -> usize {
-        self.links.len()
+        self.report.programs.len()
+    }
+
+    /// The pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        self.lock.path()
     }
 
     /// The loaded object, for taking maps.
@@ -170,31 +213,57 @@ impl Sensor {
         &mut self.ebpf
     }
 
-    /// Leaves programs attached and maps pinned for the next agent (`--keep-attached`).
-    pub fn keep_attached(self) {
-        // Dropping a PinnedLink closes our fd; the pin keeps the link alive.
-        drop(self.links);
+    /// Checks that the pin directory is still ours and complete, putting back what
+    /// someone removed (making and locking the directory again if it went); returns
+    /// what was put back. An error means another agent took the directory meanwhile.
+    pub fn keep_pins(&mut self) -> Result<Vec<String>, KernelError> {
+        let mut restored = Vec::new();
+        if !self.lock.still_ours() {
+            self.lock.relock()?;
+            restored.push("the pin directory (locked again)".to_string());
+        }
+        if !self.pins.missing().is_empty() {
+            restored.extend(self.pins.restore()?);
+        }
+        Ok(restored)
     }
 
-    /// Detaches every program and removes the pins.
+    /// Leaves programs attached and maps pinned for the next agent (`--keep-attached`),
+    /// and gives up the lock.
+    pub fn keep_attached(self) {
+        let Self {
+            ebpf, lock, pins, ..
+        } = self;
+        // Our descriptors close; the pins keep the links and maps alive.
+        drop(pins);
+        drop(ebpf);
+        lock.release();
+    }
+
+    /// Leaves the pin directory alone: another agent owns it now. Our links, whose pins
+    /// are gone, detach as our descriptors close.
+    pub fn abandon(self) {
+        drop(self);
+    }
+
+    /// Detaches every program and removes every pin, the notes and the directory.
     pub fn detach(self) -> Result<(), KernelError> {
         let Self {
-            ebpf,
-            links,
-            pin_dir,
-            ..
+            ebpf, lock, pins, ..
         } = self;
-        for link in links {
-            let fd: FdLink = link.unpin().map_err(|e| pin_err(&pin_dir, e))?;
-            // The link is detached when its last fd closes.
-            drop(fd);
-        }
+        let dir = lock.path().to_path_buf();
+        // Links first: each program detaches as the last reference to its link goes.
+        pins::remove_dir_pins(&links_dir(&dir))?;
+        drop(pins);
         drop(ebpf);
-        remove_pins(&pin_dir)
+        remove_pins(&dir)?;
+        drop(lock);
+        Ok(())
     }
 }
 
-/// Parses the kernel object with the connect programs' `TASK_LAYOUT` set to `layout`.
+/// Parses the kernel object against the maps pinned in `maps`, with the connect
+/// programs' `TASK_LAYOUT` set to `layout`.
 fn parse_object(maps: &Path, layout: &TaskLayout) -> Result<Ebpf, KernelError> {
     Ok(EbpfLoader::new()
         .default_map_pin_directory(maps)
@@ -202,28 +271,22 @@ fn parse_object(maps: &Path, layout: &TaskLayout) -> Result<Ebpf, KernelError> {
         .load(EBPF_OBJECT)?)
 }
 
-/// Parses the kernel object, choosing how the connect programs read the caller: by the
-/// kernel's BTF where its layout is found and the verifier accepts the reads (the
-/// connect programs are loaded here to ask it), by helper calls otherwise.
-fn open_object(
+/// Parses the kernel object against the maps in `maps` and loads (verifies) every
+/// program, choosing how the connect programs read the caller: by the kernel's BTF where
+/// its layout is found and the verifier accepts the reads, by helper calls otherwise.
+pub(super) fn open_object(
     opts: &SensorOptions,
     maps: &Path,
-    links: &Path,
 ) -> Result<(Ebpf, CallerReads), KernelError> {
     // The connect program is the one that reads the caller: ask the verifier with it.
     const FIRST: Prog = Prog::Connect4;
-    if links.join(FIRST.name()).exists() {
-        return Ok((
-            parse_object(maps, &TaskLayout::HELPERS)?,
-            CallerReads::Adopted,
-        ));
-    }
+    let mut chosen = None;
     if opts.task_btf {
         match task_layout::from_file(Path::new(VMLINUX_BTF)) {
             Ok(layout) => {
                 let mut ebpf = parse_object(maps, &layout)?;
-                match loaded_sock_addr(&mut ebpf, FIRST).map(drop) {
-                    Ok(()) => return Ok((ebpf, CallerReads::TaskBtf)),
+                match load(&mut ebpf, FIRST) {
+                    Ok(()) => chosen = Some((ebpf, CallerReads::TaskBtf)),
                     Err(e) => log::warn!(
                         "the verifier refused reading the caller by BTF ({e}); \
                          the connect programs use helper calls"
@@ -235,10 +298,17 @@ fn open_object(
             }
         }
     }
-    Ok((
-        parse_object(maps, &TaskLayout::HELPERS)?,
-        CallerReads::Helpers,
-    ))
+    let (mut ebpf, reads) = match chosen {
+        Some(c) => c,
+        None => (
+            parse_object(maps, &TaskLayout::HELPERS)?,
+            CallerReads::Helpers,
+        ),
+    };
+    for prog in Prog::ALL {
+        load(&mut ebpf, prog)?;
+    }
+    Ok((ebpf, reads))
 }
 
 /// Program `prog` of the object.
@@ -247,72 +317,92 @@ fn program(ebpf: &mut Ebpf, prog: Prog) -> Result<&mut Program, KernelError> {
         .ok_or(KernelError::MissingProgram(prog.name()))
 }
 
-/// Sock_addr program `prog`, loaded (verified) unless it was already.
-fn loaded_sock_addr(ebpf: &mut Ebpf, prog: Prog) -> Result<&mut CgroupSockAddr, KernelError> {
+/// Loads (verifies) `prog` unless it is loaded already.
+fn load(ebpf: &mut Ebpf, prog: Prog) -> Result<(), KernelError> {
     let name = prog.name();
-    let p: &mut CgroupSockAddr = program(ebpf, prog)?
-        .try_into()
-        .map_err(|e| prog_err(name, e))?;
-    if p.fd().is_err() {
-        p.load().map_err(|e| prog_err(name, e))?;
+    match program(ebpf, prog)? {
+        Program::CgroupSkb(p) if p.fd().is_err() => p.load(),
+        Program::CgroupSockAddr(p) if p.fd().is_err() => p.load(),
+        Program::CgroupSkb(_) | Program::CgroupSockAddr(_) => Ok(()),
+        _ => return Err(KernelError::MissingProgram(name)),
     }
-    Ok(p)
+    .map_err(|e| prog_err(name, e))
 }
 
-/// Removes every pin under `pin_dir` (maps and links) and the directories.
-pub fn remove_pins(pin_dir: &Path) -> Result<(), KernelError> {
-    for d in [links_dir(pin_dir), maps_dir(pin_dir)] {
-        match fs::read_dir(&d) {
-            Ok(entries) => {
-                for e in entries.flatten() {
-                    fs::remove_file(e.path()).map_err(|err| pin_err(&e.path(), err))?;
-                }
-                fs::remove_dir(&d).map_err(|e| pin_err(&d, e))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(pin_err(&d, e)),
-        }
+/// Unloads `prog` (this build's copy of a program whose link was kept).
+pub(super) fn unload(ebpf: &mut Ebpf, prog: Prog) -> Result<(), KernelError> {
+    let name = prog.name();
+    match program(ebpf, prog)? {
+        Program::CgroupSkb(p) => p.unload(),
+        Program::CgroupSockAddr(p) => p.unload(),
+        _ => return Err(KernelError::MissingProgram(name)),
     }
-    match fs::remove_dir(pin_dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(pin_err(pin_dir, e)),
-    }
+    .map_err(|e| prog_err(name, e))
 }
 
-/// Loads and attaches one program with multi-attach, returning its link.
-fn attach_one(ebpf: &mut Ebpf, prog: Prog, cgroup: &fs::File) -> Result<FdLink, KernelError> {
+/// This build's loaded `prog`: its descriptor's information.
+pub(super) fn loaded_info(
+    ebpf: &mut Ebpf,
+    prog: Prog,
+) -> Result<super::bpf::ProgInfo, KernelError> {
+    let fd = program(ebpf, prog)?
+        .fd()
+        .map_err(|e| prog_err(prog.name(), e))?;
+    super::bpf::prog_info(fd.as_fd()).map_err(super::error::bpf_err(format!(
+        "reading program {}",
+        prog.name()
+    )))
+}
+
+/// Switches `old`'s link to this build's `prog`.
+pub(super) fn switch(
+    ebpf: &mut Ebpf,
+    prog: Prog,
+    old: OldLink,
+    journal: &mut Journal,
+) -> Result<(), KernelError> {
+    let fd = program(ebpf, prog)?
+        .fd()
+        .map_err(|e| prog_err(prog.name(), e))?;
+    journal.switch(old, fd.as_fd())
+}
+
+/// Attaches `prog` to `cgroup` and pins its link in `links`.
+pub(super) fn attach(
+    ebpf: &mut Ebpf,
+    prog: Prog,
+    cgroup: &fs::File,
+    links: &Path,
+    journal: &mut Journal,
+) -> Result<(), KernelError> {
     // aya attaches through bpf_link_create on kernels >= 5.7, and the kernel always
     // attaches cgroup links as multi-attach (beside systemd's or Cilium's programs)
     // and rejects an explicit BPF_F_ALLOW_MULTI flag with EINVAL; so no flag here.
     let mode = CgroupAttachMode::Single;
     let name = prog.name();
+    let path = links.join(name);
     let skb = match prog.hook() {
         Hook::SkbEgress => Some(CgroupSkbAttachType::Egress),
         Hook::SkbIngress => Some(CgroupSkbAttachType::Ingress),
         // The sock_addr programs carry their hook in their ELF section.
         _ => None,
     };
-    let link: FdLink = match skb {
-        Some(at) => {
-            let p: &mut CgroupSkb = program(ebpf, prog)?
-                .try_into()
-                .map_err(|e| prog_err(name, e))?;
-            p.load().map_err(|e| prog_err(name, e))?;
+    let link: aya::programs::links::FdLink = match (program(ebpf, prog)?, skb) {
+        (Program::CgroupSkb(p), Some(at)) => {
+            let p: &mut CgroupSkb = p;
             let id = p.attach(cgroup, at, mode).map_err(|e| prog_err(name, e))?;
-            p.take_link(id)
-                .map_err(|e| prog_err(name, e))?
-                .try_into()
-                .map_err(|e| pin_err(Path::new(name), e))?
+            p.take_link(id).map_err(|e| prog_err(name, e))?.try_into()
         }
-        None => {
-            let p = loaded_sock_addr(ebpf, prog)?;
+        (Program::CgroupSockAddr(p), None) => {
+            let p: &mut CgroupSockAddr = p;
             let id = p.attach(cgroup, mode).map_err(|e| prog_err(name, e))?;
-            p.take_link(id)
-                .map_err(|e| prog_err(name, e))?
-                .try_into()
-                .map_err(|e| pin_err(Path::new(name), e))?
+            p.take_link(id).map_err(|e| prog_err(name, e))?.try_into()
         }
-    };
-    Ok(link)
+        _ => return Err(KernelError::MissingProgram(name)),
+    }
+    .map_err(|e| pin_err(Path::new(name), e))?;
+    // Dropping the pinned link closes aya's descriptor; the pin keeps the link.
+    drop(link.pin(&path).map_err(|e| pin_err(&path, e))?);
+    journal.attached(path);
+    Ok(())
 }

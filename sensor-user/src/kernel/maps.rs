@@ -17,7 +17,7 @@ use sensor_common::{
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
 };
 
-use super::{KernelError, loader::maps_dir};
+use super::{KernelError, pins::maps_dir};
 
 /// Global enforcement mode, as stored in the `MODE` map.
 #[derive(

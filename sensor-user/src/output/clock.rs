@@ -46,6 +46,16 @@ pub fn monotonic_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
+/// The wall-clock time of kernel stamp `ts_ns` (`bpf_ktime_get_ns`, CLOCK_MONOTONIC):
+/// now, less how long ago the stamp was. The offset between the clocks is read at each
+/// call, so a clock step (NTP) is followed; a stamp from the future is now.
+pub fn kernel_wall_time(ts_ns: u64) -> SystemTime {
+    let ago = monotonic_ns().saturating_sub(ts_ns);
+    SystemTime::now()
+        .checked_sub(Duration::from_nanos(ago))
+        .unwrap_or(UNIX_EPOCH)
+}
+
 /// Seconds from kernel time `ts_ns` to now (0 when the stamp is in the future or absent).
 pub fn since_kernel(ts_ns: u64) -> f64 {
     if ts_ns == 0 {
@@ -65,6 +75,19 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-23T19:17:08.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&rfc3339(leap)[..10], "2000-02-29");
+    }
+
+    #[test]
+    fn kernel_stamps_become_wall_time() {
+        let two_s_ago = monotonic_ns() - 2_000_000_000;
+        let wall = kernel_wall_time(two_s_ago);
+        let ago = SystemTime::now().duration_since(wall).unwrap();
+        assert!(
+            ago >= Duration::from_millis(1990) && ago < Duration::from_millis(2500),
+            "{ago:?}"
+        );
+        let future = kernel_wall_time(monotonic_ns() + 10_000_000_000);
+        assert!(SystemTime::now().duration_since(future).is_ok());
     }
 
     #[test]

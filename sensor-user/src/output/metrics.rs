@@ -95,6 +95,9 @@ metrics! {
     smtp_connects: IntCounterVec = counter_vec("smtp_connects_total", "Outbound SMTP connects, by port, family and kernel verdict.", &["port", "family", "verdict"]);
     /// Deliveries headed for a lookalike, by protected target, rule and action.
     detections: IntCounterVec = counter_vec("detections_total", "Deliveries headed for a lookalike, by protected target, rule and action.", &["target", "rule", "action"]);
+    /// Lookalikes in restricted registries (reported, not typosquats), by target, registry
+    /// kind and where seen (lookup|delivery|went_live).
+    restricted_lookalikes: IntCounterVec = counter_vec("restricted_lookalikes_total", "Lookalikes of protected entries under restricted registries (reported at info), by target, registry kind and where seen.", &["target", "registry", "seen"]);
     /// Refusals, by kind (connect|dns_answer).
     blocked: IntCounterVec = counter_vec("blocked_total", "Deliveries refused, by kind (connect or dns_answer).", &["kind"]);
     /// SMTP connects to an address with no DNS history.
@@ -129,6 +132,18 @@ metrics! {
     lookalike_lookups: IntCounterVec = counter_vec("lookalike_lookups_total", "DNS lookups of lookalike names, by protected target and rule.", &["target", "rule"]);
     /// Alerts pushed to Alertmanager, by result (ok|failed|dropped).
     alert_pushes: IntCounterVec = counter_vec("alert_pushes_total", "Alerts pushed to Alertmanager, by result.", &["result"]);
+    /// Routine event lines not written because of the rate limit, by event.
+    events_suppressed: IntCounterVec = counter_vec("events_suppressed_total", "Routine event lines not written because of the event log's rate limit (summarised in events_suppressed lines), by event.", &["event"]);
+    /// Repeats folded into one line and a count, by event.
+    events_folded: IntCounterVec = counter_vec("events_folded_total", "Repeats of an event within the repeat window, folded into one line and a count (a repeated line), by event.", &["event"]);
+    /// Unresolved lookalikes forgotten because memory is full, by bound.
+    pending_evicted: IntCounterVec = counter_vec("lookalikes_pending_evicted_total", "Unresolved lookalikes forgotten because the memory was full, by bound (pending_max or pending_per_target).", &["bound"]);
+    /// Saves of the agent's state files.
+    state_saves: IntCounter = counter("state_saves_total", "Saves of the agent's state (unresolved lookalikes), each a write-then-rename.");
+    /// State that could not be saved or loaded, by operation.
+    state_errors: IntCounterVec = counter_vec("state_errors_total", "The agent's state could not be saved (full or read-only directory) or loaded (corrupt or unreadable file), by operation.", &["op"]);
+    /// Metrics-endpoint connections closed to make room (the connection cap).
+    http_evicted: IntCounter = counter("http_connections_evicted_total", "Connections to the metrics endpoint closed unanswered to keep within its connection cap (idle or slow clients).");
     /// Event-log lines that could not be written.
     event_log_errors: IntCounter = counter("event_log_errors_total", "Event-log lines that could not be written.");
     /// MX answers the kernel held (dropped once) for a verdict the agent had not given yet.
@@ -175,6 +190,15 @@ impl Metrics {
         m.dns_parse_errors
             .with_label_values(&["truncated_capture"])
             .inc_by(0);
+        for event in ["lookalike_lookup", "unattributed_connect"] {
+            m.events_suppressed.with_label_values(&[event]).inc_by(0);
+        }
+        for bound in ["pending_max", "pending_per_target"] {
+            m.pending_evicted.with_label_values(&[bound]).inc_by(0);
+        }
+        for op in ["save", "load"] {
+            m.state_errors.with_label_values(&[op]).inc_by(0);
+        }
         Ok(m)
     }
 

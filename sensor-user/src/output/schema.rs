@@ -1,98 +1,17 @@
-//! The event log's schema: one JSON object per line, `event` names the kind.
+//! The event log's schema: one JSON object per line, `event` names the kind. The closed
+//! sets its fields take are in `sets.rs`, re-exported here.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use super::sets::{
+    BlockKind, PushResult, ReloadResult, ReloadTrigger, ResolverState, Severity,
+};
 use crate::{
     attrib::{Place, Process},
     detect::Finding,
 };
-
-/// Declares a closed set of names: an enum serialised as its snake_case name, with
-/// `name()` for metric labels and `ALL` for exporting every label at zero.
-macro_rules! names {
-    ($(#[$doc:meta])* $ty:ident { $($(#[$vdoc:meta])* $v:ident = $s:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $ty { $($(#[$vdoc])* $v),+ }
-
-        impl $ty {
-            /// Every value.
-            pub const ALL: &[$ty] = &[$($ty::$v),+];
-
-            /// The name used in events and metric labels.
-            pub const fn name(self) -> &'static str {
-                match self { $($ty::$v => $s),+ }
-            }
-        }
-    };
-}
-
-names! {
-    /// Severity, as alert rules and Alertmanager use it.
-    Severity {
-        /// For the record.
-        Info = "info",
-        /// Someone should look.
-        Warning = "warning",
-        /// Someone should look now.
-        Critical = "critical",
-    }
-}
-
-names! {
-    /// What a block refused (and, in a detection, how enforce mode would have stopped it).
-    BlockKind {
-        /// An SMTP connect refused with EPERM.
-        Connect = "connect",
-        /// A DNS answer dropped before the asking socket saw it.
-        DnsAnswer = "dns_answer",
-    }
-}
-
-names! {
-    /// What made the agent read its config again.
-    ReloadTrigger {
-        /// SIGHUP.
-        Sighup = "sighup",
-        /// The file's contents changed.
-        File = "file",
-    }
-}
-
-names! {
-    /// How a config (re)load ended.
-    ReloadResult {
-        /// Applied.
-        Ok = "ok",
-        /// Refused; the running config stays.
-        Error = "error",
-    }
-}
-
-names! {
-    /// How an alert push to Alertmanager ended.
-    PushResult {
-        /// Alertmanager took it.
-        Ok = "ok",
-        /// Every attempt failed.
-        Failed = "failed",
-        /// The queue was full: dropped without trying.
-        Dropped = "dropped",
-    }
-}
-
-names! {
-    /// A change in the local resolvers the agent knows.
-    ResolverState {
-        /// A process serving port 53 was found.
-        Found = "found",
-        /// It exited.
-        Gone = "gone",
-    }
-}
 
 /// The lookalike part of a detection.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -109,6 +28,17 @@ pub struct Lookalike {
     pub action: &'static str,
     /// Confidence in [0, 1].
     pub score: f32,
+    /// `restricted` when the name lies under a registry only vetted bodies can register
+    /// in (a `lookalike`, not a `typosquat`: reported at info, blocked only if the entry
+    /// says `block_restricted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<&'static str>,
+    /// That registry's suffix, e.g. `mil.kr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_suffix: Option<String>,
+    /// Who may register there (military, government, education…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_kind: Option<&'static str>,
 }
 
 impl Lookalike {
@@ -121,6 +51,24 @@ impl Lookalike {
             explanation: f.explanation.clone(),
             action: f.action.name(),
             score: (f.score * 100.0).round() / 100.0,
+            registry: f.registry.as_ref().map(|_| "restricted"),
+            registry_suffix: f.registry.as_ref().map(|r| r.suffix.clone()),
+            registry_kind: f.registry.as_ref().map(|r| r.kind.name()),
+        }
+    }
+
+    /// A lookalike in a restricted registry (not a typosquat).
+    pub fn restricted(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// Info for a restricted-registry lookalike, else `typosquat` (a delivery is a
+    /// warning, a name going live critical).
+    pub fn severity(&self, typosquat: Severity) -> Severity {
+        if self.restricted() {
+            Severity::Info
+        } else {
+            typosquat
         }
     }
 }
@@ -146,6 +94,22 @@ pub struct Route {
     pub qname: String,
 }
 
+/// A map a start recreated (its layout or capacity changed), with what was carried over.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MigratedMap {
+    /// The map.
+    pub map: &'static str,
+    /// `resized` (copied as is), `converted` or `renewed` (a ring: new, nothing copied).
+    pub action: &'static str,
+    /// Why it was recreated.
+    pub reason: String,
+    /// Entries copied into the new map.
+    pub copied: u64,
+    /// Entries that did not fit or that a converter dropped; for a ring, the records
+    /// left unread in the old one.
+    pub dropped: u64,
+}
+
 /// Every kind of line in the event log.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -162,6 +126,16 @@ pub enum Event {
         attached: usize,
         /// Programs re-adopted from pins.
         adopted: usize,
+        /// Programs whose pinned links were switched to this build's programs.
+        upgraded: usize,
+        /// Each program: adopted, upgraded or attached.
+        programs: BTreeMap<&'static str, &'static str>,
+        /// The pinned maps' layout version.
+        layout: u32,
+        /// Maps recreated by this start, with what was carried over.
+        migrated: Vec<MigratedMap>,
+        /// The pin directory (locked by this agent).
+        pin_dir: String,
         /// How the connect programs learn the caller: task_btf, helpers or adopted.
         caller_reads: &'static str,
         /// SMTP ports watched.
@@ -184,6 +158,16 @@ pub enum Event {
         /// Whether programs were detached.
         detached: bool,
     },
+    /// Pins removed under the running agent, put back from the objects it holds.
+    PinsRestored {
+        /// What was put back (`links/mx_connect4`, `maps/MODE`, the pin directory itself).
+        restored: Vec<String>,
+    },
+    /// `mxsentry ctl detach` asked this agent to detach everything when it stops.
+    DetachRequested {
+        /// The request's text (who asked).
+        request: String,
+    },
     /// A configuration (re)load.
     ConfigReloaded {
         /// ok or error.
@@ -197,6 +181,12 @@ pub enum Event {
         protected: usize,
         /// Mode now in force.
         mode: &'static str,
+        /// Changed keys only a restart applies (their running values stay).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        restart_needed: Vec<&'static str>,
+        /// Conflicts in the file worth a word, each with its line.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// A lookalike name was looked up.
     LookalikeLookup {
@@ -311,6 +301,50 @@ pub enum Event {
         /// Its command name, when /proc still has it.
         comm: String,
     },
+    /// Repeats of one event within the repeat window, written as one line when the
+    /// window closes (the first was written as it happened).
+    Repeated {
+        /// The event repeated, as written the first time (without `ts` and `host`).
+        of: serde_json::Value,
+        /// Repeats after the first.
+        count: u64,
+        /// When the first repeat happened.
+        first_ts: String,
+        /// When the last one happened.
+        last_ts: String,
+        /// The window, in seconds.
+        window_secs: u64,
+        /// Whether the repeated event is evidence.
+        #[serde(skip)]
+        kept: bool,
+    },
+    /// Routine lines not written because of the rate limit, by event.
+    EventsSuppressed {
+        /// Lines not written, by event name.
+        counts: BTreeMap<&'static str, u64>,
+        /// Since when (the previous summary, or the first suppression).
+        since: String,
+        /// The limit, in lines per second.
+        rate_limit: u32,
+    },
+    /// Unresolved lookalikes forgotten because the memory is full (counted).
+    PendingEvicted {
+        /// Entries forgotten since the last such line.
+        count: u64,
+        /// Why: `pending_max` (all targets) or `pending_per_target`.
+        bound: &'static str,
+        /// A few of the names forgotten.
+        examples: Vec<String>,
+    },
+    /// The agent's state on disk could not be saved or loaded (counted).
+    StateError {
+        /// save or load.
+        op: &'static str,
+        /// The file.
+        file: String,
+        /// What went wrong, and what became of the data.
+        error: String,
+    },
     /// An SMTP connect to an address with no DNS history.
     UnattributedConnect {
         /// Severity.
@@ -324,6 +358,56 @@ pub enum Event {
         /// Who connected.
         process: Process,
     },
+}
+
+impl Event {
+    /// The `event` name of the line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::AgentStarted { .. } => "agent_started",
+            Event::AgentStopped { .. } => "agent_stopped",
+            Event::ConfigReloaded { .. } => "config_reloaded",
+            Event::LookalikeLookup { .. } => "lookalike_lookup",
+            Event::Detection { .. } => "detection",
+            Event::Block { .. } => "block",
+            Event::LookalikeWentLive { .. } => "lookalike_went_live",
+            Event::LocalResolver { .. } => "local_resolver",
+            Event::UnattributedConnect { .. } => "unattributed_connect",
+            Event::Repeated { .. } => "repeated",
+            Event::EventsSuppressed { .. } => "events_suppressed",
+            Event::PendingEvicted { .. } => "pending_evicted",
+            Event::StateError { .. } => "state_error",
+            Event::PinsRestored { .. } => "pins_restored",
+            Event::DetachRequested { .. } => "detach_requested",
+            Event::AddressBlockLifted { .. } => "address_block_lifted",
+            Event::BlocksEvicted { .. } => "blocks_evicted",
+        }
+    }
+
+    /// Evidence and the agent's own state: never rate-limited, and copied to the
+    /// evidence file so that no flood of routine lines rotates it away. Routine: lookups
+    /// and unattributed connects, which whoever writes DNS answers or runs a process can
+    /// multiply.
+    pub fn kept(&self) -> bool {
+        match self {
+            Event::LookalikeLookup { .. } | Event::UnattributedConnect { .. } => false,
+            Event::Repeated { kept, .. } => *kept,
+            _ => true,
+        }
+    }
+
+    /// Whether identical lines close together are folded into one and a count: routine
+    /// events, and a dropped answer (a TCP server retransmits it; each copy is dropped).
+    pub fn folds_repeats(&self) -> bool {
+        !self.kept()
+            || matches!(
+                self,
+                Event::Block {
+                    kind: BlockKind::DnsAnswer,
+                    ..
+                }
+            )
+    }
 }
 
 /// One log line: the event with a timestamp and the host name.

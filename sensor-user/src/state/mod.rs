@@ -1,3 +1,4 @@
-//! Bounded in-memory state shared by the agent's parts.
+//! State shared by the agent's parts: bounded in-memory maps, and crash-safe files.
 
 pub mod lru;
+pub mod persist;

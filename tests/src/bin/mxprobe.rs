@@ -41,6 +41,8 @@ struct Zone {
     aaaa: [u8; 16],
     /// Names (and everything under them) that do not exist.
     nx: Vec<String>,
+    /// Names (and everything under them) that exist with no record of any type (NODATA).
+    nodata: Vec<String>,
 }
 
 impl Default for Zone {
@@ -51,6 +53,7 @@ impl Default for Zone {
                 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
             ],
             nx: Vec::new(),
+            nodata: Vec::new(),
         }
     }
 }
@@ -64,18 +67,28 @@ impl Zone {
                 Some(("A", ip)) => z.a = ip.parse::<std::net::Ipv4Addr>()?.octets(),
                 Some(("AAAA", ip)) => z.aaaa = ip.parse::<std::net::Ipv6Addr>()?.octets(),
                 Some(("NX", name)) => z.nx.push(name.to_ascii_lowercase()),
-                _ => bail!("serve-dns option {o}: want A=IP, AAAA=IP or NX=NAME"),
+                Some(("NODATA", name)) => z.nodata.push(name.to_ascii_lowercase()),
+                _ => bail!("serve-dns option {o}: want A=IP, AAAA=IP, NX=NAME or NODATA=NAME"),
             }
         }
         Ok(z)
     }
 
     fn is_nx(&self, q: &[u8]) -> bool {
-        let name = text_name(q).to_ascii_lowercase();
-        self.nx
-            .iter()
-            .any(|n| name == *n || name.ends_with(&format!(".{n}")))
+        under(q, &self.nx)
     }
+
+    fn is_nodata(&self, q: &[u8]) -> bool {
+        under(q, &self.nodata)
+    }
+}
+
+/// Whether the question of `q` is one of `names` or under one.
+fn under(q: &[u8], names: &[String]) -> bool {
+    let name = text_name(q).to_ascii_lowercase();
+    names
+        .iter()
+        .any(|n| name == *n || name.ends_with(&format!(".{n}")))
 }
 
 /// The question name of a message as text.
@@ -110,8 +123,9 @@ fn answer(q: &[u8], zone: &Zone) -> Option<Vec<u8>> {
     let qt = u16::from_be_bytes([*q.get(i + 1)?, *q.get(i + 2)?]);
     let mut m = Vec::new();
     m.extend_from_slice(&q[..2]);
-    if zone.is_nx(q) {
-        m.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
+    if zone.is_nx(q) || zone.is_nodata(q) {
+        let rcode = if zone.is_nx(q) { 0x83 } else { 0x80 };
+        m.extend_from_slice(&[0x81, rcode, 0, 1, 0, 0, 0, 0, 0, 0]);
         m.extend_from_slice(question);
         return Some(m);
     }
@@ -420,6 +434,33 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{n}");
         }
+        ["connect-loop", millis, gap_us, addrs @ ..] => {
+            // Connects round the addresses for MILLIS ms, GAP_US apart, counting how each
+            // ended: a blocked address hammered across a program switch must never be "ok".
+            let addrs: Vec<SocketAddr> =
+                addrs.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+            let (until, gap) = (
+                std::time::Instant::now() + Duration::from_millis(millis.parse()?),
+                Duration::from_micros(gap_us.parse()?),
+            );
+            let mut counts = std::collections::BTreeMap::<String, u64>::new();
+            'outer: loop {
+                for a in &addrs {
+                    if std::time::Instant::now() >= until {
+                        break 'outer;
+                    }
+                    let r = connect(*a);
+                    let kind = if r == "ok" || r == "eperm" {
+                        r
+                    } else {
+                        "other".into()
+                    };
+                    *counts.entry(kind).or_default() += 1;
+                    std::thread::sleep(gap);
+                }
+            }
+            println!("{}", serde_json::json!(counts));
+        }
         ["connect-timed", addr, n] => {
             // Wall time of n connects (each closed at once), for attached/detached ratios.
             let addr: SocketAddr = addr.parse()?;
@@ -448,6 +489,16 @@ fn main() -> anyhow::Result<()> {
             }
             let ns = start.elapsed().as_nanos();
             println!("{}", serde_json::json!({ "n": n, "ns": ns }));
+        }
+        ["query-flood", server, template, n, rate, distinct] => {
+            let v = mxsentry_tests::flood::query_flood(
+                server.parse()?,
+                template,
+                n.parse()?,
+                rate.parse()?,
+                distinct.parse()?,
+            )?;
+            println!("{v}");
         }
         ["query-paced", server, suffix, n, rate] => {
             query_paced(server.parse()?, suffix, n.parse()?, rate.parse()?)?
@@ -495,7 +546,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())

@@ -1,7 +1,9 @@
-//! `cargo xtask quality`: recall on a dnstwist lookalike corpus and false positives on
-//! real domain lists, measured through the real `mxsentry check`.
+//! `cargo xtask quality`: recall on a dnstwist lookalike corpus, and `typosquat` verdicts
+//! on real domain populations under realistic configurations, measured through the real
+//! `mxsentry check`.
 
 mod fixtures;
+mod populations;
 mod report;
 
 use std::{
@@ -18,8 +20,15 @@ use crate::cmd::{root, run};
 
 /// Lowest recall any rule class may have.
 pub const MIN_RECALL: f64 = 0.99;
-/// Highest false-positive rate on the real-domain lists.
-pub const MAX_FP_RATE: f64 = 0.001;
+/// Highest share of a real population any configuration may call `typosquat`.
+pub const MAX_FP_RATE: f64 = 0.0001;
+/// The configuration that must call no military or government name a typosquat.
+pub const DEFENCE: &str = "defence";
+/// The populations it must leave without a typosquat.
+pub const OFFICIAL: [&str; 2] = ["military", "government"];
+/// Populations reported but not held to [`MAX_FP_RATE`]: lists that record the typo
+/// domains people mistakenly send to, so many of their typosquats are true ones.
+pub const WITH_TYPO_DOMAINS: [&str; 1] = ["mail-domains"];
 
 /// One corpus line from `tests/quality/corpus.py`.
 #[derive(Deserialize)]
@@ -41,6 +50,20 @@ struct Verdict {
     verdict: String,
     target: Option<String>,
     rule: Option<String>,
+    score: Option<f32>,
+}
+
+/// `typosquat`, or `lookalike` (the name lies under a restricted registry): either way
+/// the engine found the resemblance.
+fn found(verdict: &str) -> bool {
+    verdict == "typosquat" || verdict == "lookalike"
+}
+
+/// Where cargo puts the release binary (`CARGO_TARGET_DIR` when set).
+fn release_bin(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("release/mxsentry")
 }
 
 /// Counts for one rule class.
@@ -48,6 +71,8 @@ struct Verdict {
 pub struct ClassStats {
     total: usize,
     detected: usize,
+    /// Of `detected`, those found as `lookalike` (in a restricted registry).
+    lookalikes: usize,
     excluded: usize,
     misses: Vec<String>,
 }
@@ -56,9 +81,10 @@ pub struct ClassStats {
 pub struct Results {
     protected: Vec<String>,
     classes: BTreeMap<(String, String), ClassStats>,
-    fp_checked: usize,
-    fp_skipped: BTreeMap<String, usize>,
-    false_positives: Vec<(String, String)>,
+    populations: Vec<populations::Population>,
+    configs: Vec<populations::Config>,
+    /// Per configuration name, per population name.
+    scored: BTreeMap<String, BTreeMap<String, populations::Scored>>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +165,7 @@ pub fn corpus() -> anyhow::Result<Corpus> {
         .collect::<Result<_, _>>()
         .context("parsing the corpus")?;
     Ok(Corpus {
-        bin: root.join("target/release/mxsentry"),
+        bin: release_bin(&root),
         policy,
         protected,
         cases,
@@ -152,26 +178,16 @@ pub fn corpus() -> anyhow::Result<Corpus> {
 pub fn targets(c: &Corpus, names: &[String]) -> anyhow::Result<Vec<Option<String>>> {
     Ok(classify(&c.bin, &c.policy, names)?
         .into_iter()
-        .map(|v| (v.verdict == "typosquat").then_some(v.target).flatten())
+        .map(|v| found(&v.verdict).then_some(v.target).flatten())
         .collect())
 }
 
-/// Generates the corpus, classifies it and the real-domain lists, checks the targets;
-/// with `write`, also rewrites `docs/quality.md`.
-pub fn quality(write: bool) -> anyhow::Result<()> {
-    let root = root();
-    let work = root.join("target/quality");
-    let Corpus {
-        bin,
-        policy,
-        protected,
-        cases,
-        ..
-    } = corpus()?;
-    let names: Vec<String> = cases.iter().map(|c| c.domain.clone()).collect();
-    let verdicts = classify(&bin, &policy, &names)?;
+/// Recall per (source, class) of the corpus.
+fn recall(c: &Corpus) -> anyhow::Result<BTreeMap<(String, String), ClassStats>> {
+    let names: Vec<String> = c.cases.iter().map(|c| c.domain.clone()).collect();
+    let verdicts = classify(&c.bin, &c.policy, &names)?;
     let mut classes: BTreeMap<(String, String), ClassStats> = BTreeMap::new();
-    for (case, v) in cases.iter().zip(&verdicts) {
+    for (case, v) in c.cases.iter().zip(&verdicts) {
         let s = classes
             .entry((case.source.clone(), case.class.clone()))
             .or_default();
@@ -180,35 +196,43 @@ pub fn quality(write: bool) -> anyhow::Result<()> {
             continue;
         }
         s.total += 1;
-        if v.verdict == "typosquat" && v.target.as_deref() == Some(&case.target) {
+        if found(&v.verdict) && v.target.as_deref() == Some(&case.target) {
             s.detected += 1;
+            if v.verdict == "lookalike" {
+                s.lookalikes += 1;
+            }
         } else if s.misses.len() < 8 {
             s.misses
                 .push(format!("{} ({}: {})", case.domain, case.target, v.verdict));
         }
     }
+    Ok(classes)
+}
 
-    let sites = fixtures::real_domains(&work)?;
-    let verdicts = classify(&bin, &policy, &sites)?;
-    let mut fp_skipped = BTreeMap::new();
-    let mut false_positives = Vec::new();
-    let mut fp_checked = 0;
-    for v in &verdicts {
-        match v.verdict.as_str() {
-            "clean" => fp_checked += 1,
-            "typosquat" => {
-                fp_checked += 1;
-                false_positives.push((v.domain.clone(), v.rule.clone().unwrap_or_default()));
-            }
-            other => *fp_skipped.entry(other.to_string()).or_default() += 1,
-        }
+/// Generates the corpus and the populations, classifies them, checks the targets; with
+/// `write`, also rewrites `docs/quality.md`.
+pub fn quality(write: bool) -> anyhow::Result<()> {
+    let root = root();
+    let work = root.join("target/quality");
+    let c = corpus()?;
+    let classes = recall(&c)?;
+    let fixtures = root.join("tests/quality");
+    let npm = fixtures::npm(&work)?;
+    let populations = populations::load(&c.python, &fixtures, &npm)?;
+    let configs = populations::configs(&fixtures.join("configs"))?;
+    let mut scored = BTreeMap::new();
+    for cfg in &configs {
+        scored.insert(
+            cfg.name.clone(),
+            populations::score(&c.bin, cfg, &populations)?,
+        );
     }
     let results = Results {
-        protected,
+        protected: c.protected,
         classes,
-        fp_checked,
-        fp_skipped,
-        false_positives,
+        populations,
+        configs,
+        scored,
     };
     let text = report::markdown(&results);
     print!("{text}");

@@ -37,8 +37,8 @@ use super::{
 };
 use crate::{
     config::{Config, Loaded},
-    detect::{Action, Engine, Finding, Policy, Verdict as Classification},
-    dns,
+    detect::{Action, Classification, Engine, Finding, Policy},
+    dns::{self, registrable},
     kernel::maps::Mode,
     output::{
         Event, Metrics,
@@ -125,13 +125,6 @@ fn kernel_time(now: Instant) -> u64 {
     monotonic_ns().saturating_add(ahead.as_nanos() as u64)
 }
 
-/// The registrable domain of `name` (`army.ml` for `mx.army.ml`), or `name` itself.
-pub(crate) fn registrable(name: &str) -> &str {
-    psl::domain(name.as_bytes())
-        .and_then(|d| std::str::from_utf8(d.as_bytes()).ok())
-        .map_or(name, |d| &name[name.len() - d.len()..])
-}
-
 /// Joins DNS answers to SMTP connects and decides.
 pub struct Pipeline<E: Enforcer> {
     engine: Engine,
@@ -150,6 +143,7 @@ impl<E: Enforcer> Pipeline<E> {
             config,
             policy,
             engine,
+            ..
         } = loaded;
         let m = &sink.metrics;
         let mut ledger =
@@ -157,7 +151,12 @@ impl<E: Enforcer> Pipeline<E> {
         ledger.configure(config.agent.mode, &config.agent.smtp_ports);
         ledger.adopt(monotonic_ns());
         let capacity = config.cache.max_entries;
-        let tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());
+        let mut tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());
+        tracker.set_bounds(
+            capacity,
+            config.cache.pending_max,
+            config.cache.per_target(),
+        );
         sink.alert_resolve = Duration::from_secs(config.alertmanager.resolve_after_secs);
         let mut p = Self {
             engine,
@@ -204,6 +203,7 @@ impl<E: Enforcer> Pipeline<E> {
             config,
             policy,
             engine,
+            ..
         } = loaded;
         self.engine = engine;
         self.settings = Settings::from(&config);
@@ -211,8 +211,11 @@ impl<E: Enforcer> Pipeline<E> {
         self.blocks
             .configure(config.agent.mode, &config.agent.smtp_ports);
         self.routes.set_capacity(config.cache.max_entries);
-        self.tracker
-            .set_bounds(config.cache.max_entries, config.cache.pending_max);
+        self.tracker.set_bounds(
+            config.cache.max_entries,
+            config.cache.pending_max,
+            config.cache.per_target(),
+        );
         self.rebalance_blocks();
         self.policy_applied(&policy);
         self.routes.report(&self.sink.metrics);
@@ -262,12 +265,15 @@ impl<E: Enforcer> Pipeline<E> {
     /// contested address blocks are lifted and evictions reported.
     pub fn tick(&mut self, now: Instant) {
         self.routes.expire(now);
-        self.tracker.expire(now);
+        for o in self.tracker.tick(now) {
+            o.emit(&mut self.sink);
+        }
         for (ip, block) in self.blocks.expire(kernel_time(now)) {
             self.shared(ip, block, None);
         }
         self.report_evictions();
         self.routes.report(&self.sink.metrics);
+        self.sink.tick();
     }
 
     /// Reports the learned blocks the bound evicted since the last tick, per target.
@@ -400,7 +406,7 @@ fn block_finding(engine: &Engine, route: &crate::output::schema::Route) -> Optio
 
 fn lookalike(engine: &Engine, name: &str) -> Option<Finding> {
     match engine.classify(name) {
-        Classification::Typosquat(f) => Some(f),
+        Classification::Typosquat(f) | Classification::Lookalike(f) => Some(f),
         _ => None,
     }
 }

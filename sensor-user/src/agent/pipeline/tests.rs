@@ -428,9 +428,11 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
 fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     let (p, _lines, m) = pipeline(BLOCK);
-    for name in ["army.ml", "army.mi", "arym.mil", "armymil.com"] {
+    for name in ["army.ml", "army.mi", "army.mil.com", "armymil.com"] {
         assert!(subtree(&p, name), "{name}");
     }
+    // Under .mil only the DoD registers: a lookalike there is reported, not blocked.
+    assert!(!p.enforcer().names.contains_key(&d("arym.mil")));
     assert!(!p.enforcer().names.contains_key(&d("army.mil")));
     let slips = p
         .enforcer()
@@ -504,4 +506,65 @@ fn a_mail_host_shared_with_a_legitimate_domain_keeps_every_name_and_is_never_add
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
     assert_eq!(d[0]["route"]["mx_host"], "mx.provider.net");
+}
+
+/// Resolves `domain`'s MX (`mx.<domain>`, glue MX_IP) as an MTA would.
+fn resolve(p: &mut Pipeline<Simulated>, domain: &str) {
+    let q = format!("{domain}.");
+    let mx = format!("mx.{domain}.");
+    dns(p, &query(&q, RecordType::MX), Direction::Egress);
+    dns(
+        p,
+        &answer(
+            &q,
+            RecordType::MX,
+            vec![mx_record(&q, &mx)],
+            vec![a_record(&mx)],
+        ),
+        Direction::Ingress,
+    );
+}
+
+#[test]
+fn a_restricted_registry_lookalike_is_reported_at_info_and_never_blocked() {
+    let (mut p, lines, m) = pipeline(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}"));
+    p.enforcer_mut().mode = Some(crate::kernel::maps::Mode::Enforce);
+    // Only the DoD registers under .mil: arym.mil is somebody else's, not a trap.
+    resolve(&mut p, "arym.mil");
+    assert!(p.enforcer().addrs.is_empty(), "an address was blocked");
+    let dh = |n: &str| sensor_common::domain_hash(n).unwrap();
+    assert!(
+        !p.enforcer().names.contains_key(&dh("arym.mil")),
+        "its name was blocked"
+    );
+    assert_eq!(
+        p.enforcer().names.get(&name_hash("arym.mil").unwrap()),
+        None
+    );
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["severity"], "info");
+    assert_eq!(d[0]["registry"], "restricted");
+    assert_eq!(d[0]["registry_suffix"], "mil");
+    assert_eq!(d[0]["verdict"], "allowed");
+    let text = m.render();
+    assert!(
+        text.contains(
+            "mxsentry_restricted_lookalikes_total{registry=\"military\",seen=\"delivery\",target=\"army.mil\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(
+        "mxsentry_detections_total{action=\"block\",rule=\"transposition\",target=\"army.mil\"} 1"
+    ));
+    // A lookalike in an open registry is a typosquat, blocked in enforce (its answer
+    // dropped: nobody received the address, so none is blocked; see
+    // enforce_drops_the_answer_and_learns_no_address_from_it).
+    resolve(&mut p, "army.ml");
+    assert!(subtree(&p, "army.ml"));
+    let b = events(&lines, "block");
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0]["kind"], "dns_answer");
+    assert_eq!(b[0]["target"], "army.mil");
 }

@@ -27,6 +27,24 @@ fn counts(agent: &Agent) -> anyhow::Result<(f64, f64)> {
 /// Parallel sending processes.
 const SENDERS: u64 = 2;
 
+/// Runs `f(0)`..`f(n - 1)` on threads of their own and collects what each returned.
+pub fn in_parallel<T: Send>(
+    n: u64,
+    f: impl Fn(u64) -> anyhow::Result<T> + Sync,
+) -> Vec<anyhow::Result<T>> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).map(|k| s.spawn(move || f(k))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("sender panicked")))
+            })
+            .collect()
+    })
+}
+
 /// CPU time the process has used, in nanoseconds (/proc/PID/schedstat).
 pub fn cpu_ns(pid: u32) -> anyhow::Result<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
@@ -57,28 +75,14 @@ pub fn dns_rate(secs: u64, rates: &[u64]) -> anyhow::Result<()> {
         let (r0, l0) = counts(&agent)?;
         let cpu0 = cpu_ns(pid)?;
         // Two senders, one per core: one process alone tops out near 120,000/s here.
-        let outs: Vec<anyhow::Result<String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..SENDERS)
-                .map(|k| {
-                    let (t, server) = (&t, &server);
-                    s.spawn(move || {
-                        t.client(&[
-                            "query-paced",
-                            server,
-                            &format!("s{k}.r{rate}.example.net"),
-                            &(n / SENDERS).to_string(),
-                            &(rate / SENDERS).to_string(),
-                        ])
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("sender panicked")))
-                })
-                .collect()
+        let outs = in_parallel(SENDERS, |k| {
+            t.client(&[
+                "query-paced",
+                &server,
+                &format!("s{k}.r{rate}.example.net"),
+                &(n / SENDERS).to_string(),
+                &(rate / SENDERS).to_string(),
+            ])
         });
         let (mut sent, mut elapsed) = (0.0, 0.0f64);
         for out in outs {

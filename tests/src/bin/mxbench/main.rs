@@ -7,6 +7,7 @@
 
 mod bare;
 mod dns_rate;
+mod flood;
 mod memory;
 mod net;
 mod protected;
@@ -423,8 +424,9 @@ fn main() -> anyhow::Result<()> {
         ),
         ["memory", load] => memory::memory(&[20, 10_000], load.parse()?),
         ["resolver-ratio", rounds, n] => resolver::resolver_ratio(rounds.parse()?, n.parse()?),
+        ["pending-flood", rate, secs] => flood::pending_flood(rate.parse()?, secs.parse()?),
         _ => bail!(
-            "usage: mxbench latency N | progcost N ROUNDS | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N"
+            "usage: mxbench latency N | progcost N ROUNDS | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N | pending-flood RATE SECS"
         ),
     }
 }
