@@ -26,11 +26,14 @@ pub fn qname_hash(msg: &[u8]) -> Option<u64> {
     qname_hashes(msg).map(|h| h.full)
 }
 
-/// The hashes the kernel checks for one question: the whole name, and the *domain
-/// hashes* of its last two and last three labels (0 when the name has fewer labels).
+/// The hashes the kernel checks for one question: the whole name, the *domain hashes*
+/// of its last two and last three labels, and the *stem hashes* of the name without its
+/// last one, two and three labels (each 0 when the name has too few labels).
 /// A lookalike domain blocked with `BLOCK_SUBTREE` under its [`domain_hash`] is matched
-/// through these, so lookups of its mail hosts (`mx.army.ml`) are dropped once the
-/// domain (`army.ml`) is known.
+/// through `last2`/`last3`, so lookups of its mail hosts (`mx.army.ml`) are dropped once
+/// the domain (`army.ml`) is known; a protected entry put under its [`stem_hash`] with
+/// `BLOCK_PREFIX` is matched through the stems, so `army.mil.com` and
+/// `army.mil.evil.co.uk` are known lookalikes before any agent has seen them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QnameHashes {
     /// Hash of the whole name (`qname_hash`).
@@ -39,6 +42,16 @@ pub struct QnameHashes {
     pub last2: u64,
     /// `domain_hash` of the last three labels, or 0.
     pub last3: u64,
+    /// `stem_hash` of the name without its last label, or 0 (a one-label name).
+    pub stem1: u64,
+    /// `stem_hash` of the name without its last two labels, or 0.
+    pub stem2: u64,
+    /// `stem_hash` of the name without its last three labels, or 0.
+    pub stem3: u64,
+    /// The question type (15 for MX), or 0 when the capture ends before it.
+    pub qtype: u16,
+    /// Offset of the first resource record: after the question's type and class.
+    pub records: u16,
 }
 
 /// Seed of the domain hash, distinct from the name hash's so the two never meet.
@@ -51,23 +64,33 @@ const fn fold(h: u64, label: u64) -> u64 {
     (h ^ label).wrapping_mul(FNV_PRIME)
 }
 
-/// [`qname_hash`] plus the domain hashes of the name's last two and three labels.
+/// A running FNV state that is the empty stem (no label yet) reads as "none".
+#[inline(always)]
+const fn stem(h: u64) -> u64 {
+    if h == FNV_OFFSET { 0 } else { h }
+}
+
+/// [`qname_hash`] plus the domain hashes of the name's last two and three labels, the
+/// stem hashes of the name without its last one to three labels, and the question type.
 ///
 /// One bounded loop, like `qname_hash`. The per-label state is kept as hash values,
 /// never as positions or counts: values the verifier cannot know let it prune paths,
-/// where known constants would multiply them past its limit.
+/// where known constants would multiply them past its limit. The stems come free: at
+/// the start of each label, the running hash covers exactly the labels before it.
 #[inline(always)]
 pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
     let mut h = FNV_OFFSET;
     let mut next_len = QNAME_OFFSET;
     // Hash of the label being read, and of the one and two before it (0 = none).
     let (mut cur, mut p1, mut p2) = (0u64, 0u64, 0u64);
+    // The running hash at the start of the last three labels (0 = none).
+    let (mut s1, mut s2, mut s3) = (0u64, 0u64, 0u64);
     let mut i = QNAME_OFFSET;
     while i < QNAME_OFFSET + MAX_QNAME_WIRE {
         let b = *msg.get(i)?;
-        h = step(h, b);
         if i == next_len {
             if b == 0 {
+                h = step(h, b);
                 let last2 = if p1 != 0 {
                     fold(fold(DOMAIN_SEED, p1), cur)
                 } else {
@@ -78,20 +101,33 @@ pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
                 } else {
                     0
                 };
+                let qtype = match (msg.get(i + 1), msg.get(i + 2)) {
+                    (Some(a), Some(b)) => u16::from_be_bytes([*a, *b]),
+                    _ => 0,
+                };
                 return Some(QnameHashes {
                     full: h,
                     last2,
                     last3,
+                    stem1: stem(s1),
+                    stem2: stem(s2),
+                    stem3: stem(s3),
+                    qtype,
+                    records: (i + 5) as u16,
                 });
             }
             if b > 63 {
                 return None;
             }
+            s3 = s2;
+            s2 = s1;
+            s1 = h;
             p2 = p1;
             p1 = cur;
             cur = FNV_OFFSET;
             next_len = i + 1 + b as usize;
         }
+        h = step(h, b);
         cur = step(cur, b);
         i += 1;
     }
@@ -120,6 +156,18 @@ pub fn domain_hash(name: &str) -> Option<u64> {
         h = fold(h, l);
     }
     Some(h)
+}
+
+/// The stem hash of a name written as text (`army.mil`): what `qname_hashes` reports as
+/// `stem1`, `stem2` or `stem3` for a question that is this name with one, two or three
+/// labels appended (`army.mil.com`). `None` for an empty, over-long or invalid name.
+pub fn stem_hash(name: &str) -> Option<u64> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut wire = [0u8; MAX_QNAME_WIRE];
+    let n = encode_name(name, &mut wire)?;
+    // Every byte of the wire name but the root's zero.
+    let h = wire[..n - 1].iter().fold(FNV_OFFSET, |h, b| step(h, *b));
+    (n > 1).then_some(h)
 }
 
 /// Writes `name` (text, any case, optional trailing dot) in wire format into
@@ -226,6 +274,35 @@ mod tests {
         assert_eq!(domain_hash("a..b"), None);
         assert_eq!(domain_hash("ml"), None);
         assert_eq!(domain_hash("a.mod.gov.uk"), None);
+    }
+
+    #[test]
+    fn stems_are_the_stem_hashes_of_the_name_without_its_last_labels() {
+        let st = |n: &str| stem_hash(n).unwrap();
+        let h = qname_hashes(&message("Army.MIL.evil.co.uk")).unwrap();
+        assert_eq!(h.stem3, st("army.mil"));
+        assert_eq!(h.stem2, st("army.mil.evil"));
+        assert_eq!(h.stem1, st("army.mil.evil.co"));
+        let h = qname_hashes(&message("army.mil.com")).unwrap();
+        assert_eq!((h.stem1, h.stem2, h.stem3), (st("army.mil"), st("army"), 0));
+        let one = qname_hashes(&message("com")).unwrap();
+        assert_eq!((one.stem1, one.stem2, one.stem3), (0, 0, 0));
+        // A stem never meets a whole name's hash: the root's zero is not in it.
+        assert_ne!(st("army.mil"), qname_hash(&message("army.mil")).unwrap());
+        assert_eq!(st("ARMY.mil."), st("army.mil"));
+        assert_eq!(stem_hash(""), None);
+        assert_eq!(stem_hash("a..b"), None);
+    }
+
+    #[test]
+    fn the_question_type_and_where_the_records_start() {
+        let m = message("mx.army.ml");
+        let h = qname_hashes(&m).unwrap();
+        assert_eq!(h.qtype, 15);
+        assert_eq!(h.records as usize, m.len());
+        let mut cut = m.clone();
+        cut.truncate(m.len() - 3);
+        assert_eq!(qname_hashes(&cut).map(|h| h.qtype), Some(0));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sensor_common::{
 };
 
 use crate::{
-    blocks::answer_hit,
+    blocks::{self, answer_hit},
     counters::{count_lost, verdict_for},
     maps::{DNS_CAPTURE, DNS_EVENTS},
 };
@@ -51,6 +51,11 @@ pub struct Decision {
     pub drop: bool,
     /// A query the agent must see before its answer: wake it.
     pub wake: bool,
+    /// An arriving answer with no block, whose addresses contest learned address blocks
+    /// (where the caller can read them from the packet).
+    pub contest: bool,
+    /// Offset of the first resource record in the message.
+    pub records: u16,
 }
 
 /// The type of the question in `head` (the first bytes of a message), if it is there.
@@ -85,8 +90,16 @@ fn qtype(head: &[u8]) -> Option<u16> {
 #[inline(always)]
 pub fn decide(head: &[u8], direction: Direction, exempt: bool) -> Decision {
     let hashes = qname_hashes(head);
-    let mut verdict = verdict_for(hashes.as_ref().and_then(answer_hit));
+    let hit = hashes.as_ref().and_then(answer_hit);
+    let mut verdict = verdict_for(hit);
     let is_answer = head.get(2).is_some_and(|b| b & 0x80 != 0);
+    let mut contest = false;
+    let mut records = 0;
+    if let (Some(h), None) = (&hashes, hit) {
+        blocks::note_query(h, direction, is_answer, exempt);
+        contest = is_answer && direction == Direction::Ingress && blocks::wants_contest();
+        records = h.records;
+    }
     // Only answers are dropped, and never at a local resolver's upstream socket.
     let drop =
         verdict == Verdict::Blocked && is_answer && direction == Direction::Ingress && !exempt;
@@ -105,6 +118,8 @@ pub fn decide(head: &[u8], direction: Direction, exempt: bool) -> Decision {
         verdict,
         drop,
         wake,
+        contest,
+        records,
     }
 }
 

@@ -8,6 +8,7 @@ use sensor_common::{
 };
 
 use crate::{
+    blocks,
     capture::{DNS_HEADER_LEN, HEAD_LEN, decide, emit_span, opaque},
     maps::DNS_SCRATCH,
 };
@@ -66,5 +67,13 @@ pub fn capture(
     hdr.verdict = d.verdict as u32;
     // A part the ring had no room for is counted there (lost, or a cut message).
     emit_span(ctx, hdr, off, msg_len, 0, d.wake);
+    if d.contest {
+        let m = blocks::Message {
+            ctx,
+            off,
+            len: msg_len,
+        };
+        blocks::contest(&m, d.records as u32);
+    }
     d.drop
 }

@@ -146,6 +146,12 @@ metrics! {
     http_evicted: IntCounter = counter("http_connections_evicted_total", "Connections to the metrics endpoint closed unanswered to keep within its connection cap (idle or slow clients).");
     /// Event-log lines that could not be written.
     event_log_errors: IntCounter = counter("event_log_errors_total", "Event-log lines that could not be written.");
+    /// MX answers the kernel held (dropped once) for a verdict the agent had not given yet.
+    answers_held: IntCounter = counter("answers_held_total", "MX answers held (dropped once, retried by the resolver) because the agent had not judged their question yet.");
+    /// Lookalike addresses not blocked, or unblocked, because a legitimate name resolves there.
+    shared_addresses: IntCounter = counter("shared_addresses_total", "Lookalike addresses not blocked or unblocked because a legitimate name resolves to them too (shared mail hosts).");
+    /// Learned blocks evicted by the bound, by protected target.
+    block_evictions: IntCounterVec = counter_vec("block_evictions_total", "Learned blocks evicted for newer ones of the same protected target (a flood of lookalike names), by target.", &["target"]);
     /// Kernel map updates that failed (map full, map gone).
     map_update_errors: IntCounter = counter("map_update_errors_total", "Kernel map updates that failed.");
     /// DNS messages handed on cut, by reason (`dns::Cut`).
@@ -234,6 +240,9 @@ impl Metrics {
             self.first_contacts
                 .with_label_values(&[target, "true"])
                 .inc_by(0);
+            if action == "block" {
+                self.block_evictions.with_label_values(&[target]).inc_by(0);
+            }
             if all_rules {
                 for rule in Rule::ALL {
                     self.detections
