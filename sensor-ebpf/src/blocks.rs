@@ -27,33 +27,21 @@ const MAX_RECORDS: u32 = 12;
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 
-/// Kernel time, read once per program run and only when an entry needs it.
-struct Clock(u64);
-
-impl Clock {
-    #[inline(always)]
-    fn now(&mut self) -> u64 {
-        if self.0 == 0 {
-            // SAFETY: a plain helper call valid in every program type we attach.
-            self.0 = unsafe { bpf_ktime_get_ns() };
-        }
-        self.0
+/// Whether `e` applies now; the clock is read only for an entry that expires (a
+/// connect's hit, once).
+#[inline(always)]
+fn in_force_now(e: &BlockEntry) -> bool {
+    if e.expires_ns == 0 {
+        return e.flags & BLOCK_CONTESTED == 0;
     }
-
-    /// Whether `e` applies now.
-    #[inline(always)]
-    fn in_force(&mut self, e: &BlockEntry) -> bool {
-        if e.expires_ns == 0 {
-            return e.flags & BLOCK_CONTESTED == 0;
-        }
-        e.in_force(self.now())
-    }
+    // SAFETY: a plain helper call valid in every program type we attach.
+    e.in_force(unsafe { bpf_ktime_get_ns() })
 }
 
 /// The flags of the `BLOCKED_NAMES` entry under `key` when it is in force and has the
 /// flag `kind` (or, for `kind == 0`, is a whole-name entry: neither subtree nor prefix).
 #[inline(always)]
-fn name_entry(key: u64, kind: u32, clock: &mut Clock) -> Option<u32> {
+fn name_entry(key: u64, kind: u32, now: u64) -> Option<u32> {
     if key == 0 {
         return None;
     }
@@ -64,24 +52,33 @@ fn name_entry(key: u64, kind: u32, clock: &mut Clock) -> Option<u32> {
     } else {
         e.flags & kind != 0
     };
-    (matches && clock.in_force(&e)).then_some(e.flags)
+    (matches && in_force_at(&e, now)).then_some(e.flags)
+}
+
+/// Whether `e` applies at kernel time `now`.
+#[inline(always)]
+fn in_force_at(e: &BlockEntry, now: u64) -> bool {
+    if e.expires_ns == 0 {
+        return e.flags & BLOCK_CONTESTED == 0;
+    }
+    e.in_force(now)
 }
 
 /// Whether the agent judged `full` not to be blocked (and that still holds).
 #[inline(always)]
-fn judged_clean(full: u64, clock: &mut Clock) -> bool {
+fn judged_clean(full: u64, now: u64) -> bool {
     // SAFETY: read-only lookup of a plain u64 value.
     match unsafe { CLEAN_NAMES.get(full) } {
-        Some(until) => clock.now() < *until,
+        Some(until) => now < *until,
         None => false,
     }
 }
 
 /// Whether an agent is alive to judge held questions.
 #[inline(always)]
-fn agent_alive(clock: &mut Clock) -> bool {
+fn agent_alive(now: u64) -> bool {
     match AGENT_STATE.get(AGENT_ALIVE_UNTIL) {
-        Some(until) if *until != 0 => clock.now() < *until,
+        Some(until) if *until != 0 => now < *until,
         _ => false,
     }
 }
@@ -95,27 +92,30 @@ fn agent_alive(clock: &mut Clock) -> bool {
 /// the agent has not judged yet, for at most `HOLD_NS` and only while it is alive.
 #[inline(always)]
 pub fn answer_hit(hashes: &QnameHashes) -> Option<u32> {
-    let mut clock = Clock(0);
+    // Read once, up front: a clock read on demand would split the verifier's states at
+    // every lookup (read or not yet), which the TCP path's rounds multiply.
+    // SAFETY: a plain helper call valid in every program type we attach.
+    let now = unsafe { bpf_ktime_get_ns() };
     let h = hashes;
-    if let Some(f) = name_entry(h.full, 0, &mut clock)
-        .or_else(|| name_entry(h.last2, BLOCK_SUBTREE, &mut clock))
-        .or_else(|| name_entry(h.last3, BLOCK_SUBTREE, &mut clock))
+    if let Some(f) = name_entry(h.full, 0, now)
+        .or_else(|| name_entry(h.last2, BLOCK_SUBTREE, now))
+        .or_else(|| name_entry(h.last3, BLOCK_SUBTREE, now))
     {
         return Some(f);
     }
-    let prefix = name_entry(h.stem1, BLOCK_PREFIX, &mut clock)
-        .or_else(|| name_entry(h.stem2, BLOCK_PREFIX, &mut clock))
-        .or_else(|| name_entry(h.stem3, BLOCK_PREFIX, &mut clock));
+    let prefix = name_entry(h.stem1, BLOCK_PREFIX, now)
+        .or_else(|| name_entry(h.stem2, BLOCK_PREFIX, now))
+        .or_else(|| name_entry(h.stem3, BLOCK_PREFIX, now));
     if let Some(f) = prefix
-        && !judged_clean(h.full, &mut clock)
+        && !judged_clean(h.full, now)
     {
         return Some(f);
     }
     if h.qtype == QTYPE_MX {
         // SAFETY: read-only lookup of a plain u64 value.
         if let Some(asked) = unsafe { HOLD_PENDING.get(h.full) }
-            && clock.now() < asked.saturating_add(HOLD_NS)
-            && agent_alive(&mut clock)
+            && now < asked.saturating_add(HOLD_NS)
+            && agent_alive(now)
         {
             return Some(BLOCK_HOLD);
         }
@@ -142,10 +142,11 @@ pub fn note_query(hashes: &QnameHashes, direction: Direction, answer: bool, exem
     if direction != Direction::Egress || answer || exempt || hashes.qtype != QTYPE_MX {
         return;
     }
-    let mut clock = Clock(0);
-    if agent_alive(&mut clock) && !judged_clean(hashes.full, &mut clock) {
+    // SAFETY: a plain helper call valid in every program type we attach.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if agent_alive(now) && !judged_clean(hashes.full, now) {
         // The first query's time stays: a retry does not extend the hold.
-        let _ = HOLD_PENDING.insert(hashes.full, clock.now(), BPF_NOEXIST);
+        let _ = HOLD_PENDING.insert(hashes.full, now, BPF_NOEXIST);
     }
 }
 
@@ -239,7 +240,7 @@ fn contest_v6(addr: [u8; 16]) {
 #[inline(always)]
 pub fn addr_hit_v4(v4: [u8; 4]) -> Option<u32> {
     let e = *BLOCKED_V4.get(Key::new(32, v4))?;
-    Clock(0).in_force(&e).then_some(e.flags)
+    in_force_now(&e).then_some(e.flags)
 }
 
 /// The flags of the block on IPv6 address `v6` in force now (a v4-mapped address,
@@ -251,5 +252,5 @@ pub fn addr_hit_v6(v6: &[u8; 16]) -> Option<u32> {
         return addr_hit_v4([v6[12], v6[13], v6[14], v6[15]]);
     }
     let e = *BLOCKED_V6.get(Key::new(128, *v6))?;
-    Clock(0).in_force(&e).then_some(e.flags)
+    in_force_now(&e).then_some(e.flags)
 }

@@ -203,19 +203,22 @@ fn tcp_queries_are_seen_however_they_are_cut() {
     std::fs::remove_dir_all(state).ok();
 }
 
-/// Several queries in one segment and their answers in one segment: each message is
-/// seen; in enforce mode the segment holding a blocked answer does not reach the client.
+/// Two queries in one segment and their answers in one segment (glibc's A and AAAA over
+/// one connection): each message is seen; in enforce mode the segment holding a blocked
+/// answer does not reach the client. (The kernel decides at most two questions per
+/// segment, the verifier's budget; past that the stream is counted as lost and, at a
+/// client in enforce mode, dropped.)
 #[test]
 fn several_messages_in_one_segment_are_each_seen_and_a_blocked_one_is_dropped() {
     if !require_privileges("tcp_many_per_segment") {
         return;
     }
-    let names = "army.mil,other.org,army.ml,example.net";
+    let names = "other.org,army.ml";
     let t = hostile(600, &[]);
     let (mut a, state) = agent(&t, "tcpmany", "monitor");
     let out = ask(&t, "tcp", names, "MX", 2000);
     let answers = out["answers"].as_array().expect("answers").clone();
-    assert_eq!(answers.len(), 4);
+    assert_eq!(answers.len(), 2);
     for (name, ans) in names.split(',').zip(&answers) {
         let hex = ans
             .as_str()

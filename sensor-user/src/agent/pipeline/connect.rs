@@ -81,15 +81,11 @@ impl<E: Enforcer> Pipeline<E> {
                 self.unattributed(&c, process);
             }
         }
-        if !blocked {
-            // Deliveries the ledger counts, once their events read it as it was.
-            let mut seen = Vec::new();
-            for a in &routes {
-                if !seen.contains(&&a.route.recipient_domain) {
-                    seen.push(&a.route.recipient_domain);
-                    self.learning.record(&a.route.recipient_domain);
-                }
-            }
+        // One delivery for the ledger, once the events read it as it was: to the recipient
+        // of the freshest answer for this address (a shared mail host serves several; the
+        // MTA's lookups come right before its connect).
+        if let Some(a) = routes.iter().max_by_key(|a| a.expires).filter(|_| !blocked) {
+            self.learning.record(&a.route.recipient_domain);
         }
         let latency = since_kernel(c.ts_ns);
         self.metrics().decision_latency.observe(latency);
