@@ -174,7 +174,7 @@ fn ledger_section(s: &mut String, r: &Results) {
         "## With a learned correspondents ledger\n\n\
          The same populations through `mxsentry check --correspondents`, with the ledger of a \
          host that mails the first {} names of each population (in the source's own order, \
-         which ranked lists start with the most used) on seven days. A `typosquat` that is \
+         alphabetical for most lists: a sample, not the most used) on seven days. A `typosquat` that is \
          itself an established correspondent is reported at info and never blocked; up to \
          `protect_top` (50) established correspondents the configuration has no word for are \
          protected as learned entries, whose findings are new.\n\n\
