@@ -52,7 +52,8 @@ fn bench(c: &mut Criterion) {
     let mut ledger = full_ledger();
     let mut g = c.benchmark_group("correspondents");
     let mut i = 0usize;
-    g.bench_function("record one delivery, 100,000 domains", |b| {
+    // One delivery recorded in a ledger of 100,000 domains.
+    g.bench_function("record_100k", |b| {
         b.iter(|| {
             i = (i + 7919) % DOMAINS;
             ledger.record(black_box(&domain(i)), T0 + 3 * 86_400);
@@ -61,7 +62,8 @@ fn bench(c: &mut Criterion) {
     let log = postfix_log(1_000_000);
     g.throughput(Throughput::Elements(1_000_000));
     g.sample_size(10);
-    g.bench_function("import a Postfix log, 1,000,000 lines", |b| {
+    // A Postfix log of 1,000,000 lines imported.
+    g.bench_function("import_1m_lines", |b| {
         b.iter(|| {
             let mut l = Ledger::new(DOMAINS);
             import(&log[..], &mut l, T0 + 86_400, |d| {

@@ -6,7 +6,8 @@ use anyhow::{Context as _, bail};
 
 use crate::cmd::root;
 
-fn median_ns(id: &str) -> anyhow::Result<f64> {
+/// The median (ns) of criterion benchmark `id` (its directory under target/criterion).
+pub(super) fn median_ns(id: &str) -> anyhow::Result<f64> {
     let path = root()
         .join("target/criterion")
         .join(id)

@@ -4,6 +4,7 @@
 mod compare;
 mod engine;
 mod kernel;
+mod ledger;
 mod machine;
 mod ratios;
 
@@ -16,6 +17,7 @@ pub fn bench() -> anyhow::Result<()> {
     crate::setup::setup()?;
     let machine = machine::describe();
     let engine = engine::run()?;
+    let ledger = ledger::run()?;
     let kernel = kernel::run()?;
     let ratios = ratios::run()?;
     let compare = compare::run()?;
@@ -28,6 +30,7 @@ pub fn bench() -> anyhow::Result<()> {
     );
     let _ = writeln!(doc, "Machine: {}.\n", machine.summary);
     doc.push_str(&engine);
+    doc.push_str(&ledger);
     doc.push_str(&kernel);
     doc.push_str(&ratios);
     doc.push_str(&compare);
