@@ -174,6 +174,10 @@ fn emit_class<const N: usize>(
         entry.discard(0);
         return false;
     }
+    // The same value again, bounded by a mask: the compiler may fold the two compares
+    // above into one on `len - 1`, which verifiers before 6.7 cannot carry back to `len`
+    // (6.1 then refuses a copy length of possibly zero). N is a power of two.
+    let len = (opaque(len - 1) & (N as u32 - 1)) + 1;
     // SAFETY: `rec` is our reserved record of N data bytes and `len` is at most N.
     let rc = unsafe {
         (*rec).hdr = *hdr;

@@ -343,7 +343,7 @@ fn frames(ctx: &SkBuffContext, st: &mut Stream) -> bool {
 }
 
 /// Questions decided per segment (more made the verifier give up).
-const ROUNDS: u32 = 2;
+const ROUNDS: u32 = 1;
 /// Framing steps per round: closing a message, the rest of its body, the next one's
 /// length and question.
 const FRAME_STEPS: u32 = 4;
@@ -415,6 +415,9 @@ fn frame(ctx: &SkBuffContext, st: &mut Stream) -> Frame {
     if take == 0 || take > HEAD_TOTAL || have >= HEAD_TOTAL {
         return Frame::End;
     }
+    // The same value, bounded again in a form verifiers before 6.7 carry to the call
+    // (the compares above may be folded into one on `take - 1`): 1..=HEAD_TOTAL.
+    take = opaque(take - 1).min(HEAD_TOTAL - 1) + 1;
     // SAFETY: `have` < HEAD_TOTAL and `take` <= HEAD_TOTAL: inside `head`.
     let rc = unsafe {
         bpf_skb_load_bytes(

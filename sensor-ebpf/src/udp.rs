@@ -46,6 +46,9 @@ pub fn capture(
     if n < DNS_HEADER_LEN || n > HEAD_LEN {
         return false;
     }
+    // The same value, bounded again in a form verifiers before 6.7 carry to the call
+    // (the compares above may be folded into one on `n - 12`).
+    let n = opaque(n - DNS_HEADER_LEN).min(HEAD_LEN - DNS_HEADER_LEN) + DNS_HEADER_LEN;
     // SAFETY: `head` has HEAD_LEN bytes and `n` is at most that (and at least 12).
     let rc = unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), off, head.as_mut_ptr().cast(), n) };
     if rc != 0 {

@@ -238,11 +238,22 @@ fn init_script(modules: &[String], out: &Path) -> String {
         let _ = writeln!(s, "insmod /modules/{m} || echo \"insmod {m} failed\"");
     }
     let out = out.display();
+    let repo = crate::cmd::root();
+    let repo = repo.display();
     s.push_str(
         "mkdir -p /newroot\n\
-         mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose hostroot /newroot || { echo 'no host root over 9p'; poweroff -f; }\n\
-         mount -t tmpfs -o mode=1777 tmp /newroot/tmp\n\
+         mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose hostroot /newroot || { echo 'no host root over 9p'; poweroff -f; }\n",
+    );
+    // The checkout kept aside while the guest's own /tmp and /run go over the host's: a
+    // clone under /tmp (a CI scratch directory) must stay visible.
+    let _ = writeln!(s, "mkdir -p /keep\nmount --bind /newroot{repo} /keep");
+    s.push_str(
+        "mount -t tmpfs -o mode=1777 tmp /newroot/tmp\n\
          mount -t tmpfs -o mode=755 run /newroot/run\n",
+    );
+    let _ = writeln!(
+        s,
+        "mkdir -p /newroot{repo} 2>/dev/null\nmount --move /keep /newroot{repo}"
     );
     let _ = writeln!(
         s,

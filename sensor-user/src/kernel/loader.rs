@@ -266,6 +266,10 @@ impl Sensor {
 /// programs' `TASK_LAYOUT` set to `layout`.
 fn parse_object(maps: &Path, layout: &TaskLayout) -> Result<Ebpf, KernelError> {
     Ok(EbpfLoader::new()
+        // The verifier's own error and its statistics, not every instruction: the full
+        // trace of a large program is cut at its start on kernels before 6.4, where the
+        // error is at its end.
+        .verifier_log_level(aya::VerifierLogLevel::STATS)
         .default_map_pin_directory(maps)
         .override_global(TASK_LAYOUT_GLOBAL, layout, true)
         .load(EBPF_OBJECT)?)
