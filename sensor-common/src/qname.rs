@@ -73,65 +73,133 @@ const fn stem(h: u64) -> u64 {
 /// [`qname_hash`] plus the domain hashes of the name's last two and three labels, the
 /// stem hashes of the name without its last one to three labels, and the question type.
 ///
-/// One bounded loop, like `qname_hash`. The per-label state is kept as hash values,
-/// never as positions or counts: values the verifier cannot know let it prune paths,
-/// where known constants would multiply them past its limit. The stems come free: at
-/// the start of each label, the running hash covers exactly the labels before it.
+/// One bounded loop over the bytes, each fed to a [`QnameWalk`]; the kernel drives the
+/// same walk from a `bpf_loop` callback.
 #[inline(always)]
 pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
-    let mut h = FNV_OFFSET;
-    let mut next_len = QNAME_OFFSET;
-    // Hash of the label being read, and of the one and two before it (0 = none).
-    let (mut cur, mut p1, mut p2) = (0u64, 0u64, 0u64);
-    // The running hash at the start of the last three labels (0 = none).
-    let (mut s1, mut s2, mut s3) = (0u64, 0u64, 0u64);
+    let mut walk = QnameWalk::new();
     let mut i = QNAME_OFFSET;
     while i < QNAME_OFFSET + MAX_QNAME_WIRE {
-        let b = *msg.get(i)?;
-        if i == next_len {
-            if b == 0 {
-                h = step(h, b);
-                let last2 = if p1 != 0 {
-                    fold(fold(DOMAIN_SEED, p1), cur)
-                } else {
-                    0
-                };
-                let last3 = if p2 != 0 {
-                    fold(fold(fold(DOMAIN_SEED, p2), p1), cur)
-                } else {
-                    0
-                };
-                let qtype = match (msg.get(i + 1), msg.get(i + 2)) {
-                    (Some(a), Some(b)) => u16::from_be_bytes([*a, *b]),
-                    _ => 0,
-                };
-                return Some(QnameHashes {
-                    full: h,
-                    last2,
-                    last3,
-                    stem1: stem(s1),
-                    stem2: stem(s2),
-                    stem3: stem(s3),
-                    qtype,
-                    records: (i + 5) as u16,
-                });
-            }
-            if b > 63 {
-                return None;
-            }
-            s3 = s2;
-            s2 = s1;
-            s1 = h;
-            p2 = p1;
-            p1 = cur;
-            cur = FNV_OFFSET;
-            next_len = i + 1 + b as usize;
+        match walk.feed(i, *msg.get(i)?) {
+            Fed::More => {}
+            Fed::End => return Some(walk.finish(msg, i)),
+            Fed::Invalid => return None,
         }
-        h = step(h, b);
-        cur = step(cur, b);
         i += 1;
     }
     None
+}
+
+/// What [`QnameWalk::feed`] made of a byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fed {
+    /// Part of the name: feed the next byte.
+    More,
+    /// The root's zero: the name ends here ([`QnameWalk::finish`]).
+    End,
+    /// A label over 63 bytes or a compression pointer: no hash.
+    Invalid,
+}
+
+/// The state of [`qname_hashes`] between two bytes of the name, fed in order from
+/// [`QNAME_OFFSET`] on.
+///
+/// The per-label state is kept as hash values, never as positions or counts: values the
+/// verifier cannot know let it prune paths, where known constants would multiply them
+/// past its limit. The stems come free: at the start of each label, the running hash
+/// covers exactly the labels before it.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct QnameWalk {
+    /// Running hash of the whole name.
+    h: u64,
+    /// Hash of the label being read, and of the one and two before it (0 = none).
+    cur: u64,
+    p1: u64,
+    p2: u64,
+    /// The running hash at the start of the last three labels (0 = none).
+    s1: u64,
+    s2: u64,
+    s3: u64,
+    /// Message offset of the next length byte.
+    next_len: u64,
+}
+
+impl Default for QnameWalk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QnameWalk {
+    /// Before the name's first byte.
+    pub const fn new() -> Self {
+        Self {
+            h: FNV_OFFSET,
+            cur: 0,
+            p1: 0,
+            p2: 0,
+            s1: 0,
+            s2: 0,
+            s3: 0,
+            next_len: QNAME_OFFSET as u64,
+        }
+    }
+
+    /// Feeds `b`, the byte at message offset `i` (the one after the previous byte fed).
+    #[inline(always)]
+    pub fn feed(&mut self, i: usize, b: u8) -> Fed {
+        if i as u64 == self.next_len {
+            if b == 0 {
+                self.h = step(self.h, b);
+                return Fed::End;
+            }
+            if b > 63 {
+                return Fed::Invalid;
+            }
+            self.s3 = self.s2;
+            self.s2 = self.s1;
+            self.s1 = self.h;
+            self.p2 = self.p1;
+            self.p1 = self.cur;
+            self.cur = FNV_OFFSET;
+            self.next_len = i as u64 + 1 + b as u64;
+        }
+        self.h = step(self.h, b);
+        self.cur = step(self.cur, b);
+        Fed::More
+    }
+
+    /// The hashes once [`feed`](Self::feed) said [`Fed::End`] for the byte at `end`,
+    /// with the type and records' offset read from `msg` after it.
+    #[inline(always)]
+    pub fn finish(&self, msg: &[u8], end: usize) -> QnameHashes {
+        let (cur, p1, p2) = (self.cur, self.p1, self.p2);
+        let last2 = if p1 != 0 {
+            fold(fold(DOMAIN_SEED, p1), cur)
+        } else {
+            0
+        };
+        let last3 = if p2 != 0 {
+            fold(fold(fold(DOMAIN_SEED, p2), p1), cur)
+        } else {
+            0
+        };
+        let qtype = match (msg.get(end + 1), msg.get(end + 2)) {
+            (Some(a), Some(b)) => u16::from_be_bytes([*a, *b]),
+            _ => 0,
+        };
+        QnameHashes {
+            full: self.h,
+            last2,
+            last3,
+            stem1: stem(self.s1),
+            stem2: stem(self.s2),
+            stem3: stem(self.s3),
+            qtype,
+            records: (end + 5) as u16,
+        }
+    }
 }
 
 /// The domain hash of a name written as text (`army.ml`): what `qname_hashes` reports

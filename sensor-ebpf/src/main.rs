@@ -12,6 +12,7 @@ mod connect;
 mod counters;
 mod dns;
 mod maps;
+mod qname;
 mod resolver;
 mod task;
 mod tcp;

@@ -343,7 +343,7 @@ fn frames(ctx: &SkBuffContext, st: &mut Stream) -> bool {
 }
 
 /// Questions decided per segment (more made the verifier give up).
-const ROUNDS: u32 = 1;
+const ROUNDS: u32 = 2;
 /// Framing steps per round: closing a message, the rest of its body, the next one's
 /// length and question.
 const FRAME_STEPS: u32 = 4;
