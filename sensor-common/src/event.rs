@@ -2,8 +2,14 @@
 
 use core::mem::{align_of, size_of};
 
-/// Bytes of a DNS message the kernel copies into one event.
-pub const DNS_CAPTURE_LEN: usize = 512;
+/// Data size classes of DNS records: a record carries at most this many bytes of one
+/// message (UDP) or of one direction of a TCP stream; longer ones span several records,
+/// each of the smallest class that holds its part.
+pub const DNS_CLASSES: [usize; 3] = [512, 2048, 8192];
+/// The largest class: what one record carries at most.
+pub const DNS_CHUNK_MAX: usize = DNS_CLASSES[2];
+/// The longest DNS message: TCP's 2-byte length prefix; UDP's payload is no longer.
+pub const DNS_MSG_MAX: usize = 65_535;
 
 /// Kind of event; the number is the wire tag and the index of the loss counter.
 #[repr(u32)]
@@ -88,16 +94,33 @@ pub enum Direction {
 
 /// Flag: the kernel could walk the question name and `qname_hash` is valid.
 pub const DNS_FLAG_QNAME_HASHED: u32 = 1;
-/// Flag: the message came over TCP; `msg_len` is the 2-byte length prefix.
+/// Flag: the message came over TCP.
 pub const DNS_FLAG_TCP: u32 = 2;
 /// Flag: the socket belongs to a local resolver talking to its upstream, so its
 /// answers are never dropped (the resolver's answer to the asking process is).
 pub const DNS_FLAG_RESOLVER: u32 = 4;
+/// Flag: the header describes a message: `msg_len`, `qname_hash` and `verdict` are its.
+/// Every UDP record has it; a TCP message record (no data) has it, `offset` being the
+/// stream offset of the message's length prefix.
+pub const DNS_FLAG_MESSAGE: u32 = 8;
+/// Flag: the record carries `cap_len` bytes at `offset`: of the message (UDP), or of
+/// the stream, length prefixes included (TCP).
+pub const DNS_FLAG_DATA: u32 = 16;
+/// Flag: TCP data that starts the stream (after a SYN, or where the kernel first took
+/// the socket up): a message begins at its first byte.
+pub const DNS_FLAG_STREAM_START: u32 = 32;
 
-/// A DNS message (or its first `DNS_CAPTURE_LEN` bytes) seen on a socket.
+/// What every DNS record starts with.
+///
+/// UDP: a message of `msg_len` bytes goes out as records of its consecutive parts
+/// (`offset`, `cap_len`), all with the same header otherwise (same `ts_ns`). TCP: each
+/// direction of a socket is a stream; data records carry its bytes by stream offset (0 is
+/// the first byte after the SYN), and a message record, with no data, says where a
+/// message starts and what the kernel decided for it, once the kernel has read its
+/// question (which may take several segments).
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub struct DnsEvent {
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DnsHeader {
     /// Always `EventKind::Dns`.
     pub kind: u32,
     /// `AF_INET` or `AF_INET6`.
@@ -106,7 +129,7 @@ pub struct DnsEvent {
     pub direction: u8,
     /// IP protocol number: 17 (UDP) or 6 (TCP).
     pub transport: u8,
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the packet.
     pub ts_ns: u64,
     /// cgroup v2 id of the socket's owner.
     pub cgroup_id: u64,
@@ -114,11 +137,11 @@ pub struct DnsEvent {
     pub cookie: u64,
     /// `qname_hash` of the question, valid when `DNS_FLAG_QNAME_HASHED` is set.
     pub qname_hash: u64,
-    /// Length of the DNS message: UDP payload length, or the TCP length prefix.
+    /// Length of the message (`DNS_FLAG_MESSAGE`); 0 on TCP data records.
     pub msg_len: u32,
-    /// Bytes of the message in `data`.
+    /// Bytes of data in the record.
     pub cap_len: u32,
-    /// A `Verdict` value.
+    /// A `Verdict` value (`DNS_FLAG_MESSAGE`).
     pub verdict: u32,
     /// `DNS_FLAG_*` bits.
     pub flags: u32,
@@ -130,18 +153,93 @@ pub struct DnsEvent {
     pub sport: u16,
     /// Destination port, host byte order.
     pub dport: u16,
-    /// Explicit padding so the struct has none implicit.
-    pub _pad: u32,
-    /// The DNS message, without the TCP length prefix.
-    pub data: [u8; DNS_CAPTURE_LEN],
+    /// UDP: where the data starts in the message. TCP: the stream offset of the data, or
+    /// of the described message's length prefix (modulo 2^32).
+    pub offset: u32,
 }
+
+/// A DNS record of data class `N`: the header, then up to `N` bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsRecord<const N: usize> {
+    /// What the bytes are.
+    pub hdr: DnsHeader,
+    /// `hdr.cap_len` bytes; the rest is not written.
+    pub data: [u8; N],
+}
+
+/// Size of a DNS record with no data (a TCP message record).
+pub const DNS_HEADER_SIZE: usize = size_of::<DnsHeader>();
+
+/// Why the kernel could not capture or follow some DNS traffic, or restarted a stream:
+/// the index of its counter in `DNS_CAPTURE` (each exported with its name as `reason`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureStat {
+    /// A message not captured whole: a later part found the ring full (the first part's
+    /// loss is `LOST[dns]`), or a segment was longer than the kernel copies (64 KiB).
+    MessageCut = 0,
+    /// A TCP stream restarted: a SYN on a socket whose stream had carried data.
+    TcpReset = 1,
+    /// A segment ahead of the stream (a gap before it): dropped at a client's ingress so
+    /// the sender sends it again in order; elsewhere the stream's framing is lost.
+    TcpOutOfOrder = 2,
+    /// A segment re-sending bytes the host's TCP had not accepted from the copy the kernel
+    /// read: dropped at a client's ingress (its bytes might differ from what was read).
+    TcpResentUnread = 3,
+    /// More messages started in one segment than the kernel walks.
+    TcpTooManyMessages = 4,
+    /// A stream whose message boundaries are lost: not parsed any more; at a client's
+    /// ingress its further data is dropped.
+    TcpLostFraming = 5,
+    /// No socket storage for a stream (memory): its segments are not followed.
+    TcpNoState = 6,
+    /// A stream taken up mid-way (no SYN seen: the socket predates the programs, or it
+    /// was accepted from a listener): its first data taken as a message start.
+    TcpTakenUp = 7,
+}
+
+impl CaptureStat {
+    /// Every counter, in index order.
+    pub const ALL: [CaptureStat; 8] = [
+        CaptureStat::MessageCut,
+        CaptureStat::TcpReset,
+        CaptureStat::TcpOutOfOrder,
+        CaptureStat::TcpResentUnread,
+        CaptureStat::TcpTooManyMessages,
+        CaptureStat::TcpLostFraming,
+        CaptureStat::TcpNoState,
+        CaptureStat::TcpTakenUp,
+    ];
+
+    /// The metric's `reason` label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CaptureStat::MessageCut => "message_cut",
+            CaptureStat::TcpReset => "tcp_reset",
+            CaptureStat::TcpOutOfOrder => "tcp_out_of_order",
+            CaptureStat::TcpResentUnread => "tcp_resent_unread",
+            CaptureStat::TcpTooManyMessages => "tcp_too_many_messages",
+            CaptureStat::TcpLostFraming => "tcp_lost_framing",
+            CaptureStat::TcpNoState => "tcp_no_state",
+            CaptureStat::TcpTakenUp => "tcp_taken_up",
+        }
+    }
+}
+
+/// Slots of `DNS_CAPTURE`.
+pub const CAPTURE_STAT_SLOTS: u32 = CaptureStat::ALL.len() as u32;
 
 // The layout is a contract with the kernel: fail the build if it drifts.
 const _: () = assert!(size_of::<ConnectEvent>() == 72);
 const _: () = assert!(align_of::<ConnectEvent>() == 8);
-const _: () = assert!(size_of::<DnsEvent>() == 96 + DNS_CAPTURE_LEN);
-const _: () = assert!(align_of::<DnsEvent>() == 8);
+const _: () = assert!(size_of::<DnsHeader>() == 96);
+const _: () = assert!(align_of::<DnsHeader>() == 8);
+const _: () = assert!(size_of::<DnsRecord<{ DNS_CLASSES[0] }>>() == 96 + DNS_CLASSES[0]);
+const _: () = assert!(size_of::<DnsRecord<{ DNS_CHUNK_MAX }>>() == 96 + DNS_CHUNK_MAX);
 const _: () = assert!(size_of::<EventKind>() == 4);
+// The largest UDP payload fits the records one packet may take (eight full ones).
+const _: () = assert!(8 * DNS_CHUNK_MAX >= DNS_MSG_MAX);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -149,7 +247,32 @@ mod pod {
     // padding (asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for super::ConnectEvent {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::DnsEvent {}
+    unsafe impl aya::Pod for super::DnsHeader {}
     // SAFETY: repr(C), eight u32s, no padding (asserted in `task`).
     unsafe impl aya::Pod for crate::task::TaskLayout {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_grow_and_keep_records_aligned() {
+        assert!(DNS_CLASSES.windows(2).all(|w| w[0] < w[1]));
+        for c in DNS_CLASSES {
+            // Ring records are 8-byte aligned: a class that is not a multiple would leave
+            // padding the agent reads as part of the record's size.
+            assert_eq!((DNS_HEADER_SIZE + c) % 8, 0, "class {c}");
+        }
+    }
+
+    #[test]
+    fn every_capture_counter_has_its_slot_and_a_distinct_name() {
+        for (i, s) in CaptureStat::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
+        let mut names: [&str; CAPTURE_STAT_SLOTS as usize] = CaptureStat::ALL.map(|s| s.name());
+        names.sort_unstable();
+        assert!(names.windows(2).all(|w| w[0] != w[1]));
+    }
 }

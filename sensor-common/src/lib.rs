@@ -12,8 +12,9 @@ pub mod qname;
 pub mod task;
 pub mod verdict;
 
-pub use event::{ConnectEvent, DNS_CAPTURE_LEN, DnsEvent, EventKind};
+pub use event::{ConnectEvent, DnsHeader, DnsRecord, EventKind};
+pub use maps::BlockEntry;
 pub use programs::{Hook, Program};
-pub use qname::{QNAME_OFFSET, QnameHashes, domain_hash, qname_hash, qname_hashes};
+pub use qname::{QNAME_OFFSET, QnameHashes, domain_hash, qname_hash, qname_hashes, stem_hash};
 pub use task::TaskLayout;
 pub use verdict::{Verdict, verdict_for};

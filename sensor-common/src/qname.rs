@@ -26,11 +26,14 @@ pub fn qname_hash(msg: &[u8]) -> Option<u64> {
     qname_hashes(msg).map(|h| h.full)
 }
 
-/// The hashes the kernel checks for one question: the whole name, and the *domain
-/// hashes* of its last two and last three labels (0 when the name has fewer labels).
+/// The hashes the kernel checks for one question: the whole name, the *domain hashes*
+/// of its last two and last three labels, and the *stem hashes* of the name without its
+/// last one, two and three labels (each 0 when the name has too few labels).
 /// A lookalike domain blocked with `BLOCK_SUBTREE` under its [`domain_hash`] is matched
-/// through these, so lookups of its mail hosts (`mx.army.ml`) are dropped once the
-/// domain (`army.ml`) is known.
+/// through `last2`/`last3`, so lookups of its mail hosts (`mx.army.ml`) are dropped once
+/// the domain (`army.ml`) is known; a protected entry put under its [`stem_hash`] with
+/// `BLOCK_PREFIX` is matched through the stems, so `army.mil.com` and
+/// `army.mil.evil.co.uk` are known lookalikes before any agent has seen them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QnameHashes {
     /// Hash of the whole name (`qname_hash`).
@@ -39,6 +42,16 @@ pub struct QnameHashes {
     pub last2: u64,
     /// `domain_hash` of the last three labels, or 0.
     pub last3: u64,
+    /// `stem_hash` of the name without its last label, or 0 (a one-label name).
+    pub stem1: u64,
+    /// `stem_hash` of the name without its last two labels, or 0.
+    pub stem2: u64,
+    /// `stem_hash` of the name without its last three labels, or 0.
+    pub stem3: u64,
+    /// The question type (15 for MX), or 0 when the capture ends before it.
+    pub qtype: u16,
+    /// Offset of the first resource record: after the question's type and class.
+    pub records: u16,
 }
 
 /// Seed of the domain hash, distinct from the name hash's so the two never meet.
@@ -51,51 +64,142 @@ const fn fold(h: u64, label: u64) -> u64 {
     (h ^ label).wrapping_mul(FNV_PRIME)
 }
 
-/// [`qname_hash`] plus the domain hashes of the name's last two and three labels.
+/// A running FNV state that is the empty stem (no label yet) reads as "none".
+#[inline(always)]
+const fn stem(h: u64) -> u64 {
+    if h == FNV_OFFSET { 0 } else { h }
+}
+
+/// [`qname_hash`] plus the domain hashes of the name's last two and three labels, the
+/// stem hashes of the name without its last one to three labels, and the question type.
 ///
-/// One bounded loop, like `qname_hash`. The per-label state is kept as hash values,
-/// never as positions or counts: values the verifier cannot know let it prune paths,
-/// where known constants would multiply them past its limit.
+/// One bounded loop over the bytes, each fed to a [`QnameWalk`]; the kernel drives the
+/// same walk from a `bpf_loop` callback.
 #[inline(always)]
 pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
-    let mut h = FNV_OFFSET;
-    let mut next_len = QNAME_OFFSET;
-    // Hash of the label being read, and of the one and two before it (0 = none).
-    let (mut cur, mut p1, mut p2) = (0u64, 0u64, 0u64);
+    let mut walk = QnameWalk::new();
     let mut i = QNAME_OFFSET;
     while i < QNAME_OFFSET + MAX_QNAME_WIRE {
-        let b = *msg.get(i)?;
-        h = step(h, b);
-        if i == next_len {
-            if b == 0 {
-                let last2 = if p1 != 0 {
-                    fold(fold(DOMAIN_SEED, p1), cur)
-                } else {
-                    0
-                };
-                let last3 = if p2 != 0 {
-                    fold(fold(fold(DOMAIN_SEED, p2), p1), cur)
-                } else {
-                    0
-                };
-                return Some(QnameHashes {
-                    full: h,
-                    last2,
-                    last3,
-                });
-            }
-            if b > 63 {
-                return None;
-            }
-            p2 = p1;
-            p1 = cur;
-            cur = FNV_OFFSET;
-            next_len = i + 1 + b as usize;
+        match walk.feed(i, *msg.get(i)?) {
+            Fed::More => {}
+            Fed::End => return Some(walk.finish(msg, i)),
+            Fed::Invalid => return None,
         }
-        cur = step(cur, b);
         i += 1;
     }
     None
+}
+
+/// What [`QnameWalk::feed`] made of a byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fed {
+    /// Part of the name: feed the next byte.
+    More,
+    /// The root's zero: the name ends here ([`QnameWalk::finish`]).
+    End,
+    /// A label over 63 bytes or a compression pointer: no hash.
+    Invalid,
+}
+
+/// The state of [`qname_hashes`] between two bytes of the name, fed in order from
+/// [`QNAME_OFFSET`] on.
+///
+/// The per-label state is kept as hash values, never as positions or counts: values the
+/// verifier cannot know let it prune paths, where known constants would multiply them
+/// past its limit. The stems come free: at the start of each label, the running hash
+/// covers exactly the labels before it.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct QnameWalk {
+    /// Running hash of the whole name.
+    h: u64,
+    /// Hash of the label being read, and of the one and two before it (0 = none).
+    cur: u64,
+    p1: u64,
+    p2: u64,
+    /// The running hash at the start of the last three labels (0 = none).
+    s1: u64,
+    s2: u64,
+    s3: u64,
+    /// Message offset of the next length byte.
+    next_len: u64,
+}
+
+impl Default for QnameWalk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QnameWalk {
+    /// Before the name's first byte.
+    pub const fn new() -> Self {
+        Self {
+            h: FNV_OFFSET,
+            cur: 0,
+            p1: 0,
+            p2: 0,
+            s1: 0,
+            s2: 0,
+            s3: 0,
+            next_len: QNAME_OFFSET as u64,
+        }
+    }
+
+    /// Feeds `b`, the byte at message offset `i` (the one after the previous byte fed).
+    #[inline(always)]
+    pub fn feed(&mut self, i: usize, b: u8) -> Fed {
+        if i as u64 == self.next_len {
+            if b == 0 {
+                self.h = step(self.h, b);
+                return Fed::End;
+            }
+            if b > 63 {
+                return Fed::Invalid;
+            }
+            self.s3 = self.s2;
+            self.s2 = self.s1;
+            self.s1 = self.h;
+            self.p2 = self.p1;
+            self.p1 = self.cur;
+            self.cur = FNV_OFFSET;
+            self.next_len = i as u64 + 1 + b as u64;
+        }
+        self.h = step(self.h, b);
+        self.cur = step(self.cur, b);
+        Fed::More
+    }
+
+    /// The hashes once [`feed`](Self::feed) said [`Fed::End`] for the byte at `end`,
+    /// with the type and records' offset read from `msg` after it.
+    #[inline(always)]
+    pub fn finish(&self, msg: &[u8], end: usize) -> QnameHashes {
+        let (cur, p1, p2) = (self.cur, self.p1, self.p2);
+        let last2 = if p1 != 0 {
+            fold(fold(DOMAIN_SEED, p1), cur)
+        } else {
+            0
+        };
+        let last3 = if p2 != 0 {
+            fold(fold(fold(DOMAIN_SEED, p2), p1), cur)
+        } else {
+            0
+        };
+        let qtype = match (msg.get(end + 1), msg.get(end + 2)) {
+            (Some(a), Some(b)) => u16::from_be_bytes([*a, *b]),
+            _ => 0,
+        };
+        QnameHashes {
+            full: self.h,
+            last2,
+            last3,
+            stem1: stem(self.s1),
+            stem2: stem(self.s2),
+            stem3: stem(self.s3),
+            qtype,
+            records: (end + 5) as u16,
+        }
+    }
 }
 
 /// The domain hash of a name written as text (`army.ml`): what `qname_hashes` reports
@@ -120,6 +224,18 @@ pub fn domain_hash(name: &str) -> Option<u64> {
         h = fold(h, l);
     }
     Some(h)
+}
+
+/// The stem hash of a name written as text (`army.mil`): what `qname_hashes` reports as
+/// `stem1`, `stem2` or `stem3` for a question that is this name with one, two or three
+/// labels appended (`army.mil.com`). `None` for an empty, over-long or invalid name.
+pub fn stem_hash(name: &str) -> Option<u64> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut wire = [0u8; MAX_QNAME_WIRE];
+    let n = encode_name(name, &mut wire)?;
+    // Every byte of the wire name but the root's zero.
+    let h = wire[..n - 1].iter().fold(FNV_OFFSET, |h, b| step(h, *b));
+    (n > 1).then_some(h)
 }
 
 /// Writes `name` (text, any case, optional trailing dot) in wire format into
@@ -226,6 +342,35 @@ mod tests {
         assert_eq!(domain_hash("a..b"), None);
         assert_eq!(domain_hash("ml"), None);
         assert_eq!(domain_hash("a.mod.gov.uk"), None);
+    }
+
+    #[test]
+    fn stems_are_the_stem_hashes_of_the_name_without_its_last_labels() {
+        let st = |n: &str| stem_hash(n).unwrap();
+        let h = qname_hashes(&message("Army.MIL.evil.co.uk")).unwrap();
+        assert_eq!(h.stem3, st("army.mil"));
+        assert_eq!(h.stem2, st("army.mil.evil"));
+        assert_eq!(h.stem1, st("army.mil.evil.co"));
+        let h = qname_hashes(&message("army.mil.com")).unwrap();
+        assert_eq!((h.stem1, h.stem2, h.stem3), (st("army.mil"), st("army"), 0));
+        let one = qname_hashes(&message("com")).unwrap();
+        assert_eq!((one.stem1, one.stem2, one.stem3), (0, 0, 0));
+        // A stem never meets a whole name's hash: the root's zero is not in it.
+        assert_ne!(st("army.mil"), qname_hash(&message("army.mil")).unwrap());
+        assert_eq!(st("ARMY.mil."), st("army.mil"));
+        assert_eq!(stem_hash(""), None);
+        assert_eq!(stem_hash("a..b"), None);
+    }
+
+    #[test]
+    fn the_question_type_and_where_the_records_start() {
+        let m = message("mx.army.ml");
+        let h = qname_hashes(&m).unwrap();
+        assert_eq!(h.qtype, 15);
+        assert_eq!(h.records as usize, m.len());
+        let mut cut = m.clone();
+        cut.truncate(m.len() - 3);
+        assert_eq!(qname_hashes(&cut).map(|h| h.qtype), Some(0));
     }
 
     #[test]

@@ -1,18 +1,16 @@
 //! cgroup/connect4 and cgroup/connect6: report SMTP connects, refuse blocked ones,
 //! and note local resolvers' upstream sockets.
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_ns, macros::cgroup_sock_addr, maps::lpm_trie::Key,
-    programs::SockAddrContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::cgroup_sock_addr, programs::SockAddrContext};
 use sensor_common::{
     ConnectEvent, EventKind, Verdict,
     event::{AF_INET, AF_INET6},
 };
 
 use crate::{
+    blocks::{addr_hit_v4, addr_hit_v6},
     counters::{count_lost, verdict_for},
-    maps::{BLOCKED_V4, BLOCKED_V6, CONNECT_EVENTS, SMTP_PORTS},
+    maps::{CONNECT_EVENTS, SMTP_PORTS},
     resolver::{DNS_PORT, mark_if_resolver},
     task,
 };
@@ -39,7 +37,7 @@ pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
     let v4 = ip4.to_ne_bytes();
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&v4);
-    let verdict = verdict_for(BLOCKED_V4.get(Key::new(32, v4)).copied());
+    let verdict = verdict_for(addr_hit_v4(v4));
     emit(AF_INET, port, addr, verdict)
 }
 
@@ -58,7 +56,7 @@ pub fn mx_connect6(ctx: SockAddrContext) -> i32 {
     for (i, w) in ip6.iter().enumerate() {
         addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
     }
-    let verdict = verdict_for(lookup_v6(&addr));
+    let verdict = verdict_for(addr_hit_v6(&addr));
     emit(AF_INET6, port, addr, verdict)
 }
 
@@ -70,17 +68,6 @@ fn is_smtp(port: u16) -> bool {
         return false;
     }
     matches!(SMTP_PORTS.get(port as u32), Some(v) if *v != 0)
-}
-
-/// IPv6 block lookup; a v4-mapped address (::ffff:a.b.c.d) is checked against BLOCKED_V4.
-#[inline(always)]
-fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
-    let mapped = addr[..10].iter().all(|b| *b == 0) && addr[10] == 0xff && addr[11] == 0xff;
-    if mapped {
-        let v4 = [addr[12], addr[13], addr[14], addr[15]];
-        return BLOCKED_V4.get(Key::new(32, v4)).copied();
-    }
-    BLOCKED_V6.get(Key::new(128, *addr)).copied()
 }
 
 #[inline(always)]

@@ -1,4 +1,6 @@
 //! cgroup_skb egress and ingress: capture DNS messages, drop answers to blocked names.
+//! This file finds the DNS in a packet; `udp` and `tcp` read it, `capture` puts it in the
+//! ring and decides on each message.
 //!
 //! The first few instructions decide from the socket alone: a connected socket
 //! whose peer port and local port are both not 53 cannot carry DNS, and that is
@@ -6,21 +8,16 @@
 //! sockets pay for parsing the IP and transport headers.
 
 use aya_ebpf::{
-    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes},
+    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id},
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
 use sensor_common::{
-    DNS_CAPTURE_LEN, DnsEvent, EventKind, Verdict,
-    event::{AF_INET, AF_INET6, DNS_FLAG_QNAME_HASHED, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
-    maps::BLOCK_SUBTREE,
-    qname_hashes,
+    DnsHeader, EventKind,
+    event::{AF_INET, AF_INET6, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
 };
 
-use crate::{
-    counters::{count_lost, verdict_for},
-    maps::{BLOCKED_NAMES, DNS_EVENTS, DNS_EXEMPT, DNS_SCRATCH},
-};
+use crate::{maps::DNS_EXEMPT, tcp, udp};
 
 const PASS: i32 = 1;
 const DROP: i32 = 0;
@@ -35,8 +32,6 @@ const ETH_P_IPV6: u32 = 0x86ddu16.to_be() as u32;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
-/// A DNS header is 12 bytes; anything shorter is not a message.
-const DNS_HEADER_LEN: u32 = 12;
 
 #[cgroup_skb(egress)]
 pub fn mx_dns_egress(ctx: SkBuffContext) -> i32 {
@@ -72,6 +67,10 @@ struct Located {
     dport: u16,
     /// Offset of the transport payload from the start of the IP header.
     payload_off: u32,
+    /// TCP: the segment's sequence number.
+    seq: u32,
+    /// TCP: the header's flags byte.
+    tcp_flags: u8,
 }
 
 #[inline(always)]
@@ -113,11 +112,13 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
     if sport != DNS_PORT && dport != DNS_PORT {
         return None;
     }
-    let payload_off = match transport {
-        IPPROTO_UDP => l4_off + 8,
+    let (payload_off, seq, tcp_flags) = match transport {
+        IPPROTO_UDP => (l4_off + 8, 0, 0),
         IPPROTO_TCP => {
-            let doff: u8 = load(ctx, l4_off + 12)?;
-            l4_off + ((doff >> 4) as u32) * 4
+            // Sequence number, then data offset and flags.
+            let t: [u8; 12] = load(ctx, l4_off + 4)?;
+            let seq = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+            (l4_off + ((t[8] >> 4) as u32) * 4, seq, t[9])
         }
         _ => return None,
     };
@@ -129,125 +130,52 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
         sport,
         dport,
         payload_off,
+        seq,
+        tcp_flags,
     })
 }
 
-/// The flags of a `BLOCK_SUBTREE` entry for this suffix hash (0 = no such suffix).
-#[inline(always)]
-fn subtree_block(hash: u64) -> Option<u32> {
-    if hash == 0 {
-        return None;
-    }
-    // SAFETY: read-only lookup of a plain u32 value.
-    match unsafe { BLOCKED_NAMES.get(hash) } {
-        Some(v) if *v & BLOCK_SUBTREE != 0 => Some(*v),
-        _ => None,
-    }
-}
-
+/// Captures the DNS traffic in a packet; whether to drop it.
 #[inline(always)]
 fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
     let Some(loc) = locate(ctx) else {
         return PASS;
     };
-    let skb_len = ctx.len();
-    let mut msg_off = loc.payload_off;
-    let mut flags = 0u32;
-    let msg_len = if loc.transport == IPPROTO_TCP {
-        // A TCP segment without room for the length prefix and a header is
-        // an ACK, a handshake or a continuation: not the start of a message.
-        if skb_len < msg_off + 2 + DNS_HEADER_LEN {
-            return PASS;
-        }
-        let Some(prefix) = load::<[u8; 2]>(ctx, msg_off) else {
-            return PASS;
-        };
-        msg_off += 2;
-        flags |= DNS_FLAG_TCP;
-        u16::from_be_bytes(prefix) as u32
-    } else {
-        skb_len.saturating_sub(msg_off)
-    };
-    if skb_len < msg_off + DNS_HEADER_LEN {
-        return PASS;
-    }
-    let Some(ev) = DNS_SCRATCH.get_ptr_mut(0) else {
-        return PASS;
-    };
-    // SAFETY: `ev` points at this CPU's scratch value, exclusively ours while we run.
-    let ev = unsafe { &mut *ev };
-    let avail = skb_len - msg_off;
-    let cap = if avail > DNS_CAPTURE_LEN as u32 {
-        DNS_CAPTURE_LEN as u32
-    } else {
-        avail
-    };
-    // The verifier needs a non-zero, bounded length in the register it sees.
-    let cap = cap & (2 * DNS_CAPTURE_LEN as u32 - 1);
-    if cap < DNS_HEADER_LEN || cap > DNS_CAPTURE_LEN as u32 {
-        return PASS;
-    }
-    // SAFETY: `data` has DNS_CAPTURE_LEN bytes and `cap` is at most that.
-    let rc = unsafe {
-        bpf_skb_load_bytes(
-            ctx.skb.skb.cast(),
-            msg_off,
-            ev.data.as_mut_ptr().cast(),
-            cap,
-        )
-    };
-    if rc != 0 {
-        return PASS;
-    }
-    let hashes = qname_hashes(&ev.data);
-    if hashes.is_some() {
-        flags |= DNS_FLAG_QNAME_HASHED;
-    }
-    let is_answer = ev.data[2] & 0x80 != 0;
-    let hit = match hashes {
-        // SAFETY: read-only lookup of a plain u32 value.
-        Some(h) => match unsafe { BLOCKED_NAMES.get(h.full) } {
-            Some(v) => Some(*v),
-            None => subtree_block(h.last2).or_else(|| subtree_block(h.last3)),
-        },
-        None => None,
-    };
-    let mut verdict = verdict_for(hit);
     // SAFETY: helpers valid for cgroup_skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
     // SAFETY: read-only lookup.
     let exempt = unsafe { DNS_EXEMPT.get(cookie) }.is_some();
-    if exempt {
-        flags |= DNS_FLAG_RESOLVER;
-    }
-    // Only answers are dropped, and never at a local resolver's upstream socket.
-    let drop =
-        verdict == Verdict::Blocked && is_answer && direction == Direction::Ingress && !exempt;
-    if verdict == Verdict::Blocked && !drop {
-        verdict = Verdict::WouldBlock;
-    }
-    ev.kind = EventKind::Dns as u32;
-    ev.family = loc.family;
-    ev.direction = direction as u8;
-    ev.transport = loc.transport;
+    let mut hdr = DnsHeader {
+        kind: EventKind::Dns as u32,
+        family: loc.family,
+        direction: direction as u8,
+        transport: loc.transport,
+        cookie,
+        flags: if exempt { DNS_FLAG_RESOLVER } else { 0 },
+        saddr: loc.saddr,
+        daddr: loc.daddr,
+        sport: loc.sport,
+        dport: loc.dport,
+        ..DnsHeader::default()
+    };
     // SAFETY: helpers valid for cgroup_skb.
     unsafe {
-        ev.ts_ns = bpf_ktime_get_ns();
-        ev.cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
+        hdr.ts_ns = bpf_ktime_get_ns();
+        hdr.cgroup_id = bpf_skb_cgroup_id(ctx.skb.skb);
     }
-    ev.cookie = cookie;
-    ev.qname_hash = hashes.map_or(0, |h| h.full);
-    ev.msg_len = msg_len;
-    ev.cap_len = cap;
-    ev.verdict = verdict as u32;
-    ev.flags = flags;
-    ev.saddr = loc.saddr;
-    ev.daddr = loc.daddr;
-    ev.sport = loc.sport;
-    ev.dport = loc.dport;
-    ev._pad = 0;
-    if DNS_EVENTS.output::<DnsEvent>(&*ev, 0).is_err() {
-        count_lost(EventKind::Dns);
-    }
+    let drop = if loc.transport == IPPROTO_TCP {
+        hdr.flags |= DNS_FLAG_TCP;
+        tcp::capture(
+            ctx,
+            &hdr,
+            loc.payload_off,
+            loc.seq,
+            loc.tcp_flags,
+            direction,
+            exempt,
+        )
+    } else {
+        udp::capture(ctx, &mut hdr, loc.payload_off, direction, exempt)
+    };
     if drop { DROP } else { PASS }
 }

@@ -6,12 +6,17 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod blocks;
+mod capture;
 mod connect;
 mod counters;
 mod dns;
 mod maps;
+mod qname;
 mod resolver;
 mod task;
+mod tcp;
+mod udp;
 
 #[cfg(not(test))]
 #[panic_handler]

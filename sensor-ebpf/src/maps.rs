@@ -2,17 +2,20 @@
 //! (a unit test in the agent checks the built object against it).
 
 use aya_ebpf::{
-    macros::map,
+    btf_maps::SkStorage,
+    macros::{btf_map, map},
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    DnsEvent,
-    event::LOST_SLOTS,
+    BlockEntry,
+    event::{CAPTURE_STAT_SLOTS, LOST_SLOTS},
     maps::{
-        BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, DNS_EXEMPT_MAX, RESOLVER_TGIDS_MAX, RING_BYTES,
-        SMTP_PORTS_MAX,
+        AGENT_SLOTS, BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, CLEAN_NAMES_MAX, DNS_EXEMPT_MAX,
+        HOLD_PENDING_MAX, RESOLVER_TGIDS_MAX, RING_BYTES, SMTP_PORTS_MAX,
     },
 };
+
+use crate::{capture::HEAD_LEN, tcp::Streams};
 
 #[map]
 pub static DNS_EVENTS: RingBuf = RingBuf::pinned(RING_BYTES, 0);
@@ -30,13 +33,13 @@ pub static MODE: Array<u32> = Array::pinned(1, 0);
 pub static SMTP_PORTS: Array<u32> = Array::pinned(SMTP_PORTS_MAX, 0);
 
 #[map]
-pub static BLOCKED_V4: LpmTrie<[u8; 4], u32> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);
+pub static BLOCKED_V4: LpmTrie<[u8; 4], BlockEntry> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);
 
 #[map]
-pub static BLOCKED_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);
+pub static BLOCKED_V6: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::pinned(BLOCKED_ADDRS_MAX, 0);
 
 #[map]
-pub static BLOCKED_NAMES: HashMap<u64, u32> = HashMap::pinned(BLOCKED_NAMES_MAX, 0);
+pub static BLOCKED_NAMES: HashMap<u64, BlockEntry> = HashMap::pinned(BLOCKED_NAMES_MAX, 0);
 
 #[map]
 pub static DNS_EXEMPT: LruHashMap<u64, u32> = LruHashMap::pinned(DNS_EXEMPT_MAX, 0);
@@ -44,6 +47,22 @@ pub static DNS_EXEMPT: LruHashMap<u64, u32> = LruHashMap::pinned(DNS_EXEMPT_MAX,
 #[map]
 pub static RESOLVER_TGIDS: HashMap<u32, u32> = HashMap::pinned(RESOLVER_TGIDS_MAX, 0);
 
-/// Per-CPU scratch space for a DNS event: too large for the 512-byte BPF stack.
 #[map]
-pub static DNS_SCRATCH: PerCpuArray<DnsEvent> = PerCpuArray::with_max_entries(1, 0);
+pub static HOLD_PENDING: LruHashMap<u64, u64> = LruHashMap::pinned(HOLD_PENDING_MAX, 0);
+
+#[map]
+pub static CLEAN_NAMES: LruHashMap<u64, u64> = LruHashMap::pinned(CLEAN_NAMES_MAX, 0);
+
+#[map]
+pub static AGENT_STATE: Array<u64> = Array::pinned(AGENT_SLOTS, 0);
+
+#[map]
+pub static DNS_CAPTURE: PerCpuArray<u64> = PerCpuArray::pinned(CAPTURE_STAT_SLOTS, 0);
+
+/// Per-socket TCP stream state, created on a socket's first DNS segment, freed with it.
+#[btf_map]
+pub static TCP_STREAMS: SkStorage<Streams> = SkStorage::new();
+
+/// Per-CPU room for a UDP message's question, by direction.
+#[map]
+pub static DNS_SCRATCH: PerCpuArray<[u8; HEAD_LEN as usize]> = PerCpuArray::with_max_entries(2, 0);

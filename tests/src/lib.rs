@@ -4,7 +4,9 @@
 //! Every test builds its own namespaces and cgroup and removes them on drop.
 
 pub mod agent;
+pub mod dnsclient;
 pub mod flood;
+pub mod hostile;
 pub mod http;
 pub mod mail;
 pub mod pins;

@@ -92,6 +92,28 @@ pub struct LabOptions {
     /// `(domain, host, address)`: Postfix delivers `domain` to `host` and finds its
     /// address in /etc/hosts, not DNS — an MTA holding an address it resolved earlier.
     pub pinned_route: Option<(String, String, String)>,
+    /// More zone data for the server side's Unbound (`local-zone:`/`local-data:` lines,
+    /// see [`mx_zone`]).
+    pub zones: String,
+}
+
+/// Unbound zone lines for `domain` with one MX host, `mx.<domain>` or `host` when given,
+/// at `addr` (TTL `ttl` seconds).
+pub fn mx_zone(domain: &str, host: Option<&str>, addr: &str, ttl: u32) -> String {
+    let mx = host.map_or_else(|| format!("mx.{domain}"), str::to_string);
+    let mut z = format!(
+        "  local-zone: \"{domain}.\" static\n  local-data: \"{domain}. {ttl} IN MX 10 {mx}.\"\n"
+    );
+    if host.is_none() {
+        z.push_str(&format!("  local-data: \"{mx}. {ttl} IN A {addr}\"\n"));
+    }
+    z
+}
+
+/// Unbound zone lines for a mail host name at `addr` (a provider's host that several
+/// domains' MX records name).
+pub fn host_zone(host: &str, addr: &str, ttl: u32) -> String {
+    format!("  local-zone: \"{host}.\" static\n  local-data: \"{host}. {ttl} IN A {addr}\"\n")
 }
 
 /// The running pieces and their files.
@@ -169,7 +191,7 @@ impl MailLab {
                 SRV4[0],
                 lab.dir.display(),
                 lab.dir.join("unbound.log").display(),
-                zones()
+                zones() + &opts.zones
             ),
         )?;
         t.spawn_server("unbound", &["-d", "-c", &unbound.display().to_string()])?;
@@ -284,6 +306,16 @@ impl MailLab {
             &["-c", &self.postfix.display().to_string(), "-j"],
         )?;
         out.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    /// The lines of Postfix's log that mention `rcpt`.
+    pub fn log_for(&self, rcpt: &str) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default();
+        let needle = format!("<{rcpt}>");
+        log.lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Asks Postfix to retry everything queued now.

@@ -16,7 +16,7 @@ use mxsentry_tests::{
 };
 use sensor_common::{
     Program,
-    maps::{BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, MODE, RESOLVER_TGIDS},
+    maps::{BLOCK_POLICY, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, MODE, RESOLVER_TGIDS},
 };
 use serde_json::Value;
 
@@ -38,6 +38,46 @@ fn snapshot(pin: &Path) -> BTreeMap<&'static str, Vec<String>> {
             )
         })
         .collect()
+}
+
+/// A block-map entry (`bpftool` bytes: `key = value`, the value a `BlockEntry`) split
+/// into what an upgrade must keep as it is and the policy lease's expiry, which every
+/// starting agent renews (`None` for other entries, whose expiry is kept as it is).
+fn split_lease(entry: &str) -> (String, Option<u64>) {
+    let Some((key, value)) = entry.split_once(" = ") else {
+        return (entry.to_string(), None);
+    };
+    let bytes: Vec<u8> = serde_json::from_str::<Vec<String>>(value)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).ok())
+        .collect();
+    if bytes.len() != 16 {
+        return (entry.to_string(), None);
+    }
+    let flags = u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes"));
+    if flags & BLOCK_POLICY == 0 {
+        return (entry.to_string(), None);
+    }
+    let expires = u64::from_ne_bytes(bytes[8..].try_into().expect("8 bytes"));
+    (format!("{key} = {:?} lease", &bytes[..8]), Some(expires))
+}
+
+/// Every entry of `old` is in `new`: the same, or a policy entry whose lease was renewed
+/// (its expiry later, never earlier).
+fn kept(what: &str, m: &str, old: &[String], new: &[String]) {
+    let (old, new): (Vec<_>, Vec<_>) = (
+        old.iter().map(|e| split_lease(e)).collect(),
+        new.iter().map(|e| split_lease(e)).collect(),
+    );
+    let strip = |v: &[(String, Option<u64>)]| v.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+    assert_eq!(strip(&old), strip(&new), "{what}: {m} changed");
+    for ((_, before), (e, after)) in old.iter().zip(&new) {
+        assert!(
+            after >= before,
+            "{what}: {m}: the lease of {e} was shortened"
+        );
+    }
 }
 
 /// Connects to both blocked addresses, 100 µs apart, for `HAMMER_MS`: the outcomes.
@@ -98,7 +138,7 @@ fn check_switch(
         }
     }
     for m in KEPT {
-        assert_eq!(old_maps[m], new_maps[m], "{what}: {m} changed");
+        kept(what, m, &old_maps[m], &new_maps[m]);
     }
     for e in &old_maps[RESOLVER_TGIDS] {
         assert!(

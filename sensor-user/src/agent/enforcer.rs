@@ -1,52 +1,93 @@
 //! Where decisions land: the kernel's verdict maps, or a simulation of them for replay.
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::IpAddr,
+use std::{collections::HashMap, net::IpAddr};
+
+use sensor_common::{
+    BlockEntry, QnameHashes, Verdict,
+    maps::{
+        AGENT_ALIVE_UNTIL, AGENT_SLOTS, BLOCK_HOLD, BLOCK_PREFIX, BLOCK_SUBTREE, HOLD_NS, QTYPE_MX,
+    },
+    verdict_for,
 };
 
-use sensor_common::{QnameHashes, Verdict, maps::BLOCK_SUBTREE, verdict_for};
-
-use crate::kernel::{
-    KernelError, VerdictMaps,
-    maps::{Cidr, Mode},
+use crate::{
+    kernel::{
+        KernelError, VerdictMaps,
+        maps::{Cidr, Mode, canonical},
+    },
+    output::clock::monotonic_ns,
 };
 
 /// The map updates the pipeline makes.
 pub trait Enforcer {
-    /// Adds a question-name hash to `BLOCKED_NAMES`; `subtree` covers the names under it.
-    fn block_name(&mut self, hash: u64, subtree: bool) -> Result<(), KernelError>;
-    /// Removes a question-name hash.
-    fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError>;
-    /// Adds one address to `BLOCKED_V4`/`BLOCKED_V6`.
-    fn block_addr(&mut self, ip: IpAddr) -> Result<(), KernelError>;
-    /// Removes one address.
-    fn unblock_addr(&mut self, ip: IpAddr) -> Result<(), KernelError>;
+    /// Puts `entry` under a name, domain or stem hash in `BLOCKED_NAMES`.
+    fn put_name(&mut self, hash: u64, entry: BlockEntry) -> Result<(), KernelError>;
+    /// Removes a name entry.
+    fn remove_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// Every name entry (a restarted agent adopts what it finds).
+    fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError>;
+    /// Puts `entry` for one address in `BLOCKED_V4`/`BLOCKED_V6`.
+    fn put_addr(&mut self, ip: IpAddr, entry: BlockEntry) -> Result<(), KernelError>;
+    /// Removes one address's entry.
+    fn remove_addr(&mut self, ip: IpAddr) -> Result<(), KernelError>;
+    /// One address's entry as the kernel holds it now (it marks contested ones).
+    fn addr_entry(&self, ip: IpAddr) -> Result<Option<BlockEntry>, KernelError>;
+    /// Every address entry.
+    fn addr_entries(&self) -> Result<Vec<(Cidr, BlockEntry)>, KernelError>;
+    /// The agent's verdict on a question: clean until `clean_until` (kernel time), or a
+    /// lookalike (`None`, its block written first); either way no longer held.
+    fn judged(&mut self, hash: u64, clean_until: Option<u64>) -> Result<(), KernelError>;
+    /// Forgets every clean verdict and pending question.
+    fn forget_judgements(&mut self) -> Result<usize, KernelError>;
+    /// Writes one `AGENT_STATE` slot.
+    fn set_agent_slot(&mut self, slot: u32, value: u64) -> Result<(), KernelError>;
+    /// Reads one `AGENT_STATE` slot.
+    fn agent_slot(&self, slot: u32) -> Result<u64, KernelError>;
     /// Sets the global mode.
     fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError>;
     /// Sets the SMTP ports.
     fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError>;
 }
 
-fn host(ip: IpAddr) -> Cidr {
+/// One address as a range of one.
+pub fn host(ip: IpAddr) -> Cidr {
     let prefix = if ip.is_ipv4() { 32 } else { 128 };
     Cidr { addr: ip, prefix }
 }
 
 impl Enforcer for VerdictMaps {
-    fn block_name(&mut self, hash: u64, subtree: bool) -> Result<(), KernelError> {
-        // No BLOCK_ENFORCE: the kernel applies the global mode (monitor reports, enforce drops).
-        let flags = if subtree { BLOCK_SUBTREE } else { 0 };
-        self.block_name_hash(hash, flags)
+    fn put_name(&mut self, hash: u64, entry: BlockEntry) -> Result<(), KernelError> {
+        self.block_name_hash(hash, entry)
     }
-    fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError> {
+    fn remove_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.unblock_name_hash(hash)
     }
-    fn block_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
-        VerdictMaps::block_addr(self, host(ip), 0)
+    fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError> {
+        VerdictMaps::name_entries(self)
     }
-    fn unblock_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
-        VerdictMaps::unblock_addr(self, host(ip))
+    fn put_addr(&mut self, ip: IpAddr, entry: BlockEntry) -> Result<(), KernelError> {
+        self.block_addr(host(ip), entry)
+    }
+    fn remove_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
+        self.unblock_addr(host(ip))
+    }
+    fn addr_entry(&self, ip: IpAddr) -> Result<Option<BlockEntry>, KernelError> {
+        VerdictMaps::addr_entry(self, host(ip))
+    }
+    fn addr_entries(&self) -> Result<Vec<(Cidr, BlockEntry)>, KernelError> {
+        VerdictMaps::addr_entries(self)
+    }
+    fn judged(&mut self, hash: u64, clean_until: Option<u64>) -> Result<(), KernelError> {
+        VerdictMaps::judged(self, hash, clean_until)
+    }
+    fn forget_judgements(&mut self) -> Result<usize, KernelError> {
+        VerdictMaps::forget_judgements(self)
+    }
+    fn set_agent_slot(&mut self, slot: u32, value: u64) -> Result<(), KernelError> {
+        VerdictMaps::set_agent_slot(self, slot, value)
+    }
+    fn agent_slot(&self, slot: u32) -> Result<u64, KernelError> {
+        VerdictMaps::agent_slot(self, slot)
     }
     fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
         VerdictMaps::set_mode(self, mode)
@@ -56,13 +97,20 @@ impl Enforcer for VerdictMaps {
     }
 }
 
-/// The maps simulated in memory, so replay reports what the kernel would have done.
+/// The maps simulated in memory, so replay reports what the kernel would have done; the
+/// programs' rules (expiry, subtree, prefix, hold) are mirrored here.
 #[derive(Debug, Default)]
 pub struct Simulated {
-    /// Blocked name hashes, and whether each covers the names under it.
-    pub names: HashMap<u64, bool>,
-    /// Blocked addresses.
-    pub addrs: HashSet<IpAddr>,
+    /// `BLOCKED_NAMES`.
+    pub names: HashMap<u64, BlockEntry>,
+    /// `BLOCKED_V4` and `BLOCKED_V6` (single addresses).
+    pub addrs: HashMap<IpAddr, BlockEntry>,
+    /// `CLEAN_NAMES`.
+    pub clean: HashMap<u64, u64>,
+    /// `HOLD_PENDING`.
+    pub pending: HashMap<u64, u64>,
+    /// `AGENT_STATE`.
+    pub agent: [u64; AGENT_SLOTS as usize],
     /// Global mode.
     pub mode: Option<Mode>,
 }
@@ -73,42 +121,119 @@ impl Simulated {
         verdict_for(hit, self.mode.unwrap_or(Mode::Monitor).to_u32())
     }
 
-    /// What the connect hook would decide for `ip` (the agent's blocks carry no flags).
-    pub fn connect_verdict(&self, ip: IpAddr) -> Verdict {
-        self.verdict(self.addrs.contains(&ip).then_some(0))
+    fn name_hit(&self, key: u64, kind: u32, now: u64) -> Option<u32> {
+        let e = self.names.get(&key).filter(|_| key != 0)?;
+        let matches = match kind {
+            0 => e.flags & BLOCK_PREFIX == 0,
+            k => e.flags & k != 0,
+        };
+        (matches && e.in_force(now)).then_some(e.flags)
     }
 
-    /// What the ingress hook would decide for an answer with these question hashes.
+    /// Whether the agent judged question `full` clean (and that still holds).
+    fn judged_clean(&self, full: u64, now: u64) -> bool {
+        self.clean.get(&full).is_some_and(|u| now < *u)
+    }
+
+    /// What the connect hook would decide for `ip` (a v4-mapped IPv6 address as IPv4).
+    pub fn connect_verdict(&self, ip: IpAddr) -> Verdict {
+        let ip = canonical(ip);
+        let now = monotonic_ns();
+        self.verdict(
+            self.addrs
+                .get(&ip)
+                .filter(|e| e.in_force(now))
+                .map(|e| e.flags),
+        )
+    }
+
+    /// What the ingress hook would decide for an answer with these question hashes
+    /// (`blocks::answer_hit` in the kernel).
     pub fn answer_verdict(&self, hashes: Option<QnameHashes>) -> Verdict {
-        let flags = |subtree: bool| if subtree { BLOCK_SUBTREE } else { 0 };
-        let hit = hashes.and_then(|h| {
-            self.names.get(&h.full).map(|s| flags(*s)).or_else(|| {
-                [h.last2, h.last3]
+        let now = monotonic_ns();
+        let Some(h) = hashes else {
+            return Verdict::Allowed;
+        };
+        let hit = self
+            .name_hit(h.full, 0, now)
+            .or_else(|| self.name_hit(h.last2, BLOCK_SUBTREE, now))
+            .or_else(|| self.name_hit(h.last3, BLOCK_SUBTREE, now))
+            .or_else(|| {
+                [h.stem1, h.stem2, h.stem3]
                     .into_iter()
-                    .find(|s| *s != 0 && self.names.get(s) == Some(&true))
-                    .map(|_| BLOCK_SUBTREE)
+                    .find_map(|s| self.name_hit(s, BLOCK_PREFIX, now))
+                    .filter(|_| !self.judged_clean(h.full, now))
             })
-        });
+            .or_else(|| {
+                let alive = now < self.agent[AGENT_ALIVE_UNTIL as usize];
+                let asked = self.pending.get(&h.full);
+                (h.qtype == QTYPE_MX && alive && asked.is_some_and(|t| now < t + HOLD_NS))
+                    .then_some(BLOCK_HOLD)
+            });
         self.verdict(hit)
+    }
+
+    /// What the egress hook does with a query: an MX question nobody judged is noted.
+    pub fn query_sent(&mut self, hashes: Option<QnameHashes>) {
+        let now = monotonic_ns();
+        if let Some(h) = hashes
+            && h.qtype == QTYPE_MX
+            && now < self.agent[AGENT_ALIVE_UNTIL as usize]
+            && !self.judged_clean(h.full, now)
+            && self.answer_verdict(Some(h)) == Verdict::Allowed
+        {
+            self.pending.entry(h.full).or_insert(now);
+        }
     }
 }
 
 impl Enforcer for Simulated {
-    fn block_name(&mut self, hash: u64, subtree: bool) -> Result<(), KernelError> {
-        self.names.insert(hash, subtree);
+    fn put_name(&mut self, hash: u64, entry: BlockEntry) -> Result<(), KernelError> {
+        self.names.insert(hash, entry);
         Ok(())
     }
-    fn unblock_name(&mut self, hash: u64) -> Result<(), KernelError> {
+    fn remove_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.names.remove(&hash);
         Ok(())
     }
-    fn block_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
-        self.addrs.insert(ip);
+    fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError> {
+        Ok(self.names.iter().map(|(k, e)| (*k, *e)).collect())
+    }
+    fn put_addr(&mut self, ip: IpAddr, entry: BlockEntry) -> Result<(), KernelError> {
+        self.addrs.insert(ip, entry);
         Ok(())
     }
-    fn unblock_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
+    fn remove_addr(&mut self, ip: IpAddr) -> Result<(), KernelError> {
         self.addrs.remove(&ip);
         Ok(())
+    }
+    fn addr_entry(&self, ip: IpAddr) -> Result<Option<BlockEntry>, KernelError> {
+        Ok(self.addrs.get(&ip).copied())
+    }
+    fn addr_entries(&self) -> Result<Vec<(Cidr, BlockEntry)>, KernelError> {
+        Ok(self.addrs.iter().map(|(ip, e)| (host(*ip), *e)).collect())
+    }
+    fn judged(&mut self, hash: u64, clean_until: Option<u64>) -> Result<(), KernelError> {
+        if let Some(until) = clean_until {
+            self.clean.insert(hash, until);
+        }
+        self.pending.remove(&hash);
+        Ok(())
+    }
+    fn forget_judgements(&mut self) -> Result<usize, KernelError> {
+        let n = self.clean.len() + self.pending.len();
+        self.clean.clear();
+        self.pending.clear();
+        Ok(n)
+    }
+    fn set_agent_slot(&mut self, slot: u32, value: u64) -> Result<(), KernelError> {
+        if let Some(s) = self.agent.get_mut(slot as usize) {
+            *s = value;
+        }
+        Ok(())
+    }
+    fn agent_slot(&self, slot: u32) -> Result<u64, KernelError> {
+        Ok(self.agent.get(slot as usize).copied().unwrap_or(0))
     }
     fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
         self.mode = Some(mode);

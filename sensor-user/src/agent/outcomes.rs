@@ -2,6 +2,8 @@
 //! moves its metrics and pushes its alert together (in the spirit of vector's
 //! `internal_events`), so the decision code never interleaves telemetry.
 
+use std::net::IpAddr;
+
 use sensor_common::Verdict;
 
 use super::sink::Sink;
@@ -102,14 +104,19 @@ pub struct ConnectRefused {
     pub route: Option<Route>,
     /// Who connected.
     pub process: Process,
+    /// Another lookalike behind a refusal already reported (the address served several):
+    /// its own event, but the refusal is counted once.
+    pub repeat: bool,
 }
 
 impl Outcome for ConnectRefused {
     fn emit(self, sink: &mut Sink) {
-        sink.metrics
-            .blocked
-            .with_label_values(&[BlockKind::Connect.name()])
-            .inc();
+        if !self.repeat {
+            sink.metrics
+                .blocked
+                .with_label_values(&[BlockKind::Connect.name()])
+                .inc();
+        }
         if let Some(l) = &self.lookalike {
             count_detection(sink, l);
             sink.alert(AlertName::DeliveryBlocked, l, who(&self.process));
@@ -135,8 +142,10 @@ pub struct Detected {
     pub address: String,
     /// Destination port.
     pub port: u16,
-    /// The kernel's verdict.
+    /// The kernel's verdict, or in monitor mode what enforce mode would have done.
     pub verdict: Verdict,
+    /// How enforce mode would have stopped it (for `would_block`).
+    pub mechanism: Option<BlockKind>,
     /// The DNS history behind the address.
     pub route: Route,
     /// Who connected.
@@ -160,8 +169,86 @@ impl Outcome for Detected {
             address: self.address,
             port: self.port,
             verdict: self.verdict.name(),
+            mechanism: self.mechanism,
             route: self.route,
             process: self.process,
+        });
+    }
+}
+
+/// The kernel held an MX answer whose question the agent had not judged yet (dropped
+/// once; the resolver's retry meets the verdict).
+pub struct AnswerHeld;
+
+impl Outcome for AnswerHeld {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.answers_held.inc();
+    }
+}
+
+/// A lookalike's address that a legitimate name also resolves to: never blocked, or its
+/// block lifted (the lookalike's own answers are still dropped by name).
+pub struct AddressShared {
+    /// The address.
+    pub address: IpAddr,
+    /// Lookalike domains it was learned for.
+    pub lookalikes: Vec<String>,
+    /// The legitimate domain that resolved there, when known (the kernel may have seen
+    /// the answer the agent has not).
+    pub legitimate: Option<String>,
+    /// A block was lifted (else: none was put).
+    pub lifted: bool,
+}
+
+impl Outcome for AddressShared {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.shared_addresses.inc();
+        if !self.lifted {
+            log::debug!(
+                "not blocking {} for {:?}: {:?} resolves there too",
+                self.address,
+                self.lookalikes,
+                self.legitimate
+            );
+            return;
+        }
+        sink.emit(Event::AddressBlockLifted {
+            severity: Severity::Info,
+            address: self.address.to_string(),
+            lookalikes: self.lookalikes,
+            legitimate: self.legitimate,
+        });
+    }
+}
+
+/// Learned blocks pushed out by the bound to make room for newer ones of the same target
+/// (a flood of lookalike names), reported once per tick.
+pub struct BlocksEvicted {
+    /// The protected target whose blocks gave way ("unknown" for adopted ones).
+    pub target: String,
+    /// How many since the last report.
+    pub count: u64,
+    /// A few of them.
+    pub examples: Vec<String>,
+}
+
+impl Outcome for BlocksEvicted {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics
+            .block_evictions
+            .with_label_values(&[&self.target])
+            .inc_by(self.count);
+        log::warn!(
+            "{} learned blocks of {} evicted for newer ones (e.g. {:?})",
+            self.count,
+            self.target,
+            self.examples
+        );
+        sink.emit(Event::BlocksEvicted {
+            severity: Severity::Warning,
+            target: self.target,
+            count: self.count,
+            examples: self.examples,
         });
     }
 }

@@ -201,6 +201,8 @@ fn stop(mut a: startup::Running, exit: Exit) -> anyhow::Result<()> {
     a.ready.store(false, Ordering::Relaxed);
     a.server.abort();
     a.rings.drain(&mut a.pipeline);
+    // Nothing is held for this agent's verdict once it is gone.
+    a.pipeline.stop();
     let mut lost = BTreeMap::new();
     for k in EventKind::ALL {
         lost.insert(k.name(), a.pipeline.enforcer().lost(k)?);

@@ -195,6 +195,10 @@ pub enum CtlAction {
         /// Enforce this entry even in monitor mode.
         #[arg(long)]
         enforce: bool,
+        /// Lift it by itself after this many seconds (kept in the kernel: it lapses even
+        /// with no agent running); without it, it stays until removed.
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
     },
     /// Remove an address block.
     UnblockAddr {
@@ -208,6 +212,9 @@ pub enum CtlAction {
         /// Enforce this entry even in monitor mode.
         #[arg(long)]
         enforce: bool,
+        /// Lift it by itself after this many seconds; without it, it stays until removed.
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
     },
     /// Remove a name block.
     UnblockName {
@@ -216,6 +223,9 @@ pub enum CtlAction {
     },
     /// Print the mode and the kernel's event-loss counters as JSON.
     Status,
+    /// Print every block entry in the kernel (names as hashes) as JSON lines: its kind,
+    /// origin (learned, policy or operator), flags, target and seconds left.
+    Blocks,
     /// Detach the programs and remove every pin, map and the lock; a running agent that
     /// owns the pins is asked to, and does when it stops.
     Detach,

@@ -6,4 +6,4 @@ pub mod parse;
 
 pub use domain::{registrable, registrable_of};
 pub use learn::{Learned, learn};
-pub use parse::{Answer, Data, Message, ParseError, QType, parse};
+pub use parse::{Answer, Cut, Data, Message, ParseError, QType, parse};

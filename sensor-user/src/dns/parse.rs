@@ -139,6 +139,39 @@ impl ParseError {
     }
 }
 
+/// Why a message reached the pipeline cut short, though the kernel captures whole
+/// messages (the `reason` label of `mxsentry_dns_incomplete_messages_total`). The part
+/// that came is parsed as far as it goes (`Message::partial`); the kernel's own reasons
+/// are in `mxsentry_dns_capture_events_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The rest did not come within a second of the last part (a part lost in a full
+    /// ring, or a TCP sender that stopped).
+    Timeout,
+    /// A part of its stream is missing (lost in a full ring) before its end.
+    Gap,
+    /// Pushed out of the bounded table of messages being put together.
+    Evicted,
+    /// A blocked answer whose rest the kernel dropped at the asking socket (enforce mode):
+    /// cut on purpose, the question and what came before the drop are all there is.
+    Dropped,
+}
+
+impl Cut {
+    /// Every reason, so each metric series exists from the start.
+    pub const ALL: [Cut; 4] = [Cut::Timeout, Cut::Gap, Cut::Evicted, Cut::Dropped];
+
+    /// Label value for metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cut::Timeout => "timeout",
+            Cut::Gap => "gap",
+            Cut::Evicted => "evicted",
+            Cut::Dropped => "dropped",
+        }
+    }
+}
+
 /// Lower-case text form of a name, without the root dot.
 pub fn name_text(n: &hickory_proto::rr::Name) -> String {
     let mut s = n.to_ascii();

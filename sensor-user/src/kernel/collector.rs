@@ -9,7 +9,7 @@ use prometheus::{
     core::{Collector, Desc},
     proto::MetricFamily,
 };
-use sensor_common::{EventKind, Program};
+use sensor_common::{EventKind, Program, event::CaptureStat};
 
 use super::{VerdictMaps, maps::Mode};
 use crate::output::metrics::{MetricsError, opts};
@@ -19,6 +19,8 @@ pub struct KernelCounters {
     maps: Mutex<VerdictMaps>,
     /// `mxsentry_events_lost_total{kind}`.
     lost: IntCounterVec,
+    /// `mxsentry_dns_capture_events_total{reason}`.
+    capture: IntCounterVec,
     /// `mxsentry_program_run_seconds_total{program}`.
     run_seconds: CounterVec,
     /// `mxsentry_program_runs_total{program}`.
@@ -39,6 +41,14 @@ impl KernelCounters {
                     "Kernel events lost because the ring buffer was full, by kind.",
                 ),
                 &["kind"],
+            )?,
+            capture: IntCounterVec::new(
+                opts(
+                    "dns_capture_events_total",
+                    "DNS traffic the kernel could not capture whole or follow, and TCP \
+                     streams it restarted or took up mid-way, by reason.",
+                ),
+                &["reason"],
             )?,
             run_seconds: CounterVec::new(
                 opts(
@@ -67,11 +77,18 @@ impl KernelCounters {
     /// Sets the vectors to the kernel's current totals.
     fn read(&self) {
         self.lost.reset();
+        self.capture.reset();
         if let Ok(maps) = self.maps.lock() {
             for k in EventKind::ALL {
                 match maps.lost(k) {
                     Ok(n) => self.lost.with_label_values(&[k.name()]).inc_by(n),
                     Err(e) => log::warn!("reading loss counter: {e}"),
+                }
+            }
+            for stat in CaptureStat::ALL {
+                match maps.capture_stat(stat) {
+                    Ok(n) => self.capture.with_label_values(&[stat.name()]).inc_by(n),
+                    Err(e) => log::warn!("reading capture counter: {e}"),
                 }
             }
             match maps.mode() {
@@ -105,13 +122,20 @@ impl KernelCounters {
 
 impl Collector for KernelCounters {
     fn desc(&self) -> Vec<&Desc> {
-        [self.lost.desc(), self.run_seconds.desc(), self.runs.desc()].concat()
+        [
+            self.lost.desc(),
+            self.capture.desc(),
+            self.run_seconds.desc(),
+            self.runs.desc(),
+        ]
+        .concat()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         self.read();
         [
             self.lost.collect(),
+            self.capture.collect(),
             self.run_seconds.collect(),
             self.runs.collect(),
             self.mode.collect(),

@@ -229,6 +229,10 @@ pub fn plan_map(
     if !chain.is_empty() {
         let mut chain = chain;
         chain.sort_by_key(|c| c.from);
+        let d = not_convertible(spec, found, chain[0]);
+        if !d.is_empty() {
+            return Err(d.join(", "));
+        }
         return Ok(MapAction::Recreate {
             conversion: Conversion::Convert(chain),
             reason: format!("layout {} to {}", have.version, want.version),
@@ -254,6 +258,32 @@ pub fn plan_map(
     })
 }
 
+/// Why `found` is not `spec`'s map in the layout `first` converts from (planted or
+/// corrupt); empty when it is.
+fn not_convertible(spec: &MapSpec, found: &MapInfo, first: &Converter) -> Vec<String> {
+    let mut d = Vec::new();
+    if found.map_type != spec.kind.bpf_type() {
+        d.push(format!(
+            "type {}, expected {}",
+            type_name(found.map_type),
+            type_name(spec.kind.bpf_type())
+        ));
+    }
+    if found.key_size != spec.key_size {
+        d.push(format!(
+            "key size {}, expected {}",
+            found.key_size, spec.key_size
+        ));
+    }
+    if found.value_size != first.value_size {
+        d.push(format!(
+            "value size {}, expected {} (or {} in layout {}, converted)",
+            found.value_size, spec.value_size, first.value_size, first.from
+        ));
+    }
+    d
+}
+
 fn reason(size: &[String], have: &Marker, want: &Marker) -> String {
     if size.is_empty() {
         format!("layout {} to {}", have.version, want.version)
@@ -264,10 +294,12 @@ fn reason(size: &[String], have: &Marker, want: &Marker) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sensor_common::maps::{BLOCKED_V4, MAPS, RESOLVER_TGIDS, map_spec};
+    use sensor_common::maps::{
+        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, MAPS, RESOLVER_TGIDS, map_spec,
+    };
 
     use super::*;
-    use crate::kernel::migrate::Ctx;
+    use crate::kernel::migrate::{CONVERTERS, Ctx};
 
     fn found(spec: &MapSpec) -> MapInfo {
         MapInfo {
@@ -287,6 +319,7 @@ mod tests {
     static V4_FROM_1: [Converter; 1] = [Converter {
         map: BLOCKED_V4,
         from: 1,
+        value_size: 4,
         convert: keep,
     }];
 
@@ -312,10 +345,15 @@ mod tests {
                 eat(&v.to_le_bytes());
             }
         }
+        let dns =
+            sensor_common::event::DNS_CLASSES.map(|c| sensor_common::event::DNS_HEADER_SIZE + c);
         for size in [
             size_of::<sensor_common::ConnectEvent>(),
-            size_of::<sensor_common::DnsEvent>(),
-        ] {
+            size_of::<sensor_common::DnsHeader>(),
+        ]
+        .into_iter()
+        .chain(dns)
+        {
             eat(&size.to_le_bytes());
         }
         h
@@ -328,7 +366,7 @@ mod tests {
         // docs/architecture.md, "a map layout change"), then record the new pair here.
         assert_eq!(
             (LAYOUT_VERSION, format!("{:016x}", contract_fingerprint())),
-            (1, "617cbd633f7a4d7b".to_string())
+            (3, "a808fd05a6d37b69".to_string())
         );
     }
 
@@ -374,7 +412,7 @@ mod tests {
             ..found(spec)
         };
         let e = plan_map(spec, Some(&wide), &marker(1), &marker(1), &[]).unwrap_err();
-        assert_eq!(e, "value size 8, expected 4");
+        assert_eq!(e, format!("value size 8, expected {}", spec.value_size));
     }
 
     #[test]
@@ -418,6 +456,7 @@ mod tests {
     #[test]
     fn an_upgrade_converts_with_the_registered_chain_only() {
         let spec = map_spec(BLOCKED_V4).unwrap();
+        // Layout 1's value was a u32 of flags.
         let old = MapInfo {
             value_size: 4,
             ..found(spec)
@@ -433,16 +472,56 @@ mod tests {
         }
         // Already in layout 2: nothing to convert.
         assert_eq!(
-            plan_map(spec, Some(&old), &marker(2), &want, &V4_FROM_1),
+            plan_map(spec, Some(&found(spec)), &marker(2), &want, &V4_FROM_1),
             Ok(MapAction::Adopt)
         );
         // A value-size change with no converter is refused, saying so.
         let wide = MapInfo {
-            value_size: 16,
+            value_size: 8,
             ..old
         };
         let e = plan_map(spec, Some(&wide), &marker(1), &marker(2), &[]).unwrap_err();
         assert!(e.contains("no converter from layout 1"), "{e}");
+    }
+
+    #[test]
+    fn layout_1_block_maps_are_converted_by_the_registered_converters() {
+        let want = Marker::this_build(CONVERTERS);
+        for name in [BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6] {
+            let spec = map_spec(name).unwrap();
+            let v1 = MapInfo {
+                value_size: 4,
+                ..found(spec)
+            };
+            match plan_map(spec, Some(&v1), &marker(1), &want, CONVERTERS) {
+                Ok(MapAction::Recreate {
+                    conversion: Conversion::Convert(chain),
+                    ..
+                }) => assert_eq!(chain.len(), 1, "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+            assert_eq!(want.changed_at(name), 3, "{name}");
+        }
+        // Not that map in layout 1 (planted, corrupt): refused, never converted.
+        let spec = map_spec(BLOCKED_V4).unwrap();
+        for planted in [
+            MapInfo {
+                map_type: MapKind::Hash.bpf_type(),
+                value_size: 4,
+                ..found(spec)
+            },
+            MapInfo {
+                value_size: 20,
+                ..found(spec)
+            },
+        ] {
+            let e = plan_map(spec, Some(&planted), &marker(1), &want, CONVERTERS).unwrap_err();
+            assert!(e.contains("expected"), "{e}");
+        }
+        // A build of layout 1, rolled back to, refuses them rather than misread them.
+        let spec = map_spec(BLOCKED_NAMES).unwrap();
+        let e = plan_map(spec, Some(&found(spec)), &want, &marker(1), &[]).unwrap_err();
+        assert!(e.contains("layout 3 of a newer build"), "{e}");
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use sensor_common::{
-    EventKind,
+    BlockEntry, EventKind,
+    event::CaptureStat,
     maps::{
-        BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, LOST, MODE, MODE_ENFORCE, MODE_MONITOR,
-        RESOLVER_TGIDS, SMTP_PORTS,
+        AGENT_STATE, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, CLEAN_NAMES, DNS_CAPTURE, HOLD_PENDING,
+        LOST, MODE, MODE_ENFORCE, MODE_MONITOR, RESOLVER_TGIDS, SMTP_PORTS,
     },
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
 };
@@ -89,15 +90,19 @@ impl std::fmt::Display for Cidr {
     }
 }
 
-/// Handles on the pinned verdict maps.
+/// Handles on the pinned verdict maps (the block maps' methods are in `blockmaps`).
 pub struct VerdictMaps {
     mode: Array<MapData, u32>,
     ports: Array<MapData, u32>,
-    v4: LpmTrie<MapData, [u8; 4], u32>,
-    v6: LpmTrie<MapData, [u8; 16], u32>,
-    names: HashMap<MapData, u64, u32>,
+    pub(super) v4: LpmTrie<MapData, [u8; 4], BlockEntry>,
+    pub(super) v6: LpmTrie<MapData, [u8; 16], BlockEntry>,
+    pub(super) names: HashMap<MapData, u64, BlockEntry>,
+    pub(super) pending: HashMap<MapData, u64, u64>,
+    pub(super) clean: HashMap<MapData, u64, u64>,
+    pub(super) agent: Array<MapData, u64>,
     resolvers: HashMap<MapData, u32, u32>,
     lost: PerCpuArray<MapData, u64>,
+    capture: PerCpuArray<MapData, u64>,
 }
 
 /// Opens the map pinned at `dir/name` as the typed handle `T`.
@@ -114,7 +119,7 @@ where
     T::try_from(map).map_err(map_err(name))
 }
 
-fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> KernelError + '_ {
+pub(super) fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> KernelError + '_ {
     move |source| KernelError::Map {
         name: name.to_string(),
         source,
@@ -131,8 +136,12 @@ impl VerdictMaps {
             v4: open(&dir, BLOCKED_V4)?,
             v6: open(&dir, BLOCKED_V6)?,
             names: open(&dir, BLOCKED_NAMES)?,
+            pending: open(&dir, HOLD_PENDING)?,
+            clean: open(&dir, CLEAN_NAMES)?,
+            agent: open(&dir, AGENT_STATE)?,
             resolvers: open(&dir, RESOLVER_TGIDS)?,
             lost: open(&dir, LOST)?,
+            capture: open(&dir, DNS_CAPTURE)?,
         })
     }
 
@@ -169,45 +178,6 @@ impl VerdictMaps {
         Ok(())
     }
 
-    /// Blocks connects to `cidr`; `flags` are `BLOCK_*` bits.
-    pub fn block_addr(&mut self, cidr: Cidr, flags: u32) -> Result<(), KernelError> {
-        match cidr.addr {
-            IpAddr::V4(a) => self
-                .v4
-                .insert(&Key::new(u32::from(cidr.prefix), a.octets()), flags, 0)
-                .map_err(map_err(BLOCKED_V4)),
-            IpAddr::V6(a) => self
-                .v6
-                .insert(&Key::new(u32::from(cidr.prefix), a.octets()), flags, 0)
-                .map_err(map_err(BLOCKED_V6)),
-        }
-    }
-
-    /// Removes a block on `cidr` (absent is not an error).
-    pub fn unblock_addr(&mut self, cidr: Cidr) -> Result<(), KernelError> {
-        let r = match cidr.addr {
-            IpAddr::V4(a) => self
-                .v4
-                .remove(&Key::new(u32::from(cidr.prefix), a.octets())),
-            IpAddr::V6(a) => self
-                .v6
-                .remove(&Key::new(u32::from(cidr.prefix), a.octets())),
-        };
-        ignore_missing(r, BLOCKED_V4)
-    }
-
-    /// Blocks answers to questions whose `qname_hash` is `hash`.
-    pub fn block_name_hash(&mut self, hash: u64, flags: u32) -> Result<(), KernelError> {
-        self.names
-            .insert(hash, flags, 0)
-            .map_err(map_err(BLOCKED_NAMES))
-    }
-
-    /// Removes a name block (absent is not an error).
-    pub fn unblock_name_hash(&mut self, hash: u64) -> Result<(), KernelError> {
-        ignore_missing(self.names.remove(&hash), BLOCKED_NAMES)
-    }
-
     /// The processes listed as local resolvers (by the bind hooks or the agent).
     pub fn resolvers(&self) -> Result<BTreeSet<u32>, KernelError> {
         self.resolvers
@@ -233,15 +203,43 @@ impl VerdictMaps {
         let per_cpu = self.lost.get(&(kind as u32), 0).map_err(map_err(LOST))?;
         Ok(per_cpu.iter().sum())
     }
+
+    /// How often the kernel's DNS capture met `stat`, summed over CPUs.
+    pub fn capture_stat(&self, stat: CaptureStat) -> Result<u64, KernelError> {
+        let per_cpu = self
+            .capture
+            .get(&(stat as u32), 0)
+            .map_err(map_err(DNS_CAPTURE))?;
+        Ok(per_cpu.iter().sum())
+    }
 }
 
-fn ignore_missing(r: Result<(), aya::maps::MapError>, name: &str) -> Result<(), KernelError> {
+pub(super) fn ignore_missing(
+    r: Result<(), aya::maps::MapError>,
+    name: &str,
+) -> Result<(), KernelError> {
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        // A delete of an absent key fails with ENOENT (gone already: an LRU map evicted
+        // it, or an operator removed it).
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
         Err(source) => Err(KernelError::Map {
             name: name.to_string(),
             source,
         }),
+    }
+}
+
+/// `ip` as the connect programs judge it: a v4-mapped IPv6 address (`::ffff:a.b.c.d`) is
+/// its IPv4 address.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -268,6 +266,14 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("nonsense".parse::<Cidr>().is_err());
         assert!("10.0.0.0/x".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn v4_mapped_addresses_are_their_ipv4() {
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(canonical(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
     }
 
     #[test]

@@ -12,7 +12,10 @@
 
 use std::io;
 
+use sensor_common::maps::{BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6};
+
 use super::{
+    blockmaps,
     bpf::{BPF_NOEXIST, RawMap},
     layout::Conversion,
 };
@@ -45,6 +48,10 @@ pub struct Converter {
     pub map: &'static str,
     /// The layout its entries are in.
     pub from: u32,
+    /// The size of one value (one CPU's) in layout `from`: a pinned map whose values are
+    /// another size is not this map in that layout, and is refused, never converted. A
+    /// converter changes values only: the map's type and key stay.
+    pub value_size: u32,
     /// One entry (key, value; one CPU's value for a per-CPU map) in layout `from`, as
     /// it is in layout `from + 1`; `None` drops it (counted in the start event).
     pub convert: ConvertFn,
@@ -60,7 +67,28 @@ impl PartialEq for Converter {
 impl Eq for Converter {}
 
 /// Every converter, the one place to add one.
-pub static CONVERTERS: &[Converter] = &[];
+pub static CONVERTERS: &[Converter] = &[
+    // Layout 3: block-map values carry origin, target and a kernel-time expiry (layout 2
+    // changed only the ring records: a layout-1 block map takes this step alone).
+    Converter {
+        map: BLOCKED_NAMES,
+        from: 2,
+        value_size: 4,
+        convert: blockmaps::names_from_v1,
+    },
+    Converter {
+        map: BLOCKED_V4,
+        from: 2,
+        value_size: 4,
+        convert: blockmaps::v4_from_v1,
+    },
+    Converter {
+        map: BLOCKED_V6,
+        from: 2,
+        value_size: 4,
+        convert: blockmaps::v6_from_v1,
+    },
+];
 
 /// What carrying one map over did, for the start event.
 pub type Carried = MigratedMap;
@@ -227,11 +255,13 @@ mod tests {
         Converter {
             map: "X",
             from: 1,
+            value_size: 4,
             convert: widen,
         },
         Converter {
             map: "X",
             from: 2,
+            value_size: 16,
             convert: drop_unflagged,
         },
     ];

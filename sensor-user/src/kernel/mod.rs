@@ -1,6 +1,7 @@
 //! Everything that touches the kernel: preflight checks, loading, pinning,
 //! attaching and the verdict maps.
 
+pub mod blockmaps;
 pub mod bpf;
 pub mod cgroup;
 pub mod collector;

@@ -146,8 +146,16 @@ metrics! {
     http_evicted: IntCounter = counter("http_connections_evicted_total", "Connections to the metrics endpoint closed unanswered to keep within its connection cap (idle or slow clients).");
     /// Event-log lines that could not be written.
     event_log_errors: IntCounter = counter("event_log_errors_total", "Event-log lines that could not be written.");
+    /// MX answers the kernel held (dropped once) for a verdict the agent had not given yet.
+    answers_held: IntCounter = counter("answers_held_total", "MX answers held (dropped once, retried by the resolver) because the agent had not judged their question yet.");
+    /// Lookalike addresses not blocked, or unblocked, because a legitimate name resolves there.
+    shared_addresses: IntCounter = counter("shared_addresses_total", "Lookalike addresses not blocked or unblocked because a legitimate name resolves to them too (shared mail hosts).");
+    /// Learned blocks evicted by the bound, by protected target.
+    block_evictions: IntCounterVec = counter_vec("block_evictions_total", "Learned blocks evicted for newer ones of the same protected target (a flood of lookalike names), by target.", &["target"]);
     /// Kernel map updates that failed (map full, map gone).
     map_update_errors: IntCounter = counter("map_update_errors_total", "Kernel map updates that failed.");
+    /// DNS messages handed on cut, by reason (`dns::Cut`).
+    dns_incomplete: IntCounterVec = counter_vec("dns_incomplete_messages_total", "DNS messages the agent could not put back together whole from the kernel's records, handed on cut, by reason.", &["reason"]);
     /// Kernel records the agent could not decode.
     undecodable: IntCounter = counter("undecodable_records_total", "Kernel ring records the agent could not decode.");
     /// Protected entries in force, by source (configured|learned).
@@ -204,6 +212,9 @@ impl Metrics {
         for op in ["save", "load", "ledger_save", "ledger_load"] {
             m.state_errors.with_label_values(&[op]).inc_by(0);
         }
+        for c in crate::dns::Cut::ALL {
+            m.dns_incomplete.with_label_values(&[c.reason()]).inc_by(0);
+        }
         Ok(m)
     }
 
@@ -229,6 +240,9 @@ impl Metrics {
             self.first_contacts
                 .with_label_values(&[target, "true"])
                 .inc_by(0);
+            if action == "block" {
+                self.block_evictions.with_label_values(&[target]).inc_by(0);
+            }
             if all_rules {
                 for rule in Rule::ALL {
                     self.detections

@@ -9,6 +9,7 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod schema;
+pub mod sets;
 pub mod text;
 
 pub use eventlog::EventLog;

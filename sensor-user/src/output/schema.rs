@@ -1,98 +1,17 @@
-//! The event log's schema: one JSON object per line, `event` names the kind.
+//! The event log's schema: one JSON object per line, `event` names the kind. The closed
+//! sets its fields take are in `sets.rs`, re-exported here.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use super::sets::{
+    BlockKind, PushResult, ReloadResult, ReloadTrigger, ResolverState, Severity,
+};
 use crate::{
     attrib::{Place, Process},
     detect::Finding,
 };
-
-/// Declares a closed set of names: an enum serialised as its snake_case name, with
-/// `name()` for metric labels and `ALL` for exporting every label at zero.
-macro_rules! names {
-    ($(#[$doc:meta])* $ty:ident { $($(#[$vdoc:meta])* $v:ident = $s:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $ty { $($(#[$vdoc])* $v),+ }
-
-        impl $ty {
-            /// Every value.
-            pub const ALL: &[$ty] = &[$($ty::$v),+];
-
-            /// The name used in events and metric labels.
-            pub const fn name(self) -> &'static str {
-                match self { $($ty::$v => $s),+ }
-            }
-        }
-    };
-}
-
-names! {
-    /// Severity, as alert rules and Alertmanager use it.
-    Severity {
-        /// For the record.
-        Info = "info",
-        /// Someone should look.
-        Warning = "warning",
-        /// Someone should look now.
-        Critical = "critical",
-    }
-}
-
-names! {
-    /// What a block refused.
-    BlockKind {
-        /// An SMTP connect refused with EPERM.
-        Connect = "connect",
-        /// A DNS answer dropped before the asking socket saw it.
-        DnsAnswer = "dns_answer",
-    }
-}
-
-names! {
-    /// What made the agent read its config again.
-    ReloadTrigger {
-        /// SIGHUP.
-        Sighup = "sighup",
-        /// The file's contents changed.
-        File = "file",
-    }
-}
-
-names! {
-    /// How a config (re)load ended.
-    ReloadResult {
-        /// Applied.
-        Ok = "ok",
-        /// Refused; the running config stays.
-        Error = "error",
-    }
-}
-
-names! {
-    /// How an alert push to Alertmanager ended.
-    PushResult {
-        /// Alertmanager took it.
-        Ok = "ok",
-        /// Every attempt failed.
-        Failed = "failed",
-        /// The queue was full: dropped without trying.
-        Dropped = "dropped",
-    }
-}
-
-names! {
-    /// A change in the local resolvers the agent knows.
-    ResolverState {
-        /// A process serving port 53 was found.
-        Found = "found",
-        /// It exited.
-        Gone = "gone",
-    }
-}
 
 /// The lookalike part of a detection.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -314,8 +233,13 @@ pub enum Event {
         address: String,
         /// Destination port.
         port: u16,
-        /// The kernel's verdict (allowed or would_block).
+        /// The kernel's verdict (allowed or would_block); in monitor mode `would_block`
+        /// whenever enforce mode would have stopped this delivery.
         verdict: &'static str,
+        /// For `would_block`: how enforce mode stops it (`dns_answer`: the answer that
+        /// gave the address is dropped; `connect`: the connect is refused).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mechanism: Option<BlockKind>,
         /// The DNS history behind the address.
         route: Route,
         /// Who connected.
@@ -359,6 +283,30 @@ pub enum Event {
         addresses: Vec<String>,
         /// Mail exchangers it now has.
         mx: Vec<String>,
+    },
+    /// A learned address block lifted: a legitimate name resolves to the address too (a
+    /// shared mail host). The lookalike's answers are still dropped by name.
+    AddressBlockLifted {
+        /// Severity.
+        severity: Severity,
+        /// The address.
+        address: String,
+        /// The lookalike domains it was blocked for.
+        lookalikes: Vec<String>,
+        /// The legitimate domain that resolved there, when the agent saw its answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        legitimate: Option<String>,
+    },
+    /// Learned blocks of one protected target pushed out by the bound for newer ones.
+    BlocksEvicted {
+        /// Severity.
+        severity: Severity,
+        /// The protected target ("unknown" for blocks adopted from a previous agent).
+        target: String,
+        /// How many since the last such line (at most one a second per target).
+        count: u64,
+        /// A few of the names or addresses evicted.
+        examples: Vec<String>,
     },
     /// A local resolver found (its upstream answers are never dropped) or gone.
     LocalResolver {
@@ -447,6 +395,8 @@ impl Event {
             Event::StateError { .. } => "state_error",
             Event::PinsRestored { .. } => "pins_restored",
             Event::DetachRequested { .. } => "detach_requested",
+            Event::AddressBlockLifted { .. } => "address_block_lifted",
+            Event::BlocksEvicted { .. } => "blocks_evicted",
         }
     }
 

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sensor_common::{
-    ConnectEvent, DnsEvent, EventKind,
-    event::{AF_INET, AF_INET6},
+    ConnectEvent, DnsHeader, EventKind,
+    event::{AF_INET, AF_INET6, DNS_CLASSES, DNS_HEADER_SIZE},
 };
 
 /// A decoded kernel event.
@@ -12,8 +12,18 @@ use sensor_common::{
 pub enum KernelEvent {
     /// An SMTP connect.
     Connect(Box<ConnectEvent>),
-    /// A DNS message.
-    Dns(Box<DnsEvent>),
+    /// A DNS record: part of a message (UDP) or of a stream (TCP), or a TCP message
+    /// record; `records::assemble` puts them back together.
+    Dns(DnsPart),
+}
+
+/// One DNS record: its header and the bytes it carries.
+#[derive(Clone, Debug)]
+pub struct DnsPart {
+    /// The record's header.
+    pub hdr: DnsHeader,
+    /// `hdr.cap_len` bytes.
+    pub data: Vec<u8>,
 }
 
 /// Why a record could not be decoded.
@@ -34,6 +44,14 @@ pub enum DecodeError {
         got: usize,
         /// Bytes expected.
         want: usize,
+    },
+    /// A DNS record says it carries more bytes than its size class holds.
+    #[error("dns record of class {class} says it carries {cap_len} bytes")]
+    CapLen {
+        /// The record's data size class.
+        class: usize,
+        /// The length it claims.
+        cap_len: u32,
     },
 }
 
@@ -63,9 +81,34 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             bytes,
             EventKind::Connect,
         )?))),
-        Some(EventKind::Dns) => Ok(KernelEvent::Dns(Box::new(read(bytes, EventKind::Dns)?))),
+        Some(EventKind::Dns) => Ok(KernelEvent::Dns(dns(bytes)?)),
         None => Err(DecodeError::UnknownKind(tag)),
     }
+}
+
+/// A DNS record: a header alone, or a header and data of one of the size classes.
+fn dns(bytes: &[u8]) -> Result<DnsPart, DecodeError> {
+    let class = bytes.len().wrapping_sub(DNS_HEADER_SIZE);
+    if class != 0 && !DNS_CLASSES.contains(&class) {
+        return Err(DecodeError::Size {
+            kind: EventKind::Dns.name(),
+            got: bytes.len(),
+            want: DNS_HEADER_SIZE + DNS_CLASSES[0],
+        });
+    }
+    let hdr: DnsHeader = read(&bytes[..DNS_HEADER_SIZE], EventKind::Dns)?;
+    let data = usize::try_from(hdr.cap_len)
+        .ok()
+        .filter(|&n| n <= class)
+        .and_then(|n| bytes.get(DNS_HEADER_SIZE..DNS_HEADER_SIZE + n))
+        .ok_or(DecodeError::CapLen {
+            class,
+            cap_len: hdr.cap_len,
+        })?;
+    Ok(DnsPart {
+        hdr,
+        data: data.to_vec(),
+    })
 }
 
 /// The address in a 16-byte field, by family.
@@ -143,6 +186,30 @@ mod tests {
         assert!(matches!(
             decode(&dns),
             Err(DecodeError::Size { kind: "dns", .. })
+        ));
+        // A header alone is a message record; with a class of data, a data record whose
+        // length must fit its class.
+        let mut rec = vec![0u8; DNS_HEADER_SIZE + DNS_CLASSES[0]];
+        rec[0] = EventKind::Dns as u8;
+        let cap = std::mem::offset_of!(DnsHeader, cap_len);
+        rec[cap..cap + 4].copy_from_slice(&3u32.to_ne_bytes());
+        rec[DNS_HEADER_SIZE..DNS_HEADER_SIZE + 4].copy_from_slice(b"abcd");
+        let Ok(KernelEvent::Dns(part)) = decode(&rec) else {
+            panic!("a data record")
+        };
+        assert_eq!(part.data, b"abc");
+        rec[cap..cap + 4].copy_from_slice(&513u32.to_ne_bytes());
+        assert_eq!(
+            decode(&rec).err(),
+            Some(DecodeError::CapLen {
+                class: 512,
+                cap_len: 513
+            })
+        );
+        rec[cap..cap + 4].copy_from_slice(&0u32.to_ne_bytes());
+        assert!(matches!(
+            decode(&rec[..DNS_HEADER_SIZE]),
+            Ok(KernelEvent::Dns(DnsPart { data, .. })) if data.is_empty()
         ));
     }
 

@@ -1,7 +1,9 @@
-//! Kernel ring-buffer records: decoding them without trusting their size, and rendering
-//! them as JSON lines for `--raw-events`.
+//! Kernel ring-buffer records: decoding them without trusting their size, putting DNS
+//! messages back together from them, and rendering them as JSON lines for `--raw-events`.
 
+pub mod assemble;
 pub mod decode;
 pub mod raw;
 
-pub use decode::{DecodeError, KernelEvent, decode};
+pub use assemble::{Assembler, DnsMessage};
+pub use decode::{DecodeError, DnsPart, KernelEvent, decode};

@@ -1,12 +1,15 @@
 //! JSON renderings of kernel events, one line each.
 
 use sensor_common::{
-    ConnectEvent, DnsEvent, Verdict,
+    ConnectEvent, Verdict,
     event::{DNS_FLAG_QNAME_HASHED, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
 };
 use serde::Serialize;
 
-use super::decode::{comm, ip};
+use super::{
+    assemble::DnsMessage,
+    decode::{comm, ip},
+};
 
 /// An SMTP connect as printed by `mxsentry run`.
 #[derive(Serialize)]
@@ -66,10 +69,11 @@ impl From<&ConnectEvent> for ConnectRecord {
     }
 }
 
-/// A DNS packet as printed by `mxsentry run --raw`.
+/// A DNS message as printed by `mxsentry run --raw-events`: one line per message, put
+/// back together from the kernel's records however it was cut into packets.
 #[derive(Serialize)]
 pub struct DnsRecord {
-    /// Always "dns_packet".
+    /// Always "dns_packet" (the name it had when a record was a packet).
     pub event: &'static str,
     /// Monotonic kernel timestamp.
     pub ts_ns: u64,
@@ -92,7 +96,10 @@ pub struct DnsRecord {
     /// DNS message length (UDP payload, or TCP length prefix).
     pub msg_len: u32,
     /// Captured bytes.
-    pub cap_len: u32,
+    pub cap_len: usize,
+    /// Why fewer bytes than `msg_len` came, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut: Option<&'static str>,
     /// allowed | would_block | blocked.
     pub verdict: &'static str,
     /// The socket is a local resolver's upstream socket.
@@ -119,9 +126,9 @@ fn endpoint(f: u16, raw: &[u8; 16], port: u16) -> String {
     }
 }
 
-impl From<&DnsEvent> for DnsRecord {
-    fn from(e: &DnsEvent) -> Self {
-        let cap = (e.cap_len as usize).min(e.data.len());
+impl From<&DnsMessage> for DnsRecord {
+    fn from(m: &DnsMessage) -> Self {
+        let e = &m.hdr;
         Self {
             event: "dns_packet",
             ts_ns: e.ts_ns,
@@ -143,10 +150,11 @@ impl From<&DnsEvent> for DnsRecord {
             qname_hash: (e.flags & DNS_FLAG_QNAME_HASHED != 0)
                 .then(|| format!("{:016x}", e.qname_hash)),
             msg_len: e.msg_len,
-            cap_len: e.cap_len,
+            cap_len: m.bytes.len(),
+            cut: m.cut.map(|c| c.reason()),
             verdict: verdict(e.verdict),
             local_resolver: e.flags & DNS_FLAG_RESOLVER != 0,
-            data: hex(&e.data[..cap]),
+            data: hex(&m.bytes),
         }
     }
 }

@@ -11,7 +11,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use mxsentry_tests::wire_name;
+use mxsentry_tests::{
+    dnsclient::{self, Transport},
+    hostile::Hostile,
+};
 
 fn qtype(s: &str) -> anyhow::Result<u16> {
     Ok(match s {
@@ -20,16 +23,6 @@ fn qtype(s: &str) -> anyhow::Result<u16> {
         "AAAA" => 28,
         _ => bail!("unknown qtype {s}"),
     })
-}
-
-fn query(id: u16, name: &str, qt: u16) -> Vec<u8> {
-    let mut m = Vec::new();
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    m.extend(wire_name(name));
-    m.extend_from_slice(&qt.to_be_bytes());
-    m.extend_from_slice(&[0, 1]);
-    m
 }
 
 /// What the test DNS responder answers.
@@ -231,7 +224,12 @@ fn query_many(server: SocketAddr, suffix: &str, n: u32, gap_us: u64) -> anyhow::
     let s = UdpSocket::bind(bind)?;
     s.connect(server)?;
     for i in 0..n {
-        s.send(&query(i as u16, &format!("q{i}.{suffix}"), 1))?;
+        s.send(&dnsclient::query(
+            i as u16,
+            &format!("q{i}.{suffix}"),
+            1,
+            None,
+        ))?;
         std::thread::sleep(Duration::from_micros(gap_us));
     }
     println!("{n}");
@@ -256,7 +254,7 @@ fn lookup_many(server: SocketAddr, suffix: &str, n: u32, timeout_ms: u64) -> any
         s.connect(server)?;
         let id = i as u16;
         let start = std::time::Instant::now();
-        s.send(&query(id, &format!("l{i}.{suffix}"), 1))?;
+        s.send(&dnsclient::query(id, &format!("l{i}.{suffix}"), 1, None))?;
         match s.recv(&mut buf) {
             Ok(m) if m >= 12 && buf[..2] == id.to_be_bytes() => {
                 lat.push(start.elapsed().as_micros() as u64);
@@ -299,7 +297,10 @@ fn query_paced(server: SocketAddr, suffix: &str, n: u64, rate: u64) -> anyhow::R
         let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(n);
         while sent + failed < due {
             let i = sent + failed;
-            match s.send_to(&query(i as u16, &format!("p{i}.{suffix}"), 1), server) {
+            match s.send_to(
+                &dnsclient::query(i as u16, &format!("p{i}.{suffix}"), 1, None),
+                server,
+            ) {
                 Ok(_) => sent += 1,
                 Err(_) => failed += 1,
             }
@@ -316,49 +317,31 @@ fn query_paced(server: SocketAddr, suffix: &str, n: u64, rate: u64) -> anyhow::R
     Ok(())
 }
 
+/// Asks `server` for `names` (comma-separated: several go together, pipelined on TCP)
+/// over `transport`; prints the query and answer bytes (hex) of the first, and the
+/// answers of all.
 fn dns_client(
     transport: &str,
     server: SocketAddr,
-    name: &str,
+    names: &str,
     qt: u16,
     timeout_ms: u64,
 ) -> anyhow::Result<()> {
-    let q = query(0x4d58, name, qt);
-    let t = Duration::from_millis(timeout_ms);
-    let reply = match transport {
-        "udp" => {
-            let bind: SocketAddr = if server.is_ipv4() {
-                "0.0.0.0:0".parse()?
-            } else {
-                "[::]:0".parse()?
-            };
-            let s = UdpSocket::bind(bind)?;
-            s.set_read_timeout(Some(t))?;
-            s.connect(server)?;
-            s.send(&q)?;
-            let mut buf = [0u8; 2048];
-            s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
-        }
-        "tcp" => {
-            let mut s = TcpStream::connect_timeout(&server, t)?;
-            s.set_read_timeout(Some(t))?;
-            let mut out = (q.len() as u16).to_be_bytes().to_vec();
-            out.extend_from_slice(&q);
-            s.write_all(&out)?;
-            let mut len = [0u8; 2];
-            match s.read_exact(&mut len) {
-                Ok(()) => {
-                    let mut a = vec![0u8; u16::from_be_bytes(len) as usize];
-                    s.read_exact(&mut a).ok().map(|()| a)
-                }
-                Err(_) => None,
-            }
-        }
-        _ => bail!("transport must be udp or tcp"),
+    let how = Transport::parse(transport)?;
+    let edns = match how {
+        Transport::UdpEdns(n) => Some(n),
+        _ => None,
     };
+    let queries: Vec<Vec<u8>> = names
+        .split(',')
+        .enumerate()
+        .map(|(i, n)| dnsclient::query(0x4d58 + i as u16, n, qt, edns))
+        .collect();
+    let answers = dnsclient::ask(how, server, &queries, Duration::from_millis(timeout_ms))?;
     let v = serde_json::json!({
-        "query": hex(&q),
-        "answer": reply.as_deref().map(hex),
+        "query": hex(&queries[0]),
+        "answer": answers[0].as_deref().map(hex),
+        "answers": answers.iter().map(|a| a.as_deref().map(hex)).collect::<Vec<_>>(),
     });
     println!("{v}");
     Ok(())
@@ -514,6 +497,7 @@ fn main() -> anyhow::Result<()> {
             println!("{n}");
         }
         ["serve-dns", addr, opts @ ..] => serve_dns(addr.parse()?, Zone::parse(opts)?)?,
+        ["serve-hostile", addr, opts @ ..] => Hostile::parse(opts)?.serve(addr.parse()?)?,
         ["forward-dns", listen, upstream, how] => {
             forward_dns(listen.parse()?, upstream.parse()?, *how == "connected")?
         }
@@ -546,7 +530,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|tcp SERVER NAME QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | serve-hostile ADDR [A=IP] [HOST=NAME=IP] [BIG=DOMAIN] [BEST=HOST] [SIZE=N] [TCP=whole|prefix|header:N|every:N] [UDPMAX=N]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|udp-edns:SIZE|tcp|tcp-prefix|tcp-header:N SERVER NAME[,NAME...] QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())

@@ -1,46 +1,136 @@
-//! Answers arriving: a dropped answer is reported; every answer teaches routes; an answer
-//! about a lookalike updates its tracking and blocks the addresses it gave.
+//! Answers arriving: a dropped answer is reported (or counted as held for a verdict);
+//! every answer teaches routes; a learned name block lasts as long as its answer; an
+//! answer that reached a lookalike's asker blocks its addresses — those no legitimate
+//! name shares — and a legitimate answer lifts any block on the addresses it carries.
 
-use sensor_common::Verdict;
+use std::net::IpAddr;
 
-use super::{DnsIn, Pipeline, registrable, routes::Learnt};
+use sensor_common::{Verdict, maps::target_id, qname_hashes};
+
+use super::{
+    DnsIn, Pipeline, block_finding, registrable,
+    routes::{Judged, Learnt},
+};
 use crate::{
     agent::{
         enforcer::Enforcer,
-        outcomes::{AnswerDropped, Outcome, WentLive},
+        outcomes::{AddressShared, AnswerDropped, AnswerHeld, Outcome, WentLive},
     },
     detect::Action,
-    dns::{self, Learned, Message},
+    dns::{self, Learned, Message, QType},
     output::{clock::since_kernel, schema::Lookalike},
 };
 
 impl<E: Enforcer> Pipeline<E> {
     /// An answer arriving at a local socket.
     pub(super) fn on_answer(&mut self, msg: &Message, d: &DnsIn) {
+        let finding = self.lookalike(&msg.qname);
+        let hashes = qname_hashes(d.payload);
         if d.verdict == Verdict::Blocked {
-            AnswerDropped {
-                lookalike: self
-                    .lookalike(&msg.qname)
-                    .map(|f| self.detection(&msg.qname, &f)),
-                socket: self.who.socket(d.cgroup_id),
+            let blocked_name = finding.as_ref().is_some_and(|f| f.action == Action::Block);
+            if !blocked_name && msg.qtype == QType::Mx {
+                // Held for a verdict the agent had not given yet: the retry meets it.
+                AnswerHeld.emit(&mut self.sink);
+            } else {
+                AnswerDropped {
+                    lookalike: finding.as_ref().map(|f| self.detection(&msg.qname, f)),
+                    socket: self.who.socket(d.cgroup_id),
+                }
+                .emit(&mut self.sink);
             }
-            .emit(&mut self.sink);
+        }
+        if let Some(h) = &hashes {
+            let ttl = msg.records.iter().map(|r| r.ttl).min().unwrap_or(0);
+            self.blocks.answered(h, self.settings.expiry_ns(ttl));
         }
         let learned = dns::learn(msg);
         let settings = &self.settings;
-        let routes = self.routes.learn(
-            msg,
-            &learned,
-            |ttl| settings.expiry(ttl),
-            std::time::Instant::now(),
-        );
+        let judged = Judged {
+            verdict: d.verdict,
+            resolver: d.resolver,
+        };
+        let now = std::time::Instant::now();
+        let routes = self
+            .routes
+            .learn(msg, &learned, |ttl| settings.expiry(ttl), judged, now);
         self.routes.report(&self.sink.metrics);
-        self.track(msg, &learned, routes, d.ts_ns);
+        // Only an answer the asker received can have taught it an address.
+        let delivered = d.verdict != Verdict::Blocked && !d.resolver;
+        self.block_addresses(&routes, delivered, d.ts_ns);
+        self.track(msg, &learned, &routes);
     }
 
-    /// Lookalike bookkeeping: remember the unresolved, report one going live, block the
-    /// addresses a `block` lookalike's answer gave.
-    fn track(&mut self, msg: &Message, learned: &Learned, routes: Vec<Learnt>, ts_ns: u64) {
+    /// Blocks the addresses a delivered answer gave for a `block` lookalike, unless a
+    /// legitimate name shares them; lifts blocks on addresses a legitimate answer gave.
+    fn block_addresses(&mut self, routes: &[Learnt], delivered: bool, ts_ns: u64) {
+        let now = std::time::Instant::now();
+        for l in routes {
+            match block_finding(&self.engine, &self.learning, &l.route) {
+                None => {
+                    if let Some(block) = self.blocks.lift_addr(l.ip) {
+                        self.shared(l.ip, block, Some(l.route.recipient_domain.clone()));
+                    }
+                }
+                // An MX answer enforce dropped never told the asker this host.
+                Some(f) if delivered && l.answer != Verdict::Blocked => {
+                    let others = self.routes.get(&l.ip, now);
+                    let legit = others
+                        .iter()
+                        .find(|a| block_finding(&self.engine, &self.learning, &a.route).is_none());
+                    if let Some(legit) = legit {
+                        let legit = legit.route.recipient_domain.clone();
+                        AddressShared {
+                            address: l.ip,
+                            lookalikes: vec![l.route.recipient_domain.clone()],
+                            legitimate: Some(legit),
+                            lifted: false,
+                        }
+                        .emit(&mut self.sink);
+                        continue;
+                    }
+                    let expires = self.settings.expiry_ns(self.ttl_of(l));
+                    let target = target_id(f.target.as_bytes());
+                    let domain = &l.route.recipient_domain;
+                    let added = self.blocks.put_addr(l.ip, domain, target, expires);
+                    if added && ts_ns != 0 {
+                        self.sink
+                            .metrics
+                            .map_update_latency
+                            .with_label_values(&["blocked_addrs"])
+                            .observe(since_kernel(ts_ns));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The TTL (seconds) of a learned route's answer, from its expiry.
+    fn ttl_of(&self, l: &Learnt) -> u32 {
+        let left = l
+            .expires
+            .saturating_duration_since(std::time::Instant::now());
+        left.as_secs().try_into().unwrap_or(u32::MAX)
+    }
+
+    /// An address block lifted (or never put) because a legitimate name resolves there.
+    pub(super) fn shared(
+        &mut self,
+        ip: IpAddr,
+        block: super::addrs::AddrBlock,
+        legit: Option<String>,
+    ) {
+        AddressShared {
+            address: ip,
+            lookalikes: block.domains,
+            legitimate: legit,
+            lifted: true,
+        }
+        .emit(&mut self.sink);
+    }
+
+    /// Lookalike bookkeeping: remember the unresolved, report one going live.
+    fn track(&mut self, msg: &Message, learned: &Learned, routes: &[Learnt]) {
         let recipient = routes
             .first()
             .map_or(msg.qname.as_str(), |l| l.route.recipient_domain.as_str());
@@ -63,20 +153,6 @@ impl<E: Enforcer> Pipeline<E> {
                 .expiry(msg.records.first().map_or(0, |r| r.ttl));
             self.tracker
                 .unresolved(&domain, &f.target, f.rule.name(), msg, expires);
-        }
-        if f.action == Action::Block {
-            for l in routes {
-                let added = self
-                    .blocks
-                    .put_addr(l.ip, &l.route.recipient_domain, l.expires);
-                if added && ts_ns != 0 {
-                    self.sink
-                        .metrics
-                        .map_update_latency
-                        .with_label_values(&["blocked_addrs"])
-                        .observe(since_kernel(ts_ns));
-                }
-            }
         }
     }
 }

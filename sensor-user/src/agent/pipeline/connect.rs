@@ -1,17 +1,40 @@
-//! SMTP connects: each is attributed through the route cache to its recipient domain and
-//! judged; a lookalike is reported (or its refusal is), an address without DNS history is
-//! reported as unattributed.
+//! SMTP connects: each is attributed through the route cache to every recipient domain
+//! its address was learned for, and judged; each lookalike among them is reported (or its
+//! refusal is), an address without DNS history is reported as unattributed.
+//!
+//! In monitor mode a detection says `would_block` whenever enforce mode would have
+//! stopped that delivery: by dropping the answer that gave the address (the kernel judged
+//! it `would_block`), or at the connect itself.
+
+use std::time::Instant;
 
 use sensor_common::Verdict;
 
-use super::{ConnectIn, Pipeline};
+use super::{ConnectIn, Pipeline, routes::Attribution};
 use crate::{
     agent::{
         enforcer::Enforcer,
         outcomes::{ConnectRefused, Detected, Outcome, Unattributed},
     },
-    output::clock::since_kernel,
+    attrib::Process,
+    detect::Finding,
+    kernel::maps::canonical,
+    output::{
+        clock::since_kernel,
+        schema::{BlockKind, Route},
+    },
 };
+
+/// What enforce mode would have done with a delivery monitor mode let through, and how:
+/// first by dropping the answer that gave the address, else at the connect.
+fn enforce_would(kernel: Verdict, answer: Verdict) -> (Verdict, Option<BlockKind>) {
+    match (kernel, answer) {
+        (Verdict::Blocked, _) => (Verdict::Blocked, Some(BlockKind::Connect)),
+        (_, Verdict::WouldBlock) => (Verdict::WouldBlock, Some(BlockKind::DnsAnswer)),
+        (Verdict::WouldBlock, _) => (Verdict::WouldBlock, Some(BlockKind::Connect)),
+        (v, _) => (v, None),
+    }
+}
 
 impl<E: Enforcer> Pipeline<E> {
     /// One SMTP connect.
@@ -21,55 +44,48 @@ impl<E: Enforcer> Pipeline<E> {
             .smtp_connects
             .with_label_values(&[&c.port.to_string(), family, c.verdict.name()])
             .inc();
-        let route = self.routes.get(&c.addr, std::time::Instant::now());
+        let routes = self.routes.get(&c.addr, Instant::now());
         let blocked = c.verdict == Verdict::Blocked;
-        let finding = route.as_ref().and_then(|r| {
-            self.lookalike(&r.recipient_domain)
-                .or_else(|| self.lookalike(&r.mx_host))
-        });
+        let mut found = self.lookalikes(&routes);
+        if found.is_empty() && blocked {
+            found = self.adopted_block(&c);
+        }
         // Whether an event line is written for this connect (clean ones get none).
-        let wrote = blocked || finding.is_some() || route.is_none();
-        // A delivery the ledger counts, once its event has read the ledger as it was.
-        let delivered = route
-            .as_ref()
-            .filter(|_| !blocked)
-            .map(|r| r.recipient_domain.clone());
+        let wrote = blocked || !found.is_empty() || routes.is_empty();
         if wrote {
             let process = self.who.process(&c);
-            let address = c.addr.to_string();
-            let lookalike = match (&route, &finding) {
-                (Some(r), Some(f)) => Some(self.detection(&r.recipient_domain, f)),
-                _ => None,
-            };
-            match (lookalike, route) {
-                (lookalike, route) if blocked => {
-                    let unattributed = route.is_none().then(|| process.clone());
-                    ConnectRefused {
-                        lookalike,
-                        address: address.clone(),
+            if blocked {
+                self.refused(
+                    &c,
+                    &found,
+                    routes.first().map(|a| a.route.clone()),
+                    &process,
+                );
+            }
+            if !blocked {
+                for (a, f) in &found {
+                    let (verdict, mechanism) = enforce_would(c.verdict, a.answer);
+                    Detected {
+                        lookalike: self.detection(&a.route.recipient_domain, f),
+                        address: c.addr.to_string(),
                         port: c.port,
-                        route,
-                        process,
+                        verdict,
+                        mechanism,
+                        route: a.route.clone(),
+                        process: process.clone(),
                     }
                     .emit(&mut self.sink);
-                    if let Some(process) = unattributed {
-                        self.unattributed(&c, address, process);
-                    }
                 }
-                (Some(lookalike), Some(route)) => Detected {
-                    lookalike,
-                    address,
-                    port: c.port,
-                    verdict: c.verdict,
-                    route,
-                    process,
-                }
-                .emit(&mut self.sink),
-                (_, _) => self.unattributed(&c, address, process),
+            }
+            if routes.is_empty() && found.is_empty() {
+                self.unattributed(&c, process);
             }
         }
-        if let Some(recipient) = delivered {
-            self.learning.record(&recipient);
+        // One delivery for the ledger, once the events read it as it was: to the recipient
+        // of the freshest answer for this address (a shared mail host serves several; the
+        // MTA's lookups come right before its connect).
+        if let Some(a) = routes.iter().max_by_key(|a| a.expires).filter(|_| !blocked) {
+            self.learning.record(&a.route.recipient_domain);
         }
         let latency = since_kernel(c.ts_ns);
         self.metrics().decision_latency.observe(latency);
@@ -78,13 +94,119 @@ impl<E: Enforcer> Pipeline<E> {
         }
     }
 
-    fn unattributed(&mut self, c: &ConnectIn, address: String, process: crate::attrib::Process) {
+    /// The lookalikes among an address's routes, one per recipient domain.
+    fn lookalikes(&self, routes: &[Attribution]) -> Vec<(Attribution, Finding)> {
+        let mut out: Vec<(Attribution, Finding)> = Vec::new();
+        for a in routes {
+            if out
+                .iter()
+                .any(|(o, _)| o.route.recipient_domain == a.route.recipient_domain)
+            {
+                continue;
+            }
+            let f = self
+                .lookalike(&a.route.recipient_domain)
+                .or_else(|| self.lookalike(&a.route.mx_host));
+            if let Some(f) = f {
+                out.push((a.clone(), f));
+            }
+        }
+        out
+    }
+
+    /// A refusal by a block this agent has no route for (a previous agent's, adopted):
+    /// named by the domains that block was learned for.
+    fn adopted_block(&self, c: &ConnectIn) -> Vec<(Attribution, Finding)> {
+        let Some(block) = self.blocks.addr(&canonical(c.addr)) else {
+            return Vec::new();
+        };
+        block
+            .domains
+            .iter()
+            .filter_map(|d| {
+                let f = self.lookalike(d)?;
+                let route = Route {
+                    recipient_domain: d.clone(),
+                    mx_host: String::new(),
+                    qname: String::new(),
+                };
+                let a = Attribution {
+                    route,
+                    expires: Instant::now(),
+                    answer: Verdict::Allowed,
+                };
+                Some((a, f))
+            })
+            .collect()
+    }
+
+    /// The refusal, once per lookalike it stopped (or once, unnamed, for an operator's
+    /// block of an address with no lookalike behind it).
+    fn refused(
+        &mut self,
+        c: &ConnectIn,
+        found: &[(Attribution, Finding)],
+        first: Option<Route>,
+        process: &Process,
+    ) {
+        let address = c.addr.to_string();
+        if found.is_empty() {
+            ConnectRefused {
+                lookalike: None,
+                address,
+                port: c.port,
+                route: first,
+                process: process.clone(),
+                repeat: false,
+            }
+            .emit(&mut self.sink);
+            return;
+        }
+        for (i, (a, f)) in found.iter().enumerate() {
+            ConnectRefused {
+                lookalike: Some(self.detection(&a.route.recipient_domain, f)),
+                address: address.clone(),
+                port: c.port,
+                route: (!a.route.mx_host.is_empty()).then(|| a.route.clone()),
+                process: process.clone(),
+                repeat: i > 0,
+            }
+            .emit(&mut self.sink);
+        }
+    }
+
+    fn unattributed(&mut self, c: &ConnectIn, process: Process) {
         Unattributed {
-            address,
+            address: c.addr.to_string(),
             port: c.port,
             verdict: c.verdict,
             process,
         }
         .emit(&mut self.sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_says_what_enforce_would_have_done_and_how() {
+        use BlockKind::{Connect, DnsAnswer};
+        use Verdict::{Allowed, Blocked, WouldBlock};
+        assert_eq!(
+            enforce_would(Allowed, WouldBlock),
+            (WouldBlock, Some(DnsAnswer))
+        );
+        assert_eq!(
+            enforce_would(WouldBlock, Allowed),
+            (WouldBlock, Some(Connect))
+        );
+        // The answer's drop comes first.
+        assert_eq!(enforce_would(WouldBlock, WouldBlock).1, Some(DnsAnswer));
+        assert_eq!(enforce_would(Allowed, Allowed), (Allowed, None));
+        // Enforce mode dropped the answer, yet the host connected: it knew the address
+        // some other way, and nothing stopped it.
+        assert_eq!(enforce_would(Allowed, Blocked), (Allowed, None));
     }
 }

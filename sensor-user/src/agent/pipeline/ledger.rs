@@ -1,30 +1,65 @@
 //! The block ledger: owns the enforcer and remembers every block the pipeline put in the
-//! kernel (names and whole domains, addresses with their expiry, the preloaded slips), so
-//! blocks can be expired, rebalanced after a policy change, and never put twice.
+//! kernel, so blocks can be expired, bounded, rebalanced after a policy change, adopted
+//! after a restart, and never put twice. Addresses are in `addrs.rs`; the policy's leased
+//! entries and the agent's heartbeat in `lease.rs`.
+//!
+//! Lifetimes, all in the kernel's own clock so the programs apply them with no agent:
+//! - learned names and addresses expire with the answers that taught them (TTL clamped
+//!   to the cache's floor and ceiling); a name blocked before its answer arrived holds
+//!   for the ceiling until that answer says how long;
+//! - policy-derived entries (likely slips, protected-entry prefixes) are a lease of
+//!   `POLICY_LEASE` that the running agent renews every `RENEW_EVERY`: a stopped agent's
+//!   policy lapses within the lease, a restarted one renews it;
+//! - an operator's entries (`mxsentry ctl`) carry no origin flag and are never touched.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     net::IpAddr,
-    time::Instant,
+    time::Duration,
 };
 
 use prometheus::{IntCounter, IntGauge};
-use sensor_common::domain_hash;
-
-use super::{super::enforcer::Enforcer, registrable};
-use crate::{
-    detect::{Action, Policy, candidates::candidates},
-    kernel::maps::Mode,
+use sensor_common::{
+    BlockEntry, QnameHashes,
+    maps::{
+        BLOCK_LEARNED, BLOCK_POLICY, BLOCK_PREFIX, BLOCK_SUBTREE, BLOCKED_ADDRS_MAX,
+        BLOCKED_NAMES_MAX,
+    },
 };
 
-/// Most lookalike domains `preload` puts in `BLOCKED_NAMES` (a quarter of its capacity;
-/// the rest is for what queries reveal).
-pub const PRELOAD_MAX: usize = sensor_common::maps::BLOCKED_NAMES_MAX as usize / 4;
+use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru};
+use crate::kernel::maps::Mode;
 
-/// What `put_name` did.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Most policy entries (prefixes of `block` entries, then their likely slips) in
+/// `BLOCKED_NAMES`: a quarter of its capacity.
+pub const PRELOAD_MAX: usize = BLOCKED_NAMES_MAX as usize / 4;
+/// Room left in each block map for an operator's entries.
+pub const OPERATOR_RESERVE: usize = 4_096;
+/// Most learned name blocks: what neither the policy nor an operator may need.
+pub const LEARNED_NAMES_MAX: usize = BLOCKED_NAMES_MAX as usize - PRELOAD_MAX - OPERATOR_RESERVE;
+/// Most learned address blocks (both families together).
+pub const LEARNED_ADDRS_MAX: usize = BLOCKED_ADDRS_MAX as usize - OPERATOR_RESERVE;
+/// How long a policy-derived entry holds without a running agent to renew it: long
+/// enough for a restart or an upgrade, short enough that a removed agent's policy lapses.
+pub const POLICY_LEASE: Duration = Duration::from_secs(600);
+/// How often the running agent renews its policy lease.
+pub(super) const RENEW_EVERY: Duration = Duration::from_secs(60);
+/// How long the agent's heartbeat in `AGENT_STATE` vouches for it: past this, the
+/// programs hold no answer for a verdict (a dead agent must not make names unresolvable).
+pub(super) const ALIVE_FOR: Duration = Duration::from_secs(3);
+/// How often the heartbeat is written.
+pub(super) const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+/// Names kept as examples of one target's evictions, per report.
+const EVICTION_EXAMPLES: usize = 3;
+
+pub(super) fn ns(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+/// What `learn_name` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Put {
-    /// The hash went into the map now.
+    /// The entry went into the map now.
     Added,
     /// It was there already.
     Present,
@@ -32,31 +67,86 @@ pub enum Put {
     Failed,
 }
 
+/// A name, domain or prefix block the ledger put (or adopted).
+#[derive(Clone, Debug)]
+pub struct NameBlock {
+    /// What it stands for (`None`: adopted from a previous agent, which did not say).
+    pub name: Option<String>,
+    /// `target_id` of the protected entry.
+    pub target: u32,
+    /// `BLOCK_*` flags as written.
+    pub flags: u32,
+    /// Kernel time it lapses.
+    pub expires_ns: u64,
+    /// Blocked at query time for the TTL ceiling: the first answer sets the real expiry.
+    pub(super) provisional: bool,
+}
+
+/// Blocks evicted by the bound, per target, since the last report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// `target_id` of the protected entry whose blocks gave way.
+    pub target: u32,
+    /// How many.
+    pub count: u64,
+    /// A few of the names (or addresses) evicted.
+    pub examples: Vec<String>,
+}
+
 /// The blocks in force and the enforcer that holds them.
 pub struct BlockLedger<E: Enforcer> {
-    enforcer: E,
-    /// Blocked name and domain hashes, with the name each stands for.
-    names: HashMap<u64, String>,
-    /// Blocked addresses, with the recipient domain each was blocked for and its expiry.
-    addrs: HashMap<IpAddr, (String, Instant)>,
-    /// Entries of `names` put there by `preload`.
-    preloaded: HashSet<u64>,
+    pub(super) enforcer: E,
+    /// Name, domain and stem hashes the ledger put (or adopted), learned and policy.
+    pub(super) names: HashMap<u64, NameBlock>,
+    /// Learned address blocks.
+    pub(super) addrs: HashMap<IpAddr, AddrBlock>,
+    /// The bound on learned names.
+    pub(super) learned_names: FairLru<u64>,
+    /// The bound on learned addresses.
+    pub(super) learned_addrs: FairLru<IpAddr>,
+    /// Hashes of the policy entries in force.
+    pub(super) policy: HashSet<u64>,
+    /// When the policy lease was last renewed (kernel time).
+    pub(super) renewed_ns: u64,
+    /// When the heartbeat was last written (kernel time; 0: write it at once).
+    pub(super) heartbeat_ns: u64,
+    /// The latest kernel time seen.
+    pub(super) last_now_ns: Option<u64>,
+    /// Whether answers are held for this agent's verdicts (the policy blocks something).
+    pub(super) holds: bool,
+    /// The learned-address count last written to `AGENT_STATE`.
+    pub(super) learned_count_written: Option<u64>,
+    /// Evictions not reported yet, by target.
+    pub(super) evicted: BTreeMap<u32, Evicted>,
     /// `mxsentry_map_update_errors_total`.
     errors: IntCounter,
     /// `mxsentry_preloaded_lookalikes`.
-    preloaded_gauge: IntGauge,
+    pub(super) preloaded_gauge: IntGauge,
 }
 
 impl<E: Enforcer> BlockLedger<E> {
     /// An empty ledger over `enforcer`, counting failed updates in `errors`.
     pub fn new(enforcer: E, errors: IntCounter, preloaded_gauge: IntGauge) -> Self {
+        Self::bounded(enforcer, errors, preloaded_gauge, LEARNED_NAMES_MAX)
+    }
+
+    /// As `new`, with at most `learned` learned names (tests use a small bound).
+    pub fn bounded(enforcer: E, errors: IntCounter, gauge: IntGauge, learned: usize) -> Self {
         Self {
             enforcer,
             names: HashMap::new(),
             addrs: HashMap::new(),
-            preloaded: HashSet::new(),
+            learned_names: FairLru::new(learned),
+            learned_addrs: FairLru::new(LEARNED_ADDRS_MAX),
+            policy: HashSet::new(),
+            renewed_ns: 0,
+            heartbeat_ns: 0,
+            last_now_ns: None,
+            holds: false,
+            learned_count_written: None,
+            evicted: BTreeMap::new(),
             errors,
-            preloaded_gauge,
+            preloaded_gauge: gauge,
         }
     }
 
@@ -70,7 +160,7 @@ impl<E: Enforcer> BlockLedger<E> {
         &mut self.enforcer
     }
 
-    fn map_error(&self, what: &str, e: impl std::fmt::Display) {
+    pub(super) fn map_error(&self, what: &str, e: impl std::fmt::Display) {
         self.errors.inc();
         log::error!("{what}: {e}");
     }
@@ -85,124 +175,222 @@ impl<E: Enforcer> BlockLedger<E> {
         }
     }
 
-    /// Puts hash `h`, standing for `name`, in `BLOCKED_NAMES` once: a name hash, or with
-    /// `subtree` a domain hash (which the kernel matches against a question's last two
-    /// and three labels).
-    pub fn put_name(&mut self, h: u64, name: &str, subtree: bool) -> Put {
+    /// Takes over what a previous agent left pinned: expired or contested learned entries
+    /// are removed at once, live ones kept until their expiry (their names unknown), policy
+    /// entries kept until `preload` renews or lifts them (`judge_under` decides whether
+    /// earlier verdicts on questions still stand).
+    pub fn adopt(&mut self, now_ns: u64) {
+        let (mut kept, mut dropped) = (0usize, 0usize);
+        match self.enforcer.name_entries() {
+            Ok(entries) => {
+                for (h, e) in entries {
+                    let learned = e.flags & BLOCK_LEARNED != 0;
+                    if e.flags & (BLOCK_LEARNED | BLOCK_POLICY) == 0 {
+                        continue; // an operator's
+                    }
+                    if learned && !e.in_force(now_ns) {
+                        self.remove_name(h);
+                        dropped += 1;
+                        continue;
+                    }
+                    if learned {
+                        self.learned_names.insert(h, e.target);
+                    } else {
+                        self.policy.insert(h);
+                    }
+                    self.names.insert(h, adopted(e));
+                    kept += 1;
+                }
+            }
+            Err(e) => self.map_error("reading pinned name blocks", e),
+        }
+        let (a_kept, a_dropped) = self.adopt_addrs(now_ns);
+        if kept + dropped + a_kept + a_dropped > 0 {
+            log::info!(
+                "pinned blocks adopted: {kept} names and {a_kept} addresses kept, \
+                 {dropped} names and {a_dropped} addresses expired and removed"
+            );
+        }
+    }
+
+    /// Removes name entry `h` from the kernel and the ledger.
+    pub(super) fn remove_name(&mut self, h: u64) -> bool {
+        match self.enforcer.remove_name(h) {
+            Ok(()) => {
+                self.names.remove(&h);
+                self.learned_names.remove(&h);
+                self.policy.remove(&h);
+                true
+            }
+            Err(e) => {
+                self.map_error("removing a name block", e);
+                false
+            }
+        }
+    }
+
+    /// Blocks answers to `name` (hash `h`; with `subtree`, a domain hash covering every
+    /// name under it) for `target`, until `ceiling_ns` or until its first answer says how
+    /// long; makes room by evicting fairly when the bound is reached.
+    pub fn learn_name(
+        &mut self,
+        h: u64,
+        name: &str,
+        target: u32,
+        subtree: bool,
+        ceiling_ns: u64,
+    ) -> Put {
         if self.names.contains_key(&h) {
+            self.learned_names.touch(&h);
             return Put::Present;
         }
-        match self.enforcer.block_name(h, subtree) {
+        for (gone, t) in self.learned_names.insert(h, target) {
+            let label = self.names.get(&gone).and_then(|n| n.name.clone());
+            if self.remove_name(gone) {
+                self.note_eviction(t, label.unwrap_or_else(|| format!("{gone:016x}")));
+            }
+        }
+        let flags = BLOCK_LEARNED | if subtree { BLOCK_SUBTREE } else { 0 };
+        match self
+            .enforcer
+            .put_name(h, BlockEntry::new(flags, target, ceiling_ns))
+        {
             Ok(()) => {
-                self.names.insert(h, name.to_string());
+                let block = NameBlock {
+                    name: Some(name.to_string()),
+                    target,
+                    flags,
+                    expires_ns: ceiling_ns,
+                    provisional: true,
+                };
+                self.names.insert(h, block);
                 Put::Added
             }
             Err(e) => {
+                self.learned_names.remove(&h);
                 self.map_error("blocking a name", e);
                 Put::Failed
             }
         }
     }
 
-    /// Blocks connects to `ip` (for `recipient`) until `expires`, or extends the block;
-    /// returns whether it is new.
-    pub fn put_addr(&mut self, ip: IpAddr, recipient: &str, expires: Instant) -> bool {
-        if let Some(entry) = self.addrs.get_mut(&ip) {
-            entry.1 = entry.1.max(expires);
-            return false;
-        }
-        match self.enforcer.block_addr(ip) {
-            Ok(()) => {
-                self.addrs.insert(ip, (recipient.to_string(), expires));
-                true
-            }
-            Err(e) => {
-                self.map_error("blocking an address", e);
-                false
-            }
+    pub(super) fn note_eviction(&mut self, target: u32, what: String) {
+        let e = self.evicted.entry(target).or_insert_with(|| Evicted {
+            target,
+            ..Evicted::default()
+        });
+        e.count += 1;
+        if e.examples.len() < EVICTION_EXAMPLES {
+            e.examples.push(what);
         }
     }
 
-    /// Lifts address blocks whose answers have expired.
-    pub fn expire(&mut self, now: Instant) {
-        let stale: Vec<IpAddr> = self
-            .addrs
-            .iter()
-            .filter(|(_, (_, e))| *e <= now)
-            .map(|(ip, _)| *ip)
-            .collect();
-        for ip in stale {
-            match self.enforcer.unblock_addr(ip) {
-                Ok(()) => {
-                    self.addrs.remove(&ip);
-                }
-                Err(e) => self.map_error("unblocking an expired address", e),
-            }
+    /// The evictions since the last call, by target.
+    pub fn take_evictions(&mut self) -> Vec<Evicted> {
+        std::mem::take(&mut self.evicted).into_values().collect()
+    }
+
+    /// An answer to a question under a learned name block arrived: the block lasts as long
+    /// as that answer may be believed (`expires_ns`), never less than earlier answers said.
+    pub fn answered(&mut self, hashes: &QnameHashes, expires_ns: u64) {
+        let key = [hashes.full, hashes.last2, hashes.last3]
+            .into_iter()
+            .find(|k| {
+                *k != 0
+                    && self
+                        .names
+                        .get(k)
+                        .is_some_and(|n| n.flags & BLOCK_LEARNED != 0)
+            });
+        let Some(key) = key else { return };
+        let Some(n) = self.names.get_mut(&key) else {
+            return;
+        };
+        let new = if n.provisional {
+            expires_ns
+        } else {
+            n.expires_ns.max(expires_ns)
+        };
+        n.provisional = false;
+        if new == n.expires_ns {
+            return;
+        }
+        n.expires_ns = new;
+        let entry = BlockEntry::new(n.flags, n.target, new);
+        if let Err(e) = self.enforcer.put_name(key, entry) {
+            self.map_error("setting a name block's expiry", e);
         }
     }
 
-    /// After a policy change: lifts the blocks of names `blocks` no longer says yes to.
-    pub fn rebalance(&mut self, blocks: impl Fn(&str) -> bool) {
-        let names: Vec<(u64, String)> = self
+    /// Whether the kernel's prefix rule already decides this question (a protected `block`
+    /// entry with labels appended): no learned block is needed for it.
+    pub fn prefix_covers(&self, hashes: &QnameHashes) -> bool {
+        [hashes.stem1, hashes.stem2, hashes.stem3]
+            .into_iter()
+            .any(|s| {
+                s != 0
+                    && self.policy.contains(&s)
+                    && self
+                        .names
+                        .get(&s)
+                        .is_some_and(|n| n.flags & BLOCK_PREFIX != 0)
+            })
+    }
+
+    /// Records the agent's verdict on question `h` (see `Enforcer::judged`).
+    pub fn judged(&mut self, h: u64, clean_until: Option<u64>) {
+        if let Err(e) = self.enforcer.judged(h, clean_until) {
+            self.map_error("recording a verdict", e);
+        }
+    }
+
+    /// Housekeeping at kernel time `now_ns`: lapsed learned blocks leave the kernel (the
+    /// programs already ignore them), the policy lease is renewed, the heartbeat written.
+    /// Returns the addresses lifted because a legitimate answer contested them.
+    pub fn expire(&mut self, now_ns: u64) -> Vec<(IpAddr, AddrBlock)> {
+        let stale: Vec<u64> = self
             .names
             .iter()
-            .filter(|(_, n)| !blocks(n))
-            .map(|(h, n)| (*h, n.clone()))
+            .filter(|(_, n)| n.flags & BLOCK_LEARNED != 0 && n.expires_ns <= now_ns)
+            .map(|(h, _)| *h)
             .collect();
-        for (h, _) in names {
-            match self.enforcer.unblock_name(h) {
-                Ok(()) => {
-                    self.names.remove(&h);
-                    self.preloaded.remove(&h);
-                }
-                Err(e) => self.map_error("unblocking a name", e),
-            }
+        for h in stale {
+            self.remove_name(h);
         }
-        let addrs: Vec<IpAddr> = self
-            .addrs
-            .iter()
-            .filter(|(_, (r, _))| !blocks(r))
-            .map(|(ip, _)| *ip)
-            .collect();
-        for ip in addrs {
-            match self.enforcer.unblock_addr(ip) {
-                Ok(()) => {
-                    self.addrs.remove(&ip);
-                }
-                Err(e) => self.map_error("unblocking an address", e),
-            }
+        let contested = self.expire_addrs(now_ns);
+        if now_ns >= self.renewed_ns.saturating_add(ns(RENEW_EVERY)) {
+            self.renew(now_ns);
         }
-        self.preloaded_gauge.set(self.preloaded.len() as i64);
+        self.heartbeat(now_ns);
+        contested
     }
 
-    /// Blocks, before any query, the likeliest lookalikes of each `block` domain (those
-    /// `blocks` confirms), as whole domains: no race with a fast local resolver for
-    /// them. At most `PRELOAD_MAX` entries; the rest is decided at query time.
-    pub fn preload(&mut self, policy: &Policy, blocks: impl Fn(&str) -> bool) {
-        let mut added = 0usize;
-        'entries: for e in &policy.protect {
-            let action = e.action.unwrap_or(policy.default_action);
-            let entry = e.entry.trim_end_matches('.').to_ascii_lowercase();
-            // A public-suffix entry (`mil`) has no spelling to vary.
-            if action != Action::Block || registrable(&entry) != entry {
-                continue;
-            }
-            for c in candidates(&entry) {
-                if self.preloaded.len() >= PRELOAD_MAX {
-                    break 'entries;
-                }
-                if blocks(&c)
-                    && let Some(h) = domain_hash(&c)
-                    && self.put_name(h, &c, true) == Put::Added
-                {
-                    self.preloaded.insert(h);
-                    added += 1;
-                }
-            }
+    /// After a policy change: lifts the learned blocks `blocks` no longer says yes to, and
+    /// adopted ones (names unknown) whose target is no longer among `block_targets`.
+    pub fn rebalance(&mut self, blocks: impl Fn(&str) -> bool, block_targets: &HashSet<u32>) {
+        let lift: Vec<u64> = self
+            .names
+            .iter()
+            .filter(|(_, n)| n.flags & BLOCK_LEARNED != 0)
+            .filter(|(_, n)| match &n.name {
+                Some(name) => !blocks(name),
+                None => !block_targets.contains(&n.target),
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        for h in lift {
+            self.remove_name(h);
         }
-        self.preloaded_gauge.set(self.preloaded.len() as i64);
-        if added > 0 {
-            log::info!("preloaded {added} likely lookalike domains into BLOCKED_NAMES");
-        }
+        self.rebalance_addrs(&blocks, block_targets);
+    }
+}
+
+fn adopted(e: BlockEntry) -> NameBlock {
+    NameBlock {
+        name: None,
+        target: e.target,
+        flags: e.flags,
+        expires_ns: e.expires_ns,
+        provisional: false,
     }
 }

@@ -6,8 +6,11 @@
 //! `routes` the attribution cache, `tracking` the unresolved lookalikes, and every outcome
 //! leaves through `super::outcomes`.
 
+pub mod addrs;
 mod answer;
+pub mod bound;
 mod connect;
+mod lease;
 pub mod ledger;
 mod query;
 pub mod routes;
@@ -20,22 +23,31 @@ mod learning_tests;
 mod tests;
 
 use std::{
+    collections::HashSet,
     net::IpAddr,
     time::{Duration, Instant},
 };
 
-use sensor_common::{Verdict, event::Direction};
+use sensor_common::{Verdict, event::Direction, maps::target_id};
 
 use self::{ledger::BlockLedger, routes::Routes, tracking::Tracker, who::Who};
 use super::{
-    enforcer::Enforcer, learning::Learning, outcomes::Outcome as _, pending::Pending, sink::Sink,
+    enforcer::Enforcer,
+    learning::Learning,
+    outcomes::{BlocksEvicted, Outcome},
+    pending::Pending,
+    sink::Sink,
 };
 use crate::{
     config::{Config, Loaded},
     detect::{Action, Classification, Engine, Finding, Policy},
     dns::{self, registrable},
     kernel::maps::Mode,
-    output::{Event, Metrics, clock::since_kernel, schema::Lookalike},
+    output::{
+        Event, Metrics,
+        clock::{monotonic_ns, since_kernel},
+        schema::Lookalike,
+    },
 };
 
 /// A DNS packet as the kernel (or a capture) reports it.
@@ -90,12 +102,31 @@ impl Settings {
         }
     }
 
-    /// When an answer with `ttl` stops being believed (TTL clamped to the floor and
-    /// ceiling).
-    fn expiry(&self, ttl: u32) -> Instant {
-        let ttl = Duration::from_secs(ttl.into()).clamp(self.ttl_floor, self.ttl_ceiling);
-        Instant::now() + ttl
+    /// How long an answer with `ttl` is believed (clamped to the floor and ceiling).
+    fn believed(&self, ttl: u32) -> Duration {
+        Duration::from_secs(ttl.into()).clamp(self.ttl_floor, self.ttl_ceiling)
     }
+
+    /// When an answer with `ttl` stops being believed.
+    fn expiry(&self, ttl: u32) -> Instant {
+        Instant::now() + self.believed(ttl)
+    }
+
+    /// The same, in kernel time (what block entries carry).
+    fn expiry_ns(&self, ttl: u32) -> u64 {
+        monotonic_ns().saturating_add(self.believed(ttl).as_nanos() as u64)
+    }
+
+    /// The longest any answer is believed, from now, in kernel time.
+    fn ceiling_ns(&self) -> u64 {
+        monotonic_ns().saturating_add(self.ttl_ceiling.as_nanos() as u64)
+    }
+}
+
+/// Kernel time at `now` (a test's or the loop's instant, possibly in the future).
+fn kernel_time(now: Instant) -> u64 {
+    let ahead = now.saturating_duration_since(Instant::now());
+    monotonic_ns().saturating_add(ahead.as_nanos() as u64)
 }
 
 /// Joins DNS answers to SMTP connects and decides.
@@ -131,6 +162,7 @@ impl<E: Enforcer> Pipeline<E> {
         let mut ledger =
             BlockLedger::new(enforcer, m.map_update_errors.clone(), m.preloaded.clone());
         ledger.configure(config.agent.mode, &config.agent.smtp_ports);
+        ledger.adopt(monotonic_ns());
         let capacity = config.cache.max_entries;
         let mut tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());
         tracker.set_bounds(
@@ -151,6 +183,9 @@ impl<E: Enforcer> Pipeline<E> {
         };
         let policy = p.with_learned(policy);
         p.policy_applied(&policy);
+        // Adopted blocks of targets the policy no longer blocks go now.
+        p.rebalance_blocks();
+        p.blocks.heartbeat(monotonic_ns());
         p
     }
 
@@ -165,15 +200,27 @@ impl<E: Enforcer> Pipeline<E> {
         }
     }
 
-    /// What a new policy sets off: its series exported at zero, its likely slips
-    /// preloaded as blocks.
+    /// What a new policy sets off: its series exported at zero, its prefixes and likely
+    /// slips preloaded as blocks, verdicts of another policy forgotten, and the protected
+    /// names judged clean at once (the questions asked most; never held).
     fn policy_applied(&mut self, policy: &Policy) {
         let (engine, learning) = (&self.engine, &self.learning);
         self.sink
             .metrics
             .known_targets(engine.target_actions().map(|(t, a)| (t, a.name())));
         self.blocks
-            .preload(policy, |n| blocks(engine, n) && !learning.established(n));
+            .preload(policy, |n| blocks(engine, learning, n), monotonic_ns());
+        let holds = !self.block_targets().is_empty();
+        self.blocks.judge_under(fingerprint(policy), holds);
+        let clean_until = self.settings.ceiling_ns();
+        let protected: Vec<u64> = policy
+            .protect
+            .iter()
+            .filter_map(|e| crate::kernel::maps::name_hash(&e.entry))
+            .collect();
+        for h in protected {
+            self.blocks.judged(h, Some(clean_until));
+        }
     }
 
     /// Applies a new configuration without losing the cache.
@@ -202,30 +249,58 @@ impl<E: Enforcer> Pipeline<E> {
         self.routes.report(&self.sink.metrics);
     }
 
+    /// The `target_id`s of the protected entries with the `block` action.
+    fn block_targets(&self) -> HashSet<u32> {
+        self.engine
+            .target_actions()
+            .filter(|(_, a)| *a == Action::Block)
+            .map(|(t, _)| target_id(t.as_bytes()))
+            .collect()
+    }
+
     /// After a policy change: lift blocks the policy no longer wants, and block cached
-    /// addresses of names it now does (mail already headed there gets refused).
+    /// addresses of names it now does that serve no one else (mail already headed there
+    /// gets refused).
     fn rebalance_blocks(&mut self) {
+        let targets = self.block_targets();
         let (engine, learning) = (&self.engine, &self.learning);
-        let blocks = |n: &str| blocks(engine, n) && !learning.established(n);
-        self.blocks.rebalance(blocks);
-        let wanted: Vec<_> = self
-            .routes
-            .iter()
-            .filter(|(_, a)| blocks(&a.route.recipient_domain) || blocks(&a.route.mx_host))
-            .map(|(ip, a)| (*ip, a.route.recipient_domain.clone(), a.expires))
-            .collect();
-        for (ip, recipient, expires) in wanted {
-            self.blocks.put_addr(ip, &recipient, expires);
+        self.blocks
+            .rebalance(|n| blocks(engine, learning, n), &targets);
+        let now = Instant::now();
+        let mut wanted = Vec::new();
+        for (ip, list) in self.routes.iter() {
+            let live = || list.iter().filter(|a| a.expires > now);
+            let finding = |a: &routes::Attribution| block_finding(engine, learning, &a.route);
+            // Only delivered answers teach address blocks, and only exclusive addresses.
+            if live().any(|a| finding(a).is_none()) {
+                continue;
+            }
+            for a in live().filter(|a| a.answer != Verdict::Blocked) {
+                if let Some(f) = finding(a) {
+                    let ttl = a.expires.saturating_duration_since(now);
+                    let expires = monotonic_ns().saturating_add(ttl.as_nanos() as u64);
+                    let t = target_id(f.target.as_bytes());
+                    wanted.push((*ip, a.route.recipient_domain.clone(), t, expires));
+                }
+            }
+        }
+        for (ip, recipient, target, expires) in wanted {
+            self.blocks.put_addr(ip, &recipient, target, expires);
         }
     }
 
-    /// Housekeeping: expired answers leave the cache, expired address blocks leave the kernel.
+    /// Housekeeping: expired answers leave the cache, expired blocks leave the kernel
+    /// (the programs already ignore them), the policy lease and the heartbeat are renewed,
+    /// contested address blocks are lifted and evictions reported.
     pub fn tick(&mut self, now: Instant) {
         self.routes.expire(now);
         for o in self.tracker.tick(now) {
             o.emit(&mut self.sink);
         }
-        self.blocks.expire(now);
+        for (ip, block) in self.blocks.expire(kernel_time(now)) {
+            self.shared(ip, block, None);
+        }
+        self.report_evictions();
         if let Some((engine, policy)) = self.learning.tick(now, &mut self.sink) {
             // The established correspondents changed: learned entries come and go.
             self.engine = engine;
@@ -236,8 +311,39 @@ impl<E: Enforcer> Pipeline<E> {
         self.sink.tick();
     }
 
+    /// Reports the learned blocks the bound evicted since the last tick, per target.
+    fn report_evictions(&mut self) {
+        let evicted = self.blocks.take_evictions();
+        if evicted.is_empty() {
+            return;
+        }
+        let names: std::collections::HashMap<u32, &str> = self
+            .engine
+            .target_actions()
+            .map(|(t, _)| (target_id(t.as_bytes()), t))
+            .collect();
+        let reports: Vec<BlocksEvicted> = evicted
+            .into_iter()
+            .map(|e| BlocksEvicted {
+                target: names.get(&e.target).unwrap_or(&"unknown").to_string(),
+                count: e.count,
+                examples: e.examples,
+            })
+            .collect();
+        for r in reports {
+            r.emit(&mut self.sink);
+        }
+    }
+
+    /// The agent stops: answers are no longer held for its verdict.
+    pub fn stop(&mut self) {
+        self.blocks.stop();
+    }
+
     /// One DNS packet.
     pub fn on_dns(&mut self, d: &DnsIn) {
+        // A flood keeps the loop busy: the heartbeat must not lapse meanwhile.
+        self.blocks.heartbeat(monotonic_ns());
         let msg = match dns::parse(d.payload, d.msg_len) {
             Ok(m) => m,
             Err(e) => {
@@ -274,20 +380,10 @@ impl<E: Enforcer> Pipeline<E> {
             .observe(since_kernel(d.ts_ns));
     }
 
-    /// The engine's finding for `name` when it is a lookalike; an established
-    /// correspondent is an old friend, never blocked.
+    /// The engine's finding for `name` when it is a lookalike (never `block` for an
+    /// established correspondent).
     fn lookalike(&self, name: &str) -> Option<Finding> {
-        let mut f = lookalike(&self.engine, name)?;
-        if f.action == Action::Block && self.learning.established(name) {
-            f.action = Action::Alert;
-        }
-        Some(f)
-    }
-
-    /// Whether deliveries to `name` are to be refused.
-    fn blocks_name(&self, name: &str) -> bool {
-        self.lookalike(name)
-            .is_some_and(|f| f.action == Action::Block)
+        lookalike(&self.engine, &self.learning, name)
     }
 
     /// A detection's lookalike part, with what the correspondents ledger says of it.
@@ -302,14 +398,14 @@ impl<E: Enforcer> Pipeline<E> {
         self.learning.flush(&mut self.sink);
     }
 
-    /// Protected targets the configuration names (learned ones aside).
-    pub fn configured(&self) -> usize {
-        self.protected().saturating_sub(self.learned())
-    }
-
     /// Protected entries learned from this host's correspondents.
     pub fn learned(&self) -> usize {
         self.learning.learned()
+    }
+
+    /// Protected targets the configuration names (learned ones aside).
+    pub fn configured(&self) -> usize {
+        self.protected().saturating_sub(self.learned())
     }
 
     /// Number of protected entries in force.
@@ -348,14 +444,43 @@ impl<E: Enforcer> Pipeline<E> {
     }
 }
 
-fn lookalike(engine: &Engine, name: &str) -> Option<Finding> {
+/// A fingerprint of what judges questions: the policy and this build. Verdicts kept in
+/// the kernel under another fingerprint are forgotten.
+fn fingerprint(policy: &Policy) -> u64 {
+    let text = format!("{}{policy:?}", env!("CARGO_PKG_VERSION"));
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+        .max(1)
+}
+
+/// The finding of a route's recipient (or mail host) when the policy blocks it.
+fn block_finding(
+    engine: &Engine,
+    learning: &Learning,
+    route: &crate::output::schema::Route,
+) -> Option<Finding> {
+    lookalike(engine, learning, &route.recipient_domain)
+        .or_else(|| lookalike(engine, learning, &route.mx_host))
+        .filter(|f| f.action == Action::Block)
+}
+
+/// The engine's finding for `name` when it is a lookalike; an established correspondent
+/// is an old friend, reported but never blocked.
+fn lookalike(engine: &Engine, learning: &Learning, name: &str) -> Option<Finding> {
     match engine.classify(name) {
-        Classification::Typosquat(f) | Classification::Lookalike(f) => Some(f),
+        Classification::Typosquat(mut f) | Classification::Lookalike(mut f) => {
+            if f.action == Action::Block && learning.established(name) {
+                f.action = Action::Alert;
+            }
+            Some(f)
+        }
         _ => None,
     }
 }
 
 /// Whether the policy blocks deliveries to `name`.
-fn blocks(engine: &Engine, name: &str) -> bool {
-    lookalike(engine, name).is_some_and(|f| f.action == Action::Block)
+fn blocks(engine: &Engine, learning: &Learning, name: &str) -> bool {
+    lookalike(engine, learning, name).is_some_and(|f| f.action == Action::Block)
 }

@@ -1,16 +1,18 @@
 //! Lookups as they leave the host: a lookalike of a `block` entry is put in the kernel's
-//! name map here, racing its answer.
+//! name map here, racing its answer; every MX question gets its verdict written, so an
+//! answer the kernel holds for it is released (clean) or dropped (lookalike) on the
+//! resolver's retry at the latest.
 
-use sensor_common::domain_hash;
+use sensor_common::{domain_hash, maps::target_id, qname_hashes};
 
-use super::{DnsIn, Pipeline, ledger::Put, registrable};
+use super::{DnsIn, Pipeline, blocks, ledger::Put};
 use crate::{
     agent::{
         enforcer::Enforcer,
         outcomes::{LookalikeLookedUp, Outcome},
     },
     detect::Action,
-    dns::Message,
+    dns::{Message, QType},
     kernel::maps::name_hash,
     output::clock::since_kernel,
 };
@@ -18,28 +20,35 @@ use crate::{
 impl<E: Enforcer> Pipeline<E> {
     /// A query leaving the host.
     pub(super) fn on_query(&mut self, msg: &Message, d: &DnsIn) {
-        let Some(f) = self.lookalike(&msg.qname) else {
-            return;
-        };
+        let hashes = qname_hashes(d.payload);
+        let full = hashes.map(|h| h.full).or_else(|| name_hash(&msg.qname));
+        let finding = self.lookalike(&msg.qname);
+        let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
         let mut put = Put::Failed;
-        if f.action == Action::Block {
-            // Block the registrable domain with every name under it when that domain is
-            // itself a lookalike (army.ml for mx.army.ml, or army.ml asked directly; only
-            // 2- and 3-label domains have a domain hash): the mail-host lookups that follow
-            // an MX answer are then dropped with no race against this agent, and a flood of
-            // random names under one lookalike takes one map entry, not one each.
-            let domain = registrable(&msg.qname);
-            let whole = if self.blocks_name(domain) {
-                domain_hash(domain)
+        if let Some(f) = finding.as_ref().filter(|_| block) {
+            let target = target_id(f.target.as_bytes());
+            put = if hashes.is_some_and(|h| self.blocks.prefix_covers(&h)) {
+                // The kernel's prefix rule drops its answers already.
+                Put::Present
             } else {
-                None
-            };
-            put = match (whole, name_hash(&msg.qname)) {
-                (Some(h), _) => self.blocks.put_name(h, domain, true),
-                (None, Some(h)) => self.blocks.put_name(h, &msg.qname, false),
-                (None, None) => Put::Failed,
+                self.block_name(&msg.qname, target)
             };
         }
+        // The verdict, for a held answer: written after the block, so no answer slips
+        // between the two. A clean verdict also lifts the prefix rule for this name.
+        let prefixed = hashes.is_some_and(|h| self.blocks.prefix_covers(&h));
+        if let Some(h) = full
+            && (msg.qtype == QType::Mx || prefixed)
+            && !d.resolver
+        {
+            // A verdict stands as long as the policy (a new one forgets them all); the
+            // TTL ceiling only bounds how long the map remembers a name.
+            let clean = (!block).then(|| self.settings.ceiling_ns());
+            self.blocks.judged(h, clean);
+        }
+        let Some(f) = finding else {
+            return;
+        };
         let block_latency = (put == Put::Added).then(|| since_kernel(d.ts_ns));
         LookalikeLookedUp {
             qtype: msg.qtype.name(),
@@ -50,5 +59,26 @@ impl<E: Enforcer> Pipeline<E> {
             socket: self.who.socket(d.cgroup_id),
         }
         .emit(&mut self.sink);
+    }
+
+    /// Blocks `qname`'s answers: as a whole domain when the shortest 2- or 3-label domain
+    /// above it (or it) that is itself a lookalike exists (army.ml for mx.army.ml) — the
+    /// mail-host lookups that follow an MX answer are then dropped with no race, and a
+    /// flood of names under one lookalike takes one entry — else as the name alone.
+    fn block_name(&mut self, qname: &str, target: u32) -> Put {
+        let ceiling = self.settings.ceiling_ns();
+        let labels: Vec<&str> = qname.split('.').collect();
+        for n in 2..=3.min(labels.len()) {
+            let domain = labels[labels.len() - n..].join(".");
+            if blocks(&self.engine, &self.learning, &domain)
+                && let Some(h) = domain_hash(&domain)
+            {
+                return self.blocks.learn_name(h, &domain, target, true, ceiling);
+            }
+        }
+        match name_hash(qname) {
+            Some(h) => self.blocks.learn_name(h, qname, target, false, ceiling),
+            None => Put::Failed,
+        }
     }
 }

@@ -1,22 +1,64 @@
-//! Route learning: which recipient domain and mail host each address leads to, from the
-//! DNS answers that carried it (MX answers and their glue, CNAME chains, address answers).
+//! Route learning: which recipient domains and mail hosts each address leads to, from
+//! the DNS answers that carried it (MX answers and their glue, CNAME chains, address
+//! answers). An address keeps every name it was learned for (a few per address): a later
+//! clean answer never hides a lookalike sharing the host.
 
 use std::{net::IpAddr, time::Instant};
+
+use sensor_common::Verdict;
 
 use super::registrable;
 use crate::{
     dns::{Learned, Message, QType},
+    kernel::maps::canonical,
     output::{Metrics, schema::Route},
     state::lru::TtlLru,
 };
 
-/// An address's route and when it stops being believed.
-#[derive(Clone)]
+/// Most routes remembered per address; past it, the one expiring first gives way.
+pub const ROUTES_PER_ADDR: usize = 8;
+
+/// One route of an address and when it stops being believed.
+#[derive(Clone, Debug)]
 pub struct Attribution {
     /// Where the address leads.
     pub route: Route,
     /// The answer's TTL, clamped.
     pub expires: Instant,
+    /// The kernel's strongest verdict on an answer that carried it to a socket that uses
+    /// answers (a local resolver's upstream socket never drops any): `would_block` or
+    /// `blocked` means enforce mode drops that answer.
+    pub answer: Verdict,
+}
+
+/// How strong a verdict is: allowed < would_block < blocked.
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Allowed => 0,
+        Verdict::WouldBlock => 1,
+        Verdict::Blocked => 2,
+    }
+}
+
+/// Adds (or refreshes) `a` among an address's routes.
+fn merge(list: &mut Vec<Attribution>, a: Attribution) {
+    let same = list.iter_mut().find(|o| o.route == a.route);
+    match same {
+        Some(o) => {
+            o.expires = o.expires.max(a.expires);
+            if rank(a.answer) > rank(o.answer) {
+                o.answer = a.answer;
+            }
+        }
+        None => {
+            if list.len() >= ROUTES_PER_ADDR
+                && let Some(i) = (0..list.len()).min_by_key(|i| list[*i].expires)
+            {
+                list.remove(i);
+            }
+            list.push(a);
+        }
+    }
 }
 
 /// One address an answer taught, with its route and expiry.
@@ -27,13 +69,52 @@ pub struct Learnt {
     pub route: Route,
     /// When the answer expires (TTL clamped).
     pub expires: Instant,
+    /// The kernel's verdict on the answers behind this route (see `Attribution`).
+    pub answer: Verdict,
 }
 
-/// The attribution cache: address → route, and exchanger → recipient domain.
+/// How the kernel judged the answer a route is learned from.
+#[derive(Clone, Copy, Debug)]
+pub struct Judged {
+    /// The kernel's verdict on the answer.
+    pub verdict: Verdict,
+    /// It arrived at a local resolver's upstream socket (never dropped there).
+    pub resolver: bool,
+}
+
+/// A recipient domain an MX answer named an exchanger for.
+#[derive(Clone, Debug)]
+struct Recipient {
+    domain: String,
+    /// The kernel's verdict on that MX answer (as `Attribution::answer`).
+    answer: Verdict,
+    expires: Instant,
+}
+
+/// The attribution cache: address → routes, and exchanger → every recipient domain an MX
+/// answer named it for (a provider's host serves many).
 pub struct Routes {
-    cache: TtlLru<IpAddr, Attribution>,
-    mx_of: TtlLru<String, String>,
+    cache: TtlLru<IpAddr, Vec<Attribution>>,
+    mx_of: TtlLru<String, Vec<Recipient>>,
     evictions_seen: u64,
+}
+
+/// Adds `r` among an exchanger's recipients (a few at most; the one expiring first goes).
+fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
+    list.retain(|o| o.expires > now);
+    if let Some(o) = list.iter_mut().find(|o| o.domain == r.domain) {
+        o.expires = o.expires.max(r.expires);
+        if rank(r.answer) > rank(o.answer) {
+            o.answer = r.answer;
+        }
+        return;
+    }
+    if list.len() >= ROUTES_PER_ADDR
+        && let Some(i) = (0..list.len()).min_by_key(|i| list[*i].expires)
+    {
+        list.remove(i);
+    }
+    list.push(r);
 }
 
 impl Routes {
@@ -52,13 +133,16 @@ impl Routes {
         self.mx_of.set_capacity(capacity);
     }
 
-    /// The route of `ip`, if an unexpired answer taught one.
-    pub fn get(&mut self, ip: &IpAddr, now: Instant) -> Option<Route> {
-        self.cache.get(ip, now).map(|a| a.route.clone())
+    /// The live routes of `ip` (a v4-mapped address as its IPv4), newest last.
+    pub fn get(&mut self, ip: &IpAddr, now: Instant) -> Vec<Attribution> {
+        let ip = canonical(*ip);
+        self.cache.get(&ip, now).map_or_else(Vec::new, |list| {
+            list.iter().filter(|a| a.expires > now).cloned().collect()
+        })
     }
 
-    /// Every cached address with its attribution.
-    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Attribution)> {
+    /// Every cached address with its routes.
+    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Vec<Attribution>)> {
         self.cache.iter()
     }
 
@@ -68,75 +152,149 @@ impl Routes {
         self.mx_of.expire(now);
     }
 
+    fn note_exchanger(&mut self, ex: &str, r: Recipient, now: Instant) {
+        let mut list = self.mx_of.remove(&ex.to_string()).unwrap_or_default();
+        add_recipient(&mut list, r, now);
+        let until = list.iter().map(|r| r.expires).max().unwrap_or(now);
+        self.mx_of.insert(ex.to_string(), list, until);
+    }
+
     /// Learns the routes in one answer; `expiry` turns a TTL into an expiry instant.
     pub fn learn(
         &mut self,
         msg: &Message,
         learned: &Learned,
         expiry: impl Fn(u32) -> Instant,
+        judged: Judged,
         now: Instant,
     ) -> Vec<Learnt> {
+        let answer = if judged.resolver {
+            Verdict::Allowed
+        } else {
+            judged.verdict
+        };
         // Who the addresses are for: an MX question names the recipient domain; an
-        // address question names a mail host, whose domain an earlier MX answer told us.
-        let mut out = Vec::new();
-        if msg.qtype == QType::Mx {
-            for (ex, ttl) in &learned.mx {
-                self.mx_of
-                    .insert(ex.clone(), msg.qname.clone(), expiry(*ttl));
-            }
-            for (ex, ip, ttl) in &learned.glue {
-                out.push(Learnt {
-                    ip: *ip,
-                    route: Route {
-                        recipient_domain: msg.qname.clone(),
-                        mx_host: ex.clone(),
-                        qname: msg.qname.clone(),
-                    },
-                    expires: expiry(*ttl),
-                });
-            }
-        }
-        // An alias of a known exchanger is that exchanger too: a resolver may answer the
-        // CNAME alone and leave the target to a second lookup.
-        if learned.chain.len() > 1
-            && let Some(recipient) = self.recipient_of(&learned.chain, now)
-        {
-            let exp = expiry(learned.addrs.first().map_or(0, |a| a.1));
-            for name in &learned.chain {
-                self.mx_of.insert(name.clone(), recipient.clone(), exp);
-            }
-        }
-        if !learned.addrs.is_empty() {
-            let recipient = self
-                .recipient_of(&learned.chain, now)
-                // No MX history (a direct lookup, or an exchanger past a cut capture):
-                // the host's registrable domain is the best recipient guess.
-                .unwrap_or_else(|| registrable(&msg.qname).to_string());
-            for (ip, ttl) in &learned.addrs {
-                out.push(Learnt {
-                    ip: *ip,
-                    route: Route {
-                        recipient_domain: recipient.clone(),
-                        mx_host: msg.qname.clone(),
-                        qname: msg.qname.clone(),
-                    },
-                    expires: expiry(*ttl),
-                });
-            }
-        }
-        for l in &out {
+        // address question names a mail host, whose domains earlier MX answers told us.
+        let mut out = if msg.qtype == QType::Mx {
+            self.learn_mx(msg, learned, &expiry, answer, now)
+        } else {
+            Vec::new()
+        };
+        out.extend(self.learn_addrs(msg, learned, &expiry, answer, now));
+        for l in &mut out {
+            l.ip = canonical(l.ip);
             let a = Attribution {
                 route: l.route.clone(),
                 expires: l.expires,
+                answer: l.answer,
             };
-            self.cache.insert(l.ip, a, l.expires);
+            let mut list = self.cache.remove(&l.ip).unwrap_or_default();
+            list.retain(|o| o.expires > now);
+            merge(&mut list, a);
+            let until = list.iter().map(|a| a.expires).max().unwrap_or(l.expires);
+            self.cache.insert(l.ip, list, until);
         }
         out
     }
 
-    /// The recipient domain an earlier MX answer named for any name of `chain`.
-    fn recipient_of(&mut self, chain: &[String], now: Instant) -> Option<String> {
-        chain.iter().find_map(|n| self.mx_of.get(n, now).cloned())
+    /// An MX answer: its exchangers serve the question's domain, its glue leads there.
+    fn learn_mx(
+        &mut self,
+        msg: &Message,
+        learned: &Learned,
+        expiry: &impl Fn(u32) -> Instant,
+        answer: Verdict,
+        now: Instant,
+    ) -> Vec<Learnt> {
+        for (ex, ttl) in &learned.mx {
+            let r = Recipient {
+                domain: msg.qname.clone(),
+                answer,
+                expires: expiry(*ttl),
+            };
+            self.note_exchanger(ex, r, now);
+        }
+        let glue = learned.glue.iter().map(|(ex, ip, ttl)| Learnt {
+            ip: *ip,
+            route: Route {
+                recipient_domain: msg.qname.clone(),
+                mx_host: ex.clone(),
+                qname: msg.qname.clone(),
+            },
+            expires: expiry(*ttl),
+            answer,
+        });
+        glue.collect()
+    }
+
+    /// An answer's addresses (and CNAME chain): a route to every recipient domain an
+    /// earlier MX answer named any name of the chain for.
+    fn learn_addrs(
+        &mut self,
+        msg: &Message,
+        learned: &Learned,
+        expiry: &impl Fn(u32) -> Instant,
+        answer: Verdict,
+        now: Instant,
+    ) -> Vec<Learnt> {
+        let recipients = self.recipients_of(&learned.chain, now);
+        // An alias of a known exchanger is that exchanger too: a resolver may answer the
+        // CNAME alone and leave the target to a second lookup.
+        if learned.chain.len() > 1 {
+            for r in &recipients {
+                for name in &learned.chain {
+                    self.note_exchanger(name, r.clone(), now);
+                }
+            }
+        }
+        // No MX history (a direct lookup, or an exchanger past a cut capture): the host's
+        // registrable domain is the best recipient guess.
+        let for_whom: Vec<(String, Verdict)> = if recipients.is_empty() {
+            vec![(registrable(&msg.qname).to_string(), Verdict::Allowed)]
+        } else {
+            recipients
+                .iter()
+                .map(|r| (r.domain.clone(), r.answer))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (ip, ttl) in &learned.addrs {
+            for (domain, mx_answer) in &for_whom {
+                // Enforce mode stops a delivery by dropping the MX answer as surely as
+                // the address answer: the strongest of the two is the route's.
+                let answer = if rank(*mx_answer) > rank(answer) {
+                    *mx_answer
+                } else {
+                    answer
+                };
+                out.push(Learnt {
+                    ip: *ip,
+                    route: Route {
+                        recipient_domain: domain.clone(),
+                        mx_host: msg.qname.clone(),
+                        qname: msg.qname.clone(),
+                    },
+                    expires: expiry(*ttl),
+                    answer,
+                });
+            }
+        }
+        out
+    }
+
+    /// Every recipient domain earlier MX answers named any name of `chain` for.
+    fn recipients_of(&mut self, chain: &[String], now: Instant) -> Vec<Recipient> {
+        let mut out: Vec<Recipient> = Vec::new();
+        for n in chain {
+            if let Some(list) = self.mx_of.get(n, now) {
+                for r in list.iter().filter(|r| r.expires > now) {
+                    if !out.iter().any(|o| o.domain == r.domain) {
+                        out.push(r.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Moves the cache gauge and the eviction counter.

@@ -14,7 +14,7 @@ use hickory_proto::{
         rdata::{A, CNAME, MX},
     },
 };
-use sensor_common::{Verdict, event::Direction};
+use sensor_common::{Verdict, event::Direction, maps::BLOCK_SUBTREE};
 use serde_json::Value;
 
 use super::{ConnectIn, DnsIn, Pipeline, who::Who};
@@ -97,12 +97,16 @@ pub(super) fn answer(
     m.to_vec().unwrap()
 }
 
+/// One DNS message through the simulated kernel (as `blocks.rs` judges it) and the
+/// pipeline.
 pub(super) fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
+    let hashes = sensor_common::qname::qname_hashes(bytes);
     let verdict = match direction {
-        Direction::Ingress => p
-            .enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(bytes)),
-        Direction::Egress => Verdict::Allowed,
+        Direction::Ingress => p.enforcer().answer_verdict(hashes),
+        Direction::Egress => {
+            p.enforcer_mut().query_sent(hashes);
+            Verdict::Allowed
+        }
     };
     p.on_dns(&DnsIn {
         ts_ns: 0,
@@ -150,6 +154,15 @@ fn resolve_lookalike(p: &mut Pipeline<Simulated>) {
     );
 }
 
+/// Whether `domain` is blocked with everything under it.
+fn subtree(p: &Pipeline<Simulated>, domain: &str) -> bool {
+    let h = sensor_common::domain_hash(domain).unwrap();
+    p.enforcer()
+        .names
+        .get(&h)
+        .is_some_and(|e| e.flags & BLOCK_SUBTREE != 0)
+}
+
 const BLOCK: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
 const ALERT: &str = "[policy]\nprotect = [\"army.mil\"]\n";
 
@@ -158,13 +171,8 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     let (mut p, lines, m) = pipeline(BLOCK);
     resolve_lookalike(&mut p);
     // The domain is in the block map, whole, before any answer arrives.
-    assert_eq!(
-        p.enforcer()
-            .names
-            .get(&sensor_common::domain_hash("army.ml").unwrap()),
-        Some(&true)
-    );
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(subtree(&p, "army.ml"));
+    assert!(p.enforcer().addrs.contains_key(&MX_IP));
     connect(&mut p, MX_IP);
     let d = events(&lines, "detection");
     assert_eq!(d.len(), 1);
@@ -173,6 +181,7 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
     assert_eq!(d[0]["rule"], "suffix-typo");
     assert_eq!(d[0]["action"], "block");
     assert_eq!(d[0]["verdict"], "would_block");
+    assert_eq!(d[0]["mechanism"], "dns_answer");
     assert_eq!(d[0]["route"]["mx_host"], "mx.army.ml");
     assert_eq!(d[0]["process"]["comm"], "smtp");
     assert!(
@@ -257,17 +266,21 @@ fn a_cnamed_exchanger_resolved_in_two_steps_keeps_its_recipient() {
 }
 
 #[test]
-fn enforce_blocks_connects_and_answers() {
+fn enforce_drops_the_answer_and_learns_no_address_from_it() {
     let (mut p, lines, m) = pipeline(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}"));
     resolve_lookalike(&mut p);
-    connect(&mut p, MX_IP);
     let b = events(&lines, "block");
     let kinds: Vec<&str> = b.iter().map(|v| v["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["dns_answer", "connect"]);
-    assert_eq!(b[1]["target"], "army.mil");
-    assert_eq!(m.blocked.with_label_values(&["connect"]).get(), 1);
+    assert_eq!(kinds, ["dns_answer"]);
+    assert_eq!(b[0]["target"], "army.mil");
     assert_eq!(m.blocked.with_label_values(&["dns_answer"]).get(), 1);
-    assert!(events(&lines, "detection").is_empty());
+    // Nobody here received that answer: its addresses may be anyone's mail host.
+    assert!(p.enforcer().addrs.is_empty());
+    // A host that knew the address some other way is not stopped, and that is said.
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d[0]["verdict"], "allowed", "{d:?}");
+    assert!(d[0].get("mechanism").is_none());
 }
 
 #[test]
@@ -314,7 +327,7 @@ fn reload_applies_policy_to_cached_addresses_and_a_bad_one_changes_nothing() {
     assert!(p.enforcer().addrs.is_empty());
     p.reload(config(&format!("[agent]\nmode = \"enforce\"\n{BLOCK}")));
     // Already cached: blocked at once, without a new lookup.
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains_key(&MX_IP));
     connect(&mut p, MX_IP);
     assert_eq!(events(&lines, "block").len(), 1);
     // Back to alert: blocks are lifted.
@@ -333,7 +346,7 @@ fn expired_answers_leave_the_cache_and_the_block_map() {
         "[cache]\nttl_floor_secs = 1\nttl_ceiling_secs = 2\n[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n",
     );
     resolve_lookalike(&mut p);
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(p.enforcer().addrs.contains_key(&MX_IP));
     p.tick(Instant::now() + Duration::from_secs(3));
     assert!(p.enforcer().addrs.is_empty());
     assert_eq!(m.cache_entries.get(), 0);
@@ -401,7 +414,7 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     // One entry for the whole lookalike domain, none for the name itself.
     assert_eq!(p.enforcer().names.get(&h("mx.army.ml")), None);
-    assert_eq!(p.enforcer().names.get(&d("army.ml")), Some(&true));
+    assert!(p.enforcer().names.contains_key(&d("army.ml")));
     let before = p.enforcer().names.len();
     for i in 0..100 {
         let q = query(&format!("r{i}.army.ml."), RecordType::A);
@@ -433,12 +446,18 @@ fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
     let (p, _lines, m) = pipeline(BLOCK);
     for name in ["army.ml", "army.mi", "army.mil.com", "armymil.com"] {
-        assert_eq!(p.enforcer().names.get(&d(name)), Some(&true), "{name}");
+        assert!(subtree(&p, name), "{name}");
     }
     // Under .mil only the DoD registers: a lookalike there is reported, not blocked.
     assert!(!p.enforcer().names.contains_key(&d("arym.mil")));
     assert!(!p.enforcer().names.contains_key(&d("army.mil")));
-    assert_eq!(m.preloaded.get() as usize, p.enforcer().names.len());
+    let slips = p
+        .enforcer()
+        .names
+        .values()
+        .filter(|e| e.flags & BLOCK_SUBTREE != 0)
+        .count();
+    assert_eq!(m.preloaded.get() as usize, slips);
     // Alert-only entries block nothing, in advance or otherwise.
     let (p, _lines, m) = pipeline(ALERT);
     assert!(p.enforcer().names.is_empty());
@@ -468,6 +487,42 @@ fn every_detection_series_exists_at_zero_from_start_and_after_a_reload() {
         "{text}"
     );
     assert!(text.contains("mxsentry_lookalikes_went_live_total{target=\"navy.mil\"} 0"));
+}
+
+#[test]
+fn a_mail_host_shared_with_a_legitimate_domain_keeps_every_name_and_is_never_address_blocked() {
+    let (mut p, lines, _) = pipeline(BLOCK);
+    // A provider's host named by a lookalike's and a legitimate domain's MX answers.
+    for d in ["army.ml.", "partner.org."] {
+        dns(&mut p, &query(d, RecordType::MX), Direction::Egress);
+        let mx = mx_record(d, "mx.provider.net.");
+        dns(
+            &mut p,
+            &answer(d, RecordType::MX, vec![mx], vec![]),
+            Direction::Ingress,
+        );
+    }
+    dns(
+        &mut p,
+        &query("mx.provider.net.", RecordType::A),
+        Direction::Egress,
+    );
+    let a = a_record("mx.provider.net.");
+    dns(
+        &mut p,
+        &answer("mx.provider.net.", RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
+    assert!(
+        p.enforcer().addrs.is_empty(),
+        "a shared mail host was address-blocked"
+    );
+    // A delivery to that host is still reported for the lookalike among its names.
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
+    assert_eq!(d[0]["route"]["mx_host"], "mx.provider.net");
 }
 
 /// Resolves `domain`'s MX (`mx.<domain>`, glue MX_IP) as an MTA would.
@@ -520,8 +575,13 @@ fn a_restricted_registry_lookalike_is_reported_at_info_and_never_blocked() {
     assert!(!text.contains(
         "mxsentry_detections_total{action=\"block\",rule=\"transposition\",target=\"army.mil\"} 1"
     ));
-    // A lookalike in an open registry is a typosquat, blocked in enforce.
+    // A lookalike in an open registry is a typosquat, blocked in enforce (its answer
+    // dropped: nobody received the address, so none is blocked; see
+    // enforce_drops_the_answer_and_learns_no_address_from_it).
     resolve(&mut p, "army.ml");
-    assert_eq!(p.enforcer().names.get(&dh("army.ml")), Some(&true));
-    assert!(p.enforcer().addrs.contains(&MX_IP));
+    assert!(subtree(&p, "army.ml"));
+    let b = events(&lines, "block");
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0]["kind"], "dns_answer");
+    assert_eq!(b[0]["target"], "army.mil");
 }

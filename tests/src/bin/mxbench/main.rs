@@ -6,6 +6,7 @@
 //! each query event (kernel timestamp) to its `BLOCKED_NAMES` update.
 
 mod bare;
+mod dns_cost;
 mod dns_rate;
 mod flood;
 mod memory;
@@ -413,6 +414,7 @@ fn main() -> anyhow::Result<()> {
     {
         ["latency", n] => latency(n.parse()?),
         ["progcost", n, rounds] => progcost(n.parse()?, rounds.parse()?),
+        ["dnscost", n, rounds] => dns_cost::dns_cost(n.parse()?, rounds.parse()?),
         ["connect-ratio", rounds, n] => connect_ratio(rounds.parse()?, n.parse()?),
         ["net-ratio", rounds, secs] => net::net_ratio(rounds.parse()?, secs.parse()?),
         ["dns-rate", secs, rates @ ..] => dns_rate::dns_rate(
@@ -426,7 +428,7 @@ fn main() -> anyhow::Result<()> {
         ["resolver-ratio", rounds, n] => resolver::resolver_ratio(rounds.parse()?, n.parse()?),
         ["pending-flood", rate, secs] => flood::pending_flood(rate.parse()?, secs.parse()?),
         _ => bail!(
-            "usage: mxbench latency N | progcost N ROUNDS | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N | pending-flood RATE SECS"
+            "usage: mxbench latency N | progcost N ROUNDS | dnscost N ROUNDS | connect-ratio ROUNDS N | net-ratio ROUNDS SECS | dns-rate SECS RATE... | memory QUERIES | resolver-ratio ROUNDS N | pending-flood RATE SECS"
         ),
     }
 }

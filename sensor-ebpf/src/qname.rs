@@ -1,0 +1,90 @@
+//! The question's hashes (`sensor_common::qname_hashes`), walked by `bpf_loop`.
+//!
+//! Inlined, the byte loop over a name (up to 255 bytes) is walked by the verifier one
+//! byte at a time for every state that reaches it; on 6.1 the states at each byte (where
+//! the last label started, how many labels there were) multiply past its million
+//! instructions. A `bpf_loop` callback is verified on its own, as one iteration with an
+//! unknown index (6.1), or until its state stops changing (6.8 on): a few hundred
+//! instructions either way. The walk itself is sensor-common's, byte for byte.
+
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::generated::bpf_loop;
+use sensor_common::{
+    QNAME_OFFSET, QnameHashes,
+    qname::{Fed, MAX_QNAME_WIRE, QnameWalk},
+};
+
+use crate::capture::{HEAD_LEN, opaque};
+
+/// `Walk::fed`: the name goes on.
+const MORE: u64 = 0;
+/// `Walk::fed`: the name ended at `Walk::end`.
+const END: u64 = 1;
+/// `Walk::fed`: no hash (an invalid label, or past the bytes read).
+const INVALID: u64 = 2;
+
+/// The callback's context, on the caller's stack.
+#[repr(C)]
+struct Walk {
+    walk: QnameWalk,
+    /// The message's first `HEAD_LEN` bytes.
+    head: *const u8,
+    /// Message offset of the name's terminating zero (`END`).
+    end: u64,
+    /// How the walk stopped (`MORE`: it did not).
+    fed: u64,
+}
+
+/// One byte of the name: the `index`th after its start. Returns 1 to stop the loop.
+extern "C" fn feed(index: u32, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `Walk` that `hashes` handed to `bpf_loop`, on its stack.
+    let w = unsafe { &mut *ctx.cast::<Walk>() };
+    let i = QNAME_OFFSET + index as usize;
+    if i >= HEAD_LEN as usize {
+        w.fed = INVALID;
+        return 1;
+    }
+    // SAFETY: `head` points at `HEAD_LEN` readable bytes and `i` is below that.
+    let b = unsafe { *w.head.add(i) };
+    match w.walk.feed(i, b) {
+        Fed::More => 0,
+        Fed::End => {
+            w.end = i as u64;
+            w.fed = END;
+            1
+        }
+        Fed::Invalid => {
+            w.fed = INVALID;
+            1
+        }
+    }
+}
+
+/// `sensor_common::qname_hashes(head)` for the first `HEAD_LEN` bytes of a message.
+#[inline(always)]
+pub fn hashes(head: &[u8]) -> Option<QnameHashes> {
+    let head = head.get(..HEAD_LEN as usize)?;
+    let mut w = Walk {
+        walk: QnameWalk::new(),
+        head: head.as_ptr(),
+        end: 0,
+        fed: MORE,
+    };
+    // SAFETY: the callback is a static function taking (index, ctx); `ctx` is `w`,
+    // which outlives the call.
+    unsafe {
+        bpf_loop(
+            MAX_QNAME_WIRE as u32,
+            feed as *mut c_void,
+            core::ptr::from_mut(&mut w).cast(),
+            0,
+        )
+    };
+    // Bounded here, where the verifier sees it, though the callback only ends there.
+    let end = opaque(w.end as u32);
+    if w.fed != END || end >= HEAD_LEN {
+        return None;
+    }
+    Some(w.walk.finish(head, end as usize))
+}

@@ -1,0 +1,496 @@
+//! DNS over TCP: each direction of a socket is a stream of messages, each behind a 2-byte
+//! length, cut into segments however the sender likes (the length alone, a header split
+//! anywhere, several messages in one segment, retransmissions cut differently).
+//!
+//! Per socket and direction (socket storage, freed with the socket) the kernel keeps
+//! where it is in the stream by TCP sequence number, and the first bytes of the current
+//! message until its question is read. Each segment's new bytes are walked message by
+//! message: when a message's question is complete the decision is made and a message
+//! record says so; the bytes themselves go to the agent as data records by stream
+//! offset, and the agent cuts them into messages the same way.
+//!
+//! At a client's ingress (a socket that is not a local resolver's upstream one) nothing
+//! is let through that the kernel has not read: a segment ahead of the stream is dropped
+//! (the sender sends it again in order), and so is a re-sent segment carrying bytes the
+//! host's TCP has not accepted from the copy the kernel read (they could differ). Once an
+//! answer's question is read and blocked, every later segment with data is dropped, its
+//! re-sendings included; what arrived before the question was complete (at most the
+//! length and the first bytes of the header and question) may have reached the socket,
+//! never a whole answer.
+
+use aya_ebpf::{
+    bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
+    helpers::{
+        bpf_skb_load_bytes,
+        generated::{bpf_sk_storage_get, bpf_tcp_sock},
+    },
+    programs::SkBuffContext,
+};
+use sensor_common::{
+    DnsHeader,
+    event::{
+        CaptureStat, DNS_FLAG_DATA, DNS_FLAG_MESSAGE, DNS_FLAG_QNAME_HASHED, DNS_FLAG_STREAM_START,
+        Direction,
+    },
+    maps::{MODE_ENFORCE, TCP_STREAM_SIZE, TCP_STREAMS_VALUE_SIZE},
+};
+
+use crate::{
+    capture::{HEAD_LEN, decide, emit_header, emit_span, note, opaque},
+    maps::{MODE, TCP_STREAMS},
+};
+
+/// Stream flag: `next`, `origin` and `msg_start` are set.
+const SYNCED: u32 = 1;
+/// Stream flag: at a client's ingress, segments with data from `drop_from` on are dropped.
+const DROPPING: u32 = 2;
+/// Stream flag: message boundaries are lost; the stream is not parsed any more.
+const LOST: u32 = 4;
+/// Stream flag: the current message's question was read and decided.
+const HEAD_DONE: u32 = 8;
+/// Stream flag: the next data record starts the stream.
+const START: u32 = 16;
+
+/// The length prefix and the bytes of a message that hold its question.
+const HEAD_TOTAL: u32 = 2 + HEAD_LEN;
+/// Twice `HEAD_TOTAL` (rounded to 8): a copy of at most `HEAD_TOTAL` bytes at an offset
+/// below `HEAD_TOTAL` stays inside, which the verifier can see from the two bounds.
+const HEAD_BUF: usize = (2 * HEAD_TOTAL as usize).next_multiple_of(8);
+/// TCP header flag SYN.
+pub const TCP_SYN: u8 = 0x02;
+
+/// One direction of a socket.
+#[repr(C)]
+pub struct Stream {
+    /// Sequence number of the next byte to read.
+    next: u32,
+    /// Sequence number of stream offset 0.
+    origin: u32,
+    /// Sequence number of the current message's length prefix.
+    msg_start: u32,
+    /// Bytes of the current message read, its length prefix included.
+    have: u32,
+    /// The current message's length, once `have >= 2`.
+    msg_len: u32,
+    /// Sequence number from which a client's ingress data is dropped (`DROPPING`).
+    drop_from: u32,
+    /// Stream flags.
+    flags: u32,
+    /// The walk's packet offset.
+    pos: u32,
+    /// The walk's bytes left.
+    left: u32,
+    /// What the walk found (`FOUND_*`).
+    found: u32,
+    /// The socket is a local resolver's upstream one (for the walk).
+    exempt: u32,
+    /// A client's ingress in enforce mode: nothing unread gets through (for the walk).
+    guard: u32,
+    /// The header of this segment's records. Kept here rather than on the stack, like
+    /// the walk's variables, so that the verifier does not tell apart states by it.
+    hdr: DnsHeader,
+    /// The current message's first bytes, its length prefix included.
+    pub head: [u8; HEAD_BUF],
+}
+
+/// Both directions of a socket: the value of `TCP_STREAMS`.
+#[repr(C)]
+pub struct Streams {
+    /// Indexed by `Direction`.
+    dir: [Stream; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<Stream>() == TCP_STREAM_SIZE);
+const _: () = assert!(core::mem::size_of::<Streams>() == TCP_STREAMS_VALUE_SIZE);
+
+/// Whether the global mode is enforce.
+#[inline(always)]
+fn enforcing() -> bool {
+    MODE.get(0).is_some_and(|m| *m == MODE_ENFORCE)
+}
+
+/// `a` comes after `b` in sequence space.
+#[inline(always)]
+fn after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// The stream of `sk` in `direction`, created if need be.
+#[inline(always)]
+fn stream(sk: *mut bpf_sock, direction: Direction) -> Option<&'static mut Stream> {
+    let map = core::ptr::from_ref(&TCP_STREAMS).cast_mut().cast();
+    // SAFETY: `sk` is the packet's socket (checked non-null); the helper returns this
+    // socket's storage, zeroed when created, or null.
+    let p = unsafe {
+        bpf_sk_storage_get(
+            map,
+            sk.cast(),
+            core::ptr::null_mut(),
+            BPF_SK_STORAGE_GET_F_CREATE.into(),
+        )
+    }
+    .cast::<Streams>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null storage of `Streams`, ours while the socket is.
+    Some(unsafe { &mut (*p).dir[direction as usize] })
+}
+
+/// Starts the stream afresh at `seq`, a message boundary.
+#[inline(always)]
+fn restart(st: &mut Stream, seq: u32) {
+    st.next = seq;
+    st.origin = seq;
+    st.msg_start = seq;
+    st.have = 0;
+    st.msg_len = 0;
+    st.drop_from = 0;
+    st.flags = SYNCED | START;
+}
+
+/// Whether the host's TCP has not accepted the bytes before `upto` yet (false when it
+/// cannot be told).
+#[inline(always)]
+fn unaccepted(sk: *mut bpf_sock, upto: u32) -> bool {
+    // SAFETY: `sk` is the packet's socket; the helper returns null unless it is a full
+    // TCP socket.
+    let tp = unsafe { bpf_tcp_sock(sk) };
+    if tp.is_null() {
+        return false;
+    }
+    // SAFETY: non-null `bpf_tcp_sock`, a context the verifier lets us read.
+    after(upto, unsafe { (*tp).rcv_nxt })
+}
+
+/// Where a segment with data lies against what the stream has read: `Ok` to read its
+/// new bytes, or `Err(drop it)`.
+#[inline(always)]
+fn place(
+    st: &mut Stream,
+    sk: *mut bpf_sock,
+    seq: u32,
+    end: u32,
+    client: bool,
+    guard: bool,
+) -> Result<(), bool> {
+    if !after(end, st.next) {
+        // Nothing new: a re-sent segment. Keep dropping a blocked answer's bytes, and
+        // bytes TCP would take from this copy rather than the one that was read.
+        if client && st.flags & DROPPING != 0 && after(end, st.drop_from) {
+            return Err(true);
+        }
+        if guard && unaccepted(sk, end) {
+            note(CaptureStat::TcpResentUnread);
+            return Err(true);
+        }
+        return Err(false);
+    }
+    if after(seq, st.next) {
+        note(CaptureStat::TcpOutOfOrder);
+        if guard {
+            return Err(true);
+        }
+        // Egress, or a local resolver's upstream socket: nothing is dropped there, so
+        // the bytes skipped are gone and the boundaries after them unknown.
+        st.flags |= LOST;
+        st.next = end;
+        return Err(false);
+    }
+    if guard && after(st.next, seq) && unaccepted(sk, st.next) {
+        note(CaptureStat::TcpResentUnread);
+        return Err(true);
+    }
+    Ok(())
+}
+
+/// Captures a TCP segment whose payload (if any) starts at `off`, every record headed by
+/// `base`; whether to drop it.
+#[inline(always)]
+pub fn capture(
+    ctx: &SkBuffContext,
+    base: &DnsHeader,
+    off: u32,
+    seq: u32,
+    tcp_flags: u8,
+    direction: Direction,
+    exempt: bool,
+) -> bool {
+    let payload = ctx.len().saturating_sub(off);
+    let syn = tcp_flags & TCP_SYN != 0;
+    if payload == 0 && !syn {
+        return false;
+    }
+    // SAFETY: readable context field (a socket, or null).
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return false;
+    }
+    // A client's ingress (not a local resolver's upstream socket): a blocked answer's
+    // bytes are dropped there, in any mode (an entry can be enforced on its own). In
+    // enforce mode nothing unread gets through either; in monitor mode what cannot be
+    // followed is counted and left unread, never dropped.
+    let client = direction == Direction::Ingress && !exempt;
+    let guard = client && enforcing();
+    let Some(st) = stream(sk, direction) else {
+        // No storage (memory): the stream cannot be followed. A client's answers are not
+        // let through unread (the sender sends them again); elsewhere it goes unread.
+        note(CaptureStat::TcpNoState);
+        return guard && payload > 0;
+    };
+    let mut seq = seq;
+    if syn {
+        if st.flags & SYNCED != 0 && st.next != st.origin {
+            note(CaptureStat::TcpReset);
+        }
+        seq = seq.wrapping_add(1);
+        restart(st, seq);
+        if payload == 0 {
+            return false;
+        }
+    } else if st.flags & SYNCED == 0 {
+        note(CaptureStat::TcpTakenUp);
+        restart(st, seq);
+    }
+    let end = seq.wrapping_add(payload);
+    if let Err(drop) = place(st, sk, seq, end, client, guard) {
+        return drop;
+    }
+    let dropping = |st: &Stream| st.flags & DROPPING != 0 && after(end, st.drop_from);
+    if st.flags & LOST != 0 {
+        // Not parsed (nor sent to the agent, which could not cut it into messages).
+        st.next = end;
+        return client && dropping(st);
+    }
+    let skip = st.next.wrapping_sub(seq);
+    let from = st.next;
+    let len = end.wrapping_sub(from);
+    st.hdr = *base;
+    put(&mut st.exempt, u32::from(exempt));
+    put(&mut st.guard, u32::from(guard));
+    let (drop, wake) = walk(ctx, st, off + skip, len, direction);
+    st.hdr.flags |= DNS_FLAG_DATA;
+    if st.flags & START != 0 {
+        st.hdr.flags |= DNS_FLAG_STREAM_START;
+        st.flags &= !START;
+    }
+    let start = from.wrapping_sub(st.origin);
+    emit_span(ctx, &mut st.hdr, off + skip, len, start, wake);
+    st.next = end;
+    drop || (client && dropping(st))
+}
+
+/// Walks `left` new bytes of the stream at packet offset `pos`: reads lengths and
+/// questions, decides each message whose question completes, and says so in a message
+/// record. Returns (drop this segment, wake the agent).
+///
+/// Up to `ROUNDS` questions are decided per segment, each after a framing loop that reads
+/// without deciding: the name's hash is the costly part for the verifier, so it has one
+/// place per round. What the walk carries from step to step lives in the stream's
+/// storage, read and written through volatile accesses: in registers, the verifier would
+/// tell apart every combination of what earlier steps found and explore each; in memory
+/// it cannot, so the states at a loop's head merge.
+#[inline(always)]
+fn walk(
+    ctx: &SkBuffContext,
+    st: &mut Stream,
+    pos: u32,
+    left: u32,
+    direction: Direction,
+) -> (bool, bool) {
+    put(&mut st.pos, pos);
+    put(&mut st.left, left);
+    put(&mut st.found, 0);
+    let mut head = true;
+    for _ in 0..ROUNDS {
+        head = frames(ctx, st);
+        if !head {
+            break;
+        }
+        judge(st, direction);
+    }
+    // The rest of the last decided message; another question would be one too many.
+    if head {
+        head = frames(ctx, st);
+    }
+    // A message complete at the segment's end is closed now, not at the next segment.
+    close(st);
+    let mut found = get(&st.found);
+    if head || get(&st.left) > 0 {
+        // More messages than walked: the boundaries after them are unknown.
+        note(CaptureStat::TcpTooManyMessages);
+        st.flags |= LOST;
+        if get(&st.guard) != 0 {
+            st.flags |= DROPPING;
+            st.drop_from = st.msg_start;
+            found |= FOUND_DROP;
+        }
+    }
+    (found & FOUND_DROP != 0, found & FOUND_WAKE != 0)
+}
+
+/// Frames until a question is complete (true) or the bytes run out (false).
+#[inline(always)]
+fn frames(ctx: &SkBuffContext, st: &mut Stream) -> bool {
+    for _ in 0..FRAME_STEPS {
+        match frame(ctx, st) {
+            Frame::More => {}
+            Frame::Head => return true,
+            Frame::End => return false,
+        }
+    }
+    false
+}
+
+/// Questions decided per segment (more made the verifier give up).
+const ROUNDS: u32 = 2;
+/// Framing steps per round: closing a message, the rest of its body, the next one's
+/// length and question.
+const FRAME_STEPS: u32 = 4;
+/// What a walk found: a message to drop, a query to wake the agent for.
+const FOUND_DROP: u32 = 1;
+/// See `FOUND_DROP`.
+const FOUND_WAKE: u32 = 2;
+
+/// What a framing step did.
+enum Frame {
+    /// Read some bytes; go on.
+    More,
+    /// Completed a message's question: decide it.
+    Head,
+    /// No bytes left, or none could be read.
+    End,
+}
+
+/// A volatile read of a walk variable.
+#[inline(always)]
+fn get(v: &u32) -> u32 {
+    // SAFETY: reading a field of our stream.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// A volatile write of a walk variable.
+#[inline(always)]
+fn put(v: &mut u32, x: u32) {
+    // SAFETY: writing a field of our stream.
+    unsafe { core::ptr::write_volatile(v, x) }
+}
+
+/// Closes the current message if it is decided and whole: the next byte starts another.
+#[inline(always)]
+fn close(st: &mut Stream) {
+    let (have, msg_len, flags) = (get(&st.have), get(&st.msg_len), get(&st.flags));
+    if flags & HEAD_DONE != 0 && have >= 2 + msg_len {
+        st.msg_start = st.msg_start.wrapping_add(have);
+        put(&mut st.have, 0);
+        put(&mut st.msg_len, 0);
+        put(&mut st.flags, flags & !HEAD_DONE);
+    }
+}
+
+/// One framing step: closes a whole message, then reads the rest of a decided message's
+/// body, or the length and question of an undecided one (up to `HEAD_TOTAL` bytes).
+#[inline(always)]
+fn frame(ctx: &SkBuffContext, st: &mut Stream) -> Frame {
+    close(st);
+    let (pos, left) = (get(&st.pos), get(&st.left));
+    if left == 0 {
+        return Frame::End;
+    }
+    let (have, msg_len, flags) = (get(&st.have), get(&st.msg_len), get(&st.flags));
+    if flags & HEAD_DONE != 0 {
+        let take = (2 + msg_len - have).min(left);
+        put(&mut st.have, have + take);
+        put(&mut st.pos, pos + take);
+        put(&mut st.left, left - take);
+        return Frame::More;
+    }
+    let have = opaque(have);
+    let lim = if have < 2 {
+        HEAD_TOTAL
+    } else {
+        2 + msg_len.min(HEAD_LEN)
+    };
+    let mut take = opaque(lim.saturating_sub(have).min(left));
+    if take == 0 || take > HEAD_TOTAL || have >= HEAD_TOTAL {
+        return Frame::End;
+    }
+    // The same value, bounded again in a form verifiers before 6.7 carry to the call
+    // (the compares above may be folded into one on `take - 1`): 1..=HEAD_TOTAL.
+    take = opaque(take - 1).min(HEAD_TOTAL - 1) + 1;
+    // SAFETY: `have` < HEAD_TOTAL and `take` <= HEAD_TOTAL: inside `head`.
+    let rc = unsafe {
+        bpf_skb_load_bytes(
+            ctx.skb.skb.cast(),
+            pos,
+            st.head.as_mut_ptr().add(have as usize).cast(),
+            take,
+        )
+    };
+    if rc != 0 {
+        return Frame::End;
+    }
+    let mut now = have + take;
+    let mut msg_len = msg_len;
+    if have < 2 && now >= 2 {
+        msg_len = u16::from_be_bytes([st.head[0], st.head[1]]) as u32;
+        put(&mut st.msg_len, msg_len);
+        // Bytes past a short message belong to the next one.
+        let end = 2 + msg_len.min(HEAD_LEN);
+        if now > end {
+            take -= now - end;
+            now = end;
+        }
+    }
+    put(&mut st.have, now);
+    put(&mut st.pos, pos + take);
+    put(&mut st.left, left - take);
+    if now >= 2 && now == 2 + msg_len.min(HEAD_LEN) {
+        Frame::Head
+    } else {
+        Frame::More
+    }
+}
+
+/// Decides the message whose question was just read, says so in a message record, and
+/// notes what the walk found.
+#[inline(always)]
+fn judge(st: &mut Stream, direction: Direction) {
+    let msg_len = get(&st.msg_len);
+    let exempt = get(&st.exempt) != 0;
+    // The whole fixed-size head goes to the decision (a constant length costs the
+    // verifier far less than a variable one); bytes past the message are left from
+    // earlier ones and matter only to a message whose name does not end inside it.
+    let Some(head) = st.head.get(2..2 + HEAD_LEN as usize) else {
+        return;
+    };
+    let d = decide(head, direction, exempt);
+    // The message record, in the segment's header (restored after).
+    let hdr = &mut st.hdr;
+    let flags = hdr.flags;
+    hdr.flags |= DNS_FLAG_MESSAGE;
+    if d.hashed {
+        hdr.flags |= DNS_FLAG_QNAME_HASHED;
+        hdr.qname_hash = d.hash;
+    }
+    hdr.msg_len = msg_len;
+    hdr.verdict = d.verdict as u32;
+    hdr.offset = st.msg_start.wrapping_sub(st.origin);
+    emit_header(hdr);
+    hdr.flags = flags;
+    hdr.qname_hash = 0;
+    hdr.msg_len = 0;
+    hdr.verdict = 0;
+    let mut found = get(&st.found);
+    let mut sflags = get(&st.flags) | HEAD_DONE;
+    if d.drop {
+        sflags |= DROPPING;
+        st.drop_from = st.msg_start;
+        found |= FOUND_DROP;
+    }
+    if d.wake {
+        found |= FOUND_WAKE;
+    }
+    put(&mut st.flags, sflags);
+    put(&mut st.found, found);
+}

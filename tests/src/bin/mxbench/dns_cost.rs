@@ -1,0 +1,138 @@
+//! Kernel cost per DNS answer packet by message size, and per segment of DNS over TCP:
+//! a hostile DNS server per size (answers padded to about 100 B, 1 KiB and 4 KiB, the last
+//! under the 4,096 bytes EDNS offers), asked over UDP, and the 4 KiB one over TCP with its replies cut every 1,000 bytes; each
+//! row is the change of the kernel's `run_time_ns / run_cnt` of `mx_dns_ingress` over its
+//! phase, beside an empty cgroup_skb program on the same packets (the hook's floor).
+
+use anyhow::Context as _;
+use mxsentry_tests::{Agent, Topology, agent::test_pin_dir, topology::SRV4};
+
+use crate::{floor_per_run, floor_stats, median, per_run, prog_stats};
+
+/// Answer sizes asked for, each from its own server (port 53 of its own address).
+const SIZES: [(usize, &str); 3] = [(100, SRV4[0]), (1024, SRV4[1]), (4000, SRV4[2])];
+/// Questions per TCP connection (within what the kernel decides in one segment).
+const PER_CONNECTION: usize = 4;
+
+/// Mean answer length of a `mxprobe dns` report; errors if any answer is missing.
+fn mean_answer(out: &str) -> anyhow::Result<f64> {
+    let v: serde_json::Value = serde_json::from_str(out)?;
+    let answers = v["answers"].as_array().context("no answers")?;
+    let mut total = 0usize;
+    for a in answers {
+        total += a.as_str().context("a question went unanswered")?.len() / 2;
+    }
+    Ok(total as f64 / answers.len().max(1) as f64)
+}
+
+/// One row: what, the samples (ns per run, runs) of mx_dns_ingress and of the floor, and
+/// the mean answer size.
+struct Row {
+    what: String,
+    ingress: Vec<(f64, f64)>,
+    floor: Vec<(f64, f64)>,
+    bytes: f64,
+}
+
+/// `rounds` rounds of `n` answers of each size over UDP, and `n` over TCP.
+pub fn dns_cost(n: usize, rounds: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(rounds > 0 && n > 0, "dnscost needs answers and rounds");
+    let mut t = Topology::new()?;
+    for (size, addr) in SIZES {
+        t.serve(&[
+            "serve-hostile",
+            &format!("{addr}:53"),
+            "BIG=big.ml",
+            &format!("SIZE={size}"),
+            "TCP=every:1000",
+        ])?;
+    }
+    let cg = t.cgroup.display().to_string();
+    let agent = Agent::start_quiet(&test_pin_dir("dnscost"), &["--cgroup", &cg])?;
+    let _floor = mxsentry_tests::rawbpf::Pass::attach(&t.cgroup)?;
+    let names = vec!["big.ml"; n].join(",");
+    let tcp_names = ["big.ml"; PER_CONNECTION].join(",");
+    let mut rows: Vec<Row> = SIZES
+        .iter()
+        .map(|(size, _)| Row {
+            what: format!("UDP answer of about {size} B (EDNS)"),
+            ingress: vec![],
+            floor: vec![],
+            bytes: 0.0,
+        })
+        .chain([Row {
+            what: "TCP, per segment of 4 KiB answers cut every 1,000 B (handshake, ACKs and FIN \
+                   included)"
+                .into(),
+            ingress: vec![],
+            floor: vec![],
+            bytes: 0.0,
+        }])
+        .collect();
+    for _ in 0..rounds {
+        for (i, (_, addr)) in SIZES.iter().enumerate() {
+            let (s0, f0) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+            let out = t.client(&[
+                "dns",
+                // The largest answer must fit, or the server sends a truncated one.
+                "udp-edns:4096",
+                &format!("{addr}:53"),
+                &names,
+                "MX",
+                "2000",
+            ])?;
+            let (s1, f1) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+            rows[i].bytes = mean_answer(&out)?;
+            rows[i].ingress.push(per_run(&s0, &s1, "mx_dns_ingress"));
+            // The floor runs on both directions: the queries' packets and the answers'.
+            rows[i].floor.push(floor_per_run(f0, f1));
+        }
+        let (s0, f0) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+        let mut bytes = 0.0;
+        for _ in 0..n.div_ceil(PER_CONNECTION) {
+            let out = t.client(&[
+                "dns",
+                "tcp",
+                &format!("{}:53", SIZES[2].1),
+                &tcp_names,
+                "MX",
+                "2000",
+            ])?;
+            bytes = mean_answer(&out)?;
+        }
+        let (s1, f1) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+        rows[3].bytes = bytes;
+        rows[3].ingress.push(per_run(&s0, &s1, "mx_dns_ingress"));
+        rows[3].floor.push(floor_per_run(f0, f1));
+    }
+    let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    let spread = |s: &[(f64, f64)]| {
+        let ns: Vec<f64> = s.iter().map(|x| x.0).collect();
+        (
+            round1(median(ns.clone())),
+            round1(ns.iter().copied().fold(f64::INFINITY, f64::min)),
+            round1(ns.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+        )
+    };
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let (ns, lo, hi) = spread(&r.ingress);
+            let (floor, ..) = spread(&r.floor);
+            serde_json::json!({
+                "what": r.what,
+                "answer_bytes": r.bytes.round(),
+                "ns_per_run": ns,
+                "min": lo,
+                "max": hi,
+                "floor_ns_per_run": floor,
+                "runs_per_round": r.ingress.first().map_or(0.0, |s| s.1),
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({ "measurement": "dns_cost", "rounds": rounds, "rows": rows })
+    );
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! A hostile DNS server for the privileged tests: what someone who registered a lookalike
+//! controls in its DNS answers — their size, the order of their records, how they are cut
+//! into TCP segments and how many share one segment — served over UDP and TCP.
+//!
+//! Hand-built wire format on purpose: the tests need exact control of every byte and of
+//! every `write` (each is its own segment: the sockets run with `TCP_NODELAY`, and the
+//! server pauses between writes).
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::wire_name;
+
+/// How the server cuts a TCP reply (all the answers to what the client sent at once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segments {
+    /// One write.
+    Whole,
+    /// The 2-byte length prefix alone, then the rest.
+    Prefix,
+    /// The prefix and the first `n` bytes of the DNS header, then the rest.
+    Header(usize),
+    /// A write every `n` bytes.
+    Every(usize),
+}
+
+impl Segments {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s.split_once(':') {
+            None if s == "whole" => Segments::Whole,
+            None if s == "prefix" => Segments::Prefix,
+            Some(("header", n)) => Segments::Header(n.parse()?),
+            Some(("every", n)) => Segments::Every(n.parse::<usize>()?.max(1)),
+            _ => bail!("TCP={s}: want whole, prefix, header:N or every:N"),
+        })
+    }
+
+    /// Where the reply is cut.
+    fn cuts(self, len: usize) -> Vec<usize> {
+        let cuts = match self {
+            Segments::Whole => vec![],
+            Segments::Prefix => vec![2],
+            Segments::Header(n) => vec![2 + n],
+            Segments::Every(n) => (1..).map(|i| i * n).take_while(|&c| c < len).collect(),
+        };
+        cuts.into_iter().filter(|&c| c > 0 && c < len).collect()
+    }
+}
+
+/// What the server answers.
+#[derive(Clone, Debug)]
+pub struct Hostile {
+    /// Address for A questions not otherwise listed.
+    pub a: [u8; 4],
+    /// Exact A answers: (name, address).
+    pub hosts: Vec<(String, [u8; 4])>,
+    /// Domains whose MX answer is big: many worse MX hosts under the domain (whose own
+    /// names do not exist), then the preferred one, `best`, last.
+    pub big: Vec<String>,
+    /// The preferred MX host of the big answers (a host outside their domain).
+    pub best: String,
+    /// Size the big MX answers reach, in bytes.
+    pub size: usize,
+    /// How TCP replies are cut.
+    pub segments: Segments,
+    /// Largest UDP answer sent whatever the client said (0: the client's EDNS size, or 512).
+    pub udp_max: usize,
+}
+
+impl Default for Hostile {
+    fn default() -> Self {
+        Self {
+            a: [192, 0, 2, 53],
+            hosts: Vec::new(),
+            big: Vec::new(),
+            best: String::new(),
+            size: 4000,
+            segments: Segments::Whole,
+            udp_max: 0,
+        }
+    }
+}
+
+/// Reads a question: (name in lower case, end of the question section, qtype).
+fn question(q: &[u8]) -> Option<(String, usize, u16)> {
+    let mut labels = Vec::new();
+    let mut i = 12;
+    loop {
+        let len = *q.get(i)? as usize;
+        if len == 0 {
+            break;
+        }
+        let l = q.get(i + 1..i + 1 + len)?;
+        labels.push(String::from_utf8_lossy(l).to_ascii_lowercase());
+        i += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(i + 1)?, *q.get(i + 2)?]);
+    Some((labels.join("."), i + 5, qtype))
+}
+
+/// The UDP payload size the query's OPT record offers, if it has one.
+fn edns_size(q: &[u8], qend: usize) -> Option<usize> {
+    let arcount = u16::from_be_bytes([*q.get(10)?, *q.get(11)?]);
+    // An OPT record right after the question: root name, type 41, class = size.
+    (arcount > 0 && q.get(qend) == Some(&0) && q.get(qend + 1..qend + 3) == Some(&[0, 41]))
+        .then(|| u16::from_be_bytes([q[qend + 3], q[qend + 4]]) as usize)
+}
+
+/// Appends a record owned by the question name (compressed pointer to offset 12).
+fn record(m: &mut Vec<u8>, qtype: u16, rdata: &[u8]) {
+    m.extend_from_slice(&[0xc0, 0x0c]);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 30]);
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(rdata);
+}
+
+fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
+    let mut r = preference.to_be_bytes().to_vec();
+    r.extend(wire_name(host));
+    r
+}
+
+impl Hostile {
+    /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
+    /// `TCP=whole|prefix|header:N|every:N`, `UDPMAX=BYTES`.
+    pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
+        let mut h = Hostile::default();
+        for o in opts {
+            match o.split_once('=') {
+                Some(("A", ip)) => h.a = ip.parse::<std::net::Ipv4Addr>()?.octets(),
+                Some(("HOST", spec)) => {
+                    let (name, ip) = spec.split_once('=').context("HOST=NAME=IP")?;
+                    let ip = ip.parse::<std::net::Ipv4Addr>()?.octets();
+                    h.hosts.push((name.to_ascii_lowercase(), ip));
+                }
+                Some(("BIG", d)) => h.big.push(d.to_ascii_lowercase()),
+                Some(("BEST", host)) => h.best = host.to_ascii_lowercase(),
+                Some(("SIZE", n)) => h.size = n.parse()?,
+                Some(("TCP", s)) => h.segments = Segments::parse(s)?,
+                Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
+                _ => bail!("serve-hostile option {o}"),
+            }
+        }
+        Ok(h)
+    }
+
+    /// Under a big domain, strictly: the worse MX hosts, which do not exist.
+    fn under_big(&self, name: &str) -> bool {
+        self.big.iter().any(|d| name.ends_with(&format!(".{d}")))
+    }
+
+    /// The answer to query `q`, whole (before any UDP size limit).
+    pub fn answer(&self, q: &[u8]) -> Option<Vec<u8>> {
+        let (name, qend, qtype) = question(q)?;
+        let mut m = q.get(..2)?.to_vec();
+        let rcode = if self.under_big(&name) { 3 } else { 0 };
+        m.extend_from_slice(&[0x85, 0x80 | rcode, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(q.get(12..qend)?);
+        let mut n = 0u16;
+        match qtype {
+            _ if rcode != 0 => {}
+            15 if self.big.contains(&name) => {
+                // Worse hosts first, each an uncompressed long name, until the answer
+                // is big; the preferred host last.
+                let last = mx_rdata(10, &self.best);
+                let mut i = 0;
+                while m.len() + 12 + last.len() < self.size {
+                    let filler = format!("f{i:04}-{}.{name}", "x".repeat(48));
+                    record(&mut m, 15, &mx_rdata(20, &filler));
+                    n += 1;
+                    i += 1;
+                }
+                record(&mut m, 15, &last);
+                n += 1;
+            }
+            15 => {
+                record(&mut m, 15, &mx_rdata(10, &format!("mx.{name}")));
+                n += 1;
+            }
+            1 => {
+                let addr = self
+                    .hosts
+                    .iter()
+                    .find(|(h, _)| *h == name)
+                    .map_or(self.a, |(_, a)| *a);
+                record(&mut m, 1, &addr);
+                n += 1;
+            }
+            // AAAA and the rest: no data, so clients use the IPv4 addresses.
+            _ => {}
+        }
+        m[6..8].copy_from_slice(&n.to_be_bytes());
+        Some(m)
+    }
+
+    /// The UDP answer: whole if it fits what the client offered, else cut to the
+    /// question with TC set (the client asks again over TCP).
+    fn udp_answer(&self, q: &[u8]) -> Option<Vec<u8>> {
+        let whole = self.answer(q)?;
+        let (_, qend, _) = question(q)?;
+        let limit = match self.udp_max {
+            0 => edns_size(q, qend).unwrap_or(512).max(512),
+            n => n,
+        };
+        if whole.len() <= limit {
+            return Some(whole);
+        }
+        let mut tc = whole.get(..qend)?.to_vec();
+        tc[2] |= 0x02;
+        tc[6..8].copy_from_slice(&[0, 0]);
+        Some(tc)
+    }
+
+    /// Serves UDP and TCP on `addr`; prints `ready` once both are bound.
+    pub fn serve(self, addr: SocketAddr) -> anyhow::Result<()> {
+        let udp = UdpSocket::bind(addr).context("bind udp")?;
+        let tcp = TcpListener::bind(addr).context("bind tcp")?;
+        let me = self.clone();
+        std::thread::spawn(move || {
+            for s in tcp.incoming().flatten() {
+                let h = me.clone();
+                std::thread::spawn(move || h.serve_tcp(s));
+            }
+        });
+        println!("ready");
+        std::io::stdout().flush()?;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, peer) = udp.recv_from(&mut buf)?;
+            if let Some(a) = self.udp_answer(&buf[..n]) {
+                udp.send_to(&a, peer)?;
+            }
+        }
+    }
+
+    /// Answers every query on a connection: what the client sent together is answered
+    /// together, in one reply cut as `segments` says.
+    fn serve_tcp(&self, mut s: TcpStream) -> Option<()> {
+        s.set_nodelay(true).ok()?;
+        loop {
+            let mut reply = Vec::new();
+            let q = read_msg(&mut s, None)?;
+            reply.extend(framed(&self.answer(&q)?));
+            // Queries that came with it (pipelined) share the reply.
+            while let Some(q) = read_msg(&mut s, Some(Duration::from_millis(30))) {
+                reply.extend(framed(&self.answer(&q)?));
+            }
+            s.set_read_timeout(None).ok()?;
+            write_cut(&mut s, &reply, &self.segments.cuts(reply.len())).ok()?;
+        }
+    }
+}
+
+/// `msg` with its 2-byte length prefix.
+pub fn framed(msg: &[u8]) -> Vec<u8> {
+    let mut out = (msg.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(msg);
+    out
+}
+
+/// Reads one length-prefixed message, waiting at most `wait` for it to start.
+fn read_msg(s: &mut TcpStream, wait: Option<Duration>) -> Option<Vec<u8>> {
+    s.set_read_timeout(wait).ok()?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    s.set_read_timeout(None).ok()?;
+    let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut q).ok()?;
+    Some(q)
+}
+
+/// Writes `bytes` as separate segments cut at `cuts`, pausing between them so each
+/// leaves on its own (the socket has `TCP_NODELAY`).
+pub fn write_cut(s: &mut TcpStream, bytes: &[u8], cuts: &[usize]) -> std::io::Result<()> {
+    let mut from = 0;
+    for &c in cuts.iter().chain(std::iter::once(&bytes.len())) {
+        s.write_all(&bytes[from..c])?;
+        s.flush()?;
+        from = c;
+        if c < bytes.len() {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    Ok(())
+}

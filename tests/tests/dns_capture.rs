@@ -1,0 +1,261 @@
+//! DNS answers as the attacker who registered a lookalike writes them, against the real
+//! kernel programs and agent: answers of several KiB over UDP (EDNS) and TCP with the
+//! preferred mail host last, TCP answers and queries cut anywhere (the length prefix
+//! alone, inside the header), several messages in one segment. The sensor must see each
+//! message whole, drop a blocked answer however it is cut, and tie the mail host to the
+//! lookalike. Run single-threaded (they share the kernel).
+
+use std::{path::PathBuf, time::Duration};
+
+use mxsentry_tests::{
+    Agent, Topology,
+    agent::{self, test_pin_dir, test_state_dir},
+    require_privileges,
+    topology::SRV4,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(5);
+/// The lookalike's preferred mail host: outside the lookalike's domain, last in its answer.
+const BEST: &str = "mx.hoster.test";
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn dns_server() -> String {
+    format!("{}:53", SRV4[0])
+}
+
+/// A topology with the hostile DNS server (`opts` added to its zone: army.ml's MX answer
+/// `size` bytes with `BEST` last, `BEST` at SRV4[2]) and an SMTP listener at SRV4[2].
+fn hostile(size: usize, opts: &[&str]) -> Topology {
+    let mut t = Topology::new().expect("topology");
+    let best = format!("HOST={BEST}={}", SRV4[2]);
+    let size = format!("SIZE={size}");
+    let mut args = vec![
+        "serve-hostile",
+        "10.77.0.2:53",
+        "BIG=army.ml",
+        "BEST=mx.hoster.test",
+        &best,
+        &size,
+    ];
+    args.extend_from_slice(opts);
+    t.serve(&args).expect("hostile DNS server");
+    t.serve(&["listen", SRV4[2], "25"]).expect("SMTP listener");
+    t
+}
+
+/// An agent protecting army.mil (action block) in `mode`, logging raw DNS messages.
+fn agent(t: &Topology, tag: &str, mode: &str) -> (Agent, PathBuf) {
+    let state = test_state_dir(tag);
+    std::fs::create_dir_all(&state).expect("state dir");
+    let cfg = state.join("mxsentry.toml");
+    agent::write_config(&cfg, &state, mode, "").expect("config");
+    let (cg, cfgs) = (t.cgroup.display().to_string(), cfg.display().to_string());
+    let a = Agent::start(&test_pin_dir(tag), &["--config", &cfgs, "--cgroup", &cg])
+        .expect("agent start");
+    (a, state)
+}
+
+/// Asks the hostile server for `names` (comma-separated) over `transport`.
+fn ask(t: &Topology, transport: &str, names: &str, qt: &str, timeout_ms: u32) -> Value {
+    json(
+        &t.client(&[
+            "dns",
+            transport,
+            &dns_server(),
+            names,
+            qt,
+            &timeout_ms.to_string(),
+        ])
+        .expect("dns client"),
+    )
+}
+
+/// The raw record of a DNS message with exactly these bytes (hex) in `direction`.
+fn message(a: &mut Agent, direction: &str, transport: &str, hex: &str) -> anyhow::Result<Value> {
+    a.wait_for(WAIT, |v| {
+        v["event"] == "dns_packet"
+            && v["direction"] == direction
+            && v["transport"] == transport
+            && v["data"] == hex
+    })
+}
+
+/// A delivery to the lookalike as an MTA makes it: MX (over `transport`), then the
+/// preferred host's address, then an SMTP connect; the connect's result.
+fn deliver(t: &Topology, transport: &str) -> (Value, String) {
+    let mx = ask(t, transport, "army.ml", "MX", 2000);
+    let a = ask(t, "udp", BEST, "A", 2000);
+    assert!(a["answer"].is_string(), "{BEST} unanswered: {a}");
+    let c = json(
+        &t.client(&["connect", &format!("{}:25", SRV4[2])])
+            .expect("connect"),
+    );
+    (mx, c["result"].as_str().unwrap_or_default().to_string())
+}
+
+/// Monitor: the big answer is captured whole, and the connect to its last mail host is
+/// reported as a delivery to the lookalike.
+fn whole_answer_ties_the_last_mx_host(tag: &str, size: usize, transport: &str, opts: &[&str]) {
+    let t = hostile(size, opts);
+    let (mut a, state) = agent(&t, tag, "monitor");
+    let (mx, result) = deliver(&t, transport);
+    let answer = mx["answer"].as_str().expect("MX answered in monitor mode");
+    assert!(
+        answer.len() / 2 >= size,
+        "answer of {} bytes",
+        answer.len() / 2
+    );
+    assert_eq!(result, "ok");
+    let d = a
+        .wait_for(WAIT, |v| v["event"] == "detection")
+        .unwrap_or_else(|e| panic!("{transport}: the delivery to army.ml was not reported: {e}"));
+    assert_eq!(d["domain"], "army.ml", "{d}");
+    assert_eq!(d["route"]["mx_host"], BEST, "{d}");
+    assert_eq!(d["target"], "army.mil", "{d}");
+    let wire = if transport == "udp-edns:4096" {
+        "udp"
+    } else {
+        "tcp"
+    };
+    let m = message(&mut a, "ingress", wire, answer)
+        .unwrap_or_else(|e| panic!("{transport}: the answer was not captured whole: {e}"));
+    assert_eq!(m["msg_len"].as_u64(), Some(answer.len() as u64 / 2), "{m}");
+    assert_eq!(m["verdict"], "would_block", "{m}");
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
+#[test]
+fn udp_edns_answer_of_3_5_kib_with_the_preferred_mx_last_is_tied_to_the_lookalike() {
+    if !require_privileges("udp_edns_big") {
+        return;
+    }
+    whole_answer_ties_the_last_mx_host("udpbig", 3500, "udp-edns:4096", &[]);
+}
+
+#[test]
+fn tcp_answer_of_20_kib_with_the_preferred_mx_last_is_tied_to_the_lookalike() {
+    if !require_privileges("tcp_big") {
+        return;
+    }
+    // Cut every 1,000 bytes as well: the answer spans many segments whatever the MSS.
+    whole_answer_ties_the_last_mx_host("tcpbig", 20_000, "tcp", &["TCP=every:1000"]);
+}
+
+/// Enforce: army.ml's answer (army.ml is among the slips of army.mil blocked from the
+/// start) is dropped however the server cuts it, and other answers are not.
+#[test]
+fn enforce_drops_a_blocked_tcp_answer_however_it_is_cut() {
+    if !require_privileges("tcp_cut_answers") {
+        return;
+    }
+    for cut in ["whole", "prefix", "header:5", "every:7"] {
+        let t = hostile(600, &[&format!("TCP={cut}")]);
+        let (mut a, state) = agent(&t, "tcpcut", "enforce");
+        let blocked = ask(&t, "tcp", "army.ml", "MX", 1500);
+        assert!(
+            blocked["answer"].is_null(),
+            "TCP={cut}: the lookalike's answer reached the client: {blocked}"
+        );
+        let other = ask(&t, "tcp", "army.mil", "MX", 1500);
+        assert!(other["answer"].is_string(), "TCP={cut}: {other}");
+        let dropped = a
+            .wait_for(WAIT, |v| {
+                v["event"] == "dns_packet"
+                    && v["direction"] == "ingress"
+                    && v["transport"] == "tcp"
+                    && v["verdict"] == "blocked"
+            })
+            .unwrap_or_else(|e| panic!("TCP={cut}: no blocked answer reported: {e}"));
+        assert!(dropped["qname_hash"].is_string(), "{dropped}");
+        a.stop(libc::SIGINT).expect("stop");
+        std::fs::remove_dir_all(state).ok();
+    }
+}
+
+/// A query over TCP is seen however the client cuts it: the agent reports the lookup.
+#[test]
+fn tcp_queries_are_seen_however_they_are_cut() {
+    if !require_privileges("tcp_cut_queries") {
+        return;
+    }
+    let t = hostile(600, &[]);
+    let (mut a, state) = agent(&t, "tcpq", "monitor");
+    for (i, how) in ["tcp", "tcp-prefix", "tcp-header:3", "tcp-header:11"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("q{i}.army.ml");
+        let out = ask(&t, how, &name, "A", 1500);
+        let q = out["query"].as_str().expect("query").to_string();
+        message(&mut a, "egress", "tcp", &q)
+            .unwrap_or_else(|e| panic!("{how}: the query was not captured whole: {e}"));
+        a.wait_for(WAIT, |v| {
+            v["event"] == "lookalike_lookup" && v["domain"] == name.as_str()
+        })
+        .unwrap_or_else(|e| panic!("{how}: the lookup of {name} was not reported: {e}"));
+    }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
+/// Two queries in one segment and their answers in one segment (glibc's A and AAAA over
+/// one connection): each message is seen; in enforce mode the segment holding a blocked
+/// answer does not reach the client. (The kernel decides at most two questions per
+/// segment, the verifier's budget; past that the stream is counted as lost and, at a
+/// client in enforce mode, dropped.)
+#[test]
+fn several_messages_in_one_segment_are_each_seen_and_a_blocked_one_is_dropped() {
+    if !require_privileges("tcp_many_per_segment") {
+        return;
+    }
+    let names = "other.org,army.ml";
+    let t = hostile(600, &[]);
+    let (mut a, state) = agent(&t, "tcpmany", "monitor");
+    let out = ask(&t, "tcp", names, "MX", 2000);
+    let answers = out["answers"].as_array().expect("answers").clone();
+    assert_eq!(answers.len(), 2);
+    for (name, ans) in names.split(',').zip(&answers) {
+        let hex = ans
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} unanswered in monitor mode: {out}"));
+        let m = message(&mut a, "ingress", "tcp", hex)
+            .unwrap_or_else(|e| panic!("answer for {name} not captured: {e}"));
+        let want = if name == "army.ml" {
+            "would_block"
+        } else {
+            "allowed"
+        };
+        assert_eq!(m["verdict"], want, "{name}: {m}");
+        let hash = mxsentry::kernel::maps::name_hash(name).expect("hash");
+        assert_eq!(m["qname_hash"], format!("{hash:016x}"), "{name}: {m}");
+    }
+    for name in names.split(',') {
+        let hash = format!("{:016x}", mxsentry::kernel::maps::name_hash(name).unwrap());
+        a.wait_for(WAIT, |v| {
+            v["event"] == "dns_packet" && v["direction"] == "egress" && v["qname_hash"] == hash
+        })
+        .unwrap_or_else(|e| panic!("query for {name} not captured: {e}"));
+    }
+    a.ctl(&["mode", "enforce"]).expect("enforce");
+    let out = ask(&t, "tcp", names, "MX", 1500);
+    assert!(
+        out["answers"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(Value::is_null)),
+        "the segment holding army.ml's answer reached the client: {out}"
+    );
+    let out = ask(&t, "tcp", "army.mil,other.org", "MX", 1500);
+    assert!(
+        out["answers"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(Value::is_string)),
+        "answers without a blocked one were dropped: {out}"
+    );
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
