@@ -172,8 +172,13 @@ pub const RING_BYTES: u32 = 1 << 22;
 /// Bytes of a message's start that hold its question: the 12-byte header, the longest
 /// name (255) and the question's type, rounded up.
 pub const DNS_HEAD_LEN: usize = 272;
+/// Size of `qname::QnameWalk`: the kernel's state while it walks a question name,
+/// kept in map memory beside the bytes it walks (`DNS_SCRATCH`, `TCP_STREAMS`).
+pub const QNAME_WALK_SIZE: usize = 64;
+/// Size of a `DNS_SCRATCH` value: a UDP message's first bytes and the walk over its name.
+pub const DNS_SCRATCH_SIZE: usize = DNS_HEAD_LEN + QNAME_WALK_SIZE;
 /// Size of the kernel's state for one direction of a DNS-over-TCP socket.
-pub const TCP_STREAM_SIZE: usize = 696;
+pub const TCP_STREAM_SIZE: usize = 696 + QNAME_WALK_SIZE;
 /// Size of a `TCP_STREAMS` value: both directions.
 pub const TCP_STREAMS_VALUE_SIZE: usize = 2 * TCP_STREAM_SIZE;
 
@@ -255,7 +260,8 @@ const fn lpm_key(addr_bytes: usize) -> usize {
     size_of::<u32>() + addr_bytes
 }
 
-/// `DNS_SCRATCH`: per-CPU room for a UDP message's question (one per direction).
+/// `DNS_SCRATCH`: per-CPU room for a UDP message's question and the walk over its name
+/// (one per direction).
 pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
 
 /// A map private to one load of the programs: not pinned, not shared with later agents.
@@ -296,7 +302,13 @@ pub const MAPS: [MapSpec; 16] = [
     spec(CLEAN_NAMES, MapKind::LruHash, 8, 8, CLEAN_NAMES_MAX),
     spec(AGENT_STATE, MapKind::Array, 4, 8, AGENT_SLOTS),
     spec(DNS_CAPTURE, MapKind::PerCpuArray, 4, 8, CAPTURE_STAT_SLOTS),
-    private(spec(DNS_SCRATCH, MapKind::PerCpuArray, 4, DNS_HEAD_LEN, 2)),
+    private(spec(
+        DNS_SCRATCH,
+        MapKind::PerCpuArray,
+        4,
+        DNS_SCRATCH_SIZE,
+        2,
+    )),
     // Socket storage has no capacity: one value per socket that has one.
     private(spec(
         TCP_STREAMS,

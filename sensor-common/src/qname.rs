@@ -125,6 +125,8 @@ pub struct QnameWalk {
     next_len: u64,
 }
 
+const _: () = assert!(core::mem::size_of::<QnameWalk>() == crate::maps::QNAME_WALK_SIZE);
+
 impl Default for QnameWalk {
     fn default() -> Self {
         Self::new()

@@ -19,6 +19,7 @@ use sensor_common::{
     DnsHeader, DnsRecord, EventKind, Verdict,
     event::{CaptureStat, DNS_CHUNK_MAX, DNS_CLASSES, Direction},
     maps::DNS_HEAD_LEN,
+    qname::QnameWalk,
 };
 
 use crate::{
@@ -59,14 +60,15 @@ pub struct Decision {
 }
 
 /// The decision for a message whose first bytes are `head` (at most `HEAD_LEN`), seen
-/// in `direction` on a socket that is (`exempt`) or is not a local resolver's upstream.
+/// in `direction` on a socket that is (`exempt`) or is not a local resolver's upstream;
+/// `walk` is map memory for the walk over its name.
 ///
 /// The name is walked by `bpf_loop` (`qname::hashes`): inlined in the program, its loop
 /// was walked byte by byte by the verifier for every state that reached it, which on
 /// 6.1 passed the million instructions.
 #[inline(always)]
-pub fn decide(head: &[u8], direction: Direction, exempt: bool) -> Decision {
-    let hashes = qname::hashes(head);
+pub fn decide(head: &[u8], walk: &mut QnameWalk, direction: Direction, exempt: bool) -> Decision {
+    let hashes = qname::hashes(head, walk);
     let hit = hashes.as_ref().and_then(answer_hit);
     let mut verdict = verdict_for(hit);
     let is_answer = head.get(2).is_some_and(|b| b & 0x80 != 0);

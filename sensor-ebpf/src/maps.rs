@@ -15,7 +15,7 @@ use sensor_common::{
     },
 };
 
-use crate::{capture::HEAD_LEN, tcp::Streams};
+use crate::{tcp::Streams, udp::Scratch};
 
 #[map]
 pub static DNS_EVENTS: RingBuf = RingBuf::pinned(RING_BYTES, 0);
@@ -63,6 +63,6 @@ pub static DNS_CAPTURE: PerCpuArray<u64> = PerCpuArray::pinned(CAPTURE_STAT_SLOT
 #[btf_map]
 pub static TCP_STREAMS: SkStorage<Streams> = SkStorage::new();
 
-/// Per-CPU room for a UDP message's question, by direction.
+/// Per-CPU room for a UDP message's question and the walk over its name, by direction.
 #[map]
-pub static DNS_SCRATCH: PerCpuArray<[u8; HEAD_LEN as usize]> = PerCpuArray::with_max_entries(2, 0);
+pub static DNS_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(2, 0);

@@ -3,9 +3,15 @@
 //! Inlined, the byte loop over a name (up to 255 bytes) is walked by the verifier one
 //! byte at a time for every state that reaches it; on 6.1 the states at each byte (where
 //! the last label started, how many labels there were) multiply past its million
-//! instructions. A `bpf_loop` callback is verified on its own, as one iteration with an
-//! unknown index (6.1), or until its state stops changing (6.8 on): a few hundred
-//! instructions either way. The walk itself is sensor-common's, byte for byte.
+//! instructions. A `bpf_loop` callback is verified on its own: a few hundred
+//! instructions. The walk itself is sensor-common's, byte for byte.
+//!
+//! The walk's state lives in map memory (beside the bytes it walks), never on the
+//! stack: verifiers before 6.8 check the callback once, from the state the caller left,
+//! and take that for every iteration. Constants on the stack (no label yet: 0) would
+//! then be all the verifier ever sees, and it rewrites the branches it never saw taken
+//! (a second label, and so every domain and stem hash) into jumps that skip them. Map
+//! memory's contents are unknown to every verifier, so every branch stays.
 
 use core::ffi::c_void;
 
@@ -27,7 +33,8 @@ const INVALID: u64 = 2;
 /// The callback's context, on the caller's stack.
 #[repr(C)]
 struct Walk {
-    walk: QnameWalk,
+    /// The walk's state, in map memory.
+    walk: *mut QnameWalk,
     /// The message's first `HEAD_LEN` bytes.
     head: *const u8,
     /// Message offset of the name's terminating zero (`END`).
@@ -45,9 +52,10 @@ extern "C" fn feed(index: u32, ctx: *mut c_void) -> i64 {
         w.fed = INVALID;
         return 1;
     }
-    // SAFETY: `head` points at `HEAD_LEN` readable bytes and `i` is below that.
-    let b = unsafe { *w.head.add(i) };
-    match w.walk.feed(i, b) {
+    // SAFETY: `head` points at `HEAD_LEN` readable bytes and `i` is below that; `walk`
+    // at a live map value that only this walk uses meanwhile.
+    let (b, walk) = unsafe { (*w.head.add(i), &mut *w.walk) };
+    match walk.feed(i, b) {
         Fed::More => 0,
         Fed::End => {
             w.end = i as u64;
@@ -61,12 +69,14 @@ extern "C" fn feed(index: u32, ctx: *mut c_void) -> i64 {
     }
 }
 
-/// `sensor_common::qname_hashes(head)` for the first `HEAD_LEN` bytes of a message.
+/// `sensor_common::qname_hashes(head)` for the first `HEAD_LEN` bytes of a message,
+/// walked in `walk` (map memory: see the module's note).
 #[inline(always)]
-pub fn hashes(head: &[u8]) -> Option<QnameHashes> {
+pub fn hashes(head: &[u8], walk: &mut QnameWalk) -> Option<QnameHashes> {
     let head = head.get(..HEAD_LEN as usize)?;
+    *walk = QnameWalk::new();
     let mut w = Walk {
-        walk: QnameWalk::new(),
+        walk: core::ptr::from_mut(walk),
         head: head.as_ptr(),
         end: 0,
         fed: MORE,
@@ -86,5 +96,5 @@ pub fn hashes(head: &[u8]) -> Option<QnameHashes> {
     if w.fed != END || end >= HEAD_LEN {
         return None;
     }
-    Some(w.walk.finish(head, end as usize))
+    Some(walk.finish(head, end as usize))
 }

@@ -33,6 +33,7 @@ use sensor_common::{
         Direction,
     },
     maps::{MODE_ENFORCE, TCP_STREAM_SIZE, TCP_STREAMS_VALUE_SIZE},
+    qname::QnameWalk,
 };
 
 use crate::{
@@ -91,6 +92,8 @@ pub struct Stream {
     hdr: DnsHeader,
     /// The current message's first bytes, its length prefix included.
     pub head: [u8; HEAD_BUF],
+    /// The walk over its question name (`qname::hashes`), in map memory.
+    walk: QnameWalk,
 }
 
 /// Both directions of a socket: the value of `TCP_STREAMS`.
@@ -415,15 +418,16 @@ fn frame(ctx: &SkBuffContext, st: &mut Stream) -> Frame {
     if take == 0 || take > HEAD_TOTAL || have >= HEAD_TOTAL {
         return Frame::End;
     }
-    // The same value, bounded again in a form verifiers before 6.7 carry to the call
-    // (the compares above may be folded into one on `take - 1`): 1..=HEAD_TOTAL.
+    // Both bounded again in a form verifiers before 6.7 carry to the call (the compares
+    // above may be folded into one on `take - 1`, or made on another copy of `have`).
     take = opaque(take - 1).min(HEAD_TOTAL - 1) + 1;
-    // SAFETY: `have` < HEAD_TOTAL and `take` <= HEAD_TOTAL: inside `head`.
+    let at = opaque(have).min(HEAD_TOTAL - 1);
+    // SAFETY: `at` < HEAD_TOTAL and `take` <= HEAD_TOTAL: inside `head`.
     let rc = unsafe {
         bpf_skb_load_bytes(
             ctx.skb.skb.cast(),
             pos,
-            st.head.as_mut_ptr().add(have as usize).cast(),
+            st.head.as_mut_ptr().add(at as usize).cast(),
             take,
         )
     };
@@ -464,7 +468,7 @@ fn judge(st: &mut Stream, direction: Direction) {
     let Some(head) = st.head.get(2..2 + HEAD_LEN as usize) else {
         return;
     };
-    let d = decide(head, direction, exempt);
+    let d = decide(head, &mut st.walk, direction, exempt);
     // The message record, in the segment's header (restored after).
     let hdr = &mut st.hdr;
     let flags = hdr.flags;

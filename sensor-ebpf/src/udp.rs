@@ -5,6 +5,8 @@ use aya_ebpf::{helpers::bpf_skb_load_bytes, programs::SkBuffContext};
 use sensor_common::{
     DnsHeader,
     event::{DNS_FLAG_DATA, DNS_FLAG_MESSAGE, DNS_FLAG_QNAME_HASHED, Direction},
+    maps::DNS_SCRATCH_SIZE,
+    qname::QnameWalk,
 };
 
 use crate::{
@@ -12,6 +14,17 @@ use crate::{
     capture::{DNS_HEADER_LEN, HEAD_LEN, decide, emit_span, opaque},
     maps::DNS_SCRATCH,
 };
+
+/// A `DNS_SCRATCH` value.
+#[repr(C)]
+pub struct Scratch {
+    /// The message's first bytes.
+    head: [u8; HEAD_LEN as usize],
+    /// The walk over its question name (`qname::hashes`).
+    walk: QnameWalk,
+}
+
+const _: () = assert!(core::mem::size_of::<Scratch>() == DNS_SCRATCH_SIZE);
 
 /// Captures the message in a UDP packet whose payload starts at `off`, with every record
 /// headed by `hdr`; whether to drop the packet.
@@ -35,7 +48,7 @@ pub fn capture(
         return false;
     };
     // SAFETY: this CPU's scratch value, a live map value.
-    let head = unsafe { &mut *scratch };
+    let Scratch { head, walk } = unsafe { &mut *scratch };
     let n = opaque(if msg_len > HEAD_LEN {
         HEAD_LEN
     } else {
@@ -60,7 +73,7 @@ pub fn capture(
     let Some(head) = head.get(..HEAD_LEN as usize) else {
         return false;
     };
-    let d = decide(head, direction, exempt);
+    let d = decide(head, walk, direction, exempt);
     hdr.flags |= DNS_FLAG_MESSAGE | DNS_FLAG_DATA;
     if d.hashed {
         hdr.flags |= DNS_FLAG_QNAME_HASHED;

@@ -43,7 +43,7 @@ enum Task {
     Test,
     /// File and function lengths, and import cycles between the agent's modules.
     Structure,
-    /// The kernel-sensor and agent-pipeline tests on Debian 12's kernel under QEMU (as
+    /// The kernel-sensor, agent-pipeline and DNS-capture tests on Debian 12's kernel under QEMU (as
     /// root; after a release build of the agent).
     Vm,
     /// Recall on a dnstwist corpus and false positives on real domains, against targets.

@@ -84,7 +84,8 @@ pub fn test() -> anyhow::Result<()> {
         "--",
         "--test-threads=1",
     ]))?;
-    // The kernel-sensor and agent-pipeline tests again, on the kernel Debian 12 ships.
+    // The kernel-sensor, agent-pipeline and DNS-capture tests again, on the kernel Debian
+    // 12 ships.
     let vm = std::time::Instant::now();
     crate::vm::vm_tests()?;
     eprintln!("VM step: {:.0} s", vm.elapsed().as_secs_f64());
