@@ -1,9 +1,9 @@
 //! The two ring buffers the kernel writes, drained into the pipeline; DNS records put
 //! back together into messages on the way.
 //!
-//! The kernel always wakes the agent for the queries the race needs (A, AAAA, MX, ANY),
-//! and for other DNS packets when the agent has read everything before; connects wait
-//! for the next drain, at most `CONNECT_DRAIN` away. Connects are read after DNS and DNS
+//! The kernel wakes the agent only for the queries the race needs (A, AAAA, MX, ANY);
+//! answers, other DNS packets and connects wait for the next drain, at most
+//! `CONNECT_DRAIN` away. Connects are read after DNS and DNS
 //! again after them, so an answer is always handled before a connect it led to.
 
 use std::{collections::BTreeMap, time::Instant};
