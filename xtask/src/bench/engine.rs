@@ -45,23 +45,29 @@ pub(super) fn criterion(name: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The line of a benchmark's output starting with `prefix` (or that it was not
+/// reported), and the number right after `before` in it (NaN when absent).
+pub fn reported(stdout: &str, prefix: &str, before: &str) -> (String, f64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .map_or_else(|| format!("{prefix} (not reported)"), str::to_string);
+    let value = line
+        .split(before)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
+    (line, value)
+}
+
 /// Runs the criterion benchmarks; returns the report section.
 pub fn run() -> anyhow::Result<String> {
     let stdout = criterion("detect")?;
-    let index = stdout
-        .lines()
-        .find(|l| l.starts_with("index:"))
-        .unwrap_or("index: (not reported)")
-        .to_string();
+    let (index, rss) = reported(&stdout, "index:", "RSS +");
     let clean = median_ns("classify_10k_protected/clean_x1000")? / 1000.0;
     let look = median_ns("classify_10k_protected/lookalike_x1000")? / 1000.0;
     let small = median_ns("classify_20_protected/clean_x1000")? / 1000.0;
     let build = median_ns("build_index/10k_protected")?;
-    let rss: f64 = index
-        .split("RSS +")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN);
     let mut s = String::new();
     let _ = writeln!(s, "## Typosquat engine\n");
     let _ = writeln!(
@@ -99,4 +105,20 @@ pub fn run() -> anyhow::Result<String> {
         "| index memory, 10,000 protected | +{rss:.1} MB RSS | ≤ 200 MB |\n"
     );
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reported;
+
+    #[test]
+    fn reads_the_reported_line_and_its_figure() {
+        let out = "noise\nindex: 9999 protected, 542111 keys, built in 0.060 s, RSS +42.7 MB\n";
+        let (line, rss) = reported(out, "index:", "RSS +");
+        assert!(line.starts_with("index: 9999"));
+        assert_eq!(rss, 42.7);
+        let (line, rss) = reported("", "ledger memory:", "+");
+        assert_eq!(line, "ledger memory: (not reported)");
+        assert!(rss.is_nan());
+    }
 }

@@ -3,22 +3,13 @@
 
 use std::fmt::Write as _;
 
-use super::engine::{criterion, median_ns};
+use super::engine::{criterion, median_ns, reported};
 
 /// Runs the ledger benchmarks; returns the report section.
 pub fn run() -> anyhow::Result<String> {
     let stdout = criterion("correspondents")?;
-    let memory = stdout
-        .lines()
-        .find(|l| l.starts_with("ledger memory:"))
-        .unwrap_or("ledger memory: (not reported)")
-        .to_string();
     // "ledger memory: N domains, +X MB RSS (...)".
-    let rss: f64 = memory
-        .split('+')
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN);
+    let (memory, rss) = reported(&stdout, "ledger memory:", "+");
     let record = median_ns("correspondents/record_100k")?;
     let import = median_ns("correspondents/import_1m_lines")?;
     let mut s = String::new();
