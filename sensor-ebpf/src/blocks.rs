@@ -31,11 +31,8 @@ const TYPE_AAAA: u16 = 28;
 /// connect's hit, once).
 #[inline(always)]
 fn in_force_now(e: &BlockEntry) -> bool {
-    if e.expires_ns == 0 {
-        return e.flags & BLOCK_CONTESTED == 0;
-    }
     // SAFETY: a plain helper call valid in every program type we attach.
-    e.in_force(unsafe { bpf_ktime_get_ns() })
+    in_force(e, || unsafe { bpf_ktime_get_ns() })
 }
 
 /// The flags of the `BLOCKED_NAMES` entry under `key` when it is in force and has the
@@ -52,16 +49,17 @@ fn name_entry(key: u64, kind: u32, now: u64) -> Option<u32> {
     } else {
         e.flags & kind != 0
     };
-    (matches && in_force_at(&e, now)).then_some(e.flags)
+    (matches && in_force(&e, || now)).then_some(e.flags)
 }
 
-/// Whether `e` applies at kernel time `now`.
+/// Whether `e` applies at the kernel time `now` gives (asked only if `e` expires); an
+/// entry without expiry applies until it is contested.
 #[inline(always)]
-fn in_force_at(e: &BlockEntry, now: u64) -> bool {
+fn in_force(e: &BlockEntry, now: impl FnOnce() -> u64) -> bool {
     if e.expires_ns == 0 {
         return e.flags & BLOCK_CONTESTED == 0;
     }
-    e.in_force(now)
+    e.in_force(now())
 }
 
 /// Whether the agent judged `full` not to be blocked (and that still holds).
