@@ -13,10 +13,10 @@ use crate::{
     correspondents::{
         Correspondents,
         ledger::{Established, Ledger},
+        ledger_key,
         maillog::{ImportStats, import},
         store::{Snapshot, Store},
     },
-    dns::registrable_of,
     output::text::escape,
 };
 
@@ -137,9 +137,7 @@ fn import_one(mut input: impl Read, ledger: &mut Ledger, now: u64) -> anyhow::Re
             ..ImportStats::default()
         });
     }
-    Ok(import(input, ledger, now, |d| {
-        registrable_of(d).map(str::to_string)
-    })?)
+    Ok(import(input, ledger, now, ledger_key)?)
 }
 
 fn import_files(state: &Path, max: usize, files: &[std::path::PathBuf]) -> anyhow::Result<()> {

@@ -37,7 +37,7 @@ pub struct ImportStats {
 pub struct Delivery<'a> {
     /// When (Unix seconds).
     pub at: u64,
-    /// The recipient's domain as written (lower-cased and made registrable by the caller).
+    /// The recipient's domain as written (made the ledger's key by the caller).
     pub domain: &'a str,
 }
 
@@ -227,7 +227,7 @@ fn read_lines(
             continue;
         };
         match parse_line(line.trim_end_matches(['\n', '\r']), now) {
-            Ok(d) => match registrable(&d.domain.to_ascii_lowercase()) {
+            Ok(d) => match registrable(d.domain) {
                 Some(domain) => {
                     ledger.record(&domain, d.at);
                     stats.recorded += 1;

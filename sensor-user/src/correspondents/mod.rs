@@ -45,6 +45,14 @@ pub struct Correspondents {
     persist: bool,
 }
 
+/// The name the ledger keeps for a recipient domain however a source writes it (a
+/// snapshot's `Partner.Example.`, a log's `mail.partner.example` or Unicode): its
+/// registrable domain in lower-case ASCII; `None` when it names none.
+pub fn ledger_key(raw: &str) -> Option<String> {
+    let name = crate::detect::Name::parse(raw).ok()?;
+    crate::dns::registrable_of(&name.ascii).map(str::to_string)
+}
+
 impl Correspondents {
     /// Opens the ledger under `state_dir` as `learn` says; problems with its files are
     /// returned to be reported (the agent runs on with what could be read).
@@ -226,5 +234,27 @@ impl Correspondents {
             .iter()
             .filter(|(_, e)| self.bar.holds(e))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ledger_key;
+
+    #[test]
+    fn every_source_writes_a_domain_as_the_ledger_keeps_it() {
+        for raw in [
+            "Partner.Example.",
+            "mail.partner.example",
+            "PARTNER.example",
+        ] {
+            assert_eq!(ledger_key(raw).as_deref(), Some("partner.example"), "{raw}");
+        }
+        assert_eq!(
+            ledger_key("bücher.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(ledger_key("com"), None);
+        assert_eq!(ledger_key("not a name"), None);
     }
 }

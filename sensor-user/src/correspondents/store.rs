@@ -13,10 +13,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::ledger::{Entry, Ledger};
-use crate::{
-    dns::domain::registrable_of,
-    state::persist::{read_no_follow, sibling, write_atomic},
-};
+use crate::state::persist::{read_no_follow, sibling, write_atomic};
 
 /// The ledger's file under the state directory.
 pub const FILE: &str = "correspondents.json";
@@ -63,7 +60,7 @@ impl Snapshot {
     pub fn merge_into(&self, ledger: &mut Ledger) -> Merged {
         let mut m = Merged::default();
         for (d, e) in &self.domains {
-            match normalise(d) {
+            match super::ledger_key(d) {
                 Some(d) => {
                     ledger.merge(&d, e);
                     m.merged += 1;
@@ -96,12 +93,6 @@ fn skipped(path: &Path, m: Merged) -> Option<Problem> {
             ),
         )
     })
-}
-
-/// A snapshot's key as the ledger keeps it: the registrable domain, lower-case ASCII.
-fn normalise(raw: &str) -> Option<String> {
-    let name = crate::detect::Name::parse(raw).ok()?;
-    registrable_of(&name.ascii).map(str::to_string)
 }
 
 /// Something wrong with a state file, reported once as an event and a metric.
