@@ -88,12 +88,12 @@ fn agent_alive(now: u64) -> bool {
 /// above it (`BLOCK_SUBTREE`), a protected `block` entry with one to three labels
 /// appended (`BLOCK_PREFIX`, unless the agent judged the name clean), and an MX question
 /// the agent has not judged yet, for at most `HOLD_NS` and only while it is alive.
+///
+/// `now` is the packet's timestamp, read once by the caller: a clock read here would cost
+/// a second helper call per message, and one on demand would split the verifier's
+/// states at every lookup (read or not yet), which the TCP path's rounds multiply.
 #[inline(always)]
-pub fn answer_hit(hashes: &QnameHashes) -> Option<u32> {
-    // Read once, up front: a clock read on demand would split the verifier's states at
-    // every lookup (read or not yet), which the TCP path's rounds multiply.
-    // SAFETY: a plain helper call valid in every program type we attach.
-    let now = unsafe { bpf_ktime_get_ns() };
+pub fn answer_hit(hashes: &QnameHashes, now: u64) -> Option<u32> {
     let h = hashes;
     if let Some(f) = name_entry(h.full, 0, now)
         .or_else(|| name_entry(h.last2, BLOCK_SUBTREE, now))
@@ -134,14 +134,18 @@ pub struct Message<'a> {
 /// After a question was judged (`hit` is what `answer_hit` said): an MX query nobody
 /// has judged yet is noted so its answer is held for the agent's verdict. A local
 /// resolver's upstream query is not: its answer is never dropped, and the asker's own
-/// query is the one that counts.
+/// query is the one that counts. `now` is the packet's timestamp.
 #[inline(always)]
-pub fn note_query(hashes: &QnameHashes, direction: Direction, answer: bool, exempt: bool) {
+pub fn note_query(
+    hashes: &QnameHashes,
+    direction: Direction,
+    answer: bool,
+    exempt: bool,
+    now: u64,
+) {
     if direction != Direction::Egress || answer || exempt || hashes.qtype != QTYPE_MX {
         return;
     }
-    // SAFETY: a plain helper call valid in every program type we attach.
-    let now = unsafe { bpf_ktime_get_ns() };
     if agent_alive(now) && !judged_clean(hashes.full, now) {
         // The first query's time stays: a retry does not extend the hold.
         let _ = HOLD_PENDING.insert(hashes.full, now, BPF_NOEXIST);

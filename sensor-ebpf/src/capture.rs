@@ -68,15 +68,21 @@ pub struct Decision {
 /// was walked byte by byte by the verifier for every state that reached it, which on
 /// 6.1 passed the million instructions.
 #[inline(always)]
-pub fn decide(head: &[u8], walk: &mut QnameWalk, direction: Direction, exempt: bool) -> Decision {
+pub fn decide(
+    head: &[u8],
+    walk: &mut QnameWalk,
+    direction: Direction,
+    exempt: bool,
+    now: u64,
+) -> Decision {
     let hashes = qname::hashes(head, walk);
-    let hit = hashes.as_ref().and_then(answer_hit);
+    let hit = hashes.as_ref().and_then(|h| answer_hit(h, now));
     let mut verdict = verdict_for(hit);
     let is_answer = head.get(2).is_some_and(|b| b & 0x80 != 0);
     let mut contest = false;
     let mut records = 0;
     if let (Some(h), None) = (&hashes, hit) {
-        blocks::note_query(h, direction, is_answer, exempt);
+        blocks::note_query(h, direction, is_answer, exempt, now);
         contest = is_answer && direction == Direction::Ingress && blocks::wants_contest();
         records = h.records;
     }
