@@ -133,11 +133,8 @@ pub fn replay(pcap: &Path, loaded: Loaded) -> anyhow::Result<()> {
     let mut sink = Sink::new(EventLog::stdout(metrics.clone()), metrics, "replay");
     let pending = Pending::in_memory(loaded.config.cache.pending_max);
     let smtp = loaded.config.agent.smtp_ports.clone();
-    let who = Who {
-        cgroups: None,
-        // Capture packets carry no process: describe none from this host's /proc.
-        proc_root: "/nonexistent".into(),
-    };
+    // Capture packets carry no process: describe none from this host's /proc.
+    let who = Who::new(None, "/nonexistent".into());
     // The capture's own deliveries make its ledger; the host's is neither read nor written.
     let learning = Learning::in_memory(&loaded.config.learn, loaded.policy.clone(), &mut sink);
     let mut p = Pipeline::new(loaded, Simulated::default(), sink, who, pending, learning);

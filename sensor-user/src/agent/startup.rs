@@ -167,10 +167,10 @@ fn pipeline(loaded: Loaded, mut sink: Sink) -> anyhow::Result<Pipeline<VerdictMa
     if let Some(w) = warning {
         log::warn!("{w}");
     }
-    let who = Who {
-        cgroups: cgroup::cgroup2_mount().ok().map(|m| CgroupPaths::new(&m)),
-        proc_root: config.agent.proc_root.clone(),
-    };
+    let who = Who::new(
+        cgroup::cgroup2_mount().ok().map(|m| CgroupPaths::new(&m)),
+        config.agent.proc_root.clone(),
+    );
     let maps = VerdictMaps::open(&config.agent.pin_dir)?;
     let learning = Learning::open(
         &config.agent.state_dir,

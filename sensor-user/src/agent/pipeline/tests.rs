@@ -43,10 +43,7 @@ pub(super) fn pipeline_seeded(
     let metrics = Metrics::new("test").unwrap();
     let (log, lines) = EventLog::memory(metrics.clone());
     let mut sink = Sink::new(log, metrics.clone(), "test");
-    let who = Who {
-        cgroups: None,
-        proc_root: "/proc".into(),
-    };
+    let who = Who::new(None, "/proc".into());
     let loaded = config(text);
     let mut learning = Learning::in_memory(&loaded.config.learn, loaded.policy.clone(), &mut sink);
     seed(&mut learning);
