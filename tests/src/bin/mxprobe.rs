@@ -347,6 +347,38 @@ fn dns_client(
     Ok(())
 }
 
+/// As `dns_client`, `times` over from this one process (for TCP, a connection each time),
+/// as a resolver or MTA that stays running would: printing only the last set's answers.
+fn dns_repeat(
+    transport: &str,
+    server: SocketAddr,
+    names: &str,
+    qt: u16,
+    timeout_ms: u64,
+    times: u32,
+) -> anyhow::Result<()> {
+    let how = Transport::parse(transport)?;
+    let edns = match how {
+        Transport::UdpEdns(n) => Some(n),
+        _ => None,
+    };
+    let queries: Vec<Vec<u8>> = names
+        .split(',')
+        .enumerate()
+        .map(|(i, n)| dnsclient::query(0x4d58 + i as u16, n, qt, edns))
+        .collect();
+    let mut answers = Vec::new();
+    for _ in 0..times.max(1) {
+        answers = dnsclient::ask(how, server, &queries, Duration::from_millis(timeout_ms))?;
+    }
+    let v = serde_json::json!({
+        "times": times,
+        "answers": answers.iter().map(|a| a.as_deref().map(hex)).collect::<Vec<_>>(),
+    });
+    println!("{v}");
+    Ok(())
+}
+
 fn connect(addr: SocketAddr) -> String {
     match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
         Ok(_) => "ok".into(),
@@ -412,8 +444,13 @@ fn main() -> anyhow::Result<()> {
             let addr: SocketAddr = addr.parse()?;
             let n: u64 = n.parse()?;
             for _ in 0..n {
-                // Each attempt, refused or not, passes through the connect hook once.
-                let _ = TcpStream::connect(addr);
+                // Each attempt, refused or not, passes through the connect hook once. Closed
+                // with a reset: tens of thousands of TIME_WAIT sockets would make every
+                // later connect search for a free port (a millisecond of kernel time each,
+                // which also leaves the hook's programs running on a cold cache).
+                if let Ok(s) = TcpStream::connect(addr) {
+                    reset_on_close(&s);
+                }
             }
             println!("{n}");
         }
@@ -508,6 +545,14 @@ fn main() -> anyhow::Result<()> {
             qtype(qt)?,
             timeout_ms.parse()?,
         )?,
+        ["dns-repeat", transport, server, name, qt, timeout_ms, times] => dns_repeat(
+            transport,
+            server.parse()?,
+            name,
+            qtype(qt)?,
+            timeout_ms.parse()?,
+            times.parse()?,
+        )?,
         ["lookup-many", server, suffix, n, timeout_ms] => {
             lookup_many(server.parse()?, suffix, n.parse()?, timeout_ms.parse()?)?
         }
@@ -530,7 +575,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | serve-hostile ADDR [A=IP] [HOST=NAME=IP] [BIG=DOMAIN] [BEST=HOST] [SIZE=N] [TCP=whole|prefix|header:N|every:N] [UDPMAX=N]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|udp-edns:SIZE|tcp|tcp-prefix|tcp-header:N SERVER NAME[,NAME...] QTYPE TIMEOUT_MS | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | serve-hostile ADDR [A=IP] [HOST=NAME=IP] [BIG=DOMAIN] [BEST=HOST] [SIZE=N] [TCP=whole|prefix|header:N|every:N] [UDPMAX=N]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|udp-edns:SIZE|tcp|tcp-prefix|tcp-header:N SERVER NAME[,NAME...] QTYPE TIMEOUT_MS | dns-repeat TRANSPORT SERVER NAME[,NAME...] QTYPE TIMEOUT_MS TIMES | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())
