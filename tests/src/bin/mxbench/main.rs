@@ -234,78 +234,107 @@ fn per_run(a: &Stats, b: &Stats, prog: &str) -> (f64, f64) {
     )
 }
 
+/// One round of a phase: (ns per run, runs) of mxsentry's program and of the floor.
+type Paired = ((f64, f64), (f64, f64));
+
 /// Kernel cost per program run (the kernel's own accounting), phase by phase, `rounds`
-/// times over: each row is the median of the rounds, with their spread.
+/// times over: each row is the median of the rounds, with their spread, and each measured
+/// row beside a floor also the median of its per-round ratio to that floor.
 fn progcost(n: u32, rounds: u32) -> anyhow::Result<()> {
+    use mxsentry_tests::rawbpf::Pass;
     anyhow::ensure!(rounds > 0, "progcost needs at least one round");
     let mut t = Topology::new()?;
     let dns = format!("{}:53", SRV4[0]);
     t.serve(&["serve-dns", &dns])?;
     t.serve(&["listen", SRV4[1], "25", "8080"])?;
     let cg = t.cgroup.display().to_string();
-    let agent = Agent::start(&test_pin_dir("progcost"), &["--cgroup", &cg])?;
     // The floors: empty programs on the same hooks, run on the same connects and packets
-    // under the same accounting.
-    let _skb_floor = mxsentry_tests::rawbpf::Pass::attach(&t.cgroup)?;
-    let _connect_floor = mxsentry_tests::rawbpf::Pass::attach_connect4(&t.cgroup)?;
+    // under the same accounting, one attached before mxsentry's programs and one after
+    // (a program's place in the cgroup's run order moves its figure by some ns on this
+    // VM); each floor figure is the two together.
+    let _floors_before = (Pass::attach(&t.cgroup)?, Pass::attach_connect4(&t.cgroup)?);
+    let agent = Agent::start(&test_pin_dir("progcost"), &["--cgroup", &cg])?;
+    let _floors_after = (Pass::attach(&t.cgroup)?, Pass::attach_connect4(&t.cgroup)?);
     let n = n.to_string();
-    let mut rows: Vec<(&str, Vec<(f64, f64)>)> = vec![
-        ("connect4, non-SMTP port", vec![]),
-        ("connect4, SMTP port (with event)", vec![]),
-        (
-            "the floor: an empty connect4 program (r0 = 1) on the same connects",
-            vec![],
-        ),
-        ("cgroup_skb egress, non-DNS UDP packet", vec![]),
-        (
-            "the floor: an empty cgroup_skb program (r0 = 1) on the same packets",
-            vec![],
-        ),
-    ];
+    // Per round: (mxsentry's ns per run, runs), and the floor's, on the same phase.
+    let mut phases: [Vec<Paired>; 3] = Default::default();
     for _ in 0..rounds {
         let (s0, c0) = (prog_stats(&agent)?, floor_stats("floor_connect4")?);
         t.client(&["connect-many", &format!("{}:8080", SRV4[1]), &n])?;
-        let s1 = prog_stats(&agent)?;
+        let (s1, c1) = (prog_stats(&agent)?, floor_stats("floor_connect4")?);
         t.client(&["connect-many", &format!("{}:25", SRV4[1]), &n])?;
         let (s2, c2) = (prog_stats(&agent)?, floor_stats("floor_connect4")?);
         let f2 = floor_stats("floor_pass")?;
         t.client(&["udp-many", &format!("{}:9999", SRV4[1]), &n])?;
         let (s3, f3) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
-        rows[0].1.push(per_run(&s0, &s1, "mx_connect4"));
-        rows[1].1.push(per_run(&s1, &s2, "mx_connect4"));
-        rows[2].1.push(floor_per_run(c0, c2));
-        rows[3].1.push(per_run(&s2, &s3, "mx_dns_egress"));
-        rows[4].1.push(floor_per_run(f2, f3));
+        phases[0].push((per_run(&s0, &s1, "mx_connect4"), floor_per_run(c0, c1)));
+        phases[1].push((per_run(&s1, &s2, "mx_connect4"), floor_per_run(c1, c2)));
+        phases[2].push((per_run(&s2, &s3, "mx_dns_egress"), floor_per_run(f2, f3)));
     }
     let s3 = prog_stats(&agent)?;
     t.client(&["query-many", &dns, "example", &n, "200"])?;
     std::thread::sleep(Duration::from_millis(500));
     let s4 = prog_stats(&agent)?;
-    rows.push((
-        "cgroup_skb egress, DNS query (parsed, with event)",
-        vec![per_run(&s3, &s4, "mx_dns_egress")],
-    ));
-    rows.push((
-        "cgroup_skb ingress, DNS answers",
-        vec![per_run(&s3, &s4, "mx_dns_ingress")],
-    ));
     let round1 = |v: f64| (v * 10.0).round() / 10.0;
-    let rows: Vec<_> = rows
-        .into_iter()
-        .map(|(what, samples)| {
-            let ns: Vec<f64> = samples.iter().map(|s| s.0).collect();
-            let lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = ns.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            serde_json::json!({
-                "what": what,
-                "ns_per_run": round1(median(ns)),
-                "min": round1(lo),
-                "max": round1(hi),
-                "rounds": samples.len(),
-                "runs_per_round": samples.first().map_or(0.0, |s| s.1),
-            })
+    let row = |what: &str, samples: &[(f64, f64)], ratios: Option<Vec<f64>>| {
+        let ns: Vec<f64> = samples.iter().map(|s| s.0).collect();
+        let lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ns.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        serde_json::json!({
+            "what": what,
+            "ns_per_run": round1(median(ns)),
+            "min": round1(lo),
+            "max": round1(hi),
+            "rounds": samples.len(),
+            "runs_per_round": samples.first().map_or(0.0, |s| s.1),
+            "ratio_to_floor": ratios.map(|r| (median(r) * 1000.0).round() / 1000.0),
         })
-        .collect();
+    };
+    let ours = |p: &[Paired]| p.iter().map(|x| x.0).collect::<Vec<_>>();
+    let floor = |p: &[Paired]| p.iter().map(|x| x.1).collect::<Vec<_>>();
+    let ratios = |p: &[Paired]| p.iter().map(|x| x.0.0 / x.1.0).collect();
+    let rows = vec![
+        row(
+            "connect4, non-SMTP port",
+            &ours(&phases[0]),
+            Some(ratios(&phases[0])),
+        ),
+        row(
+            "the floor: an empty connect4 program (r0 = 1) on the same non-SMTP connects",
+            &floor(&phases[0]),
+            None,
+        ),
+        row(
+            "connect4, SMTP port (with event)",
+            &ours(&phases[1]),
+            Some(ratios(&phases[1])),
+        ),
+        row(
+            "the floor: an empty connect4 program (r0 = 1) on the same SMTP connects",
+            &floor(&phases[1]),
+            None,
+        ),
+        row(
+            "cgroup_skb egress, non-DNS UDP packet",
+            &ours(&phases[2]),
+            Some(ratios(&phases[2])),
+        ),
+        row(
+            "the floor: an empty cgroup_skb program (r0 = 1) on the same packets",
+            &floor(&phases[2]),
+            None,
+        ),
+        row(
+            "cgroup_skb egress, DNS query (parsed, with event)",
+            &[per_run(&s3, &s4, "mx_dns_egress")],
+            None,
+        ),
+        row(
+            "cgroup_skb ingress, DNS answers",
+            &[per_run(&s3, &s4, "mx_dns_ingress")],
+            None,
+        ),
+    ];
     println!(
         "{}",
         serde_json::json!({ "measurement": "program_cost", "rows": rows })
