@@ -251,6 +251,21 @@ impl Agent {
         metric_in(&body, sample).with_context(|| format!("no sample {sample} on /metrics"))
     }
 
+    /// SMTP connects counted on `/metrics` for `family` and `port`, under either kernel
+    /// verdict that lets a monitor-mode connect through (`allowed`, `would_block`): which
+    /// one depends on whether the agent had put the address in the map by the connect.
+    pub fn smtp_connects_let_through(&self, family: &str, port: u16) -> f64 {
+        ["allowed", "would_block"]
+            .iter()
+            .map(|v| {
+                self.metric(&format!(
+                    r#"mxsentry_smtp_connects_total{{family="{family}",port="{port}",verdict="{v}"}}"#
+                ))
+                .unwrap_or(0.0)
+            })
+            .sum()
+    }
+
     /// Runs `mxsentry ctl` against this agent's pins.
     pub fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new(agent_bin()?)

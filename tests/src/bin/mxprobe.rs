@@ -317,6 +317,22 @@ fn query_paced(server: SocketAddr, suffix: &str, n: u64, rate: u64) -> anyhow::R
     Ok(())
 }
 
+/// The transport named `transport`, and a query of type `qt` for each of `names`
+/// (comma-separated), numbered from 0x4d58.
+fn queries(transport: &str, names: &str, qt: u16) -> anyhow::Result<(Transport, Vec<Vec<u8>>)> {
+    let how = Transport::parse(transport)?;
+    let edns = match how {
+        Transport::UdpEdns(n) => Some(n),
+        _ => None,
+    };
+    let queries = names
+        .split(',')
+        .enumerate()
+        .map(|(i, n)| dnsclient::query(0x4d58 + i as u16, n, qt, edns))
+        .collect();
+    Ok((how, queries))
+}
+
 /// Asks `server` for `names` (comma-separated: several go together, pipelined on TCP)
 /// over `transport`; prints the query and answer bytes (hex) of the first, and the
 /// answers of all.
@@ -327,16 +343,7 @@ fn dns_client(
     qt: u16,
     timeout_ms: u64,
 ) -> anyhow::Result<()> {
-    let how = Transport::parse(transport)?;
-    let edns = match how {
-        Transport::UdpEdns(n) => Some(n),
-        _ => None,
-    };
-    let queries: Vec<Vec<u8>> = names
-        .split(',')
-        .enumerate()
-        .map(|(i, n)| dnsclient::query(0x4d58 + i as u16, n, qt, edns))
-        .collect();
+    let (how, queries) = queries(transport, names, qt)?;
     let answers = dnsclient::ask(how, server, &queries, Duration::from_millis(timeout_ms))?;
     let v = serde_json::json!({
         "query": hex(&queries[0]),
@@ -357,16 +364,7 @@ fn dns_repeat(
     timeout_ms: u64,
     times: u32,
 ) -> anyhow::Result<()> {
-    let how = Transport::parse(transport)?;
-    let edns = match how {
-        Transport::UdpEdns(n) => Some(n),
-        _ => None,
-    };
-    let queries: Vec<Vec<u8>> = names
-        .split(',')
-        .enumerate()
-        .map(|(i, n)| dnsclient::query(0x4d58 + i as u16, n, qt, edns))
-        .collect();
+    let (how, queries) = queries(transport, names, qt)?;
     let mut answers = Vec::new();
     for _ in 0..times.max(1) {
         answers = dnsclient::ask(how, server, &queries, Duration::from_millis(timeout_ms))?;
