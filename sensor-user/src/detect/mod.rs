@@ -12,6 +12,7 @@ pub mod fold;
 pub mod index;
 pub mod keyboard;
 pub mod keys;
+pub mod memo;
 pub mod name;
 pub mod policy;
 pub mod registry;
@@ -20,6 +21,7 @@ pub mod score;
 
 pub use classification::{Classification, Finding, Report};
 pub use engine::Engine;
+pub use memo::Memo;
 pub use name::{InvalidName, Name};
 pub use policy::{Action, Policy, PolicyError, ProtectEntry};
 pub use registry::{Registry, RegistryKind};

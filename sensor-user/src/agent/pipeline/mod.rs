@@ -40,7 +40,7 @@ use super::{
 };
 use crate::{
     config::{Config, Loaded},
-    detect::{Action, Classification, Engine, Finding, Policy},
+    detect::{Action, Classification, Finding, Memo, Policy},
     dns::{self, registrable},
     kernel::maps::Mode,
     output::{
@@ -131,7 +131,7 @@ fn kernel_time(now: Instant) -> u64 {
 
 /// Joins DNS answers to SMTP connects and decides.
 pub struct Pipeline<E: Enforcer> {
-    engine: Engine,
+    engine: Memo,
     settings: Settings,
     routes: Routes,
     tracker: Tracker,
@@ -172,7 +172,7 @@ impl<E: Enforcer> Pipeline<E> {
         );
         sink.alert_resolve = Duration::from_secs(config.alertmanager.resolve_after_secs);
         let mut p = Self {
-            engine,
+            engine: Memo::new(engine),
             settings: Settings::from(&config),
             routes: Routes::new(capacity),
             tracker,
@@ -193,7 +193,7 @@ impl<E: Enforcer> Pipeline<E> {
     fn with_learned(&mut self, policy: Policy) -> Policy {
         match self.learning.relearn(&mut self.sink) {
             Some((engine, learned)) => {
-                self.engine = engine;
+                self.engine.replace(engine);
                 learned
             }
             None => policy,
@@ -207,7 +207,7 @@ impl<E: Enforcer> Pipeline<E> {
         let (engine, learning) = (&self.engine, &self.learning);
         self.sink
             .metrics
-            .known_targets(engine.target_actions().map(|(t, a)| (t, a.name())));
+            .known_targets(engine.engine().target_actions().map(|(t, a)| (t, a.name())));
         self.blocks
             .preload(policy, |n| blocks(engine, learning, n), monotonic_ns());
         let holds = !self.block_targets().is_empty();
@@ -231,7 +231,7 @@ impl<E: Enforcer> Pipeline<E> {
             engine,
             ..
         } = loaded;
-        self.engine = engine;
+        self.engine.replace(engine);
         self.learning.reconfigure(&config.learn, policy.clone());
         let policy = self.with_learned(policy);
         self.settings = Settings::from(&config);
@@ -252,6 +252,7 @@ impl<E: Enforcer> Pipeline<E> {
     /// The `target_id`s of the protected entries with the `block` action.
     fn block_targets(&self) -> HashSet<u32> {
         self.engine
+            .engine()
             .target_actions()
             .filter(|(_, a)| *a == Action::Block)
             .map(|(t, _)| target_id(t.as_bytes()))
@@ -303,7 +304,7 @@ impl<E: Enforcer> Pipeline<E> {
         self.report_evictions();
         if let Some((engine, policy)) = self.learning.tick(now, &mut self.sink) {
             // The established correspondents changed: learned entries come and go.
-            self.engine = engine;
+            self.engine.replace(engine);
             self.rebalance_blocks();
             self.policy_applied(&policy);
         }
@@ -319,6 +320,7 @@ impl<E: Enforcer> Pipeline<E> {
         }
         let names: std::collections::HashMap<u32, &str> = self
             .engine
+            .engine()
             .target_actions()
             .map(|(t, _)| (target_id(t.as_bytes()), t))
             .collect();
@@ -410,7 +412,7 @@ impl<E: Enforcer> Pipeline<E> {
 
     /// Number of protected entries in force.
     pub fn protected(&self) -> usize {
-        self.engine.targets()
+        self.engine.engine().targets()
     }
 
     /// The mode in force.
@@ -457,7 +459,7 @@ fn fingerprint(policy: &Policy) -> u64 {
 
 /// The finding of a route's recipient (or mail host) when the policy blocks it.
 fn block_finding(
-    engine: &Engine,
+    engine: &Memo,
     learning: &Learning,
     route: &crate::output::schema::Route,
 ) -> Option<Finding> {
@@ -468,7 +470,7 @@ fn block_finding(
 
 /// The engine's finding for `name` when it is a lookalike; an established correspondent
 /// is an old friend, reported but never blocked.
-fn lookalike(engine: &Engine, learning: &Learning, name: &str) -> Option<Finding> {
+fn lookalike(engine: &Memo, learning: &Learning, name: &str) -> Option<Finding> {
     match engine.classify(name) {
         Classification::Typosquat(mut f) | Classification::Lookalike(mut f) => {
             if f.action == Action::Block && learning.established(name) {
@@ -481,6 +483,6 @@ fn lookalike(engine: &Engine, learning: &Learning, name: &str) -> Option<Finding
 }
 
 /// Whether the policy blocks deliveries to `name`.
-fn blocks(engine: &Engine, learning: &Learning, name: &str) -> bool {
+fn blocks(engine: &Memo, learning: &Learning, name: &str) -> bool {
     lookalike(engine, learning, name).is_some_and(|f| f.action == Action::Block)
 }
