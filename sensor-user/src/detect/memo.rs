@@ -9,7 +9,7 @@ use super::{Classification, Engine};
 
 /// Answers remembered at most; the memory starts over when full (bounded whatever the
 /// names, and a flood of distinct names costs one clear per this many).
-const REMEMBERED: usize = 4096;
+const REMEMBERED: usize = 1024;
 
 /// An [`Engine`] that remembers its last answers until it is replaced.
 pub struct Memo {
