@@ -218,9 +218,10 @@ fn pending_flood(s: &mut String) -> anyhow::Result<()> {
         "\nLoss attributable to the agent's persistence (NXDOMAIN row less control row): \
          {} events; the unresolved-lookalike memory held {} entries afterwards (bounded by \
          `pending_max` and `pending_per_target`), saved at most every 5 s. Loss in both rows \
-         is the agent's CPU: at 100,000 DNS events a second it classifies each lookalike name \
-         (most of its time, in `detect/`) on two cores it shares with the two senders and the \
-         server.\n",
+         is the agent's CPU: at 100,000 DNS events a second it classifies each new name (most \
+         of its time, in `detect/`; its answer and its parent domains are answered from the \
+         engine's memo of its last 3,584 answers) on two cores it shares with the two senders \
+         and the server.\n",
         extra.max(0.0),
         f["lookalike"]["pending"]
     );
