@@ -208,7 +208,8 @@ fn place(
 }
 
 /// Captures a TCP segment whose payload (if any) starts at `off`, every record headed by
-/// `base`; whether to drop it.
+/// `base`; whether to drop it. The caller (`dns::capture`) has let through the segments
+/// with neither data nor SYN, before its helper calls.
 #[inline(always)]
 pub fn capture(
     ctx: &SkBuffContext,
@@ -221,9 +222,6 @@ pub fn capture(
 ) -> bool {
     let payload = ctx.len().saturating_sub(off);
     let syn = tcp_flags & TCP_SYN != 0;
-    if payload == 0 && !syn {
-        return false;
-    }
     // SAFETY: readable context field (a socket, or null).
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
     if sk.is_null() {
