@@ -290,40 +290,33 @@ fn progcost(n: u32, rounds: u32) -> anyhow::Result<()> {
             "ratio_to_floor": ratios.map(|r| (median(r) * 1000.0).round() / 1000.0),
         })
     };
-    let ours = |p: &[Paired]| p.iter().map(|x| x.0).collect::<Vec<_>>();
-    let floor = |p: &[Paired]| p.iter().map(|x| x.1).collect::<Vec<_>>();
-    let ratios = |p: &[Paired]| p.iter().map(|x| x.0.0 / x.1.0).collect();
-    let rows = vec![
-        row(
-            "connect4, non-SMTP port",
-            &ours(&phases[0]),
-            Some(ratios(&phases[0])),
-        ),
-        row(
-            "the floor: an empty connect4 program (r0 = 1) on the same non-SMTP connects",
-            &floor(&phases[0]),
-            None,
-        ),
-        row(
-            "connect4, SMTP port (with event)",
-            &ours(&phases[1]),
-            Some(ratios(&phases[1])),
-        ),
-        row(
-            "the floor: an empty connect4 program (r0 = 1) on the same SMTP connects",
-            &floor(&phases[1]),
-            None,
-        ),
-        row(
-            "cgroup_skb egress, non-DNS UDP packet",
-            &ours(&phases[2]),
-            Some(ratios(&phases[2])),
-        ),
-        row(
-            "the floor: an empty cgroup_skb program (r0 = 1) on the same packets",
-            &floor(&phases[2]),
-            None,
-        ),
+    // A phase's row, with its ratio to the floor, and the floor's row.
+    let paired = |what: &str, floor_what: &str, p: &[Paired]| {
+        let ours: Vec<_> = p.iter().map(|x| x.0).collect();
+        let floor: Vec<_> = p.iter().map(|x| x.1).collect();
+        let ratios = p.iter().map(|x| x.0.0 / x.1.0).collect();
+        [
+            row(what, &ours, Some(ratios)),
+            row(floor_what, &floor, None),
+        ]
+    };
+    let rows: Vec<_> = paired(
+        "connect4, non-SMTP port",
+        "the floor: an empty connect4 program (r0 = 1) on the same non-SMTP connects",
+        &phases[0],
+    )
+    .into_iter()
+    .chain(paired(
+        "connect4, SMTP port (with event)",
+        "the floor: an empty connect4 program (r0 = 1) on the same SMTP connects",
+        &phases[1],
+    ))
+    .chain(paired(
+        "cgroup_skb egress, non-DNS UDP packet",
+        "the floor: an empty cgroup_skb program (r0 = 1) on the same packets",
+        &phases[2],
+    ))
+    .chain([
         row(
             "cgroup_skb egress, DNS query (parsed, with event)",
             &[per_run(&s3, &s4, "mx_dns_egress")],
@@ -334,7 +327,8 @@ fn progcost(n: u32, rounds: u32) -> anyhow::Result<()> {
             &[per_run(&s3, &s4, "mx_dns_ingress")],
             None,
         ),
-    ];
+    ])
+    .collect();
     println!(
         "{}",
         serde_json::json!({ "measurement": "program_cost", "rows": rows })
