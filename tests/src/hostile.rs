@@ -4,7 +4,7 @@
 //!
 //! Hand-built wire format on purpose: the tests need exact control of every byte and of
 //! every `write` (each is its own segment: the sockets run with `TCP_NODELAY`, and the
-//! server pauses between writes).
+//! server pauses between writes unless told not to).
 
 use std::{
     io::{Read as _, Write as _},
@@ -70,6 +70,10 @@ pub struct Hostile {
     pub segments: Segments,
     /// Largest UDP answer sent whatever the client said (0: the client's EDNS size, or 512).
     pub udp_max: usize,
+    /// Pause between a reply's segments, and longest wait for queries pipelined behind
+    /// the first. Zero: segments back to back, and only queries already received share
+    /// the reply (a benchmark's busy stream rather than a test's idle one).
+    pub pause: Duration,
 }
 
 impl Default for Hostile {
@@ -82,6 +86,7 @@ impl Default for Hostile {
             size: 4000,
             segments: Segments::Whole,
             udp_max: 0,
+            pause: PAUSE,
         }
     }
 }
@@ -128,7 +133,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
-    /// `TCP=whole|prefix|header:N|every:N`, `UDPMAX=BYTES`.
+    /// `TCP=whole|prefix|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -144,6 +149,7 @@ impl Hostile {
                 Some(("SIZE", n)) => h.size = n.parse()?,
                 Some(("TCP", s)) => h.segments = Segments::parse(s)?,
                 Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
+                Some(("PAUSE", ms)) => h.pause = Duration::from_millis(ms.parse()?),
                 _ => bail!("serve-hostile option {o}"),
             }
         }
@@ -248,11 +254,15 @@ impl Hostile {
             let q = read_msg(&mut s, None)?;
             reply.extend(framed(&self.answer(&q)?));
             // Queries that came with it (pipelined) share the reply.
-            while let Some(q) = read_msg(&mut s, Some(Duration::from_millis(30))) {
+            while self.pause > Duration::ZERO || buffered(&s) {
+                let wait = Some(self.pause.max(Duration::from_millis(1)));
+                let Some(q) = read_msg(&mut s, wait) else {
+                    break;
+                };
                 reply.extend(framed(&self.answer(&q)?));
             }
             s.set_read_timeout(None).ok()?;
-            write_cut(&mut s, &reply, &self.segments.cuts(reply.len())).ok()?;
+            write_cut_paced(&mut s, &reply, &self.segments.cuts(reply.len()), self.pause).ok()?;
         }
     }
 }
@@ -275,16 +285,40 @@ fn read_msg(s: &mut TcpStream, wait: Option<Duration>) -> Option<Vec<u8>> {
     Some(q)
 }
 
+/// The pause between segments unless told otherwise.
+const PAUSE: Duration = Duration::from_millis(30);
+
+/// Whether bytes of another query have already arrived on `s`.
+fn buffered(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let some = matches!(s.peek(&mut b), Ok(n) if n > 0);
+    s.set_nonblocking(false).is_ok() && some
+}
+
 /// Writes `bytes` as separate segments cut at `cuts`, pausing between them so each
 /// leaves on its own (the socket has `TCP_NODELAY`).
 pub fn write_cut(s: &mut TcpStream, bytes: &[u8], cuts: &[usize]) -> std::io::Result<()> {
+    write_cut_paced(s, bytes, cuts, PAUSE)
+}
+
+/// `write_cut` with `pause` between the segments (none: back to back, each write still
+/// its own segment while the window allows).
+fn write_cut_paced(
+    s: &mut TcpStream,
+    bytes: &[u8],
+    cuts: &[usize],
+    pause: Duration,
+) -> std::io::Result<()> {
     let mut from = 0;
     for &c in cuts.iter().chain(std::iter::once(&bytes.len())) {
         s.write_all(&bytes[from..c])?;
         s.flush()?;
         from = c;
-        if c < bytes.len() {
-            std::thread::sleep(Duration::from_millis(30));
+        if c < bytes.len() && pause > Duration::ZERO {
+            std::thread::sleep(pause);
         }
     }
     Ok(())

@@ -28,7 +28,7 @@ pub struct Topology {
 }
 
 /// Addresses of the server side.
-pub const SRV4: [&str; 3] = ["10.77.0.2", "10.77.0.3", "10.77.0.5"];
+pub const SRV4: [&str; 4] = ["10.77.0.2", "10.77.0.3", "10.77.0.5", "10.77.0.6"];
 /// IPv6 addresses of the server side.
 pub const SRV6: [&str; 3] = ["fd77::2", "fd77::3", "fd77::5"];
 

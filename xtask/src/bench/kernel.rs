@@ -152,10 +152,16 @@ fn dnscost(s: &mut String) -> anyhow::Result<()> {
         "Command: `target/release/mxbench dnscost 500 5`. Three hostile DNS servers (the \
          tests' `serve-hostile`) answer MX questions with answers padded to about 100 B, \
          1 KiB and 4 KiB; a client in the attached cgroup asks each 500 times over UDP (EDNS \
-         4,096), then asks the 4 KiB server 500 times over TCP, four questions per \
+         4,096), then asks for 4 KiB answers 500 times over TCP, four questions per \
          connection, all from one client process as a resolver or MTA that stays up would \
          (a process started per connection put its own start-up in the figure), the server \
-         cutting its replies every 1,000 bytes. Each row is the change \
+         cutting its replies every 1,000 bytes. It does that twice: from a server that \
+         writes the segments back to back, as the UDP answers come (a busy stream), and \
+         from one that pauses 30 ms between them, as the reassembly tests do. The paused \
+         segments each reach a CPU that went idle meanwhile, caches cold: the empty \
+         program's floor costs about twice as much there, and every memory access of the \
+         program more still, so that row says what a lone segment costs on an idle host \
+         and the back-to-back row what the program costs per segment. Each row is the change \
          of the kernel's `run_time_ns / run_cnt` of `mx_dns_ingress` over its phase, the \
          median of five rounds with their lowest and highest; the floor is an empty \
          cgroup_skb program on the same hooks and packets (both directions), in the same \
