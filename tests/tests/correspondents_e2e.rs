@@ -156,7 +156,15 @@ fn postfix_deliveries_teach_the_agent_whom_to_protect_and_whom_never_to_block() 
         "the lookalike got the mail"
     );
 
-    // Nothing lost: the operator lets it go.
+    // Nothing lost: the operator lets it go. Postfix must have given up on its attempt
+    // first: a flush while that delivery is still in flight does not reach it, and its
+    // next retry is minutes away (CI once flushed 1 s early, and the mail stayed queued).
+    lab.wait("first contact deferred", Duration::from_secs(30), || {
+        lab.log_for("eve@fabrikm.com")
+            .iter()
+            .any(|l| l.contains("status=deferred"))
+    })
+    .expect("the lookalike's mail deferred");
     config(&cfg, &state, "monitor");
     agent
         .wait_for(Duration::from_secs(5), |v| {
