@@ -93,43 +93,42 @@ pub fn dns_cost(n: usize, rounds: u32) -> anyhow::Result<()> {
             bytes: 0.0,
         }))
         .collect();
+    // One phase into `row`: the client run with `args`, between two snapshots of the
+    // program's and the floor's accounting (the floor runs on both directions: the
+    // queries' packets and the answers').
+    let phase = |row: &mut Row, args: &[&str]| -> anyhow::Result<()> {
+        let (s0, f0) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+        let out = t.client(args)?;
+        let (s1, f1) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+        row.bytes = mean_answer(&out)?;
+        row.ingress.push(per_run(&s0, &s1, "mx_dns_ingress"));
+        row.floor.push(floor_per_run(f0, f1));
+        Ok(())
+    };
+    let per_connection = n.div_ceil(PER_CONNECTION).to_string();
     for _ in 0..rounds {
-        for (i, (_, addr)) in SIZES.iter().enumerate() {
-            let (s0, f0) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
-            let out = t.client(&[
-                "dns",
-                // The largest answer must fit, or the server sends a truncated one.
-                "udp-edns:4096",
-                &format!("{addr}:53"),
-                &names,
-                "MX",
-                "2000",
-            ])?;
-            let (s1, f1) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
-            rows[i].bytes = mean_answer(&out)?;
-            rows[i].ingress.push(per_run(&s0, &s1, "mx_dns_ingress"));
-            // The floor runs on both directions: the queries' packets and the answers'.
-            rows[i].floor.push(floor_per_run(f0, f1));
+        for (row, (_, addr)) in rows.iter_mut().zip(SIZES) {
+            // The largest answer must fit (EDNS 4,096), or the server sends a truncated one.
+            let server = format!("{addr}:53");
+            phase(
+                row,
+                &["dns", "udp-edns:4096", &server, &names, "MX", "2000"],
+            )?;
         }
-        for (i, (_, addr)) in TCP_SERVERS.iter().enumerate() {
-            let row = &mut rows[SIZES.len() + i];
-            let (s0, f0) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
+        for (row, (_, addr)) in rows[SIZES.len()..].iter_mut().zip(TCP_SERVERS) {
             // One client process for every connection, as a resolver or MTA that stays up
             // (a process started per connection put its own start-up in the figure).
-            let out = t.client(&[
+            let server = format!("{addr}:53");
+            let args = [
                 "dns-repeat",
                 "tcp",
-                &format!("{addr}:53"),
+                &server,
                 &tcp_names,
                 "MX",
                 "2000",
-                &n.div_ceil(PER_CONNECTION).to_string(),
-            ])?;
-            let bytes = mean_answer(&out)?;
-            let (s1, f1) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
-            row.bytes = bytes;
-            row.ingress.push(per_run(&s0, &s1, "mx_dns_ingress"));
-            row.floor.push(floor_per_run(f0, f1));
+                &per_connection,
+            ];
+            phase(row, &args)?;
         }
     }
     // Back to back, the writes must still leave as separate segments, or that row would
