@@ -20,8 +20,11 @@ use crate::{floor_per_run, floor_stats, median, per_run, prog_stats};
 const SIZES: [(usize, &str); 3] = [(100, SRV4[0]), (1024, SRV4[1]), (4000, SRV4[2])];
 /// Questions per TCP connection (within what the kernel decides in one segment).
 const PER_CONNECTION: usize = 4;
-/// The TCP servers of 4 KiB answers: (pause between segments in ms, address).
-const TCP_SERVERS: [(u32, &str); 2] = [(0, SRV4[3]), (30, SRV4[2])];
+/// Pause between segments, in ms, of the servers that pause as the tests' do.
+const PAUSED_MS: u32 = 30;
+/// The TCP servers of 4 KiB answers: (pause between segments in ms, address). The paused
+/// one is the 4 KiB UDP server.
+const TCP_SERVERS: [(u32, &str); 2] = [(0, SRV4[3]), (PAUSED_MS, SRV4[2])];
 
 /// Mean answer length of a `mxprobe dns` report; errors if any answer is missing.
 fn mean_answer(out: &str) -> anyhow::Result<f64> {
@@ -47,24 +50,23 @@ struct Row {
 pub fn dns_cost(n: usize, rounds: u32) -> anyhow::Result<()> {
     anyhow::ensure!(rounds > 0 && n > 0, "dnscost needs answers and rounds");
     let mut t = Topology::new()?;
-    for (size, addr) in SIZES {
+    // One server per size, pausing between TCP segments, and one more of 4 KiB answers
+    // writing them back to back; each says its pause rather than rely on the default.
+    let (busy_pause, busy) = TCP_SERVERS[0];
+    let servers = SIZES
+        .iter()
+        .map(|&(size, addr)| (size, addr, PAUSED_MS))
+        .chain([(SIZES[2].0, busy, busy_pause)]);
+    for (size, addr, pause) in servers {
         t.serve(&[
             "serve-hostile",
             &format!("{addr}:53"),
             "BIG=big.ml",
             &format!("SIZE={size}"),
             "TCP=every:1000",
+            &format!("PAUSE={pause}"),
         ])?;
     }
-    let (busy_pause, busy) = TCP_SERVERS[0];
-    t.serve(&[
-        "serve-hostile",
-        &format!("{busy}:53"),
-        "BIG=big.ml",
-        &format!("SIZE={}", SIZES[2].0),
-        "TCP=every:1000",
-        &format!("PAUSE={busy_pause}"),
-    ])?;
     let cg = t.cgroup.display().to_string();
     let agent = Agent::start_quiet(&test_pin_dir("dnscost"), &["--cgroup", &cg])?;
     let _floor = mxsentry_tests::rawbpf::Pass::attach(&t.cgroup)?;
