@@ -14,7 +14,7 @@ pub mod verdict;
 
 pub use event::{ConnectEvent, DnsHeader, DnsRecord, EventKind};
 pub use maps::BlockEntry;
-pub use programs::{Hook, Program};
+pub use programs::{Hook, PortSet, Program, STANDARD_SMTP_PORTS};
 pub use qname::{QNAME_OFFSET, QnameHashes, domain_hash, qname_hash, qname_hashes, stem_hash};
 pub use task::TaskLayout;
 pub use verdict::{Verdict, verdict_for};

@@ -513,3 +513,107 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
         "still blocking after detach"
     );
 }
+
+/// The names of the connect programs attached to `t`'s cgroup, as bpftool lists them.
+fn connect_builds_on(t: &Topology) -> Vec<String> {
+    mxsentry_tests::pins::programs_on(&t.cgroup)
+        .expect("bpftool cgroup show")
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| n.starts_with("mx_connect"))
+        .collect()
+}
+
+/// Connects to `unwatched` then to `watched` on both families: only the second is
+/// reported (the ring keeps order, so an event for the first would have come before).
+fn only_watched_port_reported(t: &Topology, a: &mut Agent, watched: u16, unwatched: u16) {
+    for host in [SRV4[0].to_string(), format!("[{}]", SRV6[0])] {
+        let (result, quiet) = connect(t, &format!("{host}:{unwatched}"));
+        assert_eq!(result, "ok", "{host}:{unwatched}");
+        let (result, pid) = connect(t, &format!("{host}:{watched}"));
+        assert_eq!(result, "ok", "{host}:{watched}");
+        let ev = a
+            .wait_for(WAIT, |v| {
+                v["event"] == "smtp_connect" && v["tgid"].as_u64() == Some(pid)
+            })
+            .unwrap_or_else(|e| panic!("no event for {host}:{watched}: {e}"));
+        assert_eq!(ev["port"], watched);
+        let stray: Vec<_> = a
+            .events("smtp_connect")
+            .into_iter()
+            .filter(|v| v["tgid"].as_u64() == Some(quiet))
+            .collect();
+        assert!(stray.is_empty(), "port {unwatched} reported: {stray:?}");
+    }
+}
+
+/// Waits until the agent has said `n` successful reloads.
+fn wait_reloads(a: &mut Agent, n: usize) {
+    let ok = |a: &Agent| {
+        a.events("config_reloaded")
+            .iter()
+            .filter(|v| v["result"] == "ok")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + mxsentry_tests::patience(Duration::from_secs(10));
+    while ok(a) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload {n} not reported: {:?}",
+            a.events("config_reloaded")
+        );
+        a.collect_for(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn smtp_ports_choose_the_connect_build_and_a_reload_switches_it_in_place() {
+    if !require_privileges("connect_builds") {
+        return;
+    }
+    let mut t = Topology::new().expect("topology");
+    t.serve(&["listen", SRV4[0], "25", "2525"])
+        .expect("v4 listeners");
+    t.serve(&["listen", SRV6[0], "25", "2525"])
+        .expect("v6 listeners");
+    let state = mxsentry_tests::agent::test_state_dir("connect-builds");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let cfg = state.join("mxsentry.toml");
+    let write = |ports: &str| {
+        let text = format!("[agent]\nstate_dir = \"{}\"\n{ports}\n", state.display());
+        std::fs::write(&cfg, text).expect("config");
+        std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod config");
+    };
+    write("smtp_ports = [2525]");
+    let cfg_arg = cfg.display().to_string();
+    let mut a = agent(&t, "connect-builds", &["--config", &cfg_arg]);
+    // Any set but the standard one: the build that looks ports up.
+    assert_eq!(
+        connect_builds_on(&t),
+        ["mx_connect4_cfg", "mx_connect6_cfg"]
+    );
+    only_watched_port_reported(&t, &mut a, 2525, 25);
+
+    // A reload to the standard ports switches both links to the constant build.
+    write("");
+    wait_reloads(&mut a, 1);
+    assert_eq!(connect_builds_on(&t), ["mx_connect4", "mx_connect6"]);
+    only_watched_port_reported(&t, &mut a, 25, 2525);
+    // Metrics still count the switched programs under their program's name.
+    assert!(
+        a.metric(r#"mxsentry_program_runs_total{program="mx_connect4"}"#)
+            .expect("metric")
+            >= 1.0
+    );
+
+    // And back: the other build again, from the first connect after the reload.
+    write("smtp_ports = [2525]");
+    wait_reloads(&mut a, 2);
+    assert_eq!(
+        connect_builds_on(&t),
+        ["mx_connect4_cfg", "mx_connect6_cfg"]
+    );
+    only_watched_port_reported(&t, &mut a, 2525, 25);
+    a.stop(libc::SIGINT).expect("stop");
+}

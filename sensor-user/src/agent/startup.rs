@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sensor_common::EventKind;
+use sensor_common::{EventKind, PortSet};
 use tokio::task::JoinHandle;
 
 use super::{
@@ -28,7 +28,7 @@ use crate::{
     config::{Config, Loaded},
     kernel::{
         Sensor, SensorOptions, VerdictMaps, cgroup, collector::KernelCounters,
-        loader::check_before_load, lock::PinLock, upgrade::ProgState,
+        loader::check_before_load, lock::PinLock, port_builds::ConnectBuilds, upgrade::ProgState,
     },
     output::{
         EventLog, Metrics,
@@ -125,6 +125,7 @@ async fn attach(config: &Config, opts: &RunOptions) -> anyhow::Result<Attached> 
         pin_dir: config.agent.pin_dir.clone(),
         cgroup: cgroup.clone(),
         task_btf: opts.task_btf,
+        ports: PortSet::of(&config.agent.smtp_ports),
     };
     // Say what is missing before taking the port, and take the port before attaching;
     // a second agent on these pins is told so before anything else.
@@ -161,7 +162,11 @@ fn kernel_outputs(
 }
 
 /// The pipeline over the pinned maps, with the persisted unresolved lookalikes.
-fn pipeline(loaded: Loaded, mut sink: Sink) -> anyhow::Result<Pipeline<VerdictMaps>> {
+fn pipeline(
+    loaded: Loaded,
+    mut sink: Sink,
+    builds: Option<ConnectBuilds>,
+) -> anyhow::Result<Pipeline<VerdictMaps>> {
     let config = &loaded.config;
     let (pending, warning) = Pending::load(&config.agent.state_dir, config.cache.pending_max);
     if let Some(w) = warning {
@@ -171,7 +176,7 @@ fn pipeline(loaded: Loaded, mut sink: Sink) -> anyhow::Result<Pipeline<VerdictMa
         cgroup::cgroup2_mount().ok().map(|m| CgroupPaths::new(&m)),
         config.agent.proc_root.clone(),
     );
-    let maps = VerdictMaps::open(&config.agent.pin_dir)?;
+    let maps = VerdictMaps::open(&config.agent.pin_dir)?.with_connect_builds(builds);
     let learning = Learning::open(
         &config.agent.state_dir,
         &config.learn,
@@ -274,8 +279,9 @@ pub async fn start(
     if stop.requested() {
         return stopped_early(sink, Some(a.sensor), opts.keep_attached);
     }
+    let builds = a.sensor.take_connect_builds();
     let built = kernel_outputs(&mut a.sensor, opts, &metrics)
-        .and_then(|outputs| Ok((outputs, pipeline(loaded, sink)?)));
+        .and_then(|outputs| Ok((outputs, pipeline(loaded, sink, builds)?)));
     let ((rings, stats), pipeline) = match built {
         Ok(b) => b,
         Err(e) => {

@@ -29,7 +29,7 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program},
 };
-use sensor_common::{Hook, Program as Prog, TaskLayout, task::TASK_LAYOUT_GLOBAL};
+use sensor_common::{Hook, PortSet, Program as Prog, TaskLayout, task::TASK_LAYOUT_GLOBAL};
 
 use super::{
     KernelError,
@@ -37,6 +37,8 @@ use super::{
     migrate::Carried,
     object::EBPF_OBJECT,
     pins::{self, PinSet, links_dir, maps_dir, remove_pins},
+    port_builds,
+    port_builds::{Builds, ConnectBuilds},
     task_layout::{self, VMLINUX_BTF},
     upgrade::{Journal, OldLink, ProgState},
 };
@@ -51,6 +53,8 @@ pub struct SensorOptions {
     /// Let the connect programs read the caller from `task_struct` by the kernel's BTF
     /// (falls back to helper calls when the layout or the verifier says no).
     pub task_btf: bool,
+    /// Which build of the connect programs to attach (`agent.smtp_ports`).
+    pub ports: PortSet,
 }
 
 /// How the loaded connect programs learn who is calling.
@@ -96,6 +100,7 @@ impl StartReport {
 /// A loaded sensor: the pin directory's lock, its maps, and the pins it owns.
 pub struct Sensor {
     ebpf: Ebpf,
+    builds: Option<ConnectBuilds>,
     lock: PinLock,
     pins: PinSet,
     report: StartReport,
@@ -161,10 +166,11 @@ impl Sensor {
             cgroup_id,
         };
         match super::start::start(&target) {
-            Ok((ebpf, report, caller_reads)) => {
+            Ok((ebpf, builds, report, caller_reads)) => {
                 let pins = PinSet::collect(&opts.pin_dir)?;
                 Ok(Self {
                     ebpf,
+                    builds: Some(builds),
                     lock,
                     pins,
                     report,
@@ -206,6 +212,12 @@ impl Sensor {
     /// The pin directory.
     pub fn pin_dir(&self) -> &Path {
         self.lock.path()
+    }
+
+    /// Both builds of the connect programs, for switching between them on a reload
+    /// (once: the pipeline's verdict maps take them).
+    pub fn take_connect_builds(&mut self) -> Option<ConnectBuilds> {
+        self.builds.take()
     }
 
     /// The loaded object, for taking maps.
@@ -283,13 +295,13 @@ pub(super) fn open_object(
     maps: &Path,
 ) -> Result<(Ebpf, CallerReads), KernelError> {
     // The connect program is the one that reads the caller: ask the verifier with it.
-    const FIRST: Prog = Prog::Connect4;
+    let first = Prog::Connect4.build_name(opts.ports);
     let mut chosen = None;
     if opts.task_btf {
         match task_layout::from_file(Path::new(VMLINUX_BTF)) {
             Ok(layout) => {
                 let mut ebpf = parse_object(maps, &layout)?;
-                match load(&mut ebpf, FIRST) {
+                match load(&mut ebpf, first) {
                     Ok(()) => chosen = Some((ebpf, CallerReads::TaskBtf)),
                     Err(e) => log::warn!(
                         "the verifier refused reading the caller by BTF ({e}); \
@@ -309,22 +321,22 @@ pub(super) fn open_object(
             CallerReads::Helpers,
         ),
     };
-    for prog in Prog::ALL {
-        load(&mut ebpf, prog)?;
+    // Every build, the connect programs' unattached one too: a reload may switch to it.
+    for (name, _) in Prog::builds() {
+        load(&mut ebpf, name)?;
     }
     Ok((ebpf, reads))
 }
 
-/// Program `prog` of the object.
-fn program(ebpf: &mut Ebpf, prog: Prog) -> Result<&mut Program, KernelError> {
-    ebpf.program_mut(prog.name())
-        .ok_or(KernelError::MissingProgram(prog.name()))
+/// The object's program called `name` (a build name, `Prog::build_name`).
+fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Program, KernelError> {
+    ebpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram(name))
 }
 
-/// Loads (verifies) `prog` unless it is loaded already.
-fn load(ebpf: &mut Ebpf, prog: Prog) -> Result<(), KernelError> {
-    let name = prog.name();
-    match program(ebpf, prog)? {
+/// Loads (verifies) program `name` unless it is loaded already.
+fn load(ebpf: &mut Ebpf, name: &'static str) -> Result<(), KernelError> {
+    match program(ebpf, name)? {
         Program::CgroupSkb(p) if p.fd().is_err() => p.load(),
         Program::CgroupSockAddr(p) if p.fd().is_err() => p.load(),
         Program::CgroupSkb(_) | Program::CgroupSockAddr(_) => Ok(()),
@@ -333,10 +345,9 @@ fn load(ebpf: &mut Ebpf, prog: Prog) -> Result<(), KernelError> {
     .map_err(|e| prog_err(name, e))
 }
 
-/// Unloads `prog` (this build's copy of a program whose link was kept).
-pub(super) fn unload(ebpf: &mut Ebpf, prog: Prog) -> Result<(), KernelError> {
-    let name = prog.name();
-    match program(ebpf, prog)? {
+/// Unloads program `name` (this build's copy of a program whose link was kept).
+pub(super) fn unload(ebpf: &mut Ebpf, name: &'static str) -> Result<(), KernelError> {
+    match program(ebpf, name)? {
         Program::CgroupSkb(p) => p.unload(),
         Program::CgroupSockAddr(p) => p.unload(),
         _ => return Err(KernelError::MissingProgram(name)),
@@ -344,46 +355,73 @@ pub(super) fn unload(ebpf: &mut Ebpf, prog: Prog) -> Result<(), KernelError> {
     .map_err(|e| prog_err(name, e))
 }
 
-/// This build's loaded `prog`: its descriptor's information.
+/// The loaded program `name`'s descriptor.
+fn loaded_fd<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<std::os::fd::BorrowedFd<'a>, KernelError> {
+    let fd = program(ebpf, name)?.fd().map_err(|e| prog_err(name, e))?;
+    Ok(fd.as_fd())
+}
+
+/// This build's loaded program `name`: its descriptor's information.
 pub(super) fn loaded_info(
     ebpf: &mut Ebpf,
-    prog: Prog,
+    name: &'static str,
 ) -> Result<super::bpf::ProgInfo, KernelError> {
-    let fd = program(ebpf, prog)?
-        .fd()
-        .map_err(|e| prog_err(prog.name(), e))?;
-    super::bpf::prog_info(fd.as_fd()).map_err(super::error::bpf_err(format!(
-        "reading program {}",
-        prog.name()
-    )))
+    super::bpf::prog_info(loaded_fd(ebpf, name)?)
+        .map_err(super::error::bpf_err(format!("reading program {name}")))
 }
 
-/// Pins this build's loaded `prog` under the pin directory's programs (see
-/// [`pins::programs_dir`]).
-pub(super) fn pin_loaded(ebpf: &mut Ebpf, prog: Prog, pin_dir: &Path) -> Result<(), KernelError> {
-    let fd = program(ebpf, prog)?
-        .fd()
-        .map_err(|e| prog_err(prog.name(), e))?;
-    pins::pin_program(pin_dir, prog.name(), fd.as_fd())
-}
-
-/// Switches `old`'s link to this build's `prog`.
-pub(super) fn switch(
+/// Pins this build's loaded program `name` as `prog`'s, under the pin directory's
+/// programs (see [`pins::programs_dir`]).
+pub(super) fn pin_loaded(
     ebpf: &mut Ebpf,
     prog: Prog,
+    name: &'static str,
+    pin_dir: &Path,
+) -> Result<(), KernelError> {
+    pins::pin_program(pin_dir, prog.name(), loaded_fd(ebpf, name)?)
+}
+
+/// Switches `old`'s link to this build's program `name`.
+pub(super) fn switch(
+    ebpf: &mut Ebpf,
+    name: &'static str,
     old: OldLink,
     journal: &mut Journal,
 ) -> Result<(), KernelError> {
-    let fd = program(ebpf, prog)?
-        .fd()
-        .map_err(|e| prog_err(prog.name(), e))?;
-    journal.switch(old, fd.as_fd())
+    journal.switch(old, loaded_fd(ebpf, name)?)
 }
 
-/// Attaches `prog` to `cgroup` and pins its link in `links`.
+/// Both builds of each connect program, held beyond the start (see port_builds.rs).
+pub(super) fn connect_builds(
+    ebpf: &mut Ebpf,
+    pin_dir: &Path,
+) -> Result<ConnectBuilds, KernelError> {
+    let mut builds = Vec::new();
+    for prog in port_builds::SLOTS {
+        let mut own = |ports: PortSet| {
+            let name = prog.build_name(ports);
+            loaded_fd(ebpf, name)?
+                .try_clone_to_owned()
+                .map_err(super::error::bpf_err(format!("duplicating program {name}")))
+        };
+        builds.push(Builds {
+            prog,
+            standard: own(PortSet::Standard)?,
+            configured: own(PortSet::Configured)?,
+        });
+    }
+    Ok(ConnectBuilds::new(pin_dir, builds))
+}
+
+/// Attaches this build's program `name` as `prog` to `cgroup` and pins its link in
+/// `links`.
 pub(super) fn attach(
     ebpf: &mut Ebpf,
     prog: Prog,
+    name: &'static str,
     cgroup: &fs::File,
     links: &Path,
     journal: &mut Journal,
@@ -392,15 +430,14 @@ pub(super) fn attach(
     // attaches cgroup links as multi-attach (beside systemd's or Cilium's programs)
     // and rejects an explicit BPF_F_ALLOW_MULTI flag with EINVAL; so no flag here.
     let mode = CgroupAttachMode::Single;
-    let name = prog.name();
-    let path = links.join(name);
+    let path = links.join(prog.name());
     let skb = match prog.hook() {
         Hook::SkbEgress => Some(CgroupSkbAttachType::Egress),
         Hook::SkbIngress => Some(CgroupSkbAttachType::Ingress),
         // The sock_addr programs carry their hook in their ELF section.
         _ => None,
     };
-    let link: aya::programs::links::FdLink = match (program(ebpf, prog)?, skb) {
+    let link: aya::programs::links::FdLink = match (program(ebpf, name)?, skb) {
         (Program::CgroupSkb(p), Some(at)) => {
             let p: &mut CgroupSkb = p;
             let id = p.attach(cgroup, at, mode).map_err(|e| prog_err(name, e))?;

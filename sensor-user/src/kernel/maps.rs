@@ -9,7 +9,7 @@ use std::{
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use sensor_common::{
-    BlockEntry, EventKind,
+    BlockEntry, EventKind, PortSet,
     event::CaptureStat,
     maps::{
         AGENT_STATE, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, CLEAN_NAMES, DNS_CAPTURE, HOLD_PENDING,
@@ -18,7 +18,7 @@ use sensor_common::{
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
 };
 
-use super::{KernelError, pins::maps_dir};
+use super::{KernelError, pins::maps_dir, port_builds::ConnectBuilds};
 
 /// Global enforcement mode, as stored in the `MODE` map.
 #[derive(
@@ -103,6 +103,8 @@ pub struct VerdictMaps {
     resolvers: HashMap<MapData, u32, u32>,
     lost: PerCpuArray<MapData, u64>,
     capture: PerCpuArray<MapData, u64>,
+    /// The connect programs' builds, where this handle may switch them (the pipeline's).
+    builds: Option<ConnectBuilds>,
 }
 
 /// Opens the map pinned at `dir/name` as the typed handle `T`.
@@ -142,7 +144,14 @@ impl VerdictMaps {
             resolvers: open(&dir, RESOLVER_TGIDS)?,
             lost: open(&dir, LOST)?,
             capture: open(&dir, DNS_CAPTURE)?,
+            builds: None,
         })
+    }
+
+    /// Lets [`VerdictMaps::set_smtp_ports`] switch the connect programs' build too.
+    pub fn with_connect_builds(mut self, builds: Option<ConnectBuilds>) -> Self {
+        self.builds = builds;
+        self
     }
 
     /// Switches the global mode; the programs read it on every event.
@@ -160,7 +169,8 @@ impl VerdictMaps {
         })
     }
 
-    /// Replaces the SMTP port set.
+    /// Replaces the SMTP port set, and runs the connect programs' build for it (the map
+    /// is written first: a build that reads it finds the new set from its first run).
     pub fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError> {
         for p in 0..=u16::MAX {
             let want = u32::from(ports.contains(&p));
@@ -174,6 +184,9 @@ impl VerdictMaps {
                     .set(u32::from(p), want, 0)
                     .map_err(map_err(SMTP_PORTS))?;
             }
+        }
+        if let Some(b) = &self.builds {
+            b.select(PortSet::of(ports))?;
         }
         Ok(())
     }

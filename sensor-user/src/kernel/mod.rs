@@ -13,6 +13,7 @@ pub mod maps;
 pub mod migrate;
 pub mod object;
 pub mod pins;
+pub mod port_builds;
 pub mod preflight;
 mod start;
 pub mod task_layout;

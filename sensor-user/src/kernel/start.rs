@@ -21,6 +21,7 @@ use super::{
     loader::{self, CallerReads, StartReport, Target, pin_err},
     migrate::{self, CONVERTERS, Carried, Ctx},
     pins::{self, links_dir, maps_dir, programs_dir, staging_dir},
+    port_builds::ConnectBuilds,
     upgrade::{self, Journal, OldLink, ProgState},
 };
 
@@ -83,7 +84,9 @@ fn plan(maps: &Path) -> Result<Plan, KernelError> {
 
 /// Runs a start on the locked pin directory: the loaded object, what was done, and how
 /// the connect programs read the caller.
-pub(super) fn start(t: &Target<'_>) -> Result<(Ebpf, StartReport, CallerReads), KernelError> {
+pub(super) fn start(
+    t: &Target<'_>,
+) -> Result<(Ebpf, ConnectBuilds, StartReport, CallerReads), KernelError> {
     let pin_dir = &t.opts.pin_dir;
     let (maps, links, staging) = (maps_dir(pin_dir), links_dir(pin_dir), staging_dir(pin_dir));
     for d in [&maps, &links] {
@@ -131,11 +134,19 @@ pub(super) fn start(t: &Target<'_>) -> Result<(Ebpf, StartReport, CallerReads), 
         journal.undo();
         return Err(e);
     }
+    // Held before the unloads below: a reload may switch to either build.
+    let builds = match loader::connect_builds(&mut ebpf, pin_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            journal.undo();
+            return Err(e);
+        }
+    };
     for (prog, state) in &programs {
         // This build's copy of a kept program is not needed; failing to unload it early
         // only costs memory until the agent exits.
         if *state == ProgState::Adopted
-            && let Err(e) = loader::unload(&mut ebpf, *prog)
+            && let Err(e) = loader::unload(&mut ebpf, prog.build_name(t.opts.ports))
         {
             log::warn!("{e}");
         }
@@ -150,7 +161,7 @@ pub(super) fn start(t: &Target<'_>) -> Result<(Ebpf, StartReport, CallerReads), 
         programs: programs.into_iter().map(|(p, s)| (p.name(), s)).collect(),
         migrated: carried,
     };
-    Ok((ebpf, report, reads))
+    Ok((ebpf, builds, report, reads))
 }
 
 /// Makes `staging` a map directory holding every map that is kept (pinned again; the
@@ -209,14 +220,15 @@ fn link_all(
     let links = links_dir(&t.opts.pin_dir);
     let mut states = Vec::new();
     for (prog, old) in old {
+        let name = prog.build_name(t.opts.ports);
         let state = match old {
             None => {
-                loader::attach(ebpf, prog, &t.cgroup, &links, journal)?;
-                loader::pin_loaded(ebpf, prog, &t.opts.pin_dir)?;
+                loader::attach(ebpf, prog, name, &t.cgroup, &links, journal)?;
+                loader::pin_loaded(ebpf, prog, name, &t.opts.pin_dir)?;
                 ProgState::Attached
             }
             Some(old) => {
-                let new = loader::loaded_info(ebpf, prog)?;
+                let new = loader::loaded_info(ebpf, name)?;
                 if upgrade::can_adopt(&old.prog, &new, &pinned) {
                     // Pinned again for pins an older build left without it.
                     pins::pin_program(&t.opts.pin_dir, prog.name(), old.prog_fd.as_fd())?;
@@ -230,8 +242,8 @@ fn link_all(
                         new.id,
                         new.tag_hex()
                     );
-                    loader::switch(ebpf, prog, old, journal)?;
-                    loader::pin_loaded(ebpf, prog, &t.opts.pin_dir)?;
+                    loader::switch(ebpf, name, old, journal)?;
+                    loader::pin_loaded(ebpf, prog, name, &t.opts.pin_dir)?;
                     ProgState::Upgraded
                 }
             }

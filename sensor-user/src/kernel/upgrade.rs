@@ -100,7 +100,8 @@ pub fn inspect(
         "reading the program of {}",
         path.display()
     )))?;
-    if prog_info.name != kernel_name(prog.name()) {
+    // Either build of it (port_builds.rs).
+    if Program::from_name(&prog_info.name) != Some(prog) {
         return Err(mismatch(format!("runs program {:?}", prog_info.name)));
     }
     Ok(Some(OldLink {
