@@ -566,8 +566,11 @@ fn wait_reloads(a: &mut Agent, n: usize) {
     }
 }
 
+/// `agent.smtp_ports` picks the connect programs' build (the standard ports as constants,
+/// any other set looked up), and a reload or a restart over kept links that changes the
+/// set switches the attached build in place; connects are reported by the set in force.
 #[test]
-fn smtp_ports_choose_the_connect_build_and_a_reload_switches_it_in_place() {
+fn smtp_ports_choose_the_connect_build_and_a_reload_or_restart_switches_it() {
     if !require_privileges("connect_builds") {
         return;
     }
@@ -587,7 +590,11 @@ fn smtp_ports_choose_the_connect_build_and_a_reload_switches_it_in_place() {
     };
     write("smtp_ports = [2525]");
     let cfg_arg = cfg.display().to_string();
-    let mut a = agent(&t, "connect-builds", &["--config", &cfg_arg]);
+    let mut a = agent(
+        &t,
+        "connect-builds",
+        &["--config", &cfg_arg, "--keep-attached"],
+    );
     // Any set but the standard one: the build that looks ports up.
     assert_eq!(
         connect_builds_on(&t),
@@ -615,5 +622,22 @@ fn smtp_ports_choose_the_connect_build_and_a_reload_switches_it_in_place() {
         ["mx_connect4_cfg", "mx_connect6_cfg"]
     );
     only_watched_port_reported(&t, &mut a, 2525, 25);
-    a.stop(libc::SIGINT).expect("stop");
+
+    // A restart over the kept links with the standard set: switched as an upgrade is.
+    let stopped = a.stop(libc::SIGTERM).expect("stop");
+    assert_eq!(stopped["detached"], false, "{stopped}");
+    write("");
+    let mut b = agent(&t, "connect-builds", &["--config", &cfg_arg]);
+    let started = b
+        .wait_for(WAIT, |v| v["event"] == "agent_started")
+        .expect("agent_started");
+    assert_eq!(started["programs"]["mx_connect4"], "upgraded", "{started}");
+    assert_eq!(started["programs"]["mx_connect6"], "upgraded", "{started}");
+    assert_eq!(
+        started["programs"]["mx_dns_ingress"], "adopted",
+        "{started}"
+    );
+    assert_eq!(connect_builds_on(&t), ["mx_connect4", "mx_connect6"]);
+    only_watched_port_reported(&t, &mut b, 25, 2525);
+    b.stop(libc::SIGINT).expect("stop");
 }
