@@ -31,22 +31,22 @@ const REFUSE: i32 = 0;
 
 #[cgroup_sock_addr(connect4)]
 pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
-    connect4(&ctx, is_standard_smtp)
+    connect(&ctx, is_standard_smtp, smtp4)
 }
 
 #[cgroup_sock_addr(connect4)]
 pub fn mx_connect4_cfg(ctx: SockAddrContext) -> i32 {
-    connect4(&ctx, is_configured_smtp)
+    connect(&ctx, is_configured_smtp, smtp4)
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn mx_connect6(ctx: SockAddrContext) -> i32 {
-    connect6(&ctx, is_standard_smtp)
+    connect(&ctx, is_standard_smtp, smtp6)
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn mx_connect6_cfg(ctx: SockAddrContext) -> i32 {
-    connect6(&ctx, is_configured_smtp)
+    connect(&ctx, is_configured_smtp, smtp6)
 }
 
 /// The connect's port as the socket address holds it: network order.
@@ -56,25 +56,18 @@ fn raw_port(ctx: &SockAddrContext) -> u16 {
     unsafe { (*ctx.sock_addr).user_port as u16 }
 }
 
+/// The program for one family: `smtp` (`smtp4` or `smtp6`) for an SMTP port.
 #[inline(always)]
-fn connect4(ctx: &SockAddrContext, is_smtp: fn(u16) -> bool) -> i32 {
+fn connect(
+    ctx: &SockAddrContext,
+    is_smtp: fn(u16) -> bool,
+    smtp: fn(&SockAddrContext, u16) -> i32,
+) -> i32 {
     let raw = raw_port(ctx);
     if is_smtp(raw) {
-        return smtp4(ctx, u16::from_be(raw));
+        return smtp(ctx, u16::from_be(raw));
     }
     // Connected UDP and TCP upstream sockets of a local resolver (unbound, resolved).
-    if raw == DNS_PORT.to_be() {
-        return resolver_connect(ctx);
-    }
-    ALLOW
-}
-
-#[inline(always)]
-fn connect6(ctx: &SockAddrContext, is_smtp: fn(u16) -> bool) -> i32 {
-    let raw = raw_port(ctx);
-    if is_smtp(raw) {
-        return smtp6(ctx, u16::from_be(raw));
-    }
     if raw == DNS_PORT.to_be() {
         return resolver_connect(ctx);
     }
