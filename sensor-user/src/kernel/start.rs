@@ -114,6 +114,9 @@ pub(super) fn start(
         maps.clone()
     };
     let (mut ebpf, reads) = loader::open_object(t.opts, &load_dir)?;
+    // Held from here, before anything is attached (so a failure needs no undo) and
+    // before the unloads below: a reload may switch to either build.
+    let builds = loader::connect_builds(&mut ebpf, pin_dir)?;
     let mut carried = fill(&maps, &load_dir, &plan)?;
     let mut journal = Journal::default();
     let programs = match link_all(&mut ebpf, t, &load_dir, old, &mut journal) {
@@ -134,14 +137,6 @@ pub(super) fn start(
         journal.undo();
         return Err(e);
     }
-    // Held before the unloads below: a reload may switch to either build.
-    let builds = match loader::connect_builds(&mut ebpf, pin_dir) {
-        Ok(b) => b,
-        Err(e) => {
-            journal.undo();
-            return Err(e);
-        }
-    };
     for (prog, state) in &programs {
         // This build's copy of a kept program is not needed; failing to unload it early
         // only costs memory until the agent exits.
