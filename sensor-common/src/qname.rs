@@ -73,22 +73,28 @@ const fn stem(h: u64) -> u64 {
 /// [`qname_hash`] plus the domain hashes of the name's last two and three labels, the
 /// stem hashes of the name without its last one to three labels, and the question type.
 ///
-/// One bounded loop over the bytes, each fed to a [`QnameWalk`]; the kernel drives the
-/// same walk from a `bpf_loop` callback.
+/// One bounded loop over the labels, each fed whole to a [`QnameWalk`]; the kernel drives
+/// the same walk from a `bpf_loop` callback.
 #[inline(always)]
 pub fn qname_hashes(msg: &[u8]) -> Option<QnameHashes> {
     let mut walk = QnameWalk::new();
-    let mut i = QNAME_OFFSET;
-    while i < QNAME_OFFSET + MAX_QNAME_WIRE {
-        match walk.feed(i, *msg.get(i)?) {
+    for _ in 0..MAX_QNAME_LABELS {
+        match walk.feed_label(|i| msg.get(i).copied()) {
             Fed::More => {}
-            Fed::End => return Some(walk.finish(msg, i)),
+            Fed::End => return Some(walk.finish(msg, walk.next())),
             Fed::Invalid => return None,
         }
-        i += 1;
     }
     None
 }
+
+/// Most labels a wire name of `MAX_QNAME_WIRE` bytes holds, the root's zero counted as
+/// one: every other label takes at least two bytes.
+pub const MAX_QNAME_LABELS: usize = MAX_QNAME_WIRE / 2 + 1;
+
+/// Longest label (RFC 1035); a larger length byte is invalid (64-191) or a compression
+/// pointer (192 and up).
+const MAX_LABEL: usize = 63;
 
 /// What [`QnameWalk::feed`] made of a byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +152,53 @@ impl QnameWalk {
             s3: 0,
             next_len: QNAME_OFFSET as u64,
         }
+    }
+
+    /// Message offset of the next label's length byte: after [`Fed::End`], of the root's
+    /// zero.
+    #[inline(always)]
+    pub fn next(&self) -> usize {
+        self.next_len as usize
+    }
+
+    /// Feeds the next label whole: its length byte, at message offset [`next`](Self::next),
+    /// then its bytes, each read through `byte` (`None`: past what was read). The same as
+    /// feeding those bytes one at a time to [`feed`](Self::feed); a label per call, so the
+    /// kernel's loop runs once per label rather than once per byte. Every byte must lie in
+    /// the first `MAX_QNAME_WIRE` bytes of the name, as for [`qname_hashes`].
+    #[inline(always)]
+    pub fn feed_label(&mut self, byte: impl Fn(usize) -> Option<u8>) -> Fed {
+        const LIMIT: usize = QNAME_OFFSET + MAX_QNAME_WIRE;
+        let at = self.next();
+        if at >= LIMIT {
+            return Fed::Invalid;
+        }
+        let Some(len) = byte(at) else {
+            return Fed::Invalid;
+        };
+        match self.feed(at, len) {
+            Fed::More => {}
+            other => return other,
+        }
+        // The label's bytes: the running hashes stay in registers until its end.
+        let (mut h, mut cur) = (self.h, self.cur);
+        for k in 1..=MAX_LABEL {
+            if k > len as usize {
+                break;
+            }
+            let i = at + k;
+            if i >= LIMIT {
+                return Fed::Invalid;
+            }
+            let Some(b) = byte(i) else {
+                return Fed::Invalid;
+            };
+            h = step(h, b);
+            cur = step(cur, b);
+        }
+        self.h = h;
+        self.cur = cur;
+        Fed::More
     }
 
     /// Feeds `b`, the byte at message offset `i` (the one after the previous byte fed).
@@ -419,5 +472,71 @@ mod tests {
         c.extend_from_slice(&[0xc0, 0x0c]);
         assert_eq!(qname_hash(&c), None);
         assert_eq!(qname_hash(&[]), None);
+    }
+
+    /// The walk a byte at a time, as the kernel once drove it: the label-at-a-time walk
+    /// must give the same answer for every input.
+    fn bytewise(msg: &[u8]) -> Option<QnameHashes> {
+        let mut walk = QnameWalk::new();
+        for i in QNAME_OFFSET..QNAME_OFFSET + MAX_QNAME_WIRE {
+            match walk.feed(i, *msg.get(i)?) {
+                Fed::More => {}
+                Fed::End => return Some(walk.finish(msg, i)),
+                Fed::Invalid => return None,
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn label_at_a_time_equals_byte_at_a_time() {
+        // Names at and past the length limit, labels of 63 and 64, and hostile bytes.
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for total in [250usize, 253, 254, 255, 256, 257, 260] {
+            let mut m = std::vec![0u8; QNAME_OFFSET];
+            while m.len() - QNAME_OFFSET + 1 < total {
+                let room = total - (m.len() - QNAME_OFFSET) - 1;
+                let len = room.saturating_sub(1).clamp(1, 63);
+                m.push(len as u8);
+                m.extend(core::iter::repeat_n(b'A', len));
+            }
+            m.push(0);
+            m.extend_from_slice(&[0, 15, 0, 1]);
+            inputs.push(m);
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut m = std::vec![0u8; QNAME_OFFSET];
+            let labels = next() % 8;
+            for _ in 0..labels {
+                let r = next();
+                // Mostly valid lengths, sometimes 63, 64 or a pointer.
+                let len = match r % 16 {
+                    0 => 63,
+                    1 => 64,
+                    2 => 0xc0,
+                    _ => 1 + (r >> 8) % 20,
+                } as u8;
+                m.push(len);
+                for _ in 0..len.min(70) {
+                    m.push(b'a' + (next() % 40) as u8);
+                }
+            }
+            m.push(0);
+            m.extend_from_slice(&[0, 1, 0, 1]);
+            let cut = (next() as usize) % (m.len() + 1);
+            inputs.push(m[..cut].to_vec());
+            inputs.push(m);
+        }
+        for m in &inputs {
+            assert_eq!(qname_hashes(m), bytewise(m), "{m:?}");
+        }
+        assert!(inputs.iter().filter(|m| bytewise(m).is_some()).count() > 5_000);
     }
 }

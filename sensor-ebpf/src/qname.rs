@@ -3,8 +3,9 @@
 //! Inlined, the byte loop over a name (up to 255 bytes) is walked by the verifier one
 //! byte at a time for every state that reaches it; on 6.1 the states at each byte (where
 //! the last label started, how many labels there were) multiply past its million
-//! instructions. A `bpf_loop` callback is verified on its own: a few hundred
-//! instructions. The walk itself is sensor-common's, byte for byte.
+//! instructions. A `bpf_loop` callback is verified on its own: a few thousand
+//! instructions. The walk itself is sensor-common's, one label per iteration
+//! (`QnameWalk::feed_label`, which `qname_hashes` uses too).
 //!
 //! The walk's state lives in map memory (beside the bytes it walks), never on the
 //! stack: verifiers before 6.8 check the callback once, from the state the caller left,
@@ -17,8 +18,8 @@ use core::ffi::c_void;
 
 use aya_ebpf::helpers::generated::bpf_loop;
 use sensor_common::{
-    QNAME_OFFSET, QnameHashes,
-    qname::{Fed, MAX_QNAME_WIRE, QnameWalk},
+    QnameHashes,
+    qname::{Fed, MAX_QNAME_LABELS, QnameWalk},
 };
 
 use crate::capture::{HEAD_LEN, opaque};
@@ -43,22 +44,28 @@ struct Walk {
     fed: u64,
 }
 
-/// One byte of the name: the `index`th after its start. Returns 1 to stop the loop.
-extern "C" fn feed(index: u32, ctx: *mut c_void) -> i64 {
+/// One label of the name: the `index`th. Returns 1 to stop the loop.
+///
+/// A label per iteration, not a byte: each iteration is a call and a return, which cost
+/// more than the hashing of a byte on CPUs with return-thunk mitigations.
+extern "C" fn feed(_index: u32, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the `Walk` that `hashes` handed to `bpf_loop`, on its stack.
     let w = unsafe { &mut *ctx.cast::<Walk>() };
-    let i = QNAME_OFFSET + index as usize;
-    if i >= HEAD_LEN as usize {
-        w.fed = INVALID;
-        return 1;
-    }
-    // SAFETY: `head` points at `HEAD_LEN` readable bytes and `i` is below that; `walk`
-    // at a live map value that only this walk uses meanwhile.
-    let (b, walk) = unsafe { (*w.head.add(i), &mut *w.walk) };
-    match walk.feed(i, b) {
+    let head = w.head;
+    // SAFETY: `walk` points at a live map value that only this walk uses meanwhile.
+    let walk = unsafe { &mut *w.walk };
+    let fed = walk.feed_label(|i| {
+        if i < HEAD_LEN as usize {
+            // SAFETY: `head` points at `HEAD_LEN` readable bytes and `i` is below that.
+            Some(unsafe { *head.add(i) })
+        } else {
+            None
+        }
+    });
+    match fed {
         Fed::More => 0,
         Fed::End => {
-            w.end = i as u64;
+            w.end = walk.next() as u64;
             w.fed = END;
             1
         }
@@ -85,7 +92,7 @@ pub fn hashes(head: &[u8], walk: &mut QnameWalk) -> Option<QnameHashes> {
     // which outlives the call.
     unsafe {
         bpf_loop(
-            MAX_QNAME_WIRE as u32,
+            MAX_QNAME_LABELS as u32,
             feed as *mut c_void,
             core::ptr::from_mut(&mut w).cast(),
             0,
