@@ -99,11 +99,7 @@ fn connect_events_carry_process_and_address(flags: &[&str], reads: &str) {
     let (result, pid) = connect(&t, &format!("{}:8080", SRV4[0]));
     assert_eq!(result, "ok");
     a.collect_for(Duration::from_millis(500));
-    let stray: Vec<_> = a
-        .events("smtp_connect")
-        .into_iter()
-        .filter(|v| v["tgid"].as_u64() == Some(pid))
-        .collect();
+    let stray = connects_by(&a, pid);
     assert!(stray.is_empty(), "port 8080 produced events: {stray:?}");
     a.stop(libc::SIGINT).expect("stop");
 }
@@ -514,6 +510,14 @@ fn restart_readopts_pins_and_keep_attached_keeps_blocking() {
     );
 }
 
+/// The SMTP connect events `a` has collected from process `pid`.
+fn connects_by(a: &Agent, pid: u64) -> Vec<&Value> {
+    a.events("smtp_connect")
+        .into_iter()
+        .filter(|v| v["tgid"].as_u64() == Some(pid))
+        .collect()
+}
+
 /// The names of the connect programs attached to `t`'s cgroup, as bpftool lists them.
 fn connect_builds_on(t: &Topology) -> Vec<String> {
     mxsentry_tests::pins::programs_on(&t.cgroup)
@@ -538,11 +542,7 @@ fn only_watched_port_reported(t: &Topology, a: &mut Agent, watched: u16, unwatch
             })
             .unwrap_or_else(|e| panic!("no event for {host}:{watched}: {e}"));
         assert_eq!(ev["port"], watched);
-        let stray: Vec<_> = a
-            .events("smtp_connect")
-            .into_iter()
-            .filter(|v| v["tgid"].as_u64() == Some(quiet))
-            .collect();
+        let stray = connects_by(a, quiet);
         assert!(stray.is_empty(), "port {unwatched} reported: {stray:?}");
     }
 }
