@@ -99,7 +99,7 @@ const MAX_LABEL: usize = 63;
 /// What [`QnameWalk::feed`] made of a byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fed {
-    /// Part of the name: feed the next byte.
+    /// Part of the name: feed the next byte (or label).
     More,
     /// The root's zero: the name ends here ([`QnameWalk::finish`]).
     End,
@@ -504,6 +504,28 @@ mod tests {
             m.extend_from_slice(&[0, 15, 0, 1]);
             inputs.push(m);
         }
+        // As many labels as a name can hold: 126 and 127 one-letter labels (253 and 255
+        // wire bytes) are names, 128 (257) is not. A bound on the walk's labels below 128
+        // would turn the longest names into "no hash", and so into answers never blocked.
+        for labels in [126usize, 127, 128] {
+            let mut m = std::vec![0u8; QNAME_OFFSET];
+            for _ in 0..labels {
+                m.extend_from_slice(&[1, b'a']);
+            }
+            m.push(0);
+            m.extend_from_slice(&[0, 15, 0, 1]);
+            let end = QNAME_OFFSET + 2 * labels;
+            let h = qname_hashes(&m);
+            assert_eq!(h.is_some(), labels < 128, "{labels} labels");
+            if let Some(h) = h {
+                assert_eq!(h.records as usize, end + 5);
+                assert_eq!(h.qtype, 15);
+            }
+            inputs.push(m);
+        }
+        // The length-limit names built above: 255 wire bytes hash, 256 do not.
+        assert!(qname_hashes(&inputs[3]).is_some());
+        assert!(qname_hashes(&inputs[4]).is_none());
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
             x ^= x << 13;
