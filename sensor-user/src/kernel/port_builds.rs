@@ -48,25 +48,22 @@ impl ConnectBuilds {
         }
     }
 
-    /// Makes every connect link run its build for `ports`; returns the programs switched.
-    /// A link already running that build (or an earlier agent's identical program: same
-    /// tag) is left alone.
-    pub fn select(&self, ports: PortSet) -> Result<Vec<&'static str>, KernelError> {
-        let mut switched = Vec::new();
+    /// Makes every connect link run its build for `ports` (each switch is logged). A link
+    /// already running that build (or an earlier agent's identical program: same tag) is
+    /// left alone.
+    pub fn select(&self, ports: PortSet) -> Result<(), KernelError> {
         for b in &self.builds {
             let want = match ports {
                 PortSet::Standard => b.standard.as_fd(),
                 PortSet::Configured => b.configured.as_fd(),
             };
-            if self.switch(b.prog, want)? {
-                switched.push(b.prog.build_name(ports));
-            }
+            self.switch(b.prog, want)?;
         }
-        Ok(switched)
+        Ok(())
     }
 
     /// Makes `prog`'s link run `want`, unless it runs a program with `want`'s tag.
-    fn switch(&self, prog: Program, want: BorrowedFd<'_>) -> Result<bool, KernelError> {
+    fn switch(&self, prog: Program, want: BorrowedFd<'_>) -> Result<(), KernelError> {
         let path = links_dir(&self.pin_dir).join(prog.name());
         let link = bpf::obj_get(&path).map_err(bpf_err(format!("opening {}", path.display())))?;
         let running = bpf::link_info(link.as_fd())
@@ -80,7 +77,7 @@ impl ConnectBuilds {
             path.display()
         )))?;
         if old_info.tag == want_info.tag {
-            return Ok(false);
+            return Ok(());
         }
         bpf::link_update(link.as_fd(), want, old.as_fd()).map_err(bpf_err(format!(
             "switching {} to {}",
@@ -95,7 +92,7 @@ impl ConnectBuilds {
             old_info.name,
             want_info.name
         );
-        Ok(true)
+        Ok(())
     }
 
     /// The program `prog`'s link runs (kernel id `id`): one of our builds, its pin, or
