@@ -164,8 +164,8 @@ impl QnameWalk {
     /// Feeds the next label whole: its length byte, at message offset [`next`](Self::next),
     /// then its bytes, each read through `byte` (`None`: past what was read). The same as
     /// feeding those bytes one at a time to [`feed`](Self::feed); a label per call, so the
-    /// kernel's loop runs once per label rather than once per byte. Every byte must lie in
-    /// the first `MAX_QNAME_WIRE` bytes of the name, as for [`qname_hashes`].
+    /// kernel's loop runs once per label rather than once per byte. A name must end within
+    /// its first `MAX_QNAME_WIRE` bytes, as for [`qname_hashes`].
     #[inline(always)]
     pub fn feed_label(&mut self, byte: impl Fn(usize) -> Option<u8>) -> Fed {
         const LIMIT: usize = QNAME_OFFSET + MAX_QNAME_WIRE;
@@ -180,17 +180,14 @@ impl QnameWalk {
             Fed::More => {}
             other => return other,
         }
-        // The label's bytes: the running hashes stay in registers until its end.
+        // The label's bytes: the running hashes stay in registers until its end. One that
+        // runs past `LIMIT` needs no check here: the next length byte is past it too.
         let (mut h, mut cur) = (self.h, self.cur);
         for k in 1..=MAX_LABEL {
             if k > len as usize {
                 break;
             }
-            let i = at + k;
-            if i >= LIMIT {
-                return Fed::Invalid;
-            }
-            let Some(b) = byte(i) else {
+            let Some(b) = byte(at + k) else {
                 return Fed::Invalid;
             };
             h = step(h, b);
