@@ -261,8 +261,8 @@ fn progcost(n: u32, rounds: u32, loads: u32) -> anyhow::Result<()> {
     let mut phases: [Vec<Vec<Paired>>; 3] = Default::default();
     let mut last = None;
     for _ in 0..loads {
-        // Whatever the previous load attached goes first, so this one's run order is the
-        // same: floors, mxsentry's programs, floors.
+        // The previous load's programs are detached first, so every load's run order is
+        // the same: floors, mxsentry's programs, floors.
         drop(last.take());
         // The floors: empty programs on the same hooks, run on the same connects and
         // packets under the same accounting, one attached before mxsentry's programs and
@@ -271,9 +271,7 @@ fn progcost(n: u32, rounds: u32, loads: u32) -> anyhow::Result<()> {
         let floors_before = (Pass::attach(&t.cgroup)?, Pass::attach_connect4(&t.cgroup)?);
         let agent = Agent::start(&test_pin_dir("progcost"), &["--cgroup", &cg])?;
         let floors_after = (Pass::attach(&t.cgroup)?, Pass::attach_connect4(&t.cgroup)?);
-        for p in &mut phases {
-            p.push(Vec::new());
-        }
+        let mut this_load: [Vec<Paired>; 3] = Default::default();
         for _ in 0..rounds {
             let (s0, c0) = (prog_stats(&agent)?, floor_stats("floor_connect4")?);
             t.client(&["connect-many", &format!("{}:8080", SRV4[1]), &n])?;
@@ -283,15 +281,16 @@ fn progcost(n: u32, rounds: u32, loads: u32) -> anyhow::Result<()> {
             let f2 = floor_stats("floor_pass")?;
             t.client(&["udp-many", &format!("{}:9999", SRV4[1]), &n])?;
             let (s3, f3) = (prog_stats(&agent)?, floor_stats("floor_pass")?);
-            for (phase, sample) in phases.iter_mut().zip([
+            for (phase, sample) in this_load.iter_mut().zip([
                 (per_run(&s0, &s1, "mx_connect4"), floor_per_run(c0, c1)),
                 (per_run(&s1, &s2, "mx_connect4"), floor_per_run(c1, c2)),
                 (per_run(&s2, &s3, "mx_dns_egress"), floor_per_run(f2, f3)),
             ]) {
-                if let Some(this_load) = phase.last_mut() {
-                    this_load.push(sample);
-                }
+                phase.push(sample);
             }
+        }
+        for (phase, rounds) in phases.iter_mut().zip(this_load) {
+            phase.push(rounds);
         }
         last = Some((floors_after, agent, floors_before));
     }
@@ -301,6 +300,7 @@ fn progcost(n: u32, rounds: u32, loads: u32) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let s4 = prog_stats(agent)?;
     let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
     let row = |what: &str, samples: &[(f64, f64)], ratios: Option<Vec<f64>>| {
         let ns: Vec<f64> = samples.iter().map(|s| s.0).collect();
         let lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
@@ -312,7 +312,7 @@ fn progcost(n: u32, rounds: u32, loads: u32) -> anyhow::Result<()> {
             "max": round1(hi),
             "rounds": samples.len(),
             "runs_per_round": samples.first().map_or(0.0, |s| s.1),
-            "ratio_to_floor": ratios.map(|r| (median(r) * 1000.0).round() / 1000.0),
+            "ratio_to_floor": ratios.map(|r| round3(median(r))),
         })
     };
     // A phase's row, with its ratio to the floor, and the floor's row.
@@ -325,16 +325,8 @@ fn progcost(n: u32, rounds: u32, loads: u32) -> anyhow::Result<()> {
             .map(|l| median(l.iter().map(|x| x.0.0 / x.1.0).collect()))
             .collect();
         let mut ours_row = row(what, &ours, Some(by_load.clone()));
-        let lo = by_load.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = by_load.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        ours_row["ratio_by_load"] = serde_json::json!(
-            by_load
-                .iter()
-                .map(|r| (r * 1000.0).round() / 1000.0)
-                .collect::<Vec<_>>()
-        );
-        ours_row["ratio_min"] = serde_json::json!((lo * 1000.0).round() / 1000.0);
-        ours_row["ratio_max"] = serde_json::json!((hi * 1000.0).round() / 1000.0);
+        ours_row["ratio_by_load"] =
+            serde_json::json!(by_load.into_iter().map(round3).collect::<Vec<_>>());
         [ours_row, row(floor_what, &floor, None)]
     };
     let rows: Vec<_> = paired(
