@@ -96,7 +96,7 @@ pub const MAX_QNAME_LABELS: usize = MAX_QNAME_WIRE / 2 + 1;
 /// pointer (192 and up).
 const MAX_LABEL: usize = 63;
 
-/// What [`QnameWalk::feed`] made of a byte.
+/// What [`QnameWalk::feed`] made of a byte, or [`QnameWalk::feed_label`] of a label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fed {
     /// Part of the name: feed the next byte (or label).

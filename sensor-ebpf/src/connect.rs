@@ -25,9 +25,10 @@ const REFUSE: i32 = 0;
 // Two builds of each program (`sensor_common::PortSet`): `mx_connect4` and `mx_connect6`
 // know the standard SMTP ports as constants, so a connect to any other port reads no
 // memory but its own address; the `_cfg` builds look each port up in `SMTP_PORTS`.
-// Everything past the port check is a subprogram of its own, so the fast path's code is
-// two cache lines of the JIT image: on a VM, every cache line a connect touches that the
-// connect path does not costs 5-20 ns, and this runs on every connect of the host.
+// Everything past the port check is a subprogram of its own, so the fast path's code
+// spans two or three cache lines of the JIT image (by where the load puts it), not the
+// whole program's: on a VM, every cache line a connect touches that the connect path does
+// not costs 5-20 ns, and this runs on every connect of the host.
 
 #[cgroup_sock_addr(connect4)]
 pub fn mx_connect4(ctx: SockAddrContext) -> i32 {
