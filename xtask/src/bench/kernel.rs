@@ -146,19 +146,7 @@ fn progcost(s: &mut String) -> anyhow::Result<()> {
         let ratio = row["ratio_to_floor"]
             .as_f64()
             .map_or_else(|| "–".to_string(), |r| format!("{r:.3}"));
-        let loads: Vec<f64> = row["ratio_by_load"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_f64())
-            .collect();
-        let by_load = match (
-            loads.iter().copied().reduce(f64::min),
-            loads.iter().copied().reduce(f64::max),
-        ) {
-            (Some(lo), Some(hi)) => format!("{lo:.3} – {hi:.3}"),
-            _ => "–".to_string(),
-        };
+        let by_load = load_range(row);
         let _ = writeln!(
             s,
             "| {} | {} | {} – {} | {ratio} | {by_load} | {} | {target} |",
@@ -170,6 +158,23 @@ fn progcost(s: &mut String) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A progcost row's lowest and highest ratio over its loads, or a dash for a row with none.
+fn load_range(row: &serde_json::Value) -> String {
+    let loads: Vec<f64> = row["ratio_by_load"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_f64())
+        .collect();
+    match (
+        loads.iter().copied().reduce(f64::min),
+        loads.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => format!("{lo:.3} – {hi:.3}"),
+        _ => "–".to_string(),
+    }
 }
 
 /// The DNS-capture section: cost per answer packet by size, and per TCP segment.
