@@ -186,6 +186,25 @@ impl Outcome for AnswerHeld {
     }
 }
 
+/// An MX answer carried more glue addresses than are learned from one answer.
+pub struct GlueSkipped {
+    /// The answer's question name.
+    pub qname: String,
+    /// Glue addresses not learned.
+    pub skipped: usize,
+}
+
+impl Outcome for GlueSkipped {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.glue_skipped.inc_by(self.skipped as u64);
+        log::warn!(
+            "MX answer for {} carried {} glue addresses past the learning bounds: not learned",
+            self.qname,
+            self.skipped
+        );
+    }
+}
+
 /// A lookalike's address that a legitimate name also resolves to: never blocked, or its
 /// block lifted (the lookalike's own answers are still dropped by name).
 pub struct AddressShared {

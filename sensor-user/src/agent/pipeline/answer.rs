@@ -14,7 +14,7 @@ use super::{
 use crate::{
     agent::{
         enforcer::Enforcer,
-        outcomes::{AddressShared, AnswerDropped, AnswerHeld, Outcome, WentLive},
+        outcomes::{AddressShared, AnswerDropped, AnswerHeld, GlueSkipped, Outcome, WentLive},
     },
     detect::Action,
     dns::{self, Learned, Message, QType},
@@ -44,6 +44,13 @@ impl<E: Enforcer> Pipeline<E> {
             self.blocks.answered(h, self.settings.expiry_ns(ttl));
         }
         let learned = dns::learn(msg);
+        if learned.glue_skipped > 0 {
+            GlueSkipped {
+                qname: msg.qname.clone(),
+                skipped: learned.glue_skipped,
+            }
+            .emit(&mut self.sink);
+        }
         let settings = &self.settings;
         let judged = Judged {
             verdict: d.verdict,
