@@ -11,7 +11,9 @@ use serde::{
 
 use crate::detect::{Action, Name, Policy, PolicyError, ProtectEntry};
 
-/// A domain checked while the file is parsed, so the error carries its line.
+/// A domain checked while the file is parsed, so the error carries its line; kept in its
+/// normal form (lower-case A-labels, no trailing dot), the form names have on the wire and
+/// in the kernel's hashes: `Bücher.de.` is `xn--bcher-kva.de`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain(pub String);
 
@@ -26,7 +28,7 @@ impl<'de> Deserialize<'de> for Domain {
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Domain, E> {
                 match Name::parse(s) {
-                    Ok(_) => Ok(Domain(s.to_string())),
+                    Ok(n) => Ok(Domain(n.ascii)),
                     Err(e) => Err(E::custom(format!("{s:?} is not a domain: {e}"))),
                 }
             }
@@ -185,6 +187,14 @@ suffix_swaps = [["com", "cc"]]
         let p = cfg.policy.to_policy().unwrap();
         assert_eq!(p.protect.len(), 3);
         assert_eq!(p.protect[1].action, Some(Action::Block));
+        assert_eq!(p.allow, vec!["partner.example".to_string()]);
+        let cfg = Config::parse(
+            "[policy]\nprotect = [\"Bücher.DE.\"]\nallow = [\"Partner.Example.\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let p = cfg.policy.to_policy().unwrap();
+        assert_eq!(p.protect[0].entry, "xn--bcher-kva.de");
         assert_eq!(p.allow, vec!["partner.example".to_string()]);
     }
 

@@ -16,7 +16,7 @@ use super::{
     ledger::{ALIVE_FOR, BlockLedger, HEARTBEAT_EVERY, NameBlock, POLICY_LEASE, PRELOAD_MAX, ns},
     registrable,
 };
-use crate::detect::{Action, Policy, candidates::candidates};
+use crate::detect::{Action, Name, Policy, candidates::candidates};
 
 impl<E: Enforcer> BlockLedger<E> {
     /// Writes the heartbeat if it is due: the programs hold answers for the agent's
@@ -138,7 +138,8 @@ fn wanted(policy: &Policy, blocks: impl Fn(&str) -> bool) -> Vec<(u64, String, u
         .protect
         .iter()
         .filter(|e| e.action.unwrap_or(policy.default_action) == Action::Block)
-        .map(|e| e.entry.trim_end_matches('.').to_ascii_lowercase())
+        // The wire's form (A-labels), whatever form the policy was built with.
+        .filter_map(|e| Name::parse(&e.entry).ok().map(|n| n.ascii))
         // A public-suffix entry (`mil`) has no spelling to vary and no stem of its own.
         .filter(|e| registrable(e) == e)
         .collect();

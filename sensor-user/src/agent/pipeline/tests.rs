@@ -438,6 +438,32 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     );
 }
 
+// The defect: an entry written in Unicode was hashed as UTF-8 for the kernel, which
+// hashes the A-labels on the wire, so its prefix rule and preloaded slips never matched.
+#[test]
+fn an_entry_written_in_unicode_blocks_in_the_kernel_as_on_the_wire() {
+    let (p, _lines, _m) =
+        pipeline("[policy]\nprotect = [{ entry = \"Bücher.de.\", action = \"block\" }]\n");
+    let appended = answer("xn--bcher-kva.de.evil.com.", RecordType::MX, vec![], vec![]);
+    assert_eq!(
+        p.enforcer()
+            .answer_verdict(sensor_common::qname::qname_hashes(&appended)),
+        Verdict::WouldBlock,
+        "the prefix rule of the A-label entry (monitor mode)"
+    );
+    let slips = crate::detect::candidates::candidates("xn--bcher-kva.de");
+    assert!(
+        slips.iter().any(|c| subtree(&p, c)),
+        "no slip of the A-label preloaded"
+    );
+    let own = answer("mx.xn--bcher-kva.de.", RecordType::A, vec![], vec![]);
+    assert_eq!(
+        p.enforcer()
+            .answer_verdict(sensor_common::qname::qname_hashes(&own)),
+        Verdict::Allowed
+    );
+}
+
 #[test]
 fn likely_lookalikes_of_block_entries_are_blocked_before_any_query() {
     let d = |n: &str| sensor_common::domain_hash(n).unwrap();
