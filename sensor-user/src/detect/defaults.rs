@@ -1,5 +1,5 @@
-//! Built-in lists: mail providers never reported, words lookalikes add, suffixes people
-//! confuse. Users extend all three in the config.
+//! Built-in lists: mail providers and DNS list operators never reported, words lookalikes
+//! add, suffixes people confuse. Users extend them in the config.
 
 /// Major mailbox providers and their regional domains (`data/mail_providers.txt`, with
 /// its sources). Many are one edit from each other (`gmx.com`/`gmail.com`,
@@ -8,8 +8,20 @@ const MAIL_PROVIDERS: &str = include_str!("data/mail_providers.txt");
 
 /// The built-in mail providers, one domain each.
 pub fn mail_providers() -> impl Iterator<Item = &'static str> {
-    MAIL_PROVIDERS
-        .lines()
+    entries(MAIL_PROVIDERS)
+}
+
+/// DNS list operators (`data/dns_lists.txt`): names under them are lookups about a
+/// domain put in front (`army.mil.dbl.spamhaus.org`), never mail to it.
+const DNS_LISTS: &str = include_str!("data/dns_lists.txt");
+
+/// The built-in DNS list operators, one domain each.
+pub fn dns_lists() -> impl Iterator<Item = &'static str> {
+    entries(DNS_LISTS)
+}
+
+fn entries(list: &'static str) -> impl Iterator<Item = &'static str> {
+    list.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }

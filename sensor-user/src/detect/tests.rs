@@ -238,6 +238,46 @@ fn two_slips_only_on_long_names_and_only_likely_ones() {
 }
 
 #[test]
+fn blocklist_zones_about_a_protected_domain_are_allowed_and_only_theirs() {
+    let e = engine(&["army.mil", "example.com"]);
+    for n in [
+        "army.mil.dbl.spamhaus.org",
+        "example.com.dwl.spamhaus.org",
+        "example.com.k3y.dbl.dq.spamhaus.net",
+        "army.mil.multi.uribl.com",
+        "army.mil.multi.surbl.org",
+        "example.com.dwl.dnswl.org",
+        "army.mil.rhsbl.sorbs.net",
+    ] {
+        assert!(
+            matches!(e.classify(n), Classification::Allowed { .. }),
+            "{n}"
+        );
+    }
+    for n in [
+        "army.mil.dbl.spamhaus-lists.org",
+        "army.mil.spamhaus.org.evil.com",
+    ] {
+        assert!(
+            matches!(
+                e.classify(n),
+                Classification::Typosquat(_) | Classification::Lookalike(_)
+            ),
+            "{n}: {:?}",
+            e.classify(n)
+        );
+    }
+    for l in defaults::dns_lists() {
+        assert!(Name::parse(l).is_ok_and(|n| n.ascii == l), "{l}");
+        assert_eq!(
+            crate::dns::registrable(l),
+            l,
+            "{l} is not a registrable domain"
+        );
+    }
+}
+
+#[test]
 fn allow_list_wins_and_builtin_mail_providers_ship() {
     let e = engine(&["gmail.com", "yahoo.com"]);
     for n in [

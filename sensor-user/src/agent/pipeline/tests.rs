@@ -438,6 +438,37 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     );
 }
 
+// The defect: Postfix's `reject_rhsbl_sender dbl.spamhaus.org` on mail from a protected
+// domain asks `army.mil.dbl.spamhaus.org`; that was a lookalike lookup (reported), and in
+// enforce mode the appended-suffix rule dropped the list's answer until it timed out.
+#[test]
+fn a_blocklist_lookup_about_a_protected_domain_is_no_lookalike_and_its_answer_passes() {
+    let enforce = "[agent]\nmode = \"enforce\"\n";
+    let (mut p, lines, _m) = pipeline(&format!("{enforce}{BLOCK}"));
+    for list in ["army.mil.dbl.spamhaus.org.", "army.mil.multi.uribl.com."] {
+        let a = answer(list, RecordType::A, vec![], vec![]);
+        dns(&mut p, &query(list, RecordType::A), Direction::Egress);
+        assert_eq!(
+            p.enforcer()
+                .answer_verdict(sensor_common::qname::qname_hashes(&a)),
+            Verdict::Allowed,
+            "{list}"
+        );
+        dns(&mut p, &a, Direction::Ingress);
+    }
+    assert!(events(&lines, "lookalike_lookup").is_empty());
+    // The same shape under a domain anyone can register stays the lookalike it is.
+    let evil = "army.mil.dbl.spamhaus-lists.com.";
+    dns(&mut p, &query(evil, RecordType::MX), Direction::Egress);
+    let a = answer(evil, RecordType::MX, vec![], vec![]);
+    assert_eq!(
+        p.enforcer()
+            .answer_verdict(sensor_common::qname::qname_hashes(&a)),
+        Verdict::Blocked
+    );
+    assert_eq!(events(&lines, "lookalike_lookup").len(), 1);
+}
+
 // The defect: an entry written in Unicode was hashed as UTF-8 for the kernel, which
 // hashes the A-labels on the wire, so its prefix rule and preloaded slips never matched.
 #[test]

@@ -129,7 +129,9 @@ impl Engine {
             e.add_entry(p, policy.default_action)?;
         }
         let builtin: Vec<&str> = if policy.builtin_allow {
-            defaults::mail_providers().collect()
+            defaults::mail_providers()
+                .chain(defaults::dns_lists())
+                .collect()
         } else {
             Vec::new()
         };
