@@ -24,6 +24,8 @@ pub trait Enforcer {
     fn put_name(&mut self, hash: u64, entry: BlockEntry) -> Result<(), KernelError>;
     /// Removes a name entry.
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// One name entry as the kernel holds it now (an operator's `ctl` entry included).
+    fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError>;
     /// Every name entry (a restarted agent adopts what it finds).
     fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError>;
     /// Puts `entry` for one address in `BLOCKED_V4`/`BLOCKED_V6`.
@@ -61,6 +63,9 @@ impl Enforcer for VerdictMaps {
     }
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.unblock_name_hash(hash)
+    }
+    fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {
+        VerdictMaps::name_entry(self, hash)
     }
     fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError> {
         VerdictMaps::name_entries(self)
@@ -195,6 +200,9 @@ impl Enforcer for Simulated {
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.names.remove(&hash);
         Ok(())
+    }
+    fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {
+        Ok(self.names.get(&hash).copied())
     }
     fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError> {
         Ok(self.names.iter().map(|(k, e)| (*k, *e)).collect())

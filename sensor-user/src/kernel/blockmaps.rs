@@ -95,6 +95,18 @@ impl VerdictMaps {
         ignore_missing(self.names.remove(&hash), BLOCKED_NAMES)
     }
 
+    /// One `BLOCKED_NAMES` entry.
+    pub fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {
+        match self.names.get(&hash, 0) {
+            Ok(e) => Ok(Some(e)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(KernelError::Map {
+                name: BLOCKED_NAMES.into(),
+                source,
+            }),
+        }
+    }
+
     /// Every `BLOCKED_NAMES` entry.
     pub fn name_entries(&self) -> Result<Vec<(u64, BlockEntry)>, KernelError> {
         self.names

@@ -36,13 +36,27 @@ impl<E: Enforcer> BlockLedger<E> {
                 a.domains.push(domain.to_string());
             }
             self.learned_addrs.touch(&ip);
-            if expires_ns > a.expires_ns {
+            // A block the kernel marked contested (a legitimate answer carried it) is
+            // lifted on the sweep; rewriting it would clear the mark.
+            let contested = matches!(
+                self.enforcer.addr_entry(ip),
+                Ok(Some(e)) if e.flags & BLOCK_CONTESTED != 0
+            );
+            if expires_ns > a.expires_ns && !contested {
                 a.expires_ns = expires_ns;
                 let entry = BlockEntry::new(BLOCK_LEARNED, a.target, expires_ns);
                 if let Err(e) = self.enforcer.put_addr(ip, entry) {
                     self.map_error("extending an address block", e);
                 }
             }
+            return false;
+        }
+        // An operator's entry on or over this address (`ctl block-addr`, any mode or
+        // flags) is theirs to keep: a learned one written over it would replace its flags
+        // and expire with the attacker's TTL.
+        if let Ok(Some(e)) = self.enforcer.addr_entry(ip)
+            && e.flags & BLOCK_LEARNED == 0
+        {
             return false;
         }
         for (gone, t) in self.learned_addrs.insert(ip, target) {
@@ -76,14 +90,26 @@ impl<E: Enforcer> BlockLedger<E> {
         self.addrs.get(ip)
     }
 
-    /// Lifts the learned block on `ip` (a legitimate name resolves there too).
+    /// Lifts the learned block on `ip` (a legitimate name resolves there too); an entry
+    /// this ledger did not learn (an operator's) is never touched.
     pub fn lift_addr(&mut self, ip: IpAddr) -> Option<AddrBlock> {
+        if !self.addrs.contains_key(&ip) {
+            return None;
+        }
         let gone = self.remove_addr(ip);
         self.write_learned_count();
         gone
     }
 
     fn remove_addr(&mut self, ip: IpAddr) -> Option<AddrBlock> {
+        // An operator may have put their own entry on this address since: forget ours,
+        // keep theirs.
+        if let Ok(Some(e)) = self.enforcer.addr_entry(ip)
+            && e.flags & BLOCK_LEARNED == 0
+        {
+            self.learned_addrs.remove(&ip);
+            return self.addrs.remove(&ip);
+        }
         match self.enforcer.remove_addr(ip) {
             Ok(()) => {
                 self.learned_addrs.remove(&ip);

@@ -244,6 +244,14 @@ impl<E: Enforcer> BlockLedger<E> {
             self.learned_names.touch(&h);
             return Put::Present;
         }
+        // An entry this ledger does not own (an operator's `ctl block-name`, the policy's)
+        // blocks the name already; a learned one written over it would expire with its
+        // answer and take the operator's block with it.
+        if let Ok(Some(e)) = self.enforcer.name_entry(h)
+            && e.flags & BLOCK_LEARNED == 0
+        {
+            return Put::Present;
+        }
         for (gone, t) in self.learned_names.insert(h, target) {
             let label = self.names.get(&gone).and_then(|n| n.name.clone());
             if self.remove_name(gone) {

@@ -14,7 +14,11 @@ use hickory_proto::{
         rdata::{A, CNAME, MX},
     },
 };
-use sensor_common::{Verdict, event::Direction, maps::BLOCK_SUBTREE};
+use sensor_common::{
+    BlockEntry, Verdict,
+    event::Direction,
+    maps::{BLOCK_LEARNED, BLOCK_SUBTREE},
+};
 use serde_json::Value;
 
 use super::{ConnectIn, DnsIn, Pipeline, who::Who};
@@ -638,4 +642,61 @@ fn a_restricted_registry_lookalike_is_reported_at_info_and_never_blocked() {
     assert_eq!(b.len(), 1, "{b:?}");
     assert_eq!(b[0]["kind"], "dns_answer");
     assert_eq!(b[0]["target"], "army.mil");
+}
+
+// The defect: learning lifted an operator's `ctl block-addr` (a legitimate name resolved
+// to the address) or wrote a learned entry over it (losing BLOCK_ENFORCE, then expiring
+// with the attacker's TTL), and wrote learned name blocks over `ctl block-name` entries.
+#[test]
+fn an_operator_s_blocks_are_never_lifted_or_replaced_by_what_answers_teach() {
+    use sensor_common::maps::BLOCK_ENFORCE;
+    let (mut p, _lines, _m) = pipeline(BLOCK);
+    let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
+    let op = BlockEntry::new(BLOCK_ENFORCE, 0, 0);
+    p.enforcer_mut().addrs.insert(ip, op);
+    // A legitimate domain whose mail host is at that address.
+    resolve(&mut p, "partner.example");
+    assert_eq!(
+        p.enforcer().addrs.get(&ip),
+        Some(&op),
+        "lifted by a legitimate answer"
+    );
+    // A lookalike whose mail host is there, delivered in monitor mode.
+    resolve_lookalike(&mut p);
+    assert_eq!(
+        p.enforcer().addrs.get(&ip),
+        Some(&op),
+        "replaced by a learned block"
+    );
+    // An operator's name block where a lookalike's query would put a learned one: the
+    // entry that query learns on a fresh pipeline, then the same with the operator's first.
+    let learned = |p: &Pipeline<Simulated>, before: &[u64]| {
+        p.enforcer()
+            .names
+            .keys()
+            .find(|h| !before.contains(h))
+            .copied()
+    };
+    // The first of these lookalikes the policy did not preload.
+    let (lookalike, h) = [
+        "mx.arrmy.ml.",
+        "mx.armyy.ml.",
+        "mx.army.mil.co.",
+        "mx.aarmy.mil.",
+        "mx.army-mil.net.",
+    ]
+    .into_iter()
+    .find_map(|l| {
+        let (mut p, _lines, _m) = pipeline(BLOCK);
+        let before: Vec<u64> = p.enforcer().names.keys().copied().collect();
+        dns(&mut p, &query(l, RecordType::A), Direction::Egress);
+        learned(&p, &before).map(|h| (l, h))
+    })
+    .expect("a lookalike's query learns a name block");
+    let (mut p, _lines, _m) = pipeline(BLOCK);
+    p.enforcer_mut().names.insert(h, op);
+    let before: Vec<u64> = p.enforcer().names.keys().copied().collect();
+    dns(&mut p, &query(lookalike, RecordType::A), Direction::Egress);
+    assert_eq!(p.enforcer().names.get(&h), Some(&op), "{lookalike}");
+    assert_eq!(learned(&p, &before), None);
 }
