@@ -179,7 +179,9 @@ pub enum CaptureStat {
     /// A message not captured whole: a later part found the ring full (the first part's
     /// loss is `LOST[dns]`), or a segment was longer than the kernel copies (64 KiB).
     MessageCut = 0,
-    /// A TCP stream restarted: a SYN on a socket whose stream had carried data.
+    /// A SYN on a socket whose stream had carried data: the stream restarts if the socket
+    /// is connecting anew (or the SYN leaves the host), else the SYN is ignored (and
+    /// dropped at a client in enforce mode).
     TcpReset = 1,
     /// A segment ahead of the stream (a gap before it): dropped at a client's ingress so
     /// the sender sends it again in order; elsewhere the stream's framing is lost.
@@ -189,19 +191,22 @@ pub enum CaptureStat {
     TcpResentUnread = 3,
     /// More messages started in one segment than the kernel walks.
     TcpTooManyMessages = 4,
-    /// A stream whose message boundaries are lost: not parsed any more; at a client's
-    /// ingress its further data is dropped.
+    /// A stream whose message boundaries are lost (a gap, or urgent data): not parsed any
+    /// more; at a client's ingress its further data is dropped.
     TcpLostFraming = 5,
     /// No socket storage for a stream (memory): its segments are not followed.
     TcpNoState = 6,
     /// A stream taken up mid-way (no SYN seen: the socket predates the programs, or it
     /// was accepted from a listener): its first data taken as a message start.
     TcpTakenUp = 7,
+    /// An answer with records whose question the kernel could not read (a compression
+    /// pointer, an overlong name): at a client it counts as blocked.
+    QuestionUnreadable = 8,
 }
 
 impl CaptureStat {
     /// Every counter, in index order.
-    pub const ALL: [CaptureStat; 8] = [
+    pub const ALL: [CaptureStat; 9] = [
         CaptureStat::MessageCut,
         CaptureStat::TcpReset,
         CaptureStat::TcpOutOfOrder,
@@ -210,6 +215,7 @@ impl CaptureStat {
         CaptureStat::TcpLostFraming,
         CaptureStat::TcpNoState,
         CaptureStat::TcpTakenUp,
+        CaptureStat::QuestionUnreadable,
     ];
 
     /// The metric's `reason` label.
@@ -223,6 +229,7 @@ impl CaptureStat {
             CaptureStat::TcpLostFraming => "tcp_lost_framing",
             CaptureStat::TcpNoState => "tcp_no_state",
             CaptureStat::TcpTakenUp => "tcp_taken_up",
+            CaptureStat::QuestionUnreadable => "question_unreadable",
         }
     }
 }

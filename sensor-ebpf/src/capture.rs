@@ -76,9 +76,20 @@ pub fn decide(
     now: u64,
 ) -> Decision {
     let hashes = qname::hashes(head, walk);
-    let hit = hashes.as_ref().and_then(|h| answer_hit(h, now));
-    let mut verdict = verdict_for(hit);
     let is_answer = head.get(2).is_some_and(|b| b & 0x80 != 0);
+    let mut hit = hashes.as_ref().and_then(|h| answer_hit(h, now));
+    // An answer with records whose question the kernel cannot read (a compression
+    // pointer in it, a name past 255 bytes): no server writes one, a stub may accept one,
+    // and its name cannot be checked, so at a client it counts as blocked. (An error
+    // reply without a question carries no records and passes.)
+    let ancount = head
+        .get(6..8)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    if hashes.is_none() && is_answer && ancount > 0 && direction == Direction::Ingress && !exempt {
+        note(CaptureStat::QuestionUnreadable);
+        hit = Some(0);
+    }
+    let mut verdict = verdict_for(hit);
     let mut contest = false;
     let mut records = 0;
     if let (Some(h), None) = (&hashes, hit) {

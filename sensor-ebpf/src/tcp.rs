@@ -17,13 +17,15 @@
 //! re-sendings included; what arrived before the question was complete (at most the
 //! length and the first bytes of the header and question) may have reached the socket,
 //! never a whole answer.
+//!
+//! Two things put the bytes on the wire out of step with the stream the socket reads:
+//! urgent data (its byte leaves the stream) loses the stream, dropped at a client in
+//! enforce mode; a SYN in a stream that carried data is ignored unless the socket is
+//! connecting anew (the host's TCP discards it too).
 
 use aya_ebpf::{
     bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
-    helpers::{
-        bpf_skb_load_bytes,
-        generated::{bpf_sk_storage_get, bpf_tcp_sock},
-    },
+    helpers::{bpf_skb_load_bytes, generated::bpf_sk_storage_get},
     programs::SkBuffContext,
 };
 use sensor_common::{
@@ -40,6 +42,9 @@ use crate::{
     capture::{HEAD_LEN, decide, emit_header, emit_span, note, opaque},
     maps::{MODE, TCP_STREAMS},
 };
+
+mod place;
+use place::{after, place};
 
 /// Stream flag: `next`, `origin` and `msg_start` are set.
 const SYNCED: u32 = 1;
@@ -59,6 +64,10 @@ const HEAD_TOTAL: u32 = 2 + HEAD_LEN;
 const HEAD_BUF: usize = (2 * HEAD_TOTAL as usize).next_multiple_of(8);
 /// TCP header flag SYN.
 pub const TCP_SYN: u8 = 0x02;
+/// TCP header flag URG.
+const TCP_URG: u8 = 0x20;
+/// `bpf_sock.state` of a socket whose SYN is out, waiting for the SYN-ACK.
+const TCP_SYN_SENT: u32 = 2;
 
 /// One direction of a socket.
 #[repr(C)]
@@ -112,12 +121,6 @@ fn enforcing() -> bool {
     MODE.get(0).is_some_and(|m| *m == MODE_ENFORCE)
 }
 
-/// `a` comes after `b` in sequence space.
-#[inline(always)]
-fn after(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
-}
-
 /// The stream of `sk` in `direction`, created if need be.
 #[inline(always)]
 fn stream(sk: *mut bpf_sock, direction: Direction) -> Option<&'static mut Stream> {
@@ -150,61 +153,6 @@ fn restart(st: &mut Stream, seq: u32) {
     st.msg_len = 0;
     st.drop_from = 0;
     st.flags = SYNCED | START;
-}
-
-/// Whether the host's TCP has not accepted the bytes before `upto` yet (false when it
-/// cannot be told).
-#[inline(always)]
-fn unaccepted(sk: *mut bpf_sock, upto: u32) -> bool {
-    // SAFETY: `sk` is the packet's socket; the helper returns null unless it is a full
-    // TCP socket.
-    let tp = unsafe { bpf_tcp_sock(sk) };
-    if tp.is_null() {
-        return false;
-    }
-    // SAFETY: non-null `bpf_tcp_sock`, a context the verifier lets us read.
-    after(upto, unsafe { (*tp).rcv_nxt })
-}
-
-/// Where a segment with data lies against what the stream has read: `Ok` to read its
-/// new bytes, or `Err(drop it)`.
-#[inline(always)]
-fn place(
-    st: &mut Stream,
-    sk: *mut bpf_sock,
-    seq: u32,
-    end: u32,
-    client: bool,
-    guard: bool,
-) -> Result<(), bool> {
-    if !after(end, st.next) {
-        // Nothing new: a re-sent segment. Keep dropping a blocked answer's bytes, and
-        // bytes TCP would take from this copy rather than the one that was read.
-        if client && st.flags & DROPPING != 0 && after(end, st.drop_from) {
-            return Err(true);
-        }
-        if guard && unaccepted(sk, end) {
-            note(CaptureStat::TcpResentUnread);
-            return Err(true);
-        }
-        return Err(false);
-    }
-    if after(seq, st.next) {
-        note(CaptureStat::TcpOutOfOrder);
-        if guard {
-            return Err(true);
-        }
-        // Egress, or a local resolver's upstream socket: nothing is dropped there, so
-        // the bytes skipped are gone and the boundaries after them unknown.
-        st.flags |= LOST;
-        st.next = end;
-        return Err(false);
-    }
-    if guard && after(st.next, seq) && unaccepted(sk, st.next) {
-        note(CaptureStat::TcpResentUnread);
-        return Err(true);
-    }
-    Ok(())
 }
 
 /// Captures a TCP segment whose payload (if any) starts at `off`, every record headed by
@@ -243,6 +191,16 @@ pub fn capture(
     if syn {
         if st.flags & SYNCED != 0 && st.next != st.origin {
             note(CaptureStat::TcpReset);
+            // A SYN arriving in a stream that carried data: the host's TCP discards it
+            // (a challenge ACK) unless the socket is connecting anew, so the stream goes
+            // on where it was. Restarting here put the kernel's framing out of step
+            // with the socket's, and a blocked answer's last bytes through as a new
+            // message.
+            // SAFETY: readable field of the packet's socket (checked non-null above).
+            let state = unsafe { (*sk).state };
+            if direction == Direction::Ingress && state != TCP_SYN_SENT {
+                return guard && payload > 0;
+            }
         }
         seq = seq.wrapping_add(1);
         restart(st, seq);
@@ -256,6 +214,19 @@ pub fn capture(
     let end = seq.wrapping_add(payload);
     if let Err(drop) = place(st, sk, seq, end, client, guard) {
         return drop;
+    }
+    if tcp_flags & TCP_URG != 0 {
+        // The urgent byte leaves the stream the application reads (unless it asked for
+        // SO_OOBINLINE), so the kernel's framing would no longer be the socket's. No DNS
+        // server sends one: the stream is lost, and at a client in enforce mode dropped.
+        if st.flags & LOST == 0 {
+            note(CaptureStat::TcpLostFraming);
+        }
+        st.flags |= LOST;
+        if guard {
+            st.flags |= DROPPING;
+            st.drop_from = st.msg_start;
+        }
     }
     let dropping = |st: &Stream| st.flags & DROPPING != 0 && after(end, st.drop_from);
     if st.flags & LOST != 0 {

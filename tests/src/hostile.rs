@@ -27,6 +27,10 @@ pub enum Segments {
     Header(usize),
     /// A write every `n` bytes.
     Every(usize),
+    /// The prefix's first byte and one urgent byte (`MSG_OOB`, which a reader without
+    /// `SO_OOBINLINE` never sees in the stream), then the rest: the stream the socket
+    /// reads is the reply, the bytes on the wire are not.
+    Urgent,
 }
 
 impl Segments {
@@ -34,9 +38,10 @@ impl Segments {
         Ok(match s.split_once(':') {
             None if s == "whole" => Segments::Whole,
             None if s == "prefix" => Segments::Prefix,
+            None if s == "urgent" => Segments::Urgent,
             Some(("header", n)) => Segments::Header(n.parse()?),
             Some(("every", n)) => Segments::Every(n.parse::<usize>()?.max(1)),
-            _ => bail!("TCP={s}: want whole, prefix, header:N or every:N"),
+            _ => bail!("TCP={s}: want whole, prefix, urgent, header:N or every:N"),
         })
     }
 
@@ -45,6 +50,7 @@ impl Segments {
         let cuts = match self {
             Segments::Whole => vec![],
             Segments::Prefix => vec![2],
+            Segments::Urgent => vec![1],
             Segments::Header(n) => vec![2 + n],
             Segments::Every(n) => (1..).map(|i| i * n).take_while(|&c| c < len).collect(),
         };
@@ -70,6 +76,9 @@ pub struct Hostile {
     pub segments: Segments,
     /// Largest UDP answer sent whatever the client said (0: the client's EDNS size, or 512).
     pub udp_max: usize,
+    /// Write the question name ending in a compression pointer to the header (a zero
+    /// byte there: the root), as no server does and stub resolvers accept.
+    pub question_pointer: bool,
     /// Pause between a reply's segments, and longest wait for queries pipelined behind
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
@@ -86,6 +95,7 @@ impl Default for Hostile {
             size: 4000,
             segments: Segments::Whole,
             udp_max: 0,
+            question_pointer: false,
             pause: PAUSE,
         }
     }
@@ -133,7 +143,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
-    /// `TCP=whole|prefix|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`.
+    /// `TCP=whole|prefix|urgent|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`, `QPTR=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -150,6 +160,7 @@ impl Hostile {
                 Some(("TCP", s)) => h.segments = Segments::parse(s)?,
                 Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
                 Some(("PAUSE", ms)) => h.pause = Duration::from_millis(ms.parse()?),
+                Some(("QPTR", v)) => h.question_pointer = v == "1",
                 _ => bail!("serve-hostile option {o}"),
             }
         }
@@ -202,6 +213,15 @@ impl Hostile {
             _ => {}
         }
         m[6..8].copy_from_slice(&n.to_be_bytes());
+        if self.question_pointer {
+            // The name's closing zero becomes a pointer to header byte 4 (QDCOUNT's high
+            // byte, zero). The records point at offset 12 only, so nothing else moves.
+            let mut i = 12;
+            while *m.get(i)? != 0 {
+                i += 1 + m[i] as usize;
+            }
+            m.splice(i..=i, [0xc0, 0x04]);
+        }
         Some(m)
     }
 
@@ -262,9 +282,26 @@ impl Hostile {
                 reply.extend(framed(&self.answer(&q)?));
             }
             s.set_read_timeout(None).ok()?;
+            if self.segments == Segments::Urgent {
+                write_urgent(&mut s, &reply, self.pause).ok()?;
+                continue;
+            }
             write_cut_paced(&mut s, &reply, &self.segments.cuts(reply.len()), self.pause).ok()?;
         }
     }
+}
+
+/// Writes `bytes[0]` and an urgent byte the reader does not see, then the rest.
+fn write_urgent(s: &mut TcpStream, bytes: &[u8], pause: Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let first = [*bytes.first().unwrap_or(&0), 0xee];
+    // SAFETY: a valid socket and a live 2-byte buffer.
+    let n = unsafe { libc::send(s.as_raw_fd(), first.as_ptr().cast(), 2, libc::MSG_OOB) };
+    if n != 2 {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::thread::sleep(pause.max(Duration::from_millis(5)));
+    s.write_all(bytes.get(1..).unwrap_or_default())
 }
 
 /// `msg` with its 2-byte length prefix.

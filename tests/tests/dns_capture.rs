@@ -177,6 +177,52 @@ fn enforce_drops_a_blocked_tcp_answer_however_it_is_cut() {
     }
 }
 
+/// Urgent data: the server sends the length's first byte with an urgent byte (MSG_OOB),
+/// which the reading socket never sees, then the rest. The bytes on the wire are not the
+/// stream the socket reads: before, the kernel read the urgent byte as part of the length,
+/// never found the question, and the blocked answer reached the client. Now the stream is
+/// counted as lost and, at a client in enforce mode, dropped (no DNS server sends urgent
+/// data).
+#[test]
+fn enforce_drops_a_tcp_answer_sent_with_urgent_data() {
+    if !require_privileges("tcp_urgent") {
+        return;
+    }
+    let t = hostile(600, &["TCP=urgent"]);
+    let (mut a, state) = agent(&t, "tcpurg", "enforce");
+    let blocked = ask(&t, "tcp", "army.ml", "MX", 1500);
+    assert!(
+        blocked["answer"].is_null(),
+        "the lookalike's answer sent with urgent data reached the client: {blocked}"
+    );
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
+/// An answer whose question name ends in a compression pointer (to a zero byte of the
+/// header): stub resolvers accept it, the kernel cannot hash it. Before, such an answer
+/// to army.ml (a blocked slip) passed in enforce mode; now an answer with records and a
+/// question the kernel cannot read counts as blocked at a client, over UDP and TCP.
+#[test]
+fn enforce_drops_an_answer_whose_question_the_kernel_cannot_read() {
+    if !require_privileges("question_pointer") {
+        return;
+    }
+    let t = hostile(600, &["QPTR=1"]);
+    let (mut a, state) = agent(&t, "qptr", "enforce");
+    // (EDNS: the answer is bigger than 512 bytes; cut to its question with TC set, it
+    // carries no records and passes, and the client asks again over TCP.)
+    for transport in ["udp-edns:4096", "tcp"] {
+        let out = ask(&t, transport, "army.ml", "MX", 1500);
+        assert!(
+            out["answer"].is_null(),
+            "{transport}: an answer with an unreadable question reached the client: {out}"
+        );
+    }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
 /// A query over TCP is seen however the client cuts it: the agent reports the lookup.
 #[test]
 fn tcp_queries_are_seen_however_they_are_cut() {
