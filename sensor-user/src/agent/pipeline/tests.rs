@@ -14,11 +14,7 @@ use hickory_proto::{
         rdata::{A, CNAME, MX},
     },
 };
-use sensor_common::{
-    BlockEntry, Verdict,
-    event::Direction,
-    maps::{BLOCK_LEARNED, BLOCK_SUBTREE},
-};
+use sensor_common::{BlockEntry, Verdict, event::Direction, maps::BLOCK_SUBTREE};
 use serde_json::Value;
 
 use super::{ConnectIn, DnsIn, Pipeline, who::Who};
