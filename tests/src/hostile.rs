@@ -31,6 +31,9 @@ pub enum Segments {
     /// `SO_OOBINLINE` never sees in the stream), then the rest: the stream the socket
     /// reads is the reply, the bytes on the wire are not.
     Urgent,
+    /// All but the last byte, then a bare SYN whose sequence number is one before that
+    /// byte's (`synjection`), then the last byte.
+    SynBeforeLast,
 }
 
 impl Segments {
@@ -39,9 +42,10 @@ impl Segments {
             None if s == "whole" => Segments::Whole,
             None if s == "prefix" => Segments::Prefix,
             None if s == "urgent" => Segments::Urgent,
+            None if s == "syn" => Segments::SynBeforeLast,
             Some(("header", n)) => Segments::Header(n.parse()?),
             Some(("every", n)) => Segments::Every(n.parse::<usize>()?.max(1)),
-            _ => bail!("TCP={s}: want whole, prefix, urgent, header:N or every:N"),
+            _ => bail!("TCP={s}: want whole, prefix, urgent, syn, header:N or every:N"),
         })
     }
 
@@ -51,6 +55,7 @@ impl Segments {
             Segments::Whole => vec![],
             Segments::Prefix => vec![2],
             Segments::Urgent => vec![1],
+            Segments::SynBeforeLast => vec![len.saturating_sub(1)],
             Segments::Header(n) => vec![2 + n],
             Segments::Every(n) => (1..).map(|i| i * n).take_while(|&c| c < len).collect(),
         };
@@ -143,7 +148,8 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
-    /// `TCP=whole|prefix|urgent|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`, `QPTR=1`.
+    /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
+    /// `QPTR=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -282,11 +288,16 @@ impl Hostile {
                 reply.extend(framed(&self.answer(&q)?));
             }
             s.set_read_timeout(None).ok()?;
-            if self.segments == Segments::Urgent {
-                write_urgent(&mut s, &reply, self.pause).ok()?;
-                continue;
+            match self.segments {
+                Segments::Urgent => write_urgent(&mut s, &reply, self.pause).ok()?,
+                Segments::SynBeforeLast => {
+                    write_syn_before_last(&mut s, &reply, self.pause).ok()?
+                }
+                _ => {
+                    let cuts = self.segments.cuts(reply.len());
+                    write_cut_paced(&mut s, &reply, &cuts, self.pause).ok()?;
+                }
             }
-            write_cut_paced(&mut s, &reply, &self.segments.cuts(reply.len()), self.pause).ok()?;
         }
     }
 }
@@ -302,6 +313,20 @@ fn write_urgent(s: &mut TcpStream, bytes: &[u8], pause: Duration) -> std::io::Re
     }
     std::thread::sleep(pause.max(Duration::from_millis(5)));
     s.write_all(bytes.get(1..).unwrap_or_default())
+}
+
+/// Writes all of `bytes` but the last, a bare SYN one sequence number before that byte,
+/// then the byte.
+fn write_syn_before_last(s: &mut TcpStream, bytes: &[u8], pause: Duration) -> anyhow::Result<()> {
+    let (head, last) = bytes.split_at(bytes.len().saturating_sub(1));
+    s.write_all(head)?;
+    let pause = pause.max(Duration::from_millis(5));
+    std::thread::sleep(pause);
+    let seq = crate::synjection::next_send_seq(s)?;
+    crate::synjection::send_syn(s.local_addr()?, s.peer_addr()?, seq.wrapping_sub(1))?;
+    std::thread::sleep(pause);
+    s.write_all(last)?;
+    Ok(())
 }
 
 /// `msg` with its 2-byte length prefix.

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod pins;
 pub mod privilege;
 pub mod rawbpf;
+pub mod synjection;
 pub mod topology;
 
 use std::process::Command;

@@ -199,6 +199,31 @@ fn enforce_drops_a_tcp_answer_sent_with_urgent_data() {
     std::fs::remove_dir_all(state).ok();
 }
 
+/// A bare SYN before a blocked answer's last byte (the host's TCP discards it with a
+/// challenge ACK). Before, any SYN restarted the kernel's stream, so the last byte was
+/// read as a new message and the answer, undecided until its end (it is shorter than
+/// the 272 bytes the kernel waits for), reached the client whole. Now a SYN in a stream
+/// that carried data is ignored unless the socket is connecting anew.
+#[test]
+fn enforce_drops_a_tcp_answer_with_a_syn_before_its_last_byte() {
+    if !require_privileges("tcp_syn_mid_stream") {
+        return;
+    }
+    let t = hostile(600, &["TCP=syn"]);
+    let (mut a, state) = agent(&t, "tcpsyn", "enforce");
+    // Under the blocked slip army.ml: an NXDOMAIN of a few dozen bytes.
+    let blocked = ask(&t, "tcp", "mx.army.ml", "A", 1500);
+    assert!(
+        blocked["answer"].is_null(),
+        "the lookalike's answer reached the client past the SYN: {blocked}"
+    );
+    // A legitimate answer cut the same way still arrives.
+    let other = ask(&t, "tcp", "mx.army.mil", "A", 1500);
+    assert!(other["answer"].is_string(), "{other}");
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
 /// An answer whose question name ends in a compression pointer (to a zero byte of the
 /// header): stub resolvers accept it, the kernel cannot hash it. Before, such an answer
 /// to army.ml (a blocked slip) passed in enforce mode; now an answer with records and a
