@@ -38,11 +38,9 @@ impl<E: Enforcer> BlockLedger<E> {
             self.learned_addrs.touch(&ip);
             // A block the kernel marked contested (a legitimate answer carried it) is
             // lifted on the sweep; rewriting it would clear the mark.
-            let contested = matches!(
-                self.enforcer.addr_entry(ip),
-                Ok(Some(e)) if e.flags & BLOCK_CONTESTED != 0
-            );
-            if expires_ns > a.expires_ns && !contested {
+            if expires_ns > a.expires_ns
+                && kernel_flags(&self.enforcer, ip).is_none_or(|f| f & BLOCK_CONTESTED == 0)
+            {
                 a.expires_ns = expires_ns;
                 let entry = BlockEntry::new(BLOCK_LEARNED, a.target, expires_ns);
                 if let Err(e) = self.enforcer.put_addr(ip, entry) {
@@ -54,9 +52,7 @@ impl<E: Enforcer> BlockLedger<E> {
         // An operator's entry on or over this address (`ctl block-addr`, any mode or
         // flags) is theirs to keep: a learned one written over it would replace its flags
         // and expire with the attacker's TTL.
-        if let Ok(Some(e)) = self.enforcer.addr_entry(ip)
-            && e.flags & BLOCK_LEARNED == 0
-        {
+        if kernel_flags(&self.enforcer, ip).is_some_and(|f| f & BLOCK_LEARNED == 0) {
             return false;
         }
         for (gone, t) in self.learned_addrs.insert(ip, target) {
@@ -104,9 +100,7 @@ impl<E: Enforcer> BlockLedger<E> {
     fn remove_addr(&mut self, ip: IpAddr) -> Option<AddrBlock> {
         // An operator may have put their own entry on this address since: forget ours,
         // keep theirs.
-        if let Ok(Some(e)) = self.enforcer.addr_entry(ip)
-            && e.flags & BLOCK_LEARNED == 0
-        {
+        if kernel_flags(&self.enforcer, ip).is_some_and(|f| f & BLOCK_LEARNED == 0) {
             self.learned_addrs.remove(&ip);
             return self.addrs.remove(&ip);
         }
@@ -240,4 +234,10 @@ impl<E: Enforcer> BlockLedger<E> {
         }
         self.write_learned_count();
     }
+}
+
+/// The flags of the kernel's entry on or over `ip` (an operator's, or one learned), if it
+/// can be read.
+fn kernel_flags<E: Enforcer>(enforcer: &E, ip: IpAddr) -> Option<u32> {
+    enforcer.addr_entry(ip).ok().flatten().map(|e| e.flags)
 }
