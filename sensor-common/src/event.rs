@@ -10,6 +10,10 @@ pub const DNS_CLASSES: [usize; 3] = [512, 2048, 8192];
 pub const DNS_CHUNK_MAX: usize = DNS_CLASSES[2];
 /// The longest DNS message: TCP's 2-byte length prefix; UDP's payload is no longer.
 pub const DNS_MSG_MAX: usize = 65_535;
+/// IPv6 extension headers the kernel follows to find a packet's transport header. No DNS
+/// server sends any; the host's IPv6 skips any number, so a longer chain is not let by
+/// unread (`CaptureStat::Ipv6ChainUnread`).
+pub const IPV6_EXT_MAX: usize = 8;
 
 /// Kind of event; the number is the wire tag and the index of the loss counter.
 #[repr(u32)]
@@ -202,11 +206,14 @@ pub enum CaptureStat {
     /// An answer with records whose question the kernel could not read (a compression
     /// pointer, an overlong name): at a client it counts as blocked.
     QuestionUnreadable = 8,
+    /// An IPv6 packet with more extension headers before its transport header than the
+    /// kernel follows (`IPV6_EXT_MAX`): at a client's DNS socket it counts as blocked.
+    Ipv6ChainUnread = 9,
 }
 
 impl CaptureStat {
     /// Every counter, in index order.
-    pub const ALL: [CaptureStat; 9] = [
+    pub const ALL: [CaptureStat; 10] = [
         CaptureStat::MessageCut,
         CaptureStat::TcpReset,
         CaptureStat::TcpOutOfOrder,
@@ -216,6 +223,7 @@ impl CaptureStat {
         CaptureStat::TcpNoState,
         CaptureStat::TcpTakenUp,
         CaptureStat::QuestionUnreadable,
+        CaptureStat::Ipv6ChainUnread,
     ];
 
     /// The metric's `reason` label.
@@ -230,6 +238,7 @@ impl CaptureStat {
             CaptureStat::TcpNoState => "tcp_no_state",
             CaptureStat::TcpTakenUp => "tcp_taken_up",
             CaptureStat::QuestionUnreadable => "question_unreadable",
+            CaptureStat::Ipv6ChainUnread => "ipv6_chain_unread",
         }
     }
 }

@@ -264,6 +264,11 @@ const fn lpm_key(addr_bytes: usize) -> usize {
 /// (one per direction).
 pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
 
+/// `IPV6_CHAIN`: per-CPU room the IPv6 extension header walk's result passes through
+/// (one per direction), so the verifier checks what follows it once, not once per number
+/// of headers.
+pub const IPV6_CHAIN: &str = "IPV6_CHAIN";
+
 /// A map private to one load of the programs: not pinned, not shared with later agents.
 const fn private(spec: MapSpec) -> MapSpec {
     MapSpec {
@@ -275,7 +280,7 @@ const fn private(spec: MapSpec) -> MapSpec {
 const BLOCK: usize = size_of::<BlockEntry>();
 
 /// Every map of the kernel object, pinned ones first.
-pub const MAPS: [MapSpec; 16] = [
+pub const MAPS: [MapSpec; 17] = [
     spec(DNS_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(CONNECT_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(LOST, MapKind::PerCpuArray, 4, 8, LOST_SLOTS),
@@ -309,6 +314,7 @@ pub const MAPS: [MapSpec; 16] = [
         DNS_SCRATCH_SIZE,
         2,
     )),
+    private(spec(IPV6_CHAIN, MapKind::PerCpuArray, 4, 8, 2)),
     // Socket storage has no capacity: one value per socket that has one.
     private(spec(
         TCP_STREAMS,

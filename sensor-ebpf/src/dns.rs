@@ -13,11 +13,18 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use sensor_common::{
-    DnsHeader, EventKind,
-    event::{AF_INET, AF_INET6, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
+    DnsHeader, EventKind, Verdict,
+    event::{AF_INET, AF_INET6, CaptureStat, DNS_FLAG_RESOLVER, DNS_FLAG_TCP, Direction},
 };
 
-use crate::{maps::DNS_EXEMPT, tcp, udp};
+use crate::{
+    capture::note,
+    counters::verdict_for,
+    ipv6::{self, Chain},
+    maps::DNS_EXEMPT,
+    packet::load,
+    tcp, udp,
+};
 
 const PASS: i32 = 1;
 const DROP: i32 = 0;
@@ -73,32 +80,23 @@ struct Located {
     tcp_flags: u8,
 }
 
-/// The `T` at packet offset `off`: read in place when the packet's linear data holds it
-/// (the headers always are, for the packets this host sends and receives), copied by
-/// `bpf_skb_load_bytes` otherwise. In place costs a few instructions; the helper call
-/// cost more than the rest of a non-DNS socket's run, seven times per DNS packet.
-#[inline(always)]
-fn load<T: Copy>(ctx: &SkBuffContext, off: u32) -> Option<T> {
-    // SAFETY: context fields readable by cgroup_skb programs (direct packet access).
-    let (start, end) = unsafe {
-        (
-            (*ctx.skb.skb).data as usize,
-            (*ctx.skb.skb).data_end as usize,
-        )
-    };
-    let at = start + off as usize;
-    // At least two bytes: for one, the compiler turns `at + 1 <= end` into `at < end`,
-    // from which the verifier grants no byte at all.
-    if at + core::mem::size_of::<T>().max(2) <= end {
-        // SAFETY: inside the linear data, as checked against its end right above.
-        return Some(unsafe { core::ptr::read_unaligned(at as *const T) });
-    }
-    ctx.load::<T>(off as usize).ok()
+/// Why a packet is not parsed.
+enum Skip {
+    /// Not UDP or TCP port 53 (or not readable as such).
+    NotDns,
+    /// An IPv6 extension header chain longer than the kernel follows.
+    ChainUnread,
 }
 
-/// Parses the IP and transport headers; `None` when this is not UDP/TCP port 53.
+/// Parses the IP and transport headers.
 #[inline(always)]
-fn locate(ctx: &SkBuffContext) -> Option<Located> {
+fn locate(ctx: &SkBuffContext, direction: Direction) -> Result<Located, Skip> {
+    locate_headers(ctx, direction).unwrap_or(Err(Skip::NotDns))
+}
+
+/// `locate`, with `None` for a header that cannot be read.
+#[inline(always)]
+fn locate_headers(ctx: &SkBuffContext, direction: Direction) -> Option<Result<Located, Skip>> {
     // SAFETY: readable context field.
     let proto = unsafe { (*ctx.skb.skb).protocol };
     let mut saddr = [0u8; 16];
@@ -108,7 +106,7 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
         let frag: u16 = load(ctx, 6)?;
         // Later fragments carry no transport header.
         if u16::from_be(frag) & 0x1fff != 0 {
-            return None;
+            return Some(Err(Skip::NotDns));
         }
         let transport: u8 = load(ctx, 9)?;
         let s: [u8; 4] = load(ctx, 12)?;
@@ -117,18 +115,21 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
         daddr[..4].copy_from_slice(&d);
         (AF_INET, transport, ((ver_ihl & 0x0f) as u32) * 4)
     } else if proto == ETH_P_IPV6 {
-        let transport: u8 = load(ctx, 6)?;
+        let next: u8 = load(ctx, 6)?;
         saddr = load(ctx, 8)?;
         daddr = load(ctx, 24)?;
-        (AF_INET6, transport, 40)
+        match ipv6::transport(ctx, next, direction) {
+            Chain::Transport { proto, off } => (AF_INET6, proto, off),
+            Chain::Unread => return Some(Err(Skip::ChainUnread)),
+        }
     } else {
-        return None;
+        return Some(Err(Skip::NotDns));
     };
     let ports: [u8; 4] = load(ctx, l4_off)?;
     let sport = u16::from_be_bytes([ports[0], ports[1]]);
     let dport = u16::from_be_bytes([ports[2], ports[3]]);
     if sport != DNS_PORT && dport != DNS_PORT {
-        return None;
+        return Some(Err(Skip::NotDns));
     }
     let (payload_off, seq, tcp_flags) = match transport {
         IPPROTO_UDP => (l4_off + 8, 0, 0),
@@ -138,9 +139,9 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
             let seq = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
             (l4_off + ((t[8] >> 4) as u32) * 4, seq, t[9])
         }
-        _ => return None,
+        _ => return Some(Err(Skip::NotDns)),
     };
-    Some(Located {
+    Some(Ok(Located {
         family,
         transport,
         saddr,
@@ -150,14 +151,16 @@ fn locate(ctx: &SkBuffContext) -> Option<Located> {
         payload_off,
         seq,
         tcp_flags,
-    })
+    }))
 }
 
 /// Captures the DNS traffic in a packet; whether to drop it.
 #[inline(always)]
 fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
-    let Some(loc) = locate(ctx) else {
-        return PASS;
+    let loc = match locate(ctx, direction) {
+        Ok(loc) => loc,
+        Err(Skip::NotDns) => return PASS,
+        Err(Skip::ChainUnread) => return chain_unread(ctx, direction),
     };
     // A TCP segment with no data and no SYN (an ACK, a FIN, a reset) carries nothing the
     // stream needs: leave before the helper calls below, which cost more than the rest
@@ -205,4 +208,26 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
         udp::capture(ctx, &mut hdr, loc.payload_off, direction, exempt)
     };
     if drop { DROP } else { PASS }
+}
+
+/// An IPv6 packet whose extension headers the kernel did not follow to the end: counted,
+/// and dropped where a DNS answer could hide in it: at a client's DNS socket (peer port
+/// 53, or unconnected, as musl's stub resolver's is) that is not a local resolver's
+/// upstream, in enforce mode. No DNS server sends such a chain; what it carries cannot be
+/// checked.
+#[inline(never)]
+fn chain_unread(ctx: &SkBuffContext, direction: Direction) -> i32 {
+    note(CaptureStat::Ipv6ChainUnread);
+    // SAFETY: readable context field.
+    let rport = unsafe { (*ctx.skb.skb).remote_port };
+    if direction != Direction::Ingress || (rport != REMOTE_PORT_53 && rport != 0) {
+        return PASS;
+    }
+    // SAFETY: helper valid for cgroup_skb; read-only lookup.
+    let exempt = unsafe { DNS_EXEMPT.get(bpf_get_socket_cookie(ctx.skb.skb.cast())) }.is_some();
+    if !exempt && verdict_for(Some(0)) == Verdict::Blocked {
+        DROP
+    } else {
+        PASS
+    }
 }

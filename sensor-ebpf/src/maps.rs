@@ -66,3 +66,8 @@ pub static TCP_STREAMS: SkStorage<Streams> = SkStorage::new();
 /// Per-CPU room for a UDP message's question and the walk over its name, by direction.
 #[map]
 pub static DNS_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(2, 0);
+
+/// Per-CPU room the IPv6 extension header walk's result passes through, by direction
+/// (`ipv6::transport`).
+#[map]
+pub static IPV6_CHAIN: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

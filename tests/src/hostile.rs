@@ -9,12 +9,13 @@
 use std::{
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::fd::AsRawFd as _,
     time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 
-use crate::wire_name;
+use crate::{v6ext, wire_name};
 
 /// How the server cuts a TCP reply (all the answers to what the client sent at once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +89,10 @@ pub struct Hostile {
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
     pub pause: Duration,
+    /// IPv6 extension headers on every reply: this many destination options headers on
+    /// a UDP reply; on a TCP connection a destination options header, and a hop-by-hop
+    /// one before it when two or more (`v6ext`).
+    pub v6ext: usize,
 }
 
 impl Default for Hostile {
@@ -102,6 +107,7 @@ impl Default for Hostile {
             udp_max: 0,
             question_pointer: false,
             pause: PAUSE,
+            v6ext: 0,
         }
     }
 }
@@ -149,7 +155,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
     /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
-    /// `QPTR=1`.
+    /// `QPTR=1`, `V6EXT=N`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -167,6 +173,7 @@ impl Hostile {
                 Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
                 Some(("PAUSE", ms)) => h.pause = Duration::from_millis(ms.parse()?),
                 Some(("QPTR", v)) => h.question_pointer = v == "1",
+                Some(("V6EXT", n)) => h.v6ext = n.parse()?,
                 _ => bail!("serve-hostile option {o}"),
             }
         }
@@ -253,6 +260,10 @@ impl Hostile {
     pub fn serve(self, addr: SocketAddr) -> anyhow::Result<()> {
         let udp = UdpSocket::bind(addr).context("bind udp")?;
         let tcp = TcpListener::bind(addr).context("bind tcp")?;
+        if self.v6ext > 0 {
+            // Accepted connections inherit the listener's options.
+            v6ext::sticky(tcp.as_raw_fd(), self.v6ext).context("V6EXT on TCP")?;
+        }
         let me = self.clone();
         std::thread::spawn(move || {
             for s in tcp.incoming().flatten() {
@@ -266,7 +277,11 @@ impl Hostile {
         loop {
             let (n, peer) = udp.recv_from(&mut buf)?;
             if let Some(a) = self.udp_answer(&buf[..n]) {
-                udp.send_to(&a, peer)?;
+                if self.v6ext > 0 {
+                    v6ext::send_udp(addr, peer, &a, self.v6ext)?;
+                } else {
+                    udp.send_to(&a, peer)?;
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! Every test builds its own namespaces and cgroup and removes them on drop.
 
 pub mod agent;
+pub mod checksum;
 pub mod dnsclient;
 pub mod flood;
 pub mod hostile;
@@ -14,6 +15,7 @@ pub mod privilege;
 pub mod rawbpf;
 pub mod synjection;
 pub mod topology;
+pub mod v6ext;
 
 use std::process::Command;
 

@@ -108,20 +108,13 @@ fn syn_segment(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -
     h[12] = 5 << 4;
     h[13] = 0x02;
     h[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for w in b.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&[0, libc::IPPROTO_TCP as u8, 0, 20]);
-    add(&h);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    h[16..18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let c = crate::checksum::internet(&[
+        &src.octets(),
+        &dst.octets(),
+        &[0, libc::IPPROTO_TCP as u8, 0, 20],
+        &h,
+    ]);
+    h[16..18].copy_from_slice(&c.to_be_bytes());
     h
 }
 

@@ -11,8 +11,9 @@ use mxsentry_tests::{
     Agent, Topology,
     agent::{self, test_pin_dir, test_state_dir},
     require_privileges,
-    topology::SRV4,
+    topology::{SRV4, SRV6},
 };
+use sensor_common::event::IPV6_EXT_MAX;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -61,16 +62,21 @@ fn agent(t: &Topology, tag: &str, mode: &str) -> (Agent, PathBuf) {
 
 /// Asks the hostile server for `names` (comma-separated) over `transport`.
 fn ask(t: &Topology, transport: &str, names: &str, qt: &str, timeout_ms: u32) -> Value {
+    ask_at(t, &dns_server(), transport, names, qt, timeout_ms)
+}
+
+/// Asks the DNS server at `server` for `names` (comma-separated) over `transport`.
+fn ask_at(
+    t: &Topology,
+    server: &str,
+    transport: &str,
+    names: &str,
+    qt: &str,
+    timeout_ms: u32,
+) -> Value {
     json(
-        &t.client(&[
-            "dns",
-            transport,
-            &dns_server(),
-            names,
-            qt,
-            &timeout_ms.to_string(),
-        ])
-        .expect("dns client"),
+        &t.client(&["dns", transport, server, names, qt, &timeout_ms.to_string()])
+            .expect("dns client"),
     )
 }
 
@@ -244,6 +250,52 @@ fn enforce_drops_an_answer_whose_question_the_kernel_cannot_read() {
             "{transport}: an answer with an unreadable question reached the client: {out}"
         );
     }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
+/// IPv6 answers behind extension headers, which the host's IPv6 skips before UDP or TCP
+/// reads the answer. Before, the kernel took the first extension header for the transport
+/// header, found no DNS and let the answer pass unread: a blocked answer reached the
+/// client. Now the chain is followed: behind as many headers as the kernel follows (UDP),
+/// or hop-by-hop and destination options (TCP), the lookalike's answer is dropped and
+/// another passes. Behind one header more than it follows, an answer at a client's DNS
+/// socket is dropped in enforce mode and counted (no DNS server sends such a chain).
+#[test]
+fn enforce_reads_ipv6_answers_behind_extension_headers() {
+    if !require_privileges("ipv6_extension_headers") {
+        return;
+    }
+    let mut t = Topology::new().expect("topology");
+    let (near, far) = (format!("[{}]:53", SRV6[0]), format!("[{}]:53", SRV6[1]));
+    t.serve(&["serve-hostile", &near, &format!("V6EXT={IPV6_EXT_MAX}")])
+        .expect("hostile DNS server behind headers");
+    t.serve(&[
+        "serve-hostile",
+        &far,
+        &format!("V6EXT={}", IPV6_EXT_MAX + 1),
+    ])
+    .expect("hostile DNS server behind more headers");
+    let (mut a, state) = agent(&t, "v6ext", "enforce");
+    for transport in ["udp", "tcp"] {
+        let blocked = ask_at(&t, &near, transport, "army.ml", "MX", 1500);
+        assert!(
+            blocked["answer"].is_null(),
+            "{transport}: the lookalike's answer behind extension headers reached the client: {blocked}"
+        );
+        let other = ask_at(&t, &near, transport, "army.mil", "MX", 1500);
+        assert!(other["answer"].is_string(), "{transport}: {other}");
+    }
+    let unread = ask_at(&t, &far, "udp", "army.mil", "MX", 1500);
+    assert!(
+        unread["answer"].is_null(),
+        "an answer behind more headers than the kernel follows reached the client: {unread}"
+    );
+    let counted = a.metric(r#"mxsentry_dns_capture_events_total{reason="ipv6_chain_unread"}"#);
+    assert!(
+        counted.as_ref().is_ok_and(|n| *n >= 1.0),
+        "the unread chain is not counted: {counted:?}"
+    );
     a.stop(libc::SIGINT).expect("stop");
     std::fs::remove_dir_all(state).ok();
 }

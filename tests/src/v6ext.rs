@@ -1,0 +1,145 @@
+//! IPv6 extension headers on a hostile server's replies: destination options (and
+//! hop-by-hop) headers that the receiving host's IPv6 skips, so the socket reads a plain
+//! DNS reply while a program that expects the transport header right after the IPv6
+//! header finds something else there.
+//!
+//! TCP replies carry them as sticky socket options; UDP replies go out through a raw
+//! socket, so there can be any number of them. Both need CAP_NET_RAW.
+
+use std::{
+    net::{SocketAddr, SocketAddrV6},
+    os::fd::RawFd,
+};
+
+use anyhow::{Context as _, bail};
+
+/// One destination options header of 8 bytes: `next`, length 0 (8 bytes), and a PadN
+/// option filling the rest.
+fn options_header(next: u8) -> [u8; 8] {
+    [next, 0, 1, 4, 0, 0, 0, 0]
+}
+
+/// Makes every packet `fd` (an IPv6 socket) sends carry a destination options header,
+/// and a hop-by-hop options header before it when `n` is 2 or more.
+pub fn sticky(fd: RawFd, n: usize) -> anyhow::Result<()> {
+    let mut opts = vec![(libc::IPV6_DSTOPTS, "IPV6_DSTOPTS")];
+    if n >= 2 {
+        opts.push((libc::IPV6_HOPOPTS, "IPV6_HOPOPTS"));
+    }
+    for (opt, what) in opts {
+        // The kernel fills in the next-header byte.
+        let h = options_header(0);
+        // SAFETY: a valid socket and a live buffer with its length.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                opt,
+                h.as_ptr().cast(),
+                h.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context(what);
+        }
+    }
+    Ok(())
+}
+
+/// The IPv6 packet of a UDP datagram carrying `payload` from `from` to `to`, with `n`
+/// destination options headers between the IPv6 and the UDP header.
+pub fn udp_packet(from: &SocketAddrV6, to: &SocketAddrV6, payload: &[u8], n: usize) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&((8 * n + udp_len) as u16).to_be_bytes());
+    p.push(if n > 0 { 60 } else { 17 });
+    p.push(64);
+    p.extend_from_slice(&from.ip().octets());
+    p.extend_from_slice(&to.ip().octets());
+    for i in 0..n {
+        p.extend_from_slice(&options_header(if i + 1 < n { 60 } else { 17 }));
+    }
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&from.port().to_be_bytes());
+    udp.extend_from_slice(&to.port().to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let c = crate::checksum::internet(&[
+        &from.ip().octets(),
+        &to.ip().octets(),
+        &(udp_len as u32).to_be_bytes(),
+        &[0, 0, 0, 17],
+        &udp,
+    ]);
+    // Zero means "no checksum", which IPv6 does not allow: send its other form.
+    let c = if c == 0 { 0xffff } else { c };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    p.extend(udp);
+    p
+}
+
+/// Sends `payload` as a UDP datagram from `from` to `to` behind `n` destination options
+/// headers, through a raw socket that writes the whole IPv6 packet.
+pub fn send_udp(from: SocketAddr, to: SocketAddr, payload: &[u8], n: usize) -> anyhow::Result<()> {
+    let (SocketAddr::V6(from), SocketAddr::V6(to)) = (from, to) else {
+        bail!("IPv6 only: {from} -> {to}");
+    };
+    let packet = udp_packet(&from, &to, payload, n);
+    // SAFETY: plain socket creation (IPPROTO_RAW: the packet includes its IPv6 header).
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("raw IPv6 socket");
+    }
+    let sin6 = libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: 0,
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: to.ip().octets(),
+        },
+        sin6_scope_id: 0,
+    };
+    // SAFETY: a valid socket, a live buffer and address with their lengths.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&raw const sin6).cast(),
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: closing the socket made above.
+    unsafe { libc::close(fd) };
+    if sent != packet.len() as isize {
+        return Err(err).context("sending the datagram");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_leads_to_udp_and_the_checksum_verifies() {
+        let from: SocketAddrV6 = "[fd77::2]:53".parse().unwrap();
+        let to: SocketAddrV6 = "[fd77::1]:40000".parse().unwrap();
+        let p = udp_packet(&from, &to, b"abc", 3);
+        assert_eq!(p.len(), 40 + 24 + 8 + 3);
+        assert_eq!(u16::from_be_bytes([p[4], p[5]]) as usize, p.len() - 40);
+        assert_eq!((p[6], p[40], p[48], p[56]), (60, 60, 60, 17));
+        let udp = &p[64..];
+        let sum = crate::checksum::internet(&[
+            &p[8..24],
+            &p[24..40],
+            &(udp.len() as u32).to_be_bytes(),
+            &[0, 0, 0, 17],
+            udp,
+        ]);
+        assert_eq!(sum, 0);
+    }
+}
