@@ -205,6 +205,27 @@ impl Outcome for GlueSkipped {
     }
 }
 
+/// A lookalike's learned name block lifted because a legitimate name's question meets it
+/// in the kernel (the same hash): a computed collision, most likely an attack on that
+/// legitimate name's mail.
+pub struct NameBlockLifted {
+    /// The name or domain the block was learned for.
+    pub lookalike: String,
+    /// The legitimate name whose answers it would have dropped.
+    pub legitimate: String,
+}
+
+impl Outcome for NameBlockLifted {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.name_hash_collisions.inc();
+        sink.emit(Event::NameBlockLifted {
+            severity: Severity::Warning,
+            lookalike: self.lookalike,
+            legitimate: self.legitimate,
+        });
+    }
+}
+
 /// A lookalike's address that a legitimate name also resolves to: never blocked, or its
 /// block lifted (the lookalike's own answers are still dropped by name).
 pub struct AddressShared {

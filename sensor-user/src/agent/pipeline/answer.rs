@@ -26,6 +26,10 @@ impl<E: Enforcer> Pipeline<E> {
     pub(super) fn on_answer(&mut self, msg: &Message, d: &DnsIn) {
         let finding = self.lookalike(&msg.qname);
         let hashes = qname_hashes(d.payload);
+        // Before `answered`, which would extend a block this name only collides with.
+        if let (None, Some(h)) = (&finding, &hashes) {
+            self.lift_collisions(&msg.qname, h);
+        }
         if d.verdict == Verdict::Blocked {
             let blocked_name = finding.as_ref().is_some_and(|f| f.action == Action::Block);
             if !blocked_name && msg.qtype == QType::Mx {

@@ -27,7 +27,7 @@ use sensor_common::{
     },
 };
 
-use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru};
+use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru, collide::Collided};
 use crate::kernel::maps::Mode;
 
 /// Most policy entries (prefixes of `block` entries, then their likely slips) in
@@ -65,6 +65,9 @@ pub enum Put {
     Present,
     /// The map update failed (counted and logged), or the name has no hash.
     Failed,
+    /// A legitimate name met a learned block under this key before (`collide`): none is
+    /// put.
+    Collides,
 }
 
 /// A name, domain or prefix block the ledger put (or adopted).
@@ -118,6 +121,8 @@ pub struct BlockLedger<E: Enforcer> {
     pub(super) learned_count_written: Option<u64>,
     /// Evictions not reported yet, by target.
     pub(super) evicted: BTreeMap<u32, Evicted>,
+    /// Keys a legitimate name met under a learned block: never learned again.
+    pub(super) collided: Collided,
     /// `mxsentry_map_update_errors_total`.
     errors: IntCounter,
     /// `mxsentry_preloaded_lookalikes`.
@@ -145,6 +150,7 @@ impl<E: Enforcer> BlockLedger<E> {
             holds: false,
             learned_count_written: None,
             evicted: BTreeMap::new(),
+            collided: Collided::default(),
             errors,
             preloaded_gauge: gauge,
         }
@@ -240,6 +246,9 @@ impl<E: Enforcer> BlockLedger<E> {
         subtree: bool,
         ceiling_ns: u64,
     ) -> Put {
+        if self.collided.contains(h) {
+            return Put::Collides;
+        }
         if self.names.contains_key(&h) {
             self.learned_names.touch(&h);
             return Put::Present;

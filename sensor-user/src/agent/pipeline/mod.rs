@@ -9,6 +9,7 @@
 pub mod addrs;
 mod answer;
 pub mod bound;
+pub mod collide;
 mod connect;
 mod lease;
 pub mod ledger;
@@ -17,6 +18,8 @@ pub mod routes;
 pub mod tracking;
 pub mod who;
 
+#[cfg(test)]
+mod collision_tests;
 #[cfg(test)]
 mod learning_tests;
 #[cfg(test)]

@@ -47,13 +47,16 @@ impl<E: Enforcer> Pipeline<E> {
             self.blocks.judged(h, clean);
         }
         let Some(f) = finding else {
+            if let Some(h) = &hashes {
+                self.lift_collisions(&msg.qname, h);
+            }
             return;
         };
         let block_latency = (put == Put::Added).then(|| since_kernel(d.ts_ns));
         LookalikeLookedUp {
             qtype: msg.qtype.name(),
             lookalike: self.detection(&msg.qname, &f),
-            name_blocked: put != Put::Failed,
+            name_blocked: matches!(put, Put::Added | Put::Present),
             block_latency,
             resolver_upstream: d.resolver,
             socket: self.who.socket(d.cgroup_id),
