@@ -206,8 +206,10 @@ pub enum CaptureStat {
     /// An answer with records whose question the kernel could not read (a compression
     /// pointer, an overlong name): at a client it counts as blocked.
     QuestionUnreadable = 8,
-    /// An IPv6 packet with more extension headers before its transport header than the
-    /// kernel follows (`IPV6_EXT_MAX`): at a client's DNS socket it counts as blocked.
+    /// An IPv6 packet whose transport header the kernel did not reach: more extension
+    /// headers than it follows (`IPV6_EXT_MAX`), one cut short, or a fragment or AH header
+    /// (which the host's IPv6 removes before ingress). At a client's DNS socket it counts
+    /// as blocked.
     Ipv6ChainUnread = 9,
 }
 

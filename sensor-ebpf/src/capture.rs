@@ -25,7 +25,7 @@ use sensor_common::{
 
 use crate::{
     blocks::{self, answer_hit},
-    counters::{count_lost, verdict_for},
+    counters::{count_lost, verdict_of},
     maps::{DNS_CAPTURE, DNS_EVENTS},
     qname,
 };
@@ -77,7 +77,12 @@ pub fn decide(
 ) -> Decision {
     let hashes = qname::hashes(head, walk);
     let is_answer = head.get(2).is_some_and(|b| b & 0x80 != 0);
-    let mut hit = hashes.as_ref().and_then(|h| answer_hit(h, now));
+    // The hit as a flag and plain flags (0 when none), not an `Option`: once the compiler
+    // copies a `None`'s payload, which nothing wrote, the verifier sees a read of an
+    // unwritten register and refuses the program.
+    let found = hashes.as_ref().and_then(|h| answer_hit(h, now));
+    let mut hit = found.is_some();
+    let mut flags = found.unwrap_or(0);
     // An answer with records whose question the kernel cannot read (a compression
     // pointer in it, a name past 255 bytes): no server writes one, a stub may accept one,
     // and its name cannot be checked, so at a client it counts as blocked. (An error
@@ -87,12 +92,13 @@ pub fn decide(
         .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     if hashes.is_none() && is_answer && ancount > 0 && direction == Direction::Ingress && !exempt {
         note(CaptureStat::QuestionUnreadable);
-        hit = Some(0);
+        hit = true;
+        flags = 0;
     }
-    let mut verdict = verdict_for(hit);
+    let mut verdict = verdict_of(hit, flags);
     let mut contest = false;
     let mut records = 0;
-    if let (Some(h), None) = (&hashes, hit) {
+    if let (Some(h), false) = (&hashes, hit) {
         blocks::note_query(h, direction, is_answer, exempt, now);
         contest = is_answer && direction == Direction::Ingress && blocks::wants_contest();
         records = h.records;

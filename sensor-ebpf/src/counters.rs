@@ -21,10 +21,17 @@ pub fn count_lost(kind: EventKind) {
 /// the contract's one rule and the current `MODE`.
 #[inline(always)]
 pub fn verdict_for(hit: Option<u32>) -> Verdict {
-    if hit.is_none() {
+    verdict_of(hit.is_some(), hit.unwrap_or(0))
+}
+
+/// `verdict_for` of a hit given as a flag and the entry's flags (ignored when `hit` is
+/// false).
+#[inline(always)]
+pub fn verdict_of(hit: bool, flags: u32) -> Verdict {
+    if !hit {
         // Most lookups miss: no need to read MODE for them.
         return Verdict::Allowed;
     }
     let mode = MODE.get(0).copied().unwrap_or(MODE_MONITOR);
-    sensor_common::verdict_for(hit, mode)
+    sensor_common::verdict_for(Some(flags), mode)
 }

@@ -8,7 +8,9 @@
 //! sockets pay for parsing the IP and transport headers.
 
 use aya_ebpf::{
-    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id},
+    helpers::{
+        bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_cgroup_id, generated::bpf_sk_fullsock,
+    },
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
@@ -212,15 +214,17 @@ fn capture(ctx: &SkBuffContext, direction: Direction) -> i32 {
 
 /// An IPv6 packet whose extension headers the kernel did not follow to the end: counted,
 /// and dropped where a DNS answer could hide in it: at a client's DNS socket (peer port
-/// 53, or unconnected, as musl's stub resolver's is) that is not a local resolver's
-/// upstream, in enforce mode. No DNS server sends such a chain; what it carries cannot be
-/// checked.
+/// 53, or an unconnected UDP socket, as musl's stub resolver's is) that is not a local
+/// resolver's upstream, in enforce mode. No DNS server sends such a chain; what it
+/// carries cannot be checked. (A listener's TCP socket has no peer port either, and is
+/// left alone.)
 #[inline(never)]
 fn chain_unread(ctx: &SkBuffContext, direction: Direction) -> i32 {
     note(CaptureStat::Ipv6ChainUnread);
     // SAFETY: readable context field.
     let rport = unsafe { (*ctx.skb.skb).remote_port };
-    if direction != Direction::Ingress || (rport != REMOTE_PORT_53 && rport != 0) {
+    let dns_socket = rport == REMOTE_PORT_53 || (rport == 0 && is_udp(ctx));
+    if direction != Direction::Ingress || !dns_socket {
         return PASS;
     }
     // SAFETY: helper valid for cgroup_skb; read-only lookup.
@@ -230,4 +234,18 @@ fn chain_unread(ctx: &SkBuffContext, direction: Direction) -> i32 {
     } else {
         PASS
     }
+}
+
+/// Whether the packet's socket is a UDP one.
+#[inline(always)]
+fn is_udp(ctx: &SkBuffContext) -> bool {
+    // SAFETY: readable context field (a socket, or null).
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return false;
+    }
+    // SAFETY: helper valid for cgroup_skb on the context's socket.
+    let full = unsafe { bpf_sk_fullsock(sk) };
+    // SAFETY: a full socket the helper returned, read-only.
+    !full.is_null() && unsafe { (*full).protocol } == u32::from(IPPROTO_UDP)
 }

@@ -1,12 +1,13 @@
 //! Where an IPv6 packet's transport header starts: behind its extension headers.
 //!
-//! The host's IPv6 skips hop-by-hop, routing and destination options headers before it
-//! hands the rest to UDP or TCP, as many as the packet carries, and leaves them in the
-//! packet the programs see. A server that puts them in front of its answers must not get
-//! those answers past the programs unread, so the chain is followed, up to `IPV6_EXT_MAX`
-//! headers; a longer one is reported as such. (No DNS server sends even one. Fragment and
-//! AH headers are gone before the ingress hook, reassembled or verified, and not yet there
-//! at egress; met anyway, they too leave the packet unread.)
+//! The host's IPv6 skips hop-by-hop, routing and destination options headers (and the
+//! fragment header of an atomic fragment) before it hands the rest to UDP or TCP, as many
+//! as the packet carries, and leaves them in the packet the programs see. A server that
+//! puts them in front of its answers must not get those answers past the programs
+//! unread, so the chain is followed, up to `IPV6_EXT_MAX` headers; a longer one is
+//! reported as such. (No DNS server sends even one. Other fragments are reassembled
+//! before the ingress hook and cut after the egress one, and AH is verified and removed
+//! before ingress: met anyway, they too leave the packet unread.)
 
 use aya_ebpf::programs::SkBuffContext;
 use sensor_common::event::{Direction, IPV6_EXT_MAX};
@@ -59,16 +60,27 @@ pub fn transport(ctx: &SkBuffContext, next: u8, direction: Direction) -> Chain {
 fn walk(ctx: &SkBuffContext, mut next: u8, direction: Direction) -> Chain {
     let mut off = IPV6_HEADER_LEN;
     for _ in 0..IPV6_EXT_MAX {
-        if next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST {
+        let options = next == NEXTHDR_HOP || next == NEXTHDR_ROUTING || next == NEXTHDR_DEST;
+        if !options && next != NEXTHDR_FRAGMENT {
             break;
         }
-        // The three share one form: next header, then the length in 8 bytes beyond the
-        // first 8.
-        let Some(h) = load::<[u8; 2]>(ctx, off) else {
+        // Every header is at least 8 bytes and starts with the next header's number.
+        let Some(h) = load::<[u8; 4]>(ctx, off) else {
             return Chain::Unread;
         };
+        let len = if options {
+            // The length in 8 bytes beyond the first 8.
+            (h[1] as u32 + 1) * 8
+        } else {
+            // Only an atomic fragment (offset 0, no more to come) is delivered as it is
+            // (RFC 6946); its header is 8 bytes whatever its reserved byte says.
+            if u16::from_be_bytes([h[2], h[3]]) & 0xfff9 != 0 {
+                return Chain::Unread;
+            }
+            8
+        };
         next = h[0];
-        off += (h[1] as u32 + 1) * 8;
+        off += len;
     }
     if matches!(
         next,
@@ -82,6 +94,9 @@ fn walk(ctx: &SkBuffContext, mut next: u8, direction: Direction) -> Chain {
 /// The walk's result passed through map memory, whose contents no verifier tracks: each
 /// number of headers the walk went through would otherwise be its own state, with its
 /// own range of offsets, through the rest of the program (past the million instructions).
+/// (An egress run in process context can be interrupted by a softirq's egress run between
+/// the write and the read; both packets would need extension headers, and the worst is a
+/// mislabelled query: egress drops nothing.)
 #[inline(always)]
 fn settle(off: u32, proto: u8, direction: Direction) -> Chain {
     let Some(slot) = IPV6_CHAIN.get_ptr_mut(direction as u32) else {

@@ -89,10 +89,10 @@ pub struct Hostile {
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
     pub pause: Duration,
-    /// IPv6 extension headers on every reply: this many destination options headers on
-    /// a UDP reply; on a TCP connection a destination options header, and a hop-by-hop
-    /// one before it when two or more (`v6ext`).
-    pub v6ext: usize,
+    /// IPv6 extension headers on every reply: on a UDP reply the `chain` (its options
+    /// headers, and an atomic fragment's header); on a TCP connection a destination
+    /// options header, and a hop-by-hop one before it when two or more (`v6ext`).
+    pub v6ext: v6ext::Chain,
 }
 
 impl Default for Hostile {
@@ -107,7 +107,7 @@ impl Default for Hostile {
             udp_max: 0,
             question_pointer: false,
             pause: PAUSE,
-            v6ext: 0,
+            v6ext: v6ext::Chain::default(),
         }
     }
 }
@@ -155,7 +155,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
     /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
-    /// `QPTR=1`, `V6EXT=N`.
+    /// `QPTR=1`, `V6EXT=N`, `V6FRAG=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -173,7 +173,8 @@ impl Hostile {
                 Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
                 Some(("PAUSE", ms)) => h.pause = Duration::from_millis(ms.parse()?),
                 Some(("QPTR", v)) => h.question_pointer = v == "1",
-                Some(("V6EXT", n)) => h.v6ext = n.parse()?,
+                Some(("V6EXT", n)) => h.v6ext.options = n.parse()?,
+                Some(("V6FRAG", v)) => h.v6ext.atomic_fragment = v == "1",
                 _ => bail!("serve-hostile option {o}"),
             }
         }
@@ -260,9 +261,9 @@ impl Hostile {
     pub fn serve(self, addr: SocketAddr) -> anyhow::Result<()> {
         let udp = UdpSocket::bind(addr).context("bind udp")?;
         let tcp = TcpListener::bind(addr).context("bind tcp")?;
-        if self.v6ext > 0 {
+        if self.v6ext.options > 0 {
             // Accepted connections inherit the listener's options.
-            v6ext::sticky(tcp.as_raw_fd(), self.v6ext).context("V6EXT on TCP")?;
+            v6ext::sticky(tcp.as_raw_fd(), self.v6ext.options).context("V6EXT on TCP")?;
         }
         let me = self.clone();
         std::thread::spawn(move || {
@@ -277,7 +278,7 @@ impl Hostile {
         loop {
             let (n, peer) = udp.recv_from(&mut buf)?;
             if let Some(a) = self.udp_answer(&buf[..n]) {
-                if self.v6ext > 0 {
+                if self.v6ext != v6ext::Chain::default() {
                     v6ext::send_udp(addr, peer, &a, self.v6ext)?;
                 } else {
                     udp.send_to(&a, peer)?;

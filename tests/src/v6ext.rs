@@ -46,18 +46,44 @@ pub fn sticky(fd: RawFd, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The IPv6 packet of a UDP datagram carrying `payload` from `from` to `to`, with `n`
-/// destination options headers between the IPv6 and the UDP header.
-pub fn udp_packet(from: &SocketAddrV6, to: &SocketAddrV6, payload: &[u8], n: usize) -> Vec<u8> {
+/// Extension headers between the IPv6 and the UDP header of a raw reply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// Destination options headers.
+    pub options: usize,
+    /// Then the fragment header of an atomic fragment (offset 0, no more fragments),
+    /// which the receiving IPv6 skips and delivers the packet as it is (RFC 6946).
+    pub atomic_fragment: bool,
+}
+
+impl Chain {
+    fn len(self) -> usize {
+        8 * (self.options + usize::from(self.atomic_fragment))
+    }
+}
+
+/// The IPv6 packet of a UDP datagram carrying `payload` from `from` to `to`, with the
+/// extension headers of `chain` between the IPv6 and the UDP header.
+pub fn udp_packet(from: &SocketAddrV6, to: &SocketAddrV6, payload: &[u8], chain: Chain) -> Vec<u8> {
     let udp_len = 8 + payload.len();
+    // Each header's number, in order, then UDP's.
+    let mut numbers = vec![60u8; chain.options];
+    if chain.atomic_fragment {
+        numbers.push(44);
+    }
+    numbers.push(17);
     let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&((8 * n + udp_len) as u16).to_be_bytes());
-    p.push(if n > 0 { 60 } else { 17 });
+    p.extend_from_slice(&((chain.len() + udp_len) as u16).to_be_bytes());
+    p.push(numbers[0]);
     p.push(64);
     p.extend_from_slice(&from.ip().octets());
     p.extend_from_slice(&to.ip().octets());
-    for i in 0..n {
-        p.extend_from_slice(&options_header(if i + 1 < n { 60 } else { 17 }));
+    for i in 0..chain.options {
+        p.extend_from_slice(&options_header(numbers[i + 1]));
+    }
+    if chain.atomic_fragment {
+        // Next header, reserved, offset 0 with M clear, an identification.
+        p.extend_from_slice(&[17, 0, 0, 0, 0x6d, 0x78, 0x73, 0x01]);
     }
     let mut udp = Vec::with_capacity(udp_len);
     udp.extend_from_slice(&from.port().to_be_bytes());
@@ -79,13 +105,18 @@ pub fn udp_packet(from: &SocketAddrV6, to: &SocketAddrV6, payload: &[u8], n: usi
     p
 }
 
-/// Sends `payload` as a UDP datagram from `from` to `to` behind `n` destination options
-/// headers, through a raw socket that writes the whole IPv6 packet.
-pub fn send_udp(from: SocketAddr, to: SocketAddr, payload: &[u8], n: usize) -> anyhow::Result<()> {
+/// Sends `payload` as a UDP datagram from `from` to `to` behind the headers of `chain`,
+/// through a raw socket that writes the whole IPv6 packet.
+pub fn send_udp(
+    from: SocketAddr,
+    to: SocketAddr,
+    payload: &[u8],
+    chain: Chain,
+) -> anyhow::Result<()> {
     let (SocketAddr::V6(from), SocketAddr::V6(to)) = (from, to) else {
         bail!("IPv6 only: {from} -> {to}");
     };
-    let packet = udp_packet(&from, &to, payload, n);
+    let packet = udp_packet(&from, &to, payload, chain);
     // SAFETY: plain socket creation (IPPROTO_RAW: the packet includes its IPv6 header).
     let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     if fd < 0 {
@@ -128,11 +159,16 @@ mod tests {
     fn the_chain_leads_to_udp_and_the_checksum_verifies() {
         let from: SocketAddrV6 = "[fd77::2]:53".parse().unwrap();
         let to: SocketAddrV6 = "[fd77::1]:40000".parse().unwrap();
-        let p = udp_packet(&from, &to, b"abc", 3);
-        assert_eq!(p.len(), 40 + 24 + 8 + 3);
+        let chain = Chain {
+            options: 3,
+            atomic_fragment: true,
+        };
+        let p = udp_packet(&from, &to, b"abc", chain);
+        assert_eq!(p.len(), 40 + 32 + 8 + 3);
         assert_eq!(u16::from_be_bytes([p[4], p[5]]) as usize, p.len() - 40);
-        assert_eq!((p[6], p[40], p[48], p[56]), (60, 60, 60, 17));
-        let udp = &p[64..];
+        assert_eq!((p[6], p[40], p[48], p[56], p[64]), (60, 60, 60, 44, 17));
+        assert_eq!(&p[66..68], &[0, 0], "offset 0, no more fragments");
+        let udp = &p[72..];
         let sum = crate::checksum::internet(&[
             &p[8..24],
             &p[24..40],

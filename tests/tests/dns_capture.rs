@@ -258,9 +258,11 @@ fn enforce_drops_an_answer_whose_question_the_kernel_cannot_read() {
 /// reads the answer. Before, the kernel took the first extension header for the transport
 /// header, found no DNS and let the answer pass unread: a blocked answer reached the
 /// client. Now the chain is followed: behind as many headers as the kernel follows (UDP),
-/// or hop-by-hop and destination options (TCP), the lookalike's answer is dropped and
-/// another passes. Behind one header more than it follows, an answer at a client's DNS
-/// socket is dropped in enforce mode and counted (no DNS server sends such a chain).
+/// behind an atomic fragment's header (UDP; before, such an answer was taken as unread and
+/// dropped, legitimate or not), or hop-by-hop and destination options (TCP), the
+/// lookalike's answer is dropped and another passes. Behind one header more than it
+/// follows, an answer at a client's DNS socket is dropped in enforce mode and counted (no
+/// DNS server sends such a chain).
 #[test]
 fn enforce_reads_ipv6_answers_behind_extension_headers() {
     if !require_privileges("ipv6_extension_headers") {
@@ -276,7 +278,20 @@ fn enforce_reads_ipv6_answers_behind_extension_headers() {
         &format!("V6EXT={}", IPV6_EXT_MAX + 1),
     ])
     .expect("hostile DNS server behind more headers");
+    let atomic = format!("[{}]:53", SRV6[2]);
+    t.serve(&["serve-hostile", &atomic, "V6EXT=1", "V6FRAG=1"])
+        .expect("hostile DNS server sending atomic fragments");
     let (mut a, state) = agent(&t, "v6ext", "enforce");
+    let blocked = ask_at(&t, &atomic, "udp", "army.ml", "MX", 1500);
+    assert!(
+        blocked["answer"].is_null(),
+        "the lookalike's answer as an atomic fragment reached the client: {blocked}"
+    );
+    let other = ask_at(&t, &atomic, "udp", "army.mil", "MX", 1500);
+    assert!(
+        other["answer"].is_string(),
+        "a legitimate answer as an atomic fragment was dropped: {other}"
+    );
     for transport in ["udp", "tcp"] {
         let blocked = ask_at(&t, &near, transport, "army.ml", "MX", 1500);
         assert!(

@@ -573,7 +573,7 @@ fn main() -> anyhow::Result<()> {
             listen(ip, &ports)?
         }
         _ => bail!(
-            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | serve-hostile ADDR [A=IP] [HOST=NAME=IP] [BIG=DOMAIN] [BEST=HOST] [SIZE=N] [TCP=whole|prefix|header:N|every:N] [UDPMAX=N] [PAUSE=MS] [QPTR=1] [V6EXT=N]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|udp-edns:SIZE|tcp|tcp-prefix|tcp-header:N SERVER NAME[,NAME...] QTYPE TIMEOUT_MS | dns-repeat TRANSPORT SERVER NAME[,NAME...] QTYPE TIMEOUT_MS TIMES | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
+            "usage: mxprobe connect ADDR | connect-many ADDR N | connect-loop MILLIS GAP_US ADDR... | serve-dns ADDR [A=IP] [AAAA=IP] [NX=NAME] [NODATA=NAME]... | serve-hostile ADDR [A=IP] [HOST=NAME=IP] [BIG=DOMAIN] [BEST=HOST] [SIZE=N] [TCP=whole|prefix|header:N|every:N] [UDPMAX=N] [PAUSE=MS] [QPTR=1] [V6EXT=N] [V6FRAG=1]... | forward-dns LISTEN UPSTREAM connected|unconnected | dns udp|udp-edns:SIZE|tcp|tcp-prefix|tcp-header:N SERVER NAME[,NAME...] QTYPE TIMEOUT_MS | dns-repeat TRANSPORT SERVER NAME[,NAME...] QTYPE TIMEOUT_MS TIMES | query-many SERVER SUFFIX N GAP_US | lookup-many SERVER SUFFIX N TIMEOUT_MS | udp-send ADDR TEXT | udp-timed ADDR N | query-paced SERVER SUFFIX N RATE | query-flood SERVER TEMPLATE N RATE DISTINCT | connect-timed ADDR N | udp-many ADDR N | listen IP PORT..."
         ),
     }
     Ok(())
