@@ -205,21 +205,21 @@ impl Outcome for GlueSkipped {
     }
 }
 
-/// A lookalike's learned name block lifted because a legitimate name's question meets it
-/// in the kernel (the same hash): a computed collision, most likely an attack on that
-/// legitimate name's mail.
-pub struct NameBlockLifted {
+/// A legitimate name's question meets a lookalike's learned name block in the kernel (the
+/// same hash): a computed collision, most likely an attack on that name's mail. Reported,
+/// not lifted (lifting would let whoever computes one unblock the lookalike).
+pub struct NameHashCollision {
     /// The name or domain the block was learned for.
     pub lookalike: String,
-    /// The legitimate name whose answers it would have dropped.
+    /// The legitimate name whose answers it drops.
     pub legitimate: String,
 }
 
-impl Outcome for NameBlockLifted {
+impl Outcome for NameHashCollision {
     fn emit(self, sink: &mut Sink) {
         sink.metrics.name_hash_collisions.inc();
-        sink.emit(Event::NameBlockLifted {
-            severity: Severity::Warning,
+        sink.emit(Event::NameHashCollision {
+            severity: Severity::Critical,
             lookalike: self.lookalike,
             legitimate: self.legitimate,
         });

@@ -106,8 +106,8 @@ metrics! {
     cache_entries: IntGauge = gauge("cache_entries", "Addresses in the attribution cache.");
     /// Addresses pushed out of the cache by its bound.
     cache_evictions: IntCounter = counter("cache_evictions_total", "Addresses pushed out of the attribution cache by its size bound.");
-    /// Learned name blocks lifted because a legitimate name's question met them.
-    name_hash_collisions: IntCounter = counter("name_hash_collisions_total", "Learned name blocks lifted because a legitimate name's question met them in the kernel (the same name hash): computed collisions, most likely attacks.");
+    /// Legitimate names whose question met a lookalike's learned name block (a collision).
+    name_hash_collisions: IntCounter = counter("name_hash_collisions_total", "Legitimate names whose question met a lookalike's learned name block in the kernel (the same name hash): computed collisions, most likely attacks. Reported, not lifted.");
     /// Glue addresses of MX answers past the per-exchanger or per-answer bound.
     glue_skipped: IntCounter = counter("dns_glue_skipped_total", "Glue addresses in MX answers past the per-exchanger (32) or per-answer (1024) bound, not learned.");
     /// Config reloads, by result (ok|error).

@@ -297,15 +297,16 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         legitimate: Option<String>,
     },
-    /// A lookalike's learned name block lifted: a legitimate name's question meets it in
-    /// the kernel (the same name hash, which whoever picks the lookalike's name can
-    /// compute). The lookalike keeps its detections and address blocks.
-    NameBlockLifted {
+    /// A legitimate name's question meets a lookalike's learned name block in the kernel
+    /// (the same name hash, which whoever picks the lookalike's name can compute): its
+    /// answers are dropped while the block lasts. Not lifted by the agent, which would
+    /// let whoever computes a collision unblock the lookalike; the operator decides.
+    NameHashCollision {
         /// Severity.
         severity: Severity,
         /// The name or domain the block was learned for.
         lookalike: String,
-        /// The legitimate name whose answers it would have dropped.
+        /// The legitimate name whose answers it drops.
         legitimate: String,
     },
     /// Learned blocks of one protected target pushed out by the bound for newer ones.
@@ -407,7 +408,7 @@ impl Event {
             Event::PinsRestored { .. } => "pins_restored",
             Event::DetachRequested { .. } => "detach_requested",
             Event::AddressBlockLifted { .. } => "address_block_lifted",
-            Event::NameBlockLifted { .. } => "name_block_lifted",
+            Event::NameHashCollision { .. } => "name_hash_collision",
             Event::BlocksEvicted { .. } => "blocks_evicted",
         }
     }

@@ -26,10 +26,11 @@ impl<E: Enforcer> Pipeline<E> {
     pub(super) fn on_answer(&mut self, msg: &Message, d: &DnsIn) {
         let finding = self.lookalike(&msg.qname);
         let hashes = qname_hashes(d.payload);
-        // Before `answered`, which would extend a block this name only collides with.
-        if let (None, Some(h)) = (&finding, &hashes) {
-            self.lift_collisions(&msg.qname, h);
-        }
+        // A legitimate name that only collides with a learned block must not extend it.
+        let collides = match (&finding, &hashes) {
+            (None, Some(h)) => self.report_collisions(&msg.qname, h),
+            _ => false,
+        };
         if d.verdict == Verdict::Blocked {
             let blocked_name = finding.as_ref().is_some_and(|f| f.action == Action::Block);
             if !blocked_name && msg.qtype == QType::Mx {
@@ -43,7 +44,7 @@ impl<E: Enforcer> Pipeline<E> {
                 .emit(&mut self.sink);
             }
         }
-        if let Some(h) = &hashes {
+        if let Some(h) = hashes.as_ref().filter(|_| !collides) {
             let ttl = msg.records.iter().map(|r| r.ttl).min().unwrap_or(0);
             self.blocks.answered(h, self.settings.expiry_ns(ttl));
         }

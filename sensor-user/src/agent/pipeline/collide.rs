@@ -4,13 +4,15 @@
 //! The kernel keys name blocks by the 64-bit FNV-1a hash of the name (or of its last two
 //! or three labels). FNV is not a keyed hash: whoever picks a lookalike's name can
 //! compute one whose hash is a legitimate name's, get it looked up (a sender domain
-//! check is enough) and so have the legitimate name's answers dropped for as long as the
-//! lookalike's answer says. A name the agent judges legitimate that meets a block learned
-//! for another name therefore lifts that block, and the key is refused for learned blocks
-//! from then on: the lookalike keeps its detections, its address blocks and the agent's
-//! race, but no name block that costs legitimate mail.
+//! check is enough), and the learned block then drops that legitimate name's answers
+//! for as long as the lookalike's answer says. The reverse is as cheap: a legitimate-
+//! looking name that collides with the lookalike's own key. So a collision is reported,
+//! never acted on by itself: lifting the block would hand whoever computes one a way to
+//! unblock their own lookalike, and enforce mode fails closed for the lookalike. The
+//! legitimate name's answers are not allowed to extend the block, and the operator, told
+//! which names meet, decides (`mxsentry ctl`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use sensor_common::{
     QnameHashes,
@@ -20,48 +22,48 @@ use sensor_common::{
 use super::{
     super::{
         enforcer::Enforcer,
-        outcomes::{NameBlockLifted, Outcome},
+        outcomes::{NameHashCollision, Outcome},
     },
     Pipeline,
     ledger::BlockLedger,
 };
 
-/// Most keys remembered as refused; the oldest is forgotten first.
-pub const COLLIDED_MAX: usize = 4_096;
+/// Most (key, legitimate name) pairs remembered as reported; the oldest is forgotten
+/// first (and reported again if it comes back).
+pub const REPORTED_MAX: usize = 4_096;
 
-/// Keys refused for learned name blocks, each with the legitimate name that met it.
+/// Collisions already reported, so a name asked again does not repeat the event.
 #[derive(Debug, Default)]
-pub struct Collided {
-    names: HashMap<u64, String>,
-    order: VecDeque<u64>,
+pub struct Reported {
+    seen: HashSet<(u64, String)>,
+    order: VecDeque<(u64, String)>,
 }
 
-impl Collided {
-    /// Whether `key` is refused.
-    pub fn contains(&self, key: u64) -> bool {
-        self.names.contains_key(&key)
-    }
-
-    /// Refuses `key`, which `legitimate` met.
-    fn insert(&mut self, key: u64, legitimate: &str) {
-        if self.names.insert(key, legitimate.to_string()).is_some() {
-            return;
+impl Reported {
+    /// Remembers `(key, name)`; whether it is new.
+    fn first(&mut self, key: u64, name: &str) -> bool {
+        let k = (key, name.to_string());
+        if !self.seen.insert(k.clone()) {
+            return false;
         }
-        self.order.push_back(key);
-        while self.order.len() > COLLIDED_MAX {
+        self.order.push_back(k);
+        while self.order.len() > REPORTED_MAX {
             if let Some(old) = self.order.pop_front() {
-                self.names.remove(&old);
+                self.seen.remove(&old);
             }
         }
+        true
     }
 }
 
-/// A learned block lifted because a legitimate name met it.
+/// A learned block that a legitimate name's question meets in the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Collision {
+    /// The kernel key both share.
+    pub key: u64,
     /// The name or domain the block was learned for.
     pub lookalike: String,
-    /// The legitimate name whose question met it.
+    /// The legitimate name whose question meets it.
     pub legitimate: String,
 }
 
@@ -74,8 +76,8 @@ fn last_labels(name: &str, n: usize) -> Option<String> {
 impl<E: Enforcer> BlockLedger<E> {
     /// The learned blocks that the question of `qname`, a name the agent judged
     /// legitimate (with hashes `hashes`), meets in the kernel though they were learned for
-    /// another name: each is lifted and its key refused from now on.
-    pub fn collisions(&mut self, qname: &str, hashes: &QnameHashes) -> Vec<Collision> {
+    /// another name.
+    pub fn collisions(&self, qname: &str, hashes: &QnameHashes) -> Vec<Collision> {
         let qname = qname.trim_end_matches('.');
         // The keys the kernel looks this question up by, each with what a block under it
         // stands for when it is no collision, and which blocks it meets (`answer_hit`).
@@ -106,29 +108,31 @@ impl<E: Enforcer> BlockLedger<E> {
             if own.is_some_and(|o| o.eq_ignore_ascii_case(&learned)) {
                 continue;
             }
-            if self.remove_name(key) {
-                self.collided.insert(key, qname);
-                found.push(Collision {
-                    lookalike: learned,
-                    legitimate: qname.to_string(),
-                });
-            }
+            found.push(Collision {
+                key,
+                lookalike: learned,
+                legitimate: qname.to_string(),
+            });
         }
         found
     }
 }
 
 impl<E: Enforcer> Pipeline<E> {
-    /// A question of `qname`, judged legitimate, seen with `hashes`: lifts the learned
-    /// blocks it collides with, and reports each.
-    pub(super) fn lift_collisions(&mut self, qname: &str, hashes: &QnameHashes) {
-        for c in self.blocks.collisions(qname, hashes) {
-            NameBlockLifted {
-                lookalike: c.lookalike,
-                legitimate: c.legitimate,
+    /// A question of `qname`, judged legitimate, seen with `hashes`: reports (once per
+    /// key and name) each learned block it collides with; whether there was any.
+    pub(super) fn report_collisions(&mut self, qname: &str, hashes: &QnameHashes) -> bool {
+        let found = self.blocks.collisions(qname, hashes);
+        for c in &found {
+            if self.collisions_reported.first(c.key, &c.legitimate) {
+                NameHashCollision {
+                    lookalike: c.lookalike.clone(),
+                    legitimate: c.legitimate.clone(),
+                }
+                .emit(&mut self.sink);
             }
-            .emit(&mut self.sink);
         }
+        !found.is_empty()
     }
 }
 
@@ -137,14 +141,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refused_keys_are_bounded_oldest_first() {
-        let mut c = Collided::default();
-        for k in 0..(COLLIDED_MAX as u64 + 2) {
-            c.insert(k, "example.org");
+    fn reported_pairs_are_bounded_oldest_first() {
+        let mut r = Reported::default();
+        assert!(r.first(1, "example.org"));
+        assert!(!r.first(1, "example.org"));
+        assert!(r.first(1, "example.net"));
+        for k in 2..(REPORTED_MAX as u64 + 2) {
+            r.first(k, "example.org");
         }
-        assert!(!c.contains(0) && !c.contains(1));
-        assert!(c.contains(2) && c.contains(COLLIDED_MAX as u64 + 1));
-        assert_eq!(c.names.len(), COLLIDED_MAX);
+        assert!(r.first(1, "example.org"), "forgotten once past the bound");
+        assert_eq!(r.seen.len(), REPORTED_MAX);
     }
 
     #[test]

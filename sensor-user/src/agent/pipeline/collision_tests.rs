@@ -2,90 +2,90 @@
 //!
 //! The key is set up as a computed collision leaves it: the lookalike's learned block
 //! under the hash a legitimate name's question has. (A real 64-bit FNV-1a collision takes
-//! a lattice or meet-in-the-middle search these tests do not carry; the ledger and the
+//! a meet-in-the-middle or lattice search these tests do not carry; the ledger and the
 //! kernel see nothing but the key, so the state is the same.)
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Record, RecordType};
 use sensor_common::{event::Direction, maps::target_id};
 
 use super::{
-    ledger::Put,
-    tests::{MX_IP, a_record, answer, dns, events, pipeline_seeded, query},
+    Pipeline,
+    tests::{a_record, answer, dns, events, pipeline_seeded, query},
 };
-use crate::kernel::maps::{Mode, name_hash};
+use crate::{
+    agent::enforcer::Simulated,
+    kernel::maps::{Mode, name_hash},
+};
 
 const BLOCK: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
 /// A lookalike of army.mil (appended suffix) whose name an attacker would choose.
 const LOOKALIKE: &str = "army.mil.zq7v.com";
 const FAR: u64 = u64::MAX / 2;
 
-#[test]
-fn a_legitimate_query_lifts_a_learned_block_it_collides_with_and_the_key_is_refused() {
+fn enforcing() -> (
+    Pipeline<Simulated>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    crate::output::Metrics,
+) {
     let (mut p, lines, m) = pipeline_seeded(BLOCK, |_| {});
     p.enforcer_mut().mode = Some(Mode::Enforce);
+    (p, lines, m)
+}
+
+/// `www.example.org A`, with a TTL of `ttl` seconds.
+fn example_answer(ttl: u32) -> Vec<u8> {
+    let mut r: Record = a_record("www.example.org.");
+    r.ttl = ttl;
+    answer("www.example.org.", RecordType::A, vec![r], vec![])
+}
+
+#[test]
+fn a_legitimate_query_meeting_a_learned_block_is_reported_once_and_the_block_kept() {
+    let (mut p, lines, m) = enforcing();
     let key = name_hash("mail.example.org").unwrap();
-    let target = target_id(b"army.mil");
-    assert_eq!(
-        p.blocks.learn_name(key, LOOKALIKE, target, false, FAR),
-        Put::Added
-    );
-    dns(
-        &mut p,
-        &query("mail.example.org.", RecordType::A),
-        Direction::Egress,
-    );
-    assert!(
-        !p.enforcer().names.contains_key(&key),
-        "the legitimate name's answers would be dropped"
-    );
-    let lifted = events(&lines, "name_block_lifted");
-    assert_eq!(lifted.len(), 1, "{lifted:?}");
-    assert_eq!(lifted[0]["lookalike"], LOOKALIKE);
-    assert_eq!(lifted[0]["legitimate"], "mail.example.org");
-    assert_eq!(lifted[0]["severity"], "warning");
+    p.blocks
+        .learn_name(key, LOOKALIKE, target_id(b"army.mil"), false, FAR);
+    for _ in 0..3 {
+        dns(
+            &mut p,
+            &query("mail.example.org.", RecordType::A),
+            Direction::Egress,
+        );
+    }
+    let reported = events(&lines, "name_hash_collision");
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0]["lookalike"], LOOKALIKE);
+    assert_eq!(reported[0]["legitimate"], "mail.example.org");
+    assert_eq!(reported[0]["severity"], "critical");
     assert_eq!(m.name_hash_collisions.get(), 1);
-    // The lookalike asked again: its name block is not put back under that key.
-    assert_eq!(
-        p.blocks.learn_name(key, LOOKALIKE, target, false, FAR),
-        Put::Collides
-    );
-    assert!(!p.enforcer().names.contains_key(&key));
+    // Kept: lifting it would let whoever computed the collision unblock the lookalike.
+    assert!(p.enforcer().names.contains_key(&key));
 }
 
 #[test]
-fn a_legitimate_answer_dropped_under_a_colliding_domain_block_lifts_it() {
-    let (mut p, lines, _) = pipeline_seeded(BLOCK, |_| {});
-    p.enforcer_mut().mode = Some(Mode::Enforce);
-    // A learned lookalike domain whose domain hash is example.org's.
+fn a_legitimate_answer_under_a_colliding_domain_block_never_extends_it() {
+    let (mut p, lines, _) = enforcing();
+    // A learned lookalike domain whose domain hash is example.org's, answered with a
+    // short TTL already.
     let key = sensor_common::domain_hash("example.org").unwrap();
-    let target = target_id(b"army.mil");
-    p.blocks.learn_name(key, "arrny.mil.com", target, true, FAR);
-    let reply = answer(
-        "www.example.org.",
-        RecordType::A,
-        vec![a_record("www.example.org.")],
-        vec![],
-    );
-    // The kernel drops the first answer (the key matches); the agent, seeing it
-    // dropped for a name it judges legitimate, lifts the block; the retry passes.
-    dns(&mut p, &reply, Direction::Ingress);
-    assert_eq!(events(&lines, "name_block_lifted").len(), 1);
-    assert!(!p.enforcer().names.contains_key(&key));
-    let hashes = sensor_common::qname::qname_hashes(&reply);
-    assert_eq!(
-        p.enforcer().answer_verdict(hashes),
-        sensor_common::Verdict::Allowed
-    );
-    // The address it gave is not blocked either.
-    assert!(!p.enforcer().addrs.contains_key(&MX_IP));
+    p.blocks
+        .learn_name(key, "arrny.mil.com", target_id(b"army.mil"), true, FAR);
+    let short = p.settings.expiry_ns(60);
+    let lookalike =
+        sensor_common::qname::qname_hashes(&query("arrny.mil.com.", RecordType::A)).unwrap();
+    p.blocks.answered(&lookalike, short);
+    let before = p.enforcer().names[&key].expires_ns;
+    // The legitimate name's answer, long-lived: dropped by the key, reported, and its
+    // TTL not taken for the block's.
+    dns(&mut p, &example_answer(86_400), Direction::Ingress);
+    assert_eq!(events(&lines, "name_hash_collision").len(), 1);
+    assert_eq!(p.enforcer().names[&key].expires_ns, before);
 }
 
 #[test]
-fn blocks_a_name_meets_by_right_and_other_keys_are_left_alone() {
-    let (mut p, lines, _) = pipeline_seeded(BLOCK, |_| {});
-    p.enforcer_mut().mode = Some(Mode::Enforce);
+fn blocks_a_name_meets_by_right_are_no_collision() {
+    let (mut p, lines, _) = enforcing();
     let target = target_id(b"army.mil");
-    // A learned lookalike name and domain, neither colliding with anything.
     let name_key = name_hash(LOOKALIKE).unwrap();
     p.blocks.learn_name(name_key, LOOKALIKE, target, false, FAR);
     let domain_key = sensor_common::domain_hash("army.ml").unwrap();
@@ -101,7 +101,5 @@ fn blocks_a_name_meets_by_right_and_other_keys_are_left_alone() {
     for q in ["mail.example.org.", "army.mil.", "example.com."] {
         dns(&mut p, &query(q, RecordType::MX), Direction::Egress);
     }
-    assert!(p.enforcer().names.contains_key(&name_key));
-    assert!(p.enforcer().names.contains_key(&domain_key));
-    assert!(events(&lines, "name_block_lifted").is_empty());
+    assert!(events(&lines, "name_hash_collision").is_empty());
 }

@@ -27,7 +27,7 @@ use sensor_common::{
     },
 };
 
-use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru, collide::Collided};
+use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru};
 use crate::kernel::maps::Mode;
 
 /// Most policy entries (prefixes of `block` entries, then their likely slips) in
@@ -65,9 +65,6 @@ pub enum Put {
     Present,
     /// The map update failed (counted and logged), or the name has no hash.
     Failed,
-    /// A legitimate name met a learned block under this key before (`collide`): none is
-    /// put.
-    Collides,
 }
 
 /// A name, domain or prefix block the ledger put (or adopted).
@@ -121,8 +118,7 @@ pub struct BlockLedger<E: Enforcer> {
     pub(super) learned_count_written: Option<u64>,
     /// Evictions not reported yet, by target.
     pub(super) evicted: BTreeMap<u32, Evicted>,
-    /// Keys a legitimate name met under a learned block: never learned again.
-    pub(super) collided: Collided,
+
     /// `mxsentry_map_update_errors_total`.
     errors: IntCounter,
     /// `mxsentry_preloaded_lookalikes`.
@@ -150,7 +146,6 @@ impl<E: Enforcer> BlockLedger<E> {
             holds: false,
             learned_count_written: None,
             evicted: BTreeMap::new(),
-            collided: Collided::default(),
             errors,
             preloaded_gauge: gauge,
         }
@@ -246,9 +241,6 @@ impl<E: Enforcer> BlockLedger<E> {
         subtree: bool,
         ceiling_ns: u64,
     ) -> Put {
-        if self.collided.contains(h) {
-            return Put::Collides;
-        }
         if self.names.contains_key(&h) {
             self.learned_names.touch(&h);
             return Put::Present;
@@ -310,15 +302,22 @@ impl<E: Enforcer> BlockLedger<E> {
     /// An answer to a question under a learned name block arrived: the block lasts as long
     /// as that answer may be believed (`expires_ns`), never less than earlier answers said.
     pub fn answered(&mut self, hashes: &QnameHashes, expires_ns: u64) {
-        let key = [hashes.full, hashes.last2, hashes.last3]
-            .into_iter()
-            .find(|k| {
-                *k != 0
-                    && self
-                        .names
-                        .get(k)
-                        .is_some_and(|n| n.flags & BLOCK_LEARNED != 0)
-            });
+        // As the kernel matches: the whole name, or a domain block above it.
+        let key = [
+            (hashes.full, 0),
+            (hashes.last2, BLOCK_SUBTREE),
+            (hashes.last3, BLOCK_SUBTREE),
+        ]
+        .into_iter()
+        .find(|(k, kind)| {
+            *k != 0
+                && self.names.get(k).is_some_and(|n| {
+                    n.flags & BLOCK_LEARNED != 0
+                        && (n.flags & kind == *kind)
+                        && n.flags & BLOCK_PREFIX == 0
+                })
+        })
+        .map(|(k, _)| k);
         let Some(key) = key else { return };
         let Some(n) = self.names.get_mut(&key) else {
             return;

@@ -142,6 +142,8 @@ pub struct Pipeline<E: Enforcer> {
     sink: Sink,
     who: Who,
     learning: Learning,
+    /// Name hash collisions already reported.
+    collisions_reported: collide::Reported,
 }
 
 impl<E: Enforcer> Pipeline<E> {
@@ -183,6 +185,7 @@ impl<E: Enforcer> Pipeline<E> {
             sink,
             who,
             learning,
+            collisions_reported: collide::Reported::default(),
         };
         let policy = p.with_learned(policy);
         p.policy_applied(&policy);

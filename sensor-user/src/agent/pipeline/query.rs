@@ -48,7 +48,7 @@ impl<E: Enforcer> Pipeline<E> {
         }
         let Some(f) = finding else {
             if let Some(h) = &hashes {
-                self.lift_collisions(&msg.qname, h);
+                self.report_collisions(&msg.qname, h);
             }
             return;
         };
@@ -56,7 +56,7 @@ impl<E: Enforcer> Pipeline<E> {
         LookalikeLookedUp {
             qtype: msg.qtype.name(),
             lookalike: self.detection(&msg.qname, &f),
-            name_blocked: matches!(put, Put::Added | Put::Present),
+            name_blocked: put != Put::Failed,
             block_latency,
             resolver_upstream: d.resolver,
             socket: self.who.socket(d.cgroup_id),
