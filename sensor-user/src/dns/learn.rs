@@ -199,6 +199,7 @@ mod tests {
             qtype: QType::Mx,
             records,
             partial: false,
+            skipped: 0,
         }
     }
 

@@ -95,6 +95,9 @@ pub struct Message {
     pub records: Vec<Answer>,
     /// The capture ended before the message did; `records` holds what came before.
     pub partial: bool,
+    /// Records whose data does not decode, stepped over by their length (as stub
+    /// resolvers do): the records after them are still read.
+    pub skipped: u32,
 }
 
 /// Why a captured payload is not a usable DNS message (the metric's `reason` label).
@@ -112,7 +115,9 @@ pub enum ParseError {
     /// The question does not decode.
     #[error("question does not decode")]
     BadQuestion,
-    /// A record does not decode although the capture holds the whole message.
+    /// A record does not decode although the capture holds the whole message, and its
+    /// length cannot be read either (counted under the same reason when a record is only
+    /// stepped over: `Message::skipped`).
     #[error("record does not decode")]
     BadRecord,
 }
@@ -208,6 +213,7 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
         qtype: QType::from(query.query_type()),
         records: Vec::new(),
         partial: false,
+        skipped: 0,
     };
     let c = header.counts;
     // Authorities sit between answers and additionals: read them to reach the glue.
@@ -218,6 +224,7 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
     ];
     for (count, keep) in sections {
         for _ in 0..count {
+            let start = d.index();
             match Record::read(&mut d) {
                 Ok(r) if keep => msg.records.extend(answer(&r)),
                 Ok(_) => {}
@@ -225,11 +232,33 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
                     msg.partial = true;
                     return Ok(msg);
                 }
-                Err(_) => return Err(ParseError::BadRecord),
+                // A record a stub resolver steps over (data it cannot read, of a type it
+                // does not know) must not hide the records after it: whoever writes the
+                // answer could put one before the mail host's address.
+                Err(_) => match step_over(captured, start) {
+                    Some(next) => {
+                        d = next;
+                        msg.skipped += 1;
+                    }
+                    None => return Err(ParseError::BadRecord),
+                },
             }
         }
     }
     Ok(msg)
+}
+
+/// A decoder just past the record at `start` of `captured`, read by its owner name, fixed
+/// fields and data length only; `None` when even those do not hold.
+fn step_over(captured: &[u8], start: usize) -> Option<BinDecoder<'_>> {
+    let mut d = BinDecoder::new(captured);
+    d.read_slice(start).ok()?;
+    hickory_proto::rr::Name::read(&mut d).ok()?;
+    // Type, class and TTL, then the data's length.
+    d.read_slice(8).ok()?;
+    let len = d.read_u16().ok()?.unverified();
+    d.read_slice(usize::from(len)).ok()?;
+    Some(d)
 }
 
 fn answer(r: &Record) -> Option<Answer> {
@@ -339,6 +368,41 @@ mod tests {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let _ = parse(&junk, junk.len());
         }
+    }
+
+    /// `response()` with a record first in the answers whose type says AAAA (16 bytes of
+    /// data) and whose data is 4 bytes long: it does not decode, its length still holds.
+    fn with_a_bad_record() -> Vec<u8> {
+        let mut m = HMessage::from_vec(&response()).unwrap();
+        let mut answers = vec![Record::from_rdata(
+            name("army.ml."),
+            30,
+            RData::A(A(Ipv4Addr::new(192, 0, 2, 66))),
+        )];
+        answers.append(&mut m.answers);
+        m.add_answers(answers);
+        let mut bytes = m.to_vec().unwrap();
+        // After the question (12 + "\x04army\x02ml\x00" + type and class), the first
+        // record's owner is a pointer (2 bytes), then its type.
+        let at = 12 + 9 + 4 + 2;
+        assert_eq!(bytes[at..at + 2], [0, 1], "the A record is first");
+        bytes[at..at + 2].copy_from_slice(&[0, 28]);
+        bytes
+    }
+
+    #[test]
+    fn a_record_that_does_not_decode_is_stepped_over_and_the_rest_read() {
+        let bytes = with_a_bad_record();
+        let m = parse(&bytes, bytes.len()).unwrap();
+        assert_eq!(m.skipped, 1);
+        assert!(!m.partial);
+        assert_eq!(m.records.len(), 3, "{:?}", m.records);
+        assert_eq!(m.records[2].name, "mx.army.ml");
+        // One whose length runs past the message cannot be stepped over.
+        let mut past = with_a_bad_record();
+        let at = 12 + 9 + 4 + 10;
+        past[at] = 0xff;
+        assert_eq!(parse(&past, past.len()), Err(ParseError::BadRecord));
     }
 
     #[test]

@@ -369,6 +369,18 @@ impl<E: Enforcer> Pipeline<E> {
                 .with_label_values(&["truncated_capture"])
                 .inc();
         }
+        if msg.skipped > 0 {
+            // One payload with an unusable part, as `truncated_capture` counts one.
+            self.metrics()
+                .dns_parse_errors
+                .with_label_values(&[dns::ParseError::BadRecord.reason()])
+                .inc();
+            log::debug!(
+                "{} record(s) of a DNS message for {} do not decode: stepped over",
+                msg.skipped,
+                msg.qname
+            );
+        }
         let direction = match d.direction {
             Direction::Egress => "egress",
             Direction::Ingress => "ingress",

@@ -696,3 +696,42 @@ fn an_operator_s_blocks_are_never_lifted_or_replaced_by_what_answers_teach() {
     assert_eq!(p.enforcer().names.get(&h), Some(&op), "{lookalike}");
     assert_eq!(learned(&p, &before), None);
 }
+
+/// An answer whose first record does not decode (its type says AAAA, its data is 4
+/// bytes), written by whoever controls the lookalike's DNS. Before, the whole answer was
+/// discarded and the delivery to its mail host went unattributed; stub resolvers step
+/// over such a record, so the agent does too.
+#[test]
+fn a_record_that_does_not_decode_does_not_hide_the_mail_host_after_it() {
+    let (mut p, lines, m) = pipeline(ALERT);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    let decoy = Record::from_rdata(
+        name("army.ml."),
+        30,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 66))),
+    );
+    let mut bytes = answer(
+        "army.ml.",
+        RecordType::MX,
+        vec![decoy, mx_record("army.ml.", "mx.army.ml.")],
+        vec![a_record("mx.army.ml.")],
+    );
+    // The first record's type, after the question and its owner's pointer.
+    let at = 12 + 9 + 4 + 2;
+    assert_eq!(bytes[at..at + 2], [0, 1]);
+    bytes[at..at + 2].copy_from_slice(&[0, 28]);
+    dns(&mut p, &bytes, Direction::Ingress);
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["domain"], "army.ml");
+    assert_eq!(d[0]["route"]["mx_host"], "mx.army.ml");
+    assert_eq!(
+        m.dns_parse_errors.with_label_values(&["bad_record"]).get(),
+        1
+    );
+}
