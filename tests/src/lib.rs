@@ -13,6 +13,7 @@ pub mod mail;
 pub mod pins;
 pub mod privilege;
 pub mod rawbpf;
+pub mod rawsock;
 pub mod synjection;
 pub mod topology;
 pub mod v6ext;

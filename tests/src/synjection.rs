@@ -66,37 +66,7 @@ pub fn send_syn(from: SocketAddr, to: SocketAddr, seq: u32) -> anyhow::Result<()
         bail!("IPv4 only: {from} -> {to}");
     };
     let seg = syn_segment(src, dst, from.port(), to.port(), seq);
-    // SAFETY: plain socket creation.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("raw socket");
-    }
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(dst).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: a valid socket, a live buffer and address with their lengths.
-    let n = unsafe {
-        libc::sendto(
-            fd,
-            seg.as_ptr().cast(),
-            seg.len(),
-            0,
-            (&raw const sin).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: closing the socket made above.
-    unsafe { libc::close(fd) };
-    if n != seg.len() as isize {
-        return Err(err).context("sending the SYN");
-    }
-    Ok(())
+    crate::rawsock::send(IpAddr::V4(dst), libc::IPPROTO_TCP, &seg).context("sending the SYN")
 }
 
 /// A 20-byte TCP header with only SYN set, its checksum over the IPv4 pseudo-header.

@@ -7,7 +7,7 @@
 //! socket, so there can be any number of them. Both need CAP_NET_RAW.
 
 use std::{
-    net::{SocketAddr, SocketAddrV6},
+    net::{IpAddr, SocketAddr, SocketAddrV6},
     os::fd::RawFd,
 };
 
@@ -117,38 +117,8 @@ pub fn send_udp(
         bail!("IPv6 only: {from} -> {to}");
     };
     let packet = udp_packet(&from, &to, payload, chain);
-    // SAFETY: plain socket creation (IPPROTO_RAW: the packet includes its IPv6 header).
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("raw IPv6 socket");
-    }
-    let sin6 = libc::sockaddr_in6 {
-        sin6_family: libc::AF_INET6 as libc::sa_family_t,
-        sin6_port: 0,
-        sin6_flowinfo: 0,
-        sin6_addr: libc::in6_addr {
-            s6_addr: to.ip().octets(),
-        },
-        sin6_scope_id: 0,
-    };
-    // SAFETY: a valid socket, a live buffer and address with their lengths.
-    let sent = unsafe {
-        libc::sendto(
-            fd,
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            (&raw const sin6).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
-    };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: closing the socket made above.
-    unsafe { libc::close(fd) };
-    if sent != packet.len() as isize {
-        return Err(err).context("sending the datagram");
-    }
-    Ok(())
+    crate::rawsock::send(IpAddr::V6(*to.ip()), libc::IPPROTO_RAW, &packet)
+        .context("sending the datagram")
 }
 
 #[cfg(test)]
