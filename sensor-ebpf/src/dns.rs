@@ -22,7 +22,7 @@ use sensor_common::{
 use crate::{
     capture::note,
     counters::verdict_for,
-    ipv6::{self, Chain},
+    ipv6::{self, Chain, IPPROTO_TCP, IPPROTO_UDP},
     maps::DNS_EXEMPT,
     packet::load,
     tcp, udp,
@@ -38,8 +38,6 @@ const LOCAL_PORT_53: u32 = 53;
 /// `__sk_buff.protocol` values (network order read as a little-endian word).
 const ETH_P_IP: u32 = 0x0800u16.to_be() as u32;
 const ETH_P_IPV6: u32 = 0x86ddu16.to_be() as u32;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
 
 #[cgroup_skb(egress)]

@@ -19,8 +19,10 @@ const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_FRAGMENT: u8 = 44;
 const NEXTHDR_AUTH: u8 = 51;
 const NEXTHDR_DEST: u8 = 60;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
+/// Transport protocol numbers (also `dns.rs`'s).
+pub const IPPROTO_TCP: u8 = 6;
+/// See `IPPROTO_TCP`.
+pub const IPPROTO_UDP: u8 = 17;
 const IPV6_HEADER_LEN: u32 = 40;
 /// The furthest a transport header can start behind the headers followed (each at most
 /// 2,048 bytes).

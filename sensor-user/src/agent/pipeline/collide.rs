@@ -14,10 +14,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use sensor_common::{
-    QnameHashes,
-    maps::{BLOCK_LEARNED, BLOCK_PREFIX, BLOCK_SUBTREE},
-};
+use sensor_common::QnameHashes;
 
 use super::{
     super::{
@@ -91,17 +88,12 @@ impl<E: Enforcer> BlockLedger<E> {
             let Some(block) = self.names.get(&key).filter(|_| key != 0) else {
                 continue;
             };
-            let meets = if subtree {
-                block.flags & BLOCK_SUBTREE != 0
-            } else {
-                block.flags & BLOCK_PREFIX == 0
-            };
             // Only the ledger's own learned blocks, whose name it knows: an operator's and
             // the policy's entries are not chosen by whoever writes DNS answers.
             let Some(learned) = block
                 .name
                 .clone()
-                .filter(|_| meets && block.flags & BLOCK_LEARNED != 0)
+                .filter(|_| block.learned_and_met(subtree))
             else {
                 continue;
             };

@@ -82,6 +82,20 @@ pub struct NameBlock {
     pub(super) provisional: bool,
 }
 
+impl NameBlock {
+    /// Whether this is a learned block that a question's key meets as the kernel's
+    /// `answer_hit` looks it up: the whole-name key (`subtree` false) meets any entry but
+    /// a prefix, a last-2/3-label key only a domain (`BLOCK_SUBTREE`) entry.
+    pub(super) fn learned_and_met(&self, subtree: bool) -> bool {
+        let met = if subtree {
+            self.flags & BLOCK_SUBTREE != 0
+        } else {
+            self.flags & BLOCK_PREFIX == 0
+        };
+        met && self.flags & BLOCK_LEARNED != 0
+    }
+}
+
 /// Blocks evicted by the bound, per target, since the last report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Evicted {
@@ -304,18 +318,17 @@ impl<E: Enforcer> BlockLedger<E> {
     pub fn answered(&mut self, hashes: &QnameHashes, expires_ns: u64) {
         // As the kernel matches: the whole name, or a domain block above it.
         let key = [
-            (hashes.full, 0),
-            (hashes.last2, BLOCK_SUBTREE),
-            (hashes.last3, BLOCK_SUBTREE),
+            (hashes.full, false),
+            (hashes.last2, true),
+            (hashes.last3, true),
         ]
         .into_iter()
-        .find(|(k, kind)| {
+        .find(|(k, subtree)| {
             *k != 0
-                && self.names.get(k).is_some_and(|n| {
-                    n.flags & BLOCK_LEARNED != 0
-                        && (n.flags & kind == *kind)
-                        && n.flags & BLOCK_PREFIX == 0
-                })
+                && self
+                    .names
+                    .get(k)
+                    .is_some_and(|n| n.learned_and_met(*subtree))
         })
         .map(|(k, _)| k);
         let Some(key) = key else { return };
