@@ -226,6 +226,32 @@ impl Outcome for NameHashCollision {
     }
 }
 
+/// A delivery to a shared host not credited to the lookalike whose answer was freshest,
+/// because a legitimate recipient of that host was asked for close to it (`credit.rs`):
+/// whoever writes a lookalike's DNS must not make it an established correspondent with
+/// other domains' deliveries.
+pub struct CreditWithheld<'a> {
+    /// The lookalike that would have had the credit.
+    pub lookalike: &'a str,
+    /// The legitimate recipient asked for closest to it.
+    pub legitimate: &'a str,
+    /// The address connected to.
+    pub address: IpAddr,
+}
+
+impl Outcome for CreditWithheld<'_> {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.credits_withheld.inc();
+        log::info!(
+            "delivery to {} not credited to lookalike {} in the correspondents ledger: {} \
+             shares the host and was asked for close to it",
+            self.address,
+            self.lookalike,
+            self.legitimate
+        );
+    }
+}
+
 /// A lookalike's address that a legitimate name also resolves to: never blocked, or its
 /// block lifted (the lookalike's own answers are still dropped by name).
 pub struct AddressShared {

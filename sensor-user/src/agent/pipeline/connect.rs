@@ -10,11 +10,15 @@ use std::time::Instant;
 
 use sensor_common::Verdict;
 
-use super::{ConnectIn, Pipeline, routes::Attribution};
+use super::{
+    ConnectIn, Pipeline,
+    credit::{Credit, credit},
+    routes::Attribution,
+};
 use crate::{
     agent::{
         enforcer::Enforcer,
-        outcomes::{ConnectRefused, Detected, Outcome, Unattributed},
+        outcomes::{ConnectRefused, CreditWithheld, Detected, Outcome, Unattributed},
     },
     attrib::Process,
     detect::Finding,
@@ -81,11 +85,22 @@ impl<E: Enforcer> Pipeline<E> {
                 self.unattributed(&c, process);
             }
         }
-        // One delivery for the ledger, once the events read it as it was: to the recipient
-        // of the freshest answer for this address (a shared mail host serves several; the
-        // MTA's lookups come right before its connect).
-        if let Some(a) = routes.iter().max_by_key(|a| a.expires).filter(|_| !blocked) {
-            self.learning.record(&a.route.recipient_domain);
+        // One delivery for the ledger, once the events read it as it was (`credit.rs`).
+        if !blocked {
+            let is_lookalike = |d: &str| found.iter().any(|(a, _)| a.route.recipient_domain == d);
+            match credit(&routes, is_lookalike) {
+                Credit::To(domain) => self.learning.record(domain),
+                Credit::Withheld {
+                    lookalike,
+                    legitimate,
+                } => CreditWithheld {
+                    lookalike,
+                    legitimate,
+                    address: c.addr,
+                }
+                .emit(&mut self.sink),
+                Credit::Unattributed => {}
+            }
         }
         let latency = since_kernel(c.ts_ns);
         self.metrics().decision_latency.observe(latency);
@@ -133,6 +148,7 @@ impl<E: Enforcer> Pipeline<E> {
                 let a = Attribution {
                     route,
                     expires: Instant::now(),
+                    asked: Instant::now(),
                     answer: Verdict::Allowed,
                 };
                 Some((a, f))

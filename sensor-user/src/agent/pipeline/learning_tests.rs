@@ -98,3 +98,76 @@ fn an_established_correspondent_that_resembles_a_block_entry_is_info_and_never_b
     let hash = sensor_common::domain_hash("hpp.com").expect("a domain hash");
     assert!(p.enforcer().names.contains_key(&hash));
 }
+
+/// `r` with its TTL set to `ttl`.
+fn with_ttl(mut r: hickory_proto::rr::Record, ttl: u32) -> hickory_proto::rr::Record {
+    r.ttl = ttl;
+    r
+}
+
+/// An MX answer for `domain` naming `exchanger`, whose address (MX_IP) is in the glue,
+/// both with `ttl`; the query before it.
+fn resolve_mx(
+    p: &mut super::Pipeline<crate::agent::enforcer::Simulated>,
+    domain: &str,
+    exchanger: &str,
+    ttl: u32,
+) {
+    dns(p, &query(domain, RecordType::MX), Direction::Egress);
+    let mx = with_ttl(mx_record(domain, exchanger), ttl);
+    let glue = with_ttl(a_record(exchanger), ttl);
+    dns(
+        p,
+        &answer(domain, RecordType::MX, vec![mx], vec![glue]),
+        Direction::Ingress,
+    );
+}
+
+/// Whoever writes a lookalike's DNS can name a provider's shared mail host in its MX
+/// answer, with a TTL of a day. The ledger credited each delivery to the longest-lived
+/// route, so every delivery to that provider's other customers went to the lookalike,
+/// which after a few days counted as an established correspondent (never blocked).
+#[test]
+fn a_lookalike_naming_a_shared_host_takes_no_credit_for_its_other_customers() {
+    let policy = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
+    let (mut p, _lines, m) = pipeline_seeded(policy, |_| {});
+    let shared = "mx.provider.net.";
+    resolve_mx(&mut p, "army.ml.", shared, 86_400);
+    for _ in 0..5 {
+        resolve_mx(&mut p, "fabrikam.com.", shared, 300);
+        connect(&mut p, MX_IP);
+    }
+    let ledger = p.learning.correspondents_mut().ledger_mut();
+    assert!(
+        ledger.get("army.ml").is_none(),
+        "the lookalike was credited"
+    );
+    assert_eq!(ledger.get("fabrikam.com").map(|e| e.attempts), Some(5));
+    assert_eq!(m.credits_withheld.get(), 0);
+}
+
+/// The lookalike's answer arriving between the legitimate recipient's lookup and the
+/// connect (it mails this host, whose sender checks look it up) takes no credit either.
+#[test]
+fn a_lookalike_asked_for_right_after_a_legitimate_recipient_of_its_host_takes_no_credit() {
+    let policy = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
+    let (mut p, _lines, m) = pipeline_seeded(policy, |_| {});
+    let shared = "mx.provider.net.";
+    resolve_mx(&mut p, "fabrikam.com.", shared, 300);
+    resolve_mx(&mut p, "army.ml.", shared, 300);
+    connect(&mut p, MX_IP);
+    let ledger = p.learning.correspondents_mut().ledger_mut();
+    assert!(
+        ledger.get("army.ml").is_none(),
+        "the lookalike was credited"
+    );
+    assert!(ledger.get("fabrikam.com").is_none());
+    assert_eq!(m.credits_withheld.get(), 1);
+    // A lookalike on a host of its own: a real delivery to it (monitor mode), counted.
+    let (mut p, _lines, m) = pipeline_seeded(policy, |_| {});
+    resolve_mx(&mut p, "army.ml.", "mx.army.ml.", 300);
+    connect(&mut p, MX_IP);
+    let ledger = p.learning.correspondents_mut().ledger_mut();
+    assert_eq!(ledger.get("army.ml").map(|e| e.attempts), Some(1));
+    assert_eq!(m.credits_withheld.get(), 0);
+}

@@ -11,6 +11,7 @@ mod answer;
 pub mod bound;
 pub mod collide;
 mod connect;
+pub mod credit;
 mod lease;
 pub mod ledger;
 mod query;

@@ -25,6 +25,11 @@ pub struct Attribution {
     pub route: Route,
     /// The answer's TTL, clamped.
     pub expires: Instant,
+    /// When an answer last named its recipient domain: the MX answer behind it, or the
+    /// address answer itself when none was. An MTA's delivery follows its own lookup of
+    /// the recipient, so the delivery to a shared host is the freshest one's (whoever
+    /// writes a lookalike's DNS sets its TTL, not when the host looks the names up).
+    pub asked: Instant,
     /// The kernel's strongest verdict on an answer that carried it to a socket that uses
     /// answers (a local resolver's upstream socket never drops any): `would_block` or
     /// `blocked` means enforce mode drops that answer.
@@ -46,6 +51,7 @@ fn merge(list: &mut Vec<Attribution>, a: Attribution) {
     match same {
         Some(o) => {
             o.expires = o.expires.max(a.expires);
+            o.asked = o.asked.max(a.asked);
             if rank(a.answer) > rank(o.answer) {
                 o.answer = a.answer;
             }
@@ -69,6 +75,8 @@ pub struct Learnt {
     pub route: Route,
     /// When the answer expires (TTL clamped).
     pub expires: Instant,
+    /// When an answer named its recipient domain (see `Attribution`).
+    pub asked: Instant,
     /// The kernel's verdict on the answers behind this route (see `Attribution`).
     pub answer: Verdict,
 }
@@ -89,6 +97,8 @@ struct Recipient {
     /// The kernel's verdict on that MX answer (as `Attribution::answer`).
     answer: Verdict,
     expires: Instant,
+    /// When that MX answer last arrived.
+    asked: Instant,
 }
 
 /// The attribution cache: address → routes, and exchanger → every recipient domain an MX
@@ -104,6 +114,7 @@ fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
     list.retain(|o| o.expires > now);
     if let Some(o) = list.iter_mut().find(|o| o.domain == r.domain) {
         o.expires = o.expires.max(r.expires);
+        o.asked = o.asked.max(r.asked);
         if rank(r.answer) > rank(o.answer) {
             o.answer = r.answer;
         }
@@ -186,6 +197,7 @@ impl Routes {
             let a = Attribution {
                 route: l.route.clone(),
                 expires: l.expires,
+                asked: l.asked,
                 answer: l.answer,
             };
             let mut list = self.cache.remove(&l.ip).unwrap_or_default();
@@ -211,6 +223,7 @@ impl Routes {
                 domain: msg.qname.clone(),
                 answer,
                 expires: expiry(*ttl),
+                asked: now,
             };
             self.note_exchanger(ex, r, now);
         }
@@ -222,6 +235,7 @@ impl Routes {
                 qname: msg.qname.clone(),
             },
             expires: expiry(*ttl),
+            asked: now,
             answer,
         });
         glue.collect()
@@ -249,17 +263,17 @@ impl Routes {
         }
         // No MX history (a direct lookup, or an exchanger past a cut capture): the host's
         // registrable domain is the best recipient guess.
-        let for_whom: Vec<(String, Verdict)> = if recipients.is_empty() {
-            vec![(registrable(&msg.qname).to_string(), Verdict::Allowed)]
+        let for_whom: Vec<(String, Verdict, Instant)> = if recipients.is_empty() {
+            vec![(registrable(&msg.qname).to_string(), Verdict::Allowed, now)]
         } else {
             recipients
                 .iter()
-                .map(|r| (r.domain.clone(), r.answer))
+                .map(|r| (r.domain.clone(), r.answer, r.asked))
                 .collect()
         };
         let mut out = Vec::new();
         for (ip, ttl) in &learned.addrs {
-            for (domain, mx_answer) in &for_whom {
+            for (domain, mx_answer, asked) in &for_whom {
                 // Enforce mode stops a delivery by dropping the MX answer as surely as
                 // the address answer: the strongest of the two is the route's.
                 let answer = if rank(*mx_answer) > rank(answer) {
@@ -275,6 +289,7 @@ impl Routes {
                         qname: msg.qname.clone(),
                     },
                     expires: expiry(*ttl),
+                    asked: *asked,
                     answer,
                 });
             }
