@@ -222,11 +222,7 @@ pub fn capture(
         if st.flags & LOST == 0 {
             note(CaptureStat::TcpLostFraming);
         }
-        st.flags |= LOST;
-        if guard {
-            st.flags |= DROPPING;
-            st.drop_from = st.msg_start;
-        }
+        lose(st, guard);
     }
     let dropping = |st: &Stream| st.flags & DROPPING != 0 && after(end, st.drop_from);
     if st.flags & LOST != 0 {
@@ -291,14 +287,25 @@ fn walk(
     if head || get(&st.left) > 0 {
         // More messages than walked: the boundaries after them are unknown.
         note(CaptureStat::TcpTooManyMessages);
-        st.flags |= LOST;
-        if get(&st.guard) != 0 {
-            st.flags |= DROPPING;
-            st.drop_from = st.msg_start;
+        let guard = get(&st.guard) != 0;
+        lose(st, guard);
+        if guard {
             found |= FOUND_DROP;
         }
     }
     (found & FOUND_DROP != 0, found & FOUND_WAKE != 0)
+}
+
+/// The stream's framing is no longer the socket's: it is not parsed from here on, and
+/// at a `guard`ed client (enforce mode) dropped from the current message on, since
+/// what follows cannot be checked.
+#[inline(always)]
+fn lose(st: &mut Stream, guard: bool) {
+    st.flags |= LOST;
+    if guard {
+        st.flags |= DROPPING;
+        st.drop_from = st.msg_start;
+    }
 }
 
 /// Frames until a question is complete (true) or the bytes run out (false).
