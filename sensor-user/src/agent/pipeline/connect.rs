@@ -149,6 +149,7 @@ impl<E: Enforcer> Pipeline<E> {
                     route,
                     expires: Instant::now(),
                     asked: Instant::now(),
+                    delivered: false,
                     answer: Verdict::Allowed,
                 };
                 Some((a, f))

@@ -33,26 +33,26 @@ pub enum Credit<'a> {
         /// The legitimate recipient asked for closest to it.
         legitimate: &'a str,
     },
-    /// Nowhere: the address has no live route.
+    /// Nowhere: the address has no live route an asker received.
     Unattributed,
 }
 
 /// The credit for a delivery to an address with `routes`; `is_lookalike` says which
-/// recipient domains are lookalikes.
+/// recipient domains are lookalikes. Only routes an asker received count: an answer the
+/// kernel dropped, or one seen only at a local resolver's upstream socket, cannot be why
+/// the MTA connected (a relay host's address named in a lookalike's dropped answer would
+/// otherwise take the credit for every relayed delivery).
 pub fn credit<'a>(routes: &'a [Attribution], is_lookalike: impl Fn(&str) -> bool) -> Credit<'a> {
     let domain = |a: &'a Attribution| a.route.recipient_domain.as_str();
+    let received = || routes.iter().filter(|a| a.delivered);
     // Freshest first; at the same instant, a legitimate recipient before a lookalike.
-    let Some(best) = routes
-        .iter()
-        .max_by_key(|a| (a.asked, !is_lookalike(domain(a))))
-    else {
+    let Some(best) = received().max_by_key(|a| (a.asked, !is_lookalike(domain(a)))) else {
         return Credit::Unattributed;
     };
     if !is_lookalike(domain(best)) {
         return Credit::To(domain(best));
     }
-    let rival = routes
-        .iter()
+    let rival = received()
         .filter(|a| domain(a) != domain(best) && !is_lookalike(domain(a)))
         .filter(|a| best.asked.saturating_duration_since(a.asked) <= AMBIGUOUS_WITHIN)
         .max_by_key(|a| a.asked);
@@ -83,6 +83,7 @@ mod tests {
             },
             expires: asked + Duration::from_secs(ttl),
             asked,
+            delivered: true,
             answer: Verdict::Allowed,
         }
     }
@@ -130,6 +131,21 @@ mod tests {
             route("army.ml", later, 300),
         ];
         assert_eq!(credit(&routes, lookalike), Credit::To("army.ml"));
+    }
+
+    #[test]
+    fn a_route_no_asker_received_has_nothing() {
+        let t = Instant::now();
+        let dropped = Attribution {
+            delivered: false,
+            ..route("army.ml", t + Duration::from_secs(1), 300)
+        };
+        assert_eq!(
+            credit(std::slice::from_ref(&dropped), lookalike),
+            Credit::Unattributed
+        );
+        let routes = [route("partner.example", t, 300), dropped];
+        assert_eq!(credit(&routes, lookalike), Credit::To("partner.example"));
     }
 
     #[test]

@@ -17,10 +17,13 @@ pub mod ledger;
 mod query;
 pub mod routes;
 pub mod tracking;
+mod unreadable;
 pub mod who;
 
 #[cfg(test)]
 mod collision_tests;
+#[cfg(test)]
+mod delivered_tests;
 #[cfg(test)]
 mod learning_tests;
 #[cfg(test)]
@@ -283,7 +286,7 @@ impl<E: Enforcer> Pipeline<E> {
             if live().any(|a| finding(a).is_none()) {
                 continue;
             }
-            for a in live().filter(|a| a.answer != Verdict::Blocked) {
+            for a in live().filter(|a| a.delivered) {
                 if let Some(f) = finding(a) {
                     let ttl = a.expires.saturating_duration_since(now);
                     let expires = monotonic_ns().saturating_add(ttl.as_nanos() as u64);
@@ -488,17 +491,24 @@ fn block_finding(
 }
 
 /// The engine's finding for `name` when it is a lookalike; an established correspondent
-/// is an old friend, reported but never blocked.
+/// is an old friend, reported but never blocked. A name that is not a domain is judged
+/// by its readable labels (`unreadable.rs`).
 fn lookalike(engine: &Memo, learning: &Learning, name: &str) -> Option<Finding> {
-    match engine.classify(name) {
+    let judged = |name: &str| match engine.classify(name) {
         Classification::Typosquat(mut f) | Classification::Lookalike(mut f) => {
             if f.action == Action::Block && learning.established(name) {
                 f.action = Action::Alert;
             }
-            Some(f)
+            Some(Some(f))
         }
-        _ => None,
-    }
+        Classification::Invalid(_) => None,
+        _ => Some(None),
+    };
+    judged(name).unwrap_or_else(|| {
+        unreadable::readable_part(name)
+            .and_then(|n| judged(&n))
+            .flatten()
+    })
 }
 
 /// Whether the policy blocks deliveries to `name`.

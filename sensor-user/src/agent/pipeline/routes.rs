@@ -30,6 +30,12 @@ pub struct Attribution {
     /// the recipient, so the delivery to a shared host is the freshest one's (whoever
     /// writes a lookalike's DNS sets its TTL, not when the host looks the names up).
     pub asked: Instant,
+    /// An asker received it: some answer that taught it (and, for a route through an MX
+    /// answer, that MX answer too) was neither dropped nor seen only at a local
+    /// resolver's upstream socket. Only such a route can be why an MTA connected, so only
+    /// such a route teaches an address block or earns a delivery's credit (a resolver
+    /// keeps back records its client never gets: out-of-zone glue, say).
+    pub delivered: bool,
     /// The kernel's strongest verdict on an answer that carried it to a socket that uses
     /// answers (a local resolver's upstream socket never drops any): `would_block` or
     /// `blocked` means enforce mode drops that answer.
@@ -52,6 +58,7 @@ fn merge(list: &mut Vec<Attribution>, a: Attribution) {
         Some(o) => {
             o.expires = o.expires.max(a.expires);
             o.asked = o.asked.max(a.asked);
+            o.delivered |= a.delivered;
             if rank(a.answer) > rank(o.answer) {
                 o.answer = a.answer;
             }
@@ -77,6 +84,8 @@ pub struct Learnt {
     pub expires: Instant,
     /// When an answer named its recipient domain (see `Attribution`).
     pub asked: Instant,
+    /// An asker received it (see `Attribution`).
+    pub delivered: bool,
     /// The kernel's verdict on the answers behind this route (see `Attribution`).
     pub answer: Verdict,
 }
@@ -99,6 +108,8 @@ struct Recipient {
     expires: Instant,
     /// When that MX answer last arrived.
     asked: Instant,
+    /// An asker received that MX answer (see `Attribution`).
+    delivered: bool,
 }
 
 /// The attribution cache: address → routes, and exchanger → every recipient domain an MX
@@ -115,6 +126,7 @@ fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
     if let Some(o) = list.iter_mut().find(|o| o.domain == r.domain) {
         o.expires = o.expires.max(r.expires);
         o.asked = o.asked.max(r.asked);
+        o.delivered |= r.delivered;
         if rank(r.answer) > rank(o.answer) {
             o.answer = r.answer;
         }
@@ -184,20 +196,22 @@ impl Routes {
         } else {
             judged.verdict
         };
+        let delivered = !judged.resolver && judged.verdict != Verdict::Blocked;
         // Who the addresses are for: an MX question names the recipient domain; an
         // address question names a mail host, whose domains earlier MX answers told us.
         let mut out = if msg.qtype == QType::Mx {
-            self.learn_mx(msg, learned, &expiry, answer, now)
+            self.learn_mx(msg, learned, &expiry, (answer, delivered), now)
         } else {
             Vec::new()
         };
-        out.extend(self.learn_addrs(msg, learned, &expiry, answer, now));
+        out.extend(self.learn_addrs(msg, learned, &expiry, (answer, delivered), now));
         for l in &mut out {
             l.ip = canonical(l.ip);
             let a = Attribution {
                 route: l.route.clone(),
                 expires: l.expires,
                 asked: l.asked,
+                delivered: l.delivered,
                 answer: l.answer,
             };
             let mut list = self.cache.remove(&l.ip).unwrap_or_default();
@@ -215,7 +229,7 @@ impl Routes {
         msg: &Message,
         learned: &Learned,
         expiry: &impl Fn(u32) -> Instant,
-        answer: Verdict,
+        (answer, delivered): (Verdict, bool),
         now: Instant,
     ) -> Vec<Learnt> {
         for (ex, ttl) in &learned.mx {
@@ -224,6 +238,7 @@ impl Routes {
                 answer,
                 expires: expiry(*ttl),
                 asked: now,
+                delivered,
             };
             self.note_exchanger(ex, r, now);
         }
@@ -236,6 +251,7 @@ impl Routes {
             },
             expires: expiry(*ttl),
             asked: now,
+            delivered,
             answer,
         });
         glue.collect()
@@ -248,7 +264,7 @@ impl Routes {
         msg: &Message,
         learned: &Learned,
         expiry: &impl Fn(u32) -> Instant,
-        answer: Verdict,
+        (answer, delivered): (Verdict, bool),
         now: Instant,
     ) -> Vec<Learnt> {
         let recipients = self.recipients_of(&learned.chain, now);
@@ -263,17 +279,22 @@ impl Routes {
         }
         // No MX history (a direct lookup, or an exchanger past a cut capture): the host's
         // registrable domain is the best recipient guess.
-        let for_whom: Vec<(String, Verdict, Instant)> = if recipients.is_empty() {
-            vec![(registrable(&msg.qname).to_string(), Verdict::Allowed, now)]
+        let for_whom: Vec<(String, Verdict, Instant, bool)> = if recipients.is_empty() {
+            vec![(
+                registrable(&msg.qname).to_string(),
+                Verdict::Allowed,
+                now,
+                true,
+            )]
         } else {
             recipients
                 .iter()
-                .map(|r| (r.domain.clone(), r.answer, r.asked))
+                .map(|r| (r.domain.clone(), r.answer, r.asked, r.delivered))
                 .collect()
         };
         let mut out = Vec::new();
         for (ip, ttl) in &learned.addrs {
-            for (domain, mx_answer, asked) in &for_whom {
+            for (domain, mx_answer, asked, mx_delivered) in &for_whom {
                 // Enforce mode stops a delivery by dropping the MX answer as surely as
                 // the address answer: the strongest of the two is the route's.
                 let answer = if rank(*mx_answer) > rank(answer) {
@@ -290,6 +311,7 @@ impl Routes {
                     },
                     expires: expiry(*ttl),
                     asked: *asked,
+                    delivered: delivered && *mx_delivered,
                     answer,
                 });
             }

@@ -735,3 +735,37 @@ fn a_record_that_does_not_decode_does_not_hide_the_mail_host_after_it() {
         1
     );
 }
+
+/// A name under a lookalike with a label that is no host name's (`xn--zz` does not
+/// decode) is `invalid` to the engine: it was judged as nothing, its MX answer released
+/// and its delivery made with no event, in enforce mode.
+#[test]
+fn a_name_with_an_unreadable_label_under_a_lookalike_is_judged_by_the_lookalike() {
+    let (mut p, lines, _) =
+        pipeline("[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }]\n");
+    p.enforcer_mut().mode = Some(crate::kernel::maps::Mode::Enforce);
+    // A confusable digit: not among the slips preloaded into the kernel.
+    assert!(!subtree(&p, "c0ntoso.com"));
+    let q = "xn--zz.c0ntoso.com.";
+    dns(&mut p, &query(q, RecordType::MX), Direction::Egress);
+    assert!(
+        subtree(&p, "c0ntoso.com"),
+        "the lookalike above it was not blocked"
+    );
+    let mx = mx_record(q, "mx.xn--zz.c0ntoso.com.");
+    let glue = a_record("mx.xn--zz.c0ntoso.com.");
+    dns(
+        &mut p,
+        &answer(q, RecordType::MX, vec![mx], vec![glue]),
+        Direction::Ingress,
+    );
+    connect(&mut p, MX_IP);
+    let looked_up = events(&lines, "lookalike_lookup");
+    assert_eq!(looked_up.len(), 1, "{looked_up:?}");
+    let refused = events(&lines, "block");
+    let detected = events(&lines, "detection");
+    assert!(
+        !refused.is_empty() || !detected.is_empty(),
+        "the delivery went unreported"
+    );
+}

@@ -1,0 +1,87 @@
+//! Routes no asker received (an answer the kernel dropped, or one seen only at a local
+//! resolver's upstream socket): they never teach an address block, not even when a
+//! policy change blocks cached addresses anew, and never earn a delivery's credit.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
+use sensor_common::event::Direction;
+
+use super::{
+    DnsIn, Pipeline,
+    tests::{answer, connect, dns, mx_record, pipeline_seeded, query},
+};
+use crate::{agent::enforcer::Simulated, kernel::maps::Mode};
+
+/// An address a host delivers to with no DNS lookup (a relay host given by address).
+const RELAY_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+
+const POLICY: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
+
+/// `army.ml MX mx.army.ml` with the glue `mx.army.ml A RELAY_IP`.
+fn lookalike_answer() -> Vec<u8> {
+    let glue = Record::from_rdata(
+        Name::from_ascii("mx.army.ml.").unwrap(),
+        300,
+        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+    );
+    answer(
+        "army.ml.",
+        RecordType::MX,
+        vec![mx_record("army.ml.", "mx.army.ml.")],
+        vec![glue],
+    )
+}
+
+/// `bytes` as a local resolver's upstream socket receives it (never dropped there).
+fn at_resolver_upstream(p: &mut Pipeline<Simulated>, bytes: &[u8]) {
+    p.on_dns(&DnsIn {
+        ts_ns: 0,
+        direction: Direction::Ingress,
+        verdict: sensor_common::Verdict::Allowed,
+        cgroup_id: 0,
+        payload: bytes,
+        msg_len: bytes.len(),
+        resolver: true,
+    });
+}
+
+/// Whoever writes a lookalike's DNS can give its exchanger any address, the victim's relay
+/// host's among them. The resolver's client never gets that answer (its own is dropped,
+/// or the resolver keeps the record back); the block rebalance after a policy change
+/// still blocked the address, and every relayed delivery with it.
+#[test]
+fn a_route_seen_only_at_a_resolver_s_upstream_socket_is_never_blocked_at_a_rebalance() {
+    let (mut p, _lines, _m) = pipeline_seeded(POLICY, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    at_resolver_upstream(&mut p, &lookalike_answer());
+    assert!(!p.enforcer().addrs.contains_key(&RELAY_IP));
+    p.rebalance_blocks();
+    assert!(
+        !p.enforcer().addrs.contains_key(&RELAY_IP),
+        "an address no asker was told was blocked"
+    );
+}
+
+/// A lookalike's answer the kernel dropped names the relay host's address; every
+/// delivery through the relay (no lookup) was then credited to the lookalike, which
+/// became an established correspondent in a few days (never blocked).
+#[test]
+fn a_route_from_a_dropped_answer_earns_no_credit() {
+    let (mut p, _lines, _m) = pipeline_seeded(POLICY, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    dns(&mut p, &lookalike_answer(), Direction::Ingress);
+    for _ in 0..5 {
+        connect(&mut p, RELAY_IP);
+    }
+    let ledger = p.learning.correspondents_mut().ledger_mut();
+    assert!(
+        ledger.get("army.ml").is_none(),
+        "the lookalike was credited"
+    );
+}
