@@ -31,7 +31,7 @@ impl<E: Enforcer> Pipeline<E> {
                 // The kernel's prefix rule drops its answers already.
                 Put::Present
             } else {
-                self.block_name(&msg.qname, target)
+                self.block_name(&msg.qname, full, target)
             };
         }
         // The verdict, for a held answer: written after the block, so no answer slips
@@ -67,8 +67,10 @@ impl<E: Enforcer> Pipeline<E> {
     /// Blocks `qname`'s answers: as a whole domain when the shortest 2- or 3-label domain
     /// above it (or it) that is itself a lookalike exists (army.ml for mx.army.ml) — the
     /// mail-host lookups that follow an MX answer are then dropped with no race, and a
-    /// flood of names under one lookalike takes one entry — else as the name alone.
-    fn block_name(&mut self, qname: &str, target: u32) -> Put {
+    /// flood of names under one lookalike takes one entry — else as the name alone, under
+    /// `full`, the hash the kernel computed from the question's wire form (the decoder's
+    /// text escapes bytes no host name carries, and a hash of that text is another key).
+    fn block_name(&mut self, qname: &str, full: Option<u64>, target: u32) -> Put {
         let ceiling = self.settings.ceiling_ns();
         let labels: Vec<&str> = qname.split('.').collect();
         for n in 2..=3.min(labels.len()) {
@@ -79,7 +81,7 @@ impl<E: Enforcer> Pipeline<E> {
                 return self.blocks.learn_name(h, &domain, target, true, ceiling);
             }
         }
-        match name_hash(qname) {
+        match full {
             Some(h) => self.blocks.learn_name(h, qname, target, false, ceiling),
             None => Put::Failed,
         }

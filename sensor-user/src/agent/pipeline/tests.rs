@@ -769,3 +769,24 @@ fn a_name_with_an_unreadable_label_under_a_lookalike_is_judged_by_the_lookalike(
         "the delivery went unreported"
     );
 }
+
+/// A lookalike blocked by its whole name is blocked under the kernel's hash of the wire
+/// name: the decoder writes a byte no host name carries escaped (`a\032b`), and the hash
+/// of that text was a key the kernel never looks up, so the answers passed.
+#[test]
+fn a_whole_name_block_is_keyed_as_the_kernel_hashes_the_question() {
+    let (mut p, _, _) =
+        pipeline("[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }]\n");
+    let labels: [&[u8]; 7] = [b"contoso", b"com", b"w", b"x", b"a b", b"evil", b"net"];
+    let qname = Name::from_labels(labels).unwrap();
+    let mut m = Message::query();
+    m.add_query(Query::query(qname, RecordType::MX));
+    let bytes = m.to_vec().unwrap();
+    dns(&mut p, &bytes, Direction::Egress);
+    let full = sensor_common::qname::qname_hashes(&bytes).unwrap().full;
+    assert!(
+        p.enforcer().names.contains_key(&full),
+        "not blocked under the kernel's key: {:?}",
+        p.enforcer().names.keys().collect::<Vec<_>>()
+    );
+}
