@@ -83,8 +83,9 @@ impl<E: Enforcer> Pipeline<E> {
                         self.shared(l.ip, block, Some(l.route.recipient_domain.clone()));
                     }
                 }
-                // An MX answer enforce dropped never told the asker this host.
-                Some(f) if delivered && l.answer != Verdict::Blocked => {
+                // An MX answer enforce dropped, or one only a local resolver's upstream
+                // socket saw, never told the asker this host.
+                Some(f) if delivered && l.delivered && l.answer != Verdict::Blocked => {
                     let others = self.routes.get(&l.ip, now);
                     let legit = others
                         .iter()

@@ -85,3 +85,36 @@ fn a_route_from_a_dropped_answer_earns_no_credit() {
         "the lookalike was credited"
     );
 }
+
+/// The lookalike's MX answer names the relay host as its exchanger and is seen only at a
+/// local resolver's upstream socket; the MTA then looks the relay host up itself. The
+/// address answer reached the MTA, but not the MX answer that made the address the
+/// lookalike's: blocking it refused every relayed delivery.
+#[test]
+fn an_address_whose_route_s_mx_answer_no_asker_received_is_never_blocked() {
+    let (mut p, _lines, _m) = pipeline_seeded(POLICY, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    let mx = answer(
+        "army.ml.",
+        RecordType::MX,
+        vec![mx_record("army.ml.", "relay.corp.example.")],
+        vec![],
+    );
+    at_resolver_upstream(&mut p, &mx);
+    let relay = Record::from_rdata(
+        Name::from_ascii("relay.corp.example.").unwrap(),
+        300,
+        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+    );
+    let q = "relay.corp.example.";
+    dns(&mut p, &query(q, RecordType::A), Direction::Egress);
+    dns(
+        &mut p,
+        &answer(q, RecordType::A, vec![relay], vec![]),
+        Direction::Ingress,
+    );
+    assert!(
+        !p.enforcer().addrs.contains_key(&RELAY_IP),
+        "an address no asker was told was the lookalike's was blocked"
+    );
+}

@@ -75,6 +75,10 @@ impl<E: Enforcer> Pipeline<E> {
         let labels: Vec<&str> = qname.split('.').collect();
         for n in 2..=3.min(labels.len()) {
             let domain = labels[labels.len() - n..].join(".");
+            // An escaped byte: the text's hash is not the kernel's key (the name is).
+            if domain.contains('\\') {
+                break;
+            }
             if blocks(&self.engine, &self.learning, &domain)
                 && let Some(h) = domain_hash(&domain)
             {

@@ -51,14 +51,24 @@ fn rank(v: Verdict) -> u8 {
     }
 }
 
+/// When an answer last named a route's recipient, and whether an asker received one: the
+/// latest received answer's time once any was received (an answer nobody received, which
+/// whoever writes a lookalike's DNS can have arrive at will, does not make it fresher).
+fn latest(old: (Instant, bool), new: (Instant, bool)) -> (Instant, bool) {
+    match (old.1, new.1) {
+        (true, false) => old,
+        (false, true) => new,
+        _ => (old.0.max(new.0), old.1),
+    }
+}
+
 /// Adds (or refreshes) `a` among an address's routes.
 fn merge(list: &mut Vec<Attribution>, a: Attribution) {
     let same = list.iter_mut().find(|o| o.route == a.route);
     match same {
         Some(o) => {
             o.expires = o.expires.max(a.expires);
-            o.asked = o.asked.max(a.asked);
-            o.delivered |= a.delivered;
+            (o.asked, o.delivered) = latest((o.asked, o.delivered), (a.asked, a.delivered));
             if rank(a.answer) > rank(o.answer) {
                 o.answer = a.answer;
             }
@@ -125,8 +135,7 @@ fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
     list.retain(|o| o.expires > now);
     if let Some(o) = list.iter_mut().find(|o| o.domain == r.domain) {
         o.expires = o.expires.max(r.expires);
-        o.asked = o.asked.max(r.asked);
-        o.delivered |= r.delivered;
+        (o.asked, o.delivered) = latest((o.asked, o.delivered), (r.asked, r.delivered));
         if rank(r.answer) > rank(o.answer) {
             o.answer = r.answer;
         }
@@ -342,5 +351,24 @@ impl Routes {
             metrics.cache_evictions.inc_by(ev - self.evictions_seen);
             self.evictions_seen = ev;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_route_is_as_fresh_as_the_last_answer_an_asker_received() {
+        let t = Instant::now();
+        let later = t + Duration::from_secs(30);
+        // Received, then an answer nobody received: still as fresh as the first.
+        assert_eq!(latest((t, true), (later, false)), (t, true));
+        // Not received until now: the received one's time, whatever came before.
+        assert_eq!(latest((later, false), (t, true)), (t, true));
+        assert_eq!(latest((t, true), (later, true)), (later, true));
+        assert_eq!(latest((t, false), (later, false)), (later, false));
     }
 }

@@ -10,17 +10,20 @@
 
 use crate::detect::Name;
 
-/// `name` without the labels that are no host name's, when it had some and something
-/// is left; `None` otherwise (a valid name, or nothing readable).
+/// `name` without the labels that are no host name's, when it had some and what is left
+/// is a name; `None` otherwise (a valid name, or nothing readable). Labels that are each
+/// valid can still make an invalid name together (IDNA's rules on right-to-left labels
+/// apply to the whole name): then its internationalised labels go too.
 pub fn readable_part(name: &str) -> Option<String> {
     let name = name.strip_suffix('.').unwrap_or(name);
     let labels: Vec<&str> = name.split('.').collect();
-    let kept: Vec<&str> = labels
-        .iter()
-        .copied()
-        .filter(|l| !l.is_empty() && Name::parse(l).is_ok_and(|n| !n.ascii.contains('.')))
-        .collect();
-    (!kept.is_empty() && kept.len() < labels.len()).then(|| kept.join("."))
+    let readable = |l: &&str| !l.is_empty() && Name::parse(l).is_ok_and(|n| !n.ascii.contains('.'));
+    let mut kept: Vec<&str> = labels.iter().copied().filter(readable).collect();
+    if Name::parse(&kept.join(".")).is_err() {
+        kept.retain(|l| !(l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--")));
+    }
+    let part = kept.join(".");
+    (!kept.is_empty() && kept.len() < labels.len() && Name::parse(&part).is_ok()).then_some(part)
 }
 
 #[cfg(test)]
@@ -41,6 +44,13 @@ mod tests {
         assert_eq!(
             readable_part("mx\\032a.army.ml").as_deref(),
             Some("army.ml")
+        );
+        // Each label valid, the whole not (a right-to-left label beside one that starts
+        // with a digit).
+        assert!(Name::parse("xn--4dbrk0ce.1.c0ntoso.com").is_err());
+        assert_eq!(
+            readable_part("xn--4dbrk0ce.1.c0ntoso.com").as_deref(),
+            Some("1.c0ntoso.com")
         );
         assert_eq!(readable_part("army.ml"), None);
         assert_eq!(readable_part("xn--zz"), None);
