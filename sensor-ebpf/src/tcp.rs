@@ -20,7 +20,7 @@
 //!
 //! Two things put the bytes on the wire out of step with the stream the socket reads:
 //! urgent data (its byte leaves the stream) loses the stream, dropped at a client in
-//! enforce mode; a SYN in a stream that carried data is ignored unless the socket is
+//! enforce mode; a SYN arriving in a synchronised stream is ignored unless the socket is
 //! connecting anew (the host's TCP discards it too).
 
 use aya_ebpf::{
@@ -68,6 +68,8 @@ pub const TCP_SYN: u8 = 0x02;
 const TCP_URG: u8 = 0x20;
 /// `bpf_sock.state` of a socket whose SYN is out, waiting for the SYN-ACK.
 const TCP_SYN_SENT: u32 = 2;
+/// `TCP_LISTEN`: a listener's SYNs each start a connection of their own.
+const TCP_LISTEN: u32 = 10;
 
 /// One direction of a socket.
 #[repr(C)]
@@ -191,16 +193,22 @@ pub fn capture(
     if syn {
         if st.flags & SYNCED != 0 && st.next != st.origin {
             note(CaptureStat::TcpReset);
-            // A SYN arriving in a stream that carried data: the host's TCP discards it
-            // (a challenge ACK) unless the socket is connecting anew, so the stream goes
-            // on where it was. Restarting here put the kernel's framing out of step
-            // with the socket's, and a blocked answer's last bytes through as a new
-            // message.
-            // SAFETY: readable field of the packet's socket (checked non-null above).
-            let state = unsafe { (*sk).state };
-            if direction == Direction::Ingress && state != TCP_SYN_SENT {
-                return guard && payload > 0;
-            }
+        }
+        // A SYN arriving in a synchronised stream: the host's TCP discards it (a
+        // challenge ACK, or a duplicate SYN-ACK's ACK) unless the socket is connecting
+        // anew, so the stream goes on where it was, whether it carried data yet or not.
+        // Restarting here put the kernel's framing out of step with the socket's: after
+        // data, a blocked answer's last bytes went through as a new message; before any,
+        // at a sequence number the sender chose, a decoy the socket never reads framed
+        // the answer that followed it as its body.
+        // SAFETY: readable field of the packet's socket (checked non-null above).
+        let state = unsafe { (*sk).state };
+        if st.flags & SYNCED != 0
+            && direction == Direction::Ingress
+            && state != TCP_SYN_SENT
+            && state != TCP_LISTEN
+        {
+            return guard && payload > 0;
         }
         seq = seq.wrapping_add(1);
         restart(st, seq);
@@ -226,6 +234,10 @@ pub fn capture(
     }
     let dropping = |st: &Stream| st.flags & DROPPING != 0 && after(end, st.drop_from);
     if st.flags & LOST != 0 {
+        // Lost before enforce mode began: from now on nothing unread reaches a client.
+        if guard && st.flags & DROPPING == 0 {
+            lose(st, true);
+        }
         // Not parsed (nor sent to the agent, which could not cut it into messages).
         st.next = end;
         return client && dropping(st);

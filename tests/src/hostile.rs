@@ -35,6 +35,12 @@ pub enum Segments {
     /// All but the last byte, then a bare SYN whose sequence number is one before that
     /// byte's (`synjection`), then the last byte.
     SynBeforeLast,
+    /// Before any byte of the reply: a bare SYN whose sequence number is a decoy's length
+    /// before the reply's first byte, then one segment from there (through a raw socket)
+    /// carrying the decoy (a length prefix that spans it and the whole reply, and a
+    /// message with an innocent question), then the reply. The client's TCP trims the
+    /// bytes before its next expected one: the application reads the reply alone.
+    SynDecoy,
 }
 
 impl Segments {
@@ -44,16 +50,17 @@ impl Segments {
             None if s == "prefix" => Segments::Prefix,
             None if s == "urgent" => Segments::Urgent,
             None if s == "syn" => Segments::SynBeforeLast,
+            None if s == "syndecoy" => Segments::SynDecoy,
             Some(("header", n)) => Segments::Header(n.parse()?),
             Some(("every", n)) => Segments::Every(n.parse::<usize>()?.max(1)),
-            _ => bail!("TCP={s}: want whole, prefix, urgent, syn, header:N or every:N"),
+            _ => bail!("TCP={s}: want whole, prefix, urgent, syn, syndecoy, header:N or every:N"),
         })
     }
 
     /// Where the reply is cut.
     fn cuts(self, len: usize) -> Vec<usize> {
         let cuts = match self {
-            Segments::Whole => vec![],
+            Segments::Whole | Segments::SynDecoy => vec![],
             Segments::Prefix => vec![2],
             Segments::Urgent => vec![1],
             Segments::SynBeforeLast => vec![len.saturating_sub(1)],
@@ -261,6 +268,12 @@ impl Hostile {
     pub fn serve(self, addr: SocketAddr) -> anyhow::Result<()> {
         let udp = UdpSocket::bind(addr).context("bind udp")?;
         let tcp = TcpListener::bind(addr).context("bind tcp")?;
+        if self.segments == Segments::SynDecoy {
+            // Segments sent outside the socket carry no timestamp option: connections in
+            // this network namespace negotiate none.
+            std::fs::write("/proc/sys/net/ipv4/tcp_timestamps", "0")
+                .context("turning TCP timestamps off")?;
+        }
         if self.v6ext.options > 0 {
             // Accepted connections inherit the listener's options.
             v6ext::sticky(tcp.as_raw_fd(), self.v6ext.options).context("V6EXT on TCP")?;
@@ -309,6 +322,7 @@ impl Hostile {
                 Segments::SynBeforeLast => {
                     write_syn_before_last(&mut s, &reply, self.pause).ok()?
                 }
+                Segments::SynDecoy => write_syn_decoy(&s, &reply, self.pause).ok()?,
                 _ => {
                     let cuts = self.segments.cuts(reply.len());
                     write_cut_paced(&mut s, &reply, &cuts, self.pause).ok()?;
@@ -343,6 +357,28 @@ fn write_syn_before_last(s: &mut TcpStream, bytes: &[u8], pause: Duration) -> an
     std::thread::sleep(pause);
     s.write_all(last)?;
     Ok(())
+}
+
+/// Sends `reply` behind a decoy at a sequence number a bare SYN made the programs on the
+/// path start from (`Segments::SynDecoy`).
+fn write_syn_decoy(s: &TcpStream, reply: &[u8], pause: Duration) -> anyhow::Result<()> {
+    // An answer to an innocent question, framed to span itself and the whole reply.
+    let mut msg = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(b"\x02ok\x07example\x00\x00\x01\x00\x01");
+    let spans = u16::try_from(msg.len() + reply.len()).context("reply too long")?;
+    let mut bytes = spans.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&msg);
+    let decoy = bytes.len() as u32;
+    bytes.extend_from_slice(reply);
+    let (seq, ack) = (
+        crate::synjection::next_send_seq(s)?,
+        crate::synjection::next_recv_seq(s)?,
+    );
+    let (from, to) = (s.local_addr()?, s.peer_addr()?);
+    let start = seq.wrapping_sub(decoy);
+    crate::synjection::send_syn(from, to, start.wrapping_sub(1))?;
+    std::thread::sleep(pause.max(Duration::from_millis(5)));
+    crate::synjection::send_data(from, to, start, ack, &bytes)
 }
 
 /// `msg` with its 2-byte length prefix.

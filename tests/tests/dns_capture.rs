@@ -215,19 +215,39 @@ fn enforce_drops_a_tcp_answer_with_a_syn_before_its_last_byte() {
     if !require_privileges("tcp_syn_mid_stream") {
         return;
     }
-    let t = hostile(600, &["TCP=syn"]);
-    let (mut a, state) = agent(&t, "tcpsyn", "enforce");
-    // Under the blocked slip army.ml: an NXDOMAIN of a few dozen bytes.
+    only_the_lookalike_s_tcp_answer_is_dropped("TCP=syn", "tcpsyn", "past the SYN");
+}
+
+/// In enforce mode, from the hostile server with `opt`: the answer under the blocked slip
+/// army.ml (an NXDOMAIN of a few dozen bytes) never reaches the client over TCP, and a
+/// legitimate answer sent the same way does (`how` says how, for the failure).
+fn only_the_lookalike_s_tcp_answer_is_dropped(opt: &str, tag: &str, how: &str) {
+    let t = hostile(600, &[opt]);
+    let (mut a, state) = agent(&t, tag, "enforce");
     let blocked = ask(&t, "tcp", "mx.army.ml", "A", 1500);
     assert!(
         blocked["answer"].is_null(),
-        "the lookalike's answer reached the client past the SYN: {blocked}"
+        "the lookalike's answer reached the client {how}: {blocked}"
     );
-    // A legitimate answer cut the same way still arrives.
     let other = ask(&t, "tcp", "mx.army.mil", "A", 1500);
     assert!(other["answer"].is_string(), "{other}");
     a.stop(libc::SIGINT).expect("stop");
     std::fs::remove_dir_all(state).ok();
+}
+
+/// A bare SYN before any byte of the reply, with a sequence number a decoy's length
+/// before the reply's first byte, then one segment from there: the decoy (a length that
+/// spans the reply, an innocent question) and the reply. The host's TCP discards the SYN
+/// and trims the decoy; the application reads the reply alone. Before, the SYN restarted
+/// the kernel's stream where the sender chose (the stream had carried no data yet): it
+/// framed the decoy, judged its innocent question and read the lookalike's answer as the
+/// decoy's body, which reached the client in enforce mode.
+#[test]
+fn enforce_drops_a_tcp_answer_behind_a_syn_and_a_decoy() {
+    if !require_privileges("tcp_syn_decoy") {
+        return;
+    }
+    only_the_lookalike_s_tcp_answer_is_dropped("TCP=syndecoy", "tcpdecoy", "behind the decoy");
 }
 
 /// An answer whose question name ends in a compression pointer (to a zero byte of the
