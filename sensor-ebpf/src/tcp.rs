@@ -234,10 +234,6 @@ pub fn capture(
     }
     let dropping = |st: &Stream| st.flags & DROPPING != 0 && after(end, st.drop_from);
     if st.flags & LOST != 0 {
-        // Lost before enforce mode began: from now on nothing unread reaches a client.
-        if guard && st.flags & DROPPING == 0 {
-            lose(st, true);
-        }
         // Not parsed (nor sent to the agent, which could not cut it into messages).
         st.next = end;
         return client && dropping(st);
