@@ -15,7 +15,9 @@ use crate::{
     state::lru::TtlLru,
 };
 
-/// Most routes remembered per address; past it, the one expiring first gives way.
+/// Most routes remembered per address; past it, one no asker received gives way first
+/// (whoever writes a lookalike's DNS can send those with any TTL), then the one expiring
+/// first.
 pub const ROUTES_PER_ADDR: usize = 8;
 
 /// One route of an address and when it stops being believed.
@@ -75,7 +77,8 @@ fn merge(list: &mut Vec<Attribution>, a: Attribution) {
         }
         None => {
             if list.len() >= ROUTES_PER_ADDR
-                && let Some(i) = (0..list.len()).min_by_key(|i| list[*i].expires)
+                && let Some(i) =
+                    (0..list.len()).min_by_key(|i| (list[*i].delivered, list[*i].expires))
             {
                 list.remove(i);
             }
@@ -142,7 +145,7 @@ fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
         return;
     }
     if list.len() >= ROUTES_PER_ADDR
-        && let Some(i) = (0..list.len()).min_by_key(|i| list[*i].expires)
+        && let Some(i) = (0..list.len()).min_by_key(|i| (list[*i].delivered, list[*i].expires))
     {
         list.remove(i);
     }
@@ -370,5 +373,45 @@ mod tests {
         assert_eq!(latest((later, false), (t, true)), (t, true));
         assert_eq!(latest((t, true), (later, true)), (later, true));
         assert_eq!(latest((t, false), (later, false)), (later, false));
+    }
+
+    fn route(domain: &str, ttl: u64, delivered: bool) -> Attribution {
+        let now = Instant::now();
+        Attribution {
+            route: Route {
+                recipient_domain: domain.into(),
+                mx_host: format!("mx.{domain}"),
+                qname: domain.into(),
+            },
+            expires: now + Duration::from_secs(ttl),
+            asked: now,
+            delivered,
+            answer: Verdict::Allowed,
+        }
+    }
+
+    /// Routes no asker received, with a day's TTL each, cannot push out one an asker
+    /// received that expires sooner.
+    #[test]
+    fn a_received_route_outlasts_unreceived_ones_at_the_bound() {
+        let mut list = vec![route("fabrikam.com", 300, true)];
+        for i in 0..2 * ROUTES_PER_ADDR {
+            merge(&mut list, route(&format!("f{i}.example"), 86_400, false));
+        }
+        assert_eq!(list.len(), ROUTES_PER_ADDR);
+        assert!(
+            list.iter()
+                .any(|a| a.route.recipient_domain == "fabrikam.com")
+        );
+        // Among received routes, the one expiring first still goes.
+        let mut list: Vec<Attribution> = (0..ROUTES_PER_ADDR)
+            .map(|i| route(&format!("r{i}.example"), 600 + i as u64, true))
+            .collect();
+        merge(&mut list, route("late.example", 86_400, true));
+        assert!(
+            !list
+                .iter()
+                .any(|a| a.route.recipient_domain == "r0.example")
+        );
     }
 }
