@@ -494,21 +494,18 @@ fn block_finding(
 /// is an old friend, reported but never blocked. A name that is not a domain is judged
 /// by its readable labels (`unreadable.rs`).
 fn lookalike(engine: &Memo, learning: &Learning, name: &str) -> Option<Finding> {
-    let judged = |name: &str| match engine.classify(name) {
+    match engine.classify(name) {
         Classification::Typosquat(mut f) | Classification::Lookalike(mut f) => {
             if f.action == Action::Block && learning.established(name) {
                 f.action = Action::Alert;
             }
-            Some(Some(f))
+            Some(f)
         }
-        Classification::Invalid(_) => None,
-        _ => Some(None),
-    };
-    judged(name).unwrap_or_else(|| {
-        unreadable::readable_part(name)
-            .and_then(|n| judged(&n))
-            .flatten()
-    })
+        // The readable part is a name, so this recurses once at most.
+        Classification::Invalid(_) => unreadable::readable_part(name)
+            .and_then(|readable| lookalike(engine, learning, &readable)),
+        _ => None,
+    }
 }
 
 /// Whether the policy blocks deliveries to `name`.

@@ -64,6 +64,16 @@ fn latest(old: (Instant, bool), new: (Instant, bool)) -> (Instant, bool) {
     }
 }
 
+/// Makes room for one more in `list` at `ROUTES_PER_ADDR`: the entry with the least
+/// `key` (received, expiry) goes.
+fn make_room<T>(list: &mut Vec<T>, key: impl Fn(&T) -> (bool, Instant)) {
+    if list.len() >= ROUTES_PER_ADDR
+        && let Some(i) = (0..list.len()).min_by_key(|i| key(&list[*i]))
+    {
+        list.remove(i);
+    }
+}
+
 /// Adds (or refreshes) `a` among an address's routes.
 fn merge(list: &mut Vec<Attribution>, a: Attribution) {
     let same = list.iter_mut().find(|o| o.route == a.route);
@@ -76,12 +86,7 @@ fn merge(list: &mut Vec<Attribution>, a: Attribution) {
             }
         }
         None => {
-            if list.len() >= ROUTES_PER_ADDR
-                && let Some(i) =
-                    (0..list.len()).min_by_key(|i| (list[*i].delivered, list[*i].expires))
-            {
-                list.remove(i);
-            }
+            make_room(list, |o| (o.delivered, o.expires));
             list.push(a);
         }
     }
@@ -144,11 +149,7 @@ fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
         }
         return;
     }
-    if list.len() >= ROUTES_PER_ADDR
-        && let Some(i) = (0..list.len()).min_by_key(|i| (list[*i].delivered, list[*i].expires))
-    {
-        list.remove(i);
-    }
+    make_room(list, |o| (o.delivered, o.expires));
     list.push(r);
 }
 
