@@ -252,6 +252,27 @@ impl Outcome for CreditWithheld<'_> {
     }
 }
 
+/// A connect to an address a lookalike's answer named, not reported as a delivery to the
+/// lookalike: no asker received that answer (`pipeline/explain.rs`).
+pub struct LookalikeNotReceived {
+    /// The lookalike recipient domains left out.
+    pub lookalikes: Vec<String>,
+    /// The address connected to.
+    pub address: IpAddr,
+}
+
+impl Outcome for LookalikeNotReceived {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.lookalikes_not_received.inc();
+        log::debug!(
+            "connect to {} not reported for {:?}: no asker received the answers that named \
+             it for them",
+            self.address,
+            self.lookalikes
+        );
+    }
+}
+
 /// A lookalike's address that a legitimate name also resolves to: never blocked, or its
 /// block lifted (the lookalike's own answers are still dropped by name).
 pub struct AddressShared {
@@ -329,6 +350,8 @@ pub struct Unattributed {
     pub verdict: Verdict,
     /// Who connected.
     pub process: Process,
+    /// Lookalikes whose dropped answers named the address (see `Event`).
+    pub dropped_lookalikes: Vec<String>,
 }
 
 impl Outcome for Unattributed {
@@ -340,6 +363,7 @@ impl Outcome for Unattributed {
             port: self.port,
             verdict: self.verdict.name(),
             process: self.process,
+            dropped_lookalikes: self.dropped_lookalikes,
         });
     }
 }

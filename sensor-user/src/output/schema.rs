@@ -385,6 +385,10 @@ pub enum Event {
         verdict: &'static str,
         /// Who connected.
         process: Process,
+        /// Lookalikes whose answers named this address but were dropped before any asker
+        /// received them: not why the host connected (`pipeline/explain.rs`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        dropped_lookalikes: Vec<String>,
     },
 }
 

@@ -1,6 +1,7 @@
 //! SMTP connects: each is attributed through the route cache to every recipient domain
-//! its address was learned for, and judged; each lookalike among them is reported (or its
-//! refusal is), an address without DNS history is reported as unattributed.
+//! its address was learned for that can be why the host connected (`explain.rs`), and
+//! judged; each lookalike among them is reported (or its refusal is), an address without
+//! such a route is reported as unattributed.
 //!
 //! In monitor mode a detection says `would_block` whenever enforce mode would have
 //! stopped that delivery: by dropping the answer that gave the address (the kernel judged
@@ -13,12 +14,15 @@ use sensor_common::Verdict;
 use super::{
     ConnectIn, Pipeline,
     credit::{Credit, credit},
+    explain::explaining,
     routes::Attribution,
 };
 use crate::{
     agent::{
         enforcer::Enforcer,
-        outcomes::{ConnectRefused, CreditWithheld, Detected, Outcome, Unattributed},
+        outcomes::{
+            ConnectRefused, CreditWithheld, Detected, LookalikeNotReceived, Outcome, Unattributed,
+        },
     },
     attrib::Process,
     detect::Finding,
@@ -48,12 +52,24 @@ impl<E: Enforcer> Pipeline<E> {
             .smtp_connects
             .with_label_values(&[&c.port.to_string(), family, c.verdict.name()])
             .inc();
-        let routes = self.routes.get(&c.addr, Instant::now());
+        let all = self.routes.get(&c.addr, Instant::now());
         let blocked = c.verdict == Verdict::Blocked;
+        // A refusal is named by every lookalike behind its block; a delivery only by
+        // the routes that can be why the host connected.
+        let routes = if blocked {
+            all.clone()
+        } else {
+            explaining(&all)
+        };
         let mut found = self.lookalikes(&routes);
         if found.is_empty() && blocked {
             found = self.adopted_block(&c);
         }
+        let unreceived = if blocked {
+            Vec::new()
+        } else {
+            self.not_received(&c, &all, &found)
+        };
         // Whether an event line is written for this connect (clean ones get none).
         let wrote = blocked || !found.is_empty() || routes.is_empty();
         if wrote {
@@ -82,7 +98,7 @@ impl<E: Enforcer> Pipeline<E> {
                 }
             }
             if routes.is_empty() && found.is_empty() {
-                self.unattributed(&c, process);
+                self.unattributed(&c, process, unreceived);
             }
         }
         // One delivery for the ledger, once the events read it as it was (`credit.rs`).
@@ -127,6 +143,34 @@ impl<E: Enforcer> Pipeline<E> {
             }
         }
         out
+    }
+
+    /// Counts the lookalikes among `all` left out of `found` (no asker received them),
+    /// and returns them.
+    fn not_received(
+        &mut self,
+        c: &ConnectIn,
+        all: &[Attribution],
+        found: &[(Attribution, Finding)],
+    ) -> Vec<String> {
+        let left: Vec<String> = self
+            .lookalikes(all)
+            .iter()
+            .filter(|(a, _)| {
+                !found
+                    .iter()
+                    .any(|(f, _)| f.route.recipient_domain == a.route.recipient_domain)
+            })
+            .map(|(a, _)| a.route.recipient_domain.clone())
+            .collect();
+        if !left.is_empty() {
+            LookalikeNotReceived {
+                lookalikes: left.clone(),
+                address: c.addr,
+            }
+            .emit(&mut self.sink);
+        }
+        left
     }
 
     /// A refusal by a block this agent has no route for (a previous agent's, adopted):
@@ -192,12 +236,13 @@ impl<E: Enforcer> Pipeline<E> {
         }
     }
 
-    fn unattributed(&mut self, c: &ConnectIn, process: Process) {
+    fn unattributed(&mut self, c: &ConnectIn, process: Process, dropped_lookalikes: Vec<String>) {
         Unattributed {
             address: c.addr.to_string(),
             port: c.port,
             verdict: c.verdict,
             process,
+            dropped_lookalikes,
         }
         .emit(&mut self.sink);
     }

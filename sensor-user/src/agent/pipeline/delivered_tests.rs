@@ -1,6 +1,7 @@
 //! Routes no asker received (an answer the kernel dropped, or one seen only at a local
 //! resolver's upstream socket): they never teach an address block, not even when a
-//! policy change blocks cached addresses anew, and never earn a delivery's credit.
+//! policy change blocks cached addresses anew, never earn a delivery's credit, and never
+//! make a delivery beside a received route a detection.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -9,7 +10,7 @@ use sensor_common::event::Direction;
 
 use super::{
     DnsIn, Pipeline,
-    tests::{answer, connect, dns, mx_record, pipeline_seeded, query},
+    tests::{MX_IP, a_record, answer, connect, dns, events, mx_record, pipeline_seeded, query},
 };
 use crate::{agent::enforcer::Simulated, kernel::maps::Mode};
 
@@ -117,4 +118,72 @@ fn an_address_whose_route_s_mx_answer_no_asker_received_is_never_blocked() {
         !p.enforcer().addrs.contains_key(&RELAY_IP),
         "an address no asker was told was the lookalike's was blocked"
     );
+}
+
+/// In enforce mode a lookalike's MX answer naming a provider's host is dropped; a
+/// legitimate recipient on that host is then looked up and delivered to. That delivery
+/// was reported as a detection of the lookalike, `allowed`: a page, in enforce mode, for
+/// mail that went where it was meant to, as often as the lookalike's DNS owner likes.
+#[test]
+fn a_delivery_beside_a_lookalike_s_dropped_answer_is_no_detection() {
+    let (mut p, lines, m) = pipeline_seeded(POLICY, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    for d in ["army.ml.", "partner.org."] {
+        dns(&mut p, &query(d, RecordType::MX), Direction::Egress);
+        let mx = mx_record(d, "mx.provider.net.");
+        dns(
+            &mut p,
+            &answer(
+                d,
+                RecordType::MX,
+                vec![mx],
+                vec![a_record("mx.provider.net.")],
+            ),
+            Direction::Ingress,
+        );
+    }
+    assert_eq!(
+        events(&lines, "block").len(),
+        1,
+        "the lookalike's answer passed"
+    );
+    connect(&mut p, MX_IP);
+    assert!(
+        events(&lines, "detection").is_empty(),
+        "{:?}",
+        events(&lines, "detection")
+    );
+    assert!(events(&lines, "unattributed_connect").is_empty());
+    assert_eq!(m.lookalikes_not_received.get(), 1);
+}
+
+/// The lookalike's dropped answer names the relay host (which the host delivers to by
+/// address): every relayed delivery was reported as one to the lookalike.
+#[test]
+fn a_relayed_delivery_is_not_reported_as_the_lookalike_whose_dropped_answer_named_it() {
+    let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    dns(&mut p, &lookalike_answer(), Direction::Ingress);
+    connect(&mut p, RELAY_IP);
+    assert!(events(&lines, "detection").is_empty());
+    let u = events(&lines, "unattributed_connect");
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0]["dropped_lookalikes"][0], "army.ml");
+}
+
+/// A host whose lookups the sensor sees only at its resolver's upstream socket (its MTA
+/// asks the resolver through a local API) still has its lookalike deliveries reported.
+#[test]
+fn a_route_seen_only_upstream_still_explains_a_connect_with_no_other_route() {
+    let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
+    at_resolver_upstream(&mut p, &lookalike_answer());
+    connect(&mut p, RELAY_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
 }

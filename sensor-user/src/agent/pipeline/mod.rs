@@ -12,6 +12,7 @@ pub mod bound;
 pub mod collide;
 mod connect;
 pub mod credit;
+mod explain;
 mod lease;
 pub mod ledger;
 mod query;

@@ -273,11 +273,14 @@ fn enforce_drops_the_answer_and_learns_no_address_from_it() {
     assert_eq!(m.blocked.with_label_values(&["dns_answer"]).get(), 1);
     // Nobody here received that answer: its addresses may be anyone's mail host.
     assert!(p.enforcer().addrs.is_empty());
-    // A host that knew the address some other way is not stopped, and that is said.
+    // A host connecting there was never told the address by the lookalike's answer
+    // (whoever writes it can name anyone's host): the connect is unattributed, and says
+    // which dropped answers named the address.
     connect(&mut p, MX_IP);
-    let d = events(&lines, "detection");
-    assert_eq!(d[0]["verdict"], "allowed", "{d:?}");
-    assert!(d[0].get("mechanism").is_none());
+    assert!(events(&lines, "detection").is_empty());
+    let u = events(&lines, "unattributed_connect");
+    assert_eq!(u[0]["dropped_lookalikes"][0], "army.ml", "{u:?}");
+    assert_eq!(m.lookalikes_not_received.get(), 1);
 }
 
 #[test]
