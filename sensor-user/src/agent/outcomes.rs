@@ -350,20 +350,28 @@ pub struct Unattributed {
     pub verdict: Verdict,
     /// Who connected.
     pub process: Process,
-    /// Lookalikes whose dropped answers named the address (see `Event`).
-    pub dropped_lookalikes: Vec<String>,
+    /// Lookalikes whose answers named the address but reached no asker (see `Event`).
+    pub unreceived_lookalikes: Vec<String>,
 }
 
 impl Outcome for Unattributed {
     fn emit(self, sink: &mut Sink) {
         sink.metrics.unattributed.inc();
+        // A host that knew a lookalike's address some other way (its own cache from
+        // before the block, a lookup the sensor could not see) is told apart from a
+        // plain relay delivery only by this: worth a look, not a page.
+        let severity = if self.unreceived_lookalikes.is_empty() {
+            Severity::Info
+        } else {
+            Severity::Warning
+        };
         sink.emit(Event::UnattributedConnect {
-            severity: Severity::Info,
+            severity,
             address: self.address,
             port: self.port,
             verdict: self.verdict.name(),
             process: self.process,
-            dropped_lookalikes: self.dropped_lookalikes,
+            unreceived_lookalikes: self.unreceived_lookalikes,
         });
     }
 }

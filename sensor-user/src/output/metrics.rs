@@ -111,7 +111,7 @@ metrics! {
     /// Deliveries to a shared host whose credit a lookalike's fresher answer would have had.
     credits_withheld: IntCounter = counter("correspondent_credits_withheld_total", "Deliveries to a mail host shared by a lookalike and a legitimate recipient asked for close together: credited to neither in the correspondents ledger, so a lookalike never becomes an established correspondent with other domains' mail.");
     /// Connects not reported for a lookalike whose answers no asker received.
-    lookalikes_not_received: IntCounter = counter("connect_lookalikes_not_received_total", "Connects to an address a lookalike's answer named, not reported as deliveries to the lookalike because no asker received that answer: the kernel dropped it, or only a local resolver's upstream socket saw it while another route to the address was received.");
+    lookalikes_not_received: IntCounter = counter("connect_lookalikes_not_received_total", "Connects to an address a lookalike's answer named, not reported as deliveries to the lookalike because no asker can have been told it: the kernel dropped the answer, or only a local resolver's own lookup (no MX answer behind it) gave the address.");
     /// Glue addresses of MX answers past the per-exchanger or per-answer bound.
     glue_skipped: IntCounter = counter("dns_glue_skipped_total", "Glue addresses in MX answers past the per-exchanger (32) or per-answer (1024) bound, not learned.");
     /// Config reloads, by result (ok|error).

@@ -385,10 +385,10 @@ pub enum Event {
         verdict: &'static str,
         /// Who connected.
         process: Process,
-        /// Lookalikes whose answers named this address but were dropped before any asker
-        /// received them: not why the host connected (`pipeline/explain.rs`).
+        /// Lookalikes whose answers named this address but reached no asker (dropped, or
+        /// a local resolver's own lookup): not why the host connected (`explain.rs`).
         #[serde(skip_serializing_if = "Vec::is_empty")]
-        dropped_lookalikes: Vec<String>,
+        unreceived_lookalikes: Vec<String>,
     },
 }
 

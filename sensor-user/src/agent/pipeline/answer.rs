@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use sensor_common::{Verdict, maps::target_id, qname_hashes};
 
 use super::{
-    DnsIn, Pipeline, block_finding, registrable,
+    DnsIn, Pipeline, block_finding, lookalike, registrable,
     routes::{Judged, Learnt},
 };
 use crate::{
@@ -62,9 +62,16 @@ impl<E: Enforcer> Pipeline<E> {
             resolver: d.resolver,
         };
         let now = std::time::Instant::now();
-        let routes = self
-            .routes
-            .learn(msg, &learned, |ttl| settings.expiry(ttl), judged, now);
+        let (engine, learning) = (&self.engine, &self.learning);
+        let is_lookalike = |d: &str| lookalike(engine, learning, d).is_some();
+        let routes = self.routes.learn(
+            msg,
+            &learned,
+            |ttl| settings.expiry(ttl),
+            judged,
+            now,
+            &is_lookalike,
+        );
         self.routes.report(&self.sink.metrics);
         // Only an answer the asker received can have taught it an address.
         let delivered = d.verdict != Verdict::Blocked && !d.resolver;

@@ -52,7 +52,7 @@ impl<E: Enforcer> Pipeline<E> {
             .smtp_connects
             .with_label_values(&[&c.port.to_string(), family, c.verdict.name()])
             .inc();
-        let all = self.routes.get(&c.addr, Instant::now());
+        let all = self.routes.for_connect(&c.addr, Instant::now());
         let blocked = c.verdict == Verdict::Blocked;
         // A refusal is named by every lookalike behind its block; a delivery only by
         // the routes that can be why the host connected.
@@ -194,6 +194,7 @@ impl<E: Enforcer> Pipeline<E> {
                     expires: Instant::now(),
                     asked: Instant::now(),
                     delivered: false,
+                    via_mx: false,
                     answer: Verdict::Allowed,
                 };
                 Some((a, f))
@@ -236,13 +237,18 @@ impl<E: Enforcer> Pipeline<E> {
         }
     }
 
-    fn unattributed(&mut self, c: &ConnectIn, process: Process, dropped_lookalikes: Vec<String>) {
+    fn unattributed(
+        &mut self,
+        c: &ConnectIn,
+        process: Process,
+        unreceived_lookalikes: Vec<String>,
+    ) {
         Unattributed {
             address: c.addr.to_string(),
             port: c.port,
             verdict: c.verdict,
             process,
-            dropped_lookalikes,
+            unreceived_lookalikes,
         }
         .emit(&mut self.sink);
     }

@@ -84,6 +84,7 @@ mod tests {
             expires: asked + Duration::from_secs(ttl),
             asked,
             delivered: true,
+            via_mx: true,
             answer: Verdict::Allowed,
         }
     }

@@ -173,7 +173,8 @@ fn a_relayed_delivery_is_not_reported_as_the_lookalike_whose_dropped_answer_name
     assert!(events(&lines, "detection").is_empty());
     let u = events(&lines, "unattributed_connect");
     assert_eq!(u.len(), 1);
-    assert_eq!(u[0]["dropped_lookalikes"][0], "army.ml");
+    assert_eq!(u[0]["unreceived_lookalikes"][0], "army.ml");
+    assert_eq!(u[0]["severity"], "warning");
 }
 
 /// A host whose lookups the sensor sees only at its resolver's upstream socket (its MTA
@@ -182,6 +183,53 @@ fn a_relayed_delivery_is_not_reported_as_the_lookalike_whose_dropped_answer_name
 fn a_route_seen_only_upstream_still_explains_a_connect_with_no_other_route() {
     let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
     at_resolver_upstream(&mut p, &lookalike_answer());
+    connect(&mut p, RELAY_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
+}
+
+/// `name A RELAY_IP`, as a local resolver's upstream socket receives it.
+fn relay_address_upstream(p: &mut Pipeline<Simulated>, name: &str) {
+    let a = Record::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        86_400,
+        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+    );
+    at_resolver_upstream(p, &answer(name, RecordType::A, vec![a], vec![]));
+}
+
+/// A resolver's own lookup (the address of a name server a lookalike's owner set up for
+/// another of their zones) names the relay host: no MX answer behind it, nobody on this
+/// host asked. Every relayed delivery was reported as one to the lookalike.
+#[test]
+fn a_resolver_s_own_address_lookup_explains_no_connect() {
+    let (mut p, lines, m) = pipeline_seeded(POLICY, |_| {});
+    relay_address_upstream(&mut p, "ns1.army.ml.");
+    connect(&mut p, RELAY_IP);
+    assert!(events(&lines, "detection").is_empty());
+    assert_eq!(m.lookalikes_not_received.get(), 1);
+}
+
+/// The MTA's lookups show only at the resolver's upstream socket (it asks through a
+/// local API); the lookalike's owner also has the host receive a clean name's answer
+/// naming the same address. The delivery to the lookalike was hidden behind it.
+#[test]
+fn a_received_clean_route_does_not_hide_an_upstream_only_lookalike_route() {
+    let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
+    at_resolver_upstream(&mut p, &lookalike_answer());
+    let q = "neutral.example.";
+    let a = Record::from_rdata(
+        Name::from_ascii(q).unwrap(),
+        300,
+        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+    );
+    dns(&mut p, &query(q, RecordType::A), Direction::Egress);
+    dns(
+        &mut p,
+        &answer(q, RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
     connect(&mut p, RELAY_IP);
     let d = events(&lines, "detection");
     assert_eq!(d.len(), 1, "{d:?}");

@@ -1,29 +1,29 @@
 //! Which of an address's routes can be why a host connected to it.
 //!
-//! A route learned from an answer no asker received (the kernel dropped it, or it was
-//! seen only at a local resolver's upstream socket) cannot be why the MTA connected while
-//! a route it did receive leads to the same address. Whoever writes a lookalike's DNS can
-//! name any address in it: a provider's host, the victim's relay host. Reporting every
-//! delivery there as one to the lookalike would page the operator, in enforce mode, for
-//! mail that went where it was meant to. Such a route is left out then, and counted.
+//! Whoever writes a lookalike's DNS can name any address in it: a provider's host, the
+//! victim's relay host. A route counts only when the host can have been told it:
+//! - an asker received an answer that taught it (the MX answer included), or
+//! - it was seen only at a local resolver's upstream socket, was not dropped at any
+//!   asker, and came through an MX answer: a host whose lookups the sensor sees only
+//!   there (its MTA asks the resolver through a local API) has only such routes.
 //!
-//! With no received route, a route whose answer was seen only at a resolver's upstream
-//! socket still counts (a host whose lookups the sensor cannot see, say through a
-//! resolver's local API, has only such routes), but not one whose answer the kernel
-//! dropped at its asker: that host was never told.
+//! So a lookalike's answer the kernel dropped at its asker never makes a delivery to that
+//! address a detection (a page, in enforce mode, for mail that went where it was meant
+//! to, as often as the lookalike's owner likes), nor does an address the resolver looked
+//! up for itself (a name server's) with no MX answer behind it. Such routes are counted.
 
 use sensor_common::Verdict;
 
 use super::routes::Attribution;
 
+/// Whether route `a` can be why a host connected to its address.
+fn explains(a: &Attribution) -> bool {
+    a.delivered || (a.answer != Verdict::Blocked && a.via_mx)
+}
+
 /// The routes of `routes` that can be why a host connected to their address.
 pub fn explaining(routes: &[Attribution]) -> Vec<Attribution> {
-    let any_received = routes.iter().any(|a| a.delivered);
-    routes
-        .iter()
-        .filter(|a| a.delivered || (!any_received && a.answer != Verdict::Blocked))
-        .cloned()
-        .collect()
+    routes.iter().filter(|a| explains(a)).cloned().collect()
 }
 
 #[cfg(test)]
@@ -33,7 +33,7 @@ mod tests {
     use super::*;
     use crate::output::schema::Route;
 
-    fn route(domain: &str, delivered: bool, answer: Verdict) -> Attribution {
+    fn route(domain: &str, delivered: bool, answer: Verdict, via_mx: bool) -> Attribution {
         let now = Instant::now();
         Attribution {
             route: Route {
@@ -44,6 +44,7 @@ mod tests {
             expires: now + Duration::from_secs(300),
             asked: now,
             delivered,
+            via_mx,
             answer,
         }
     }
@@ -56,30 +57,33 @@ mod tests {
     }
 
     #[test]
-    fn a_received_route_outweighs_any_unreceived_one() {
+    fn a_route_from_a_dropped_answer_never_explains() {
         let routes = [
-            route("army.ml", false, Verdict::Blocked),
-            route("army.mx", false, Verdict::Allowed),
-            route("partner.example", true, Verdict::Allowed),
+            route("army.ml", false, Verdict::Blocked, true),
+            route("partner.example", true, Verdict::Allowed, true),
         ];
         assert_eq!(domains(&explaining(&routes)), ["partner.example"]);
+        assert!(explaining(&[route("army.ml", false, Verdict::Blocked, true)]).is_empty());
     }
 
     #[test]
-    fn with_none_received_only_a_dropped_answer_s_route_is_left_out() {
+    fn an_upstream_only_route_explains_through_an_mx_answer_only() {
+        // Beside a received route too: a clean answer the attacker has the host receive
+        // must not hide a delivery whose lookups only the resolver's socket showed.
         let routes = [
-            route("army.ml", false, Verdict::Blocked),
-            route("army.mx", false, Verdict::Allowed),
+            route("army.mx", false, Verdict::Allowed, true),
+            route("neutral.example", true, Verdict::Allowed, false),
         ];
-        assert_eq!(domains(&explaining(&routes)), ["army.mx"]);
-        assert!(explaining(&[route("army.ml", false, Verdict::Blocked)]).is_empty());
+        assert_eq!(explaining(&routes).len(), 2);
+        // A resolver's own lookup of a name server's address: no MX answer behind it.
+        assert!(explaining(&[route("army.ml", false, Verdict::Allowed, false)]).is_empty());
     }
 
     #[test]
     fn received_routes_all_count() {
         let routes = [
-            route("army.ml", true, Verdict::Blocked),
-            route("partner.example", true, Verdict::Allowed),
+            route("army.ml", true, Verdict::Blocked, false),
+            route("partner.example", true, Verdict::Allowed, true),
         ];
         assert_eq!(explaining(&routes).len(), 2);
     }

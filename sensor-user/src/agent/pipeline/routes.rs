@@ -3,7 +3,10 @@
 //! answers). An address keeps every name it was learned for (a few per address): a later
 //! clean answer never hides a lookalike sharing the host.
 
-use std::{net::IpAddr, time::Instant};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use sensor_common::Verdict;
 
@@ -16,9 +19,16 @@ use crate::{
 };
 
 /// Most routes remembered per address; past it, one no asker received gives way first
-/// (whoever writes a lookalike's DNS can send those with any TTL), then the one expiring
-/// first.
+/// (whoever writes a lookalike's DNS can send those with any TTL), then one whose
+/// recipient is no lookalike (clean answers naming the same host must not push a
+/// lookalike's route out), then the one expiring first.
 pub const ROUTES_PER_ADDR: usize = 8;
+
+/// How long past its TTL a route still names a connect's recipient (never a block): an
+/// MTA tries the exchangers it resolved in turn, each for up to its connect timeout
+/// (Postfix: 30 s, five addresses), so whoever writes a lookalike's DNS could list dead
+/// hosts first and have the real delivery come after a short TTL ran out, unattributed.
+pub const ATTRIBUTION_GRACE: Duration = Duration::from_secs(300);
 
 /// One route of an address and when it stops being believed.
 #[derive(Clone, Debug)]
@@ -38,6 +48,10 @@ pub struct Attribution {
     /// such a route teaches an address block or earns a delivery's credit (a resolver
     /// keeps back records its client never gets: out-of-zone glue, say).
     pub delivered: bool,
+    /// Its recipient came from an MX answer (else it is the registrable-domain guess for
+    /// an address no MX answer led to: a sender check's lookup, a resolver's own lookup
+    /// of a name server).
+    pub via_mx: bool,
     /// The kernel's strongest verdict on an answer that carried it to a socket that uses
     /// answers (a local resolver's upstream socket never drops any): `would_block` or
     /// `blocked` means enforce mode drops that answer.
@@ -65,8 +79,8 @@ fn latest(old: (Instant, bool), new: (Instant, bool)) -> (Instant, bool) {
 }
 
 /// Makes room for one more in `list` at `ROUTES_PER_ADDR`: the entry with the least
-/// `key` (received, expiry) goes.
-fn make_room<T>(list: &mut Vec<T>, key: impl Fn(&T) -> (bool, Instant)) {
+/// `key` (received, a lookalike's, expiry) goes.
+fn make_room<T>(list: &mut Vec<T>, key: impl Fn(&T) -> (bool, bool, Instant)) {
     if list.len() >= ROUTES_PER_ADDR
         && let Some(i) = (0..list.len()).min_by_key(|i| key(&list[*i]))
     {
@@ -74,19 +88,23 @@ fn make_room<T>(list: &mut Vec<T>, key: impl Fn(&T) -> (bool, Instant)) {
     }
 }
 
-/// Adds (or refreshes) `a` among an address's routes.
-fn merge(list: &mut Vec<Attribution>, a: Attribution) {
+/// Adds (or refreshes) `a` among an address's routes; `lookalike` says which recipient
+/// domains are lookalikes (asked only when the list is full).
+fn merge(list: &mut Vec<Attribution>, a: Attribution, lookalike: &dyn Fn(&str) -> bool) {
     let same = list.iter_mut().find(|o| o.route == a.route);
     match same {
         Some(o) => {
             o.expires = o.expires.max(a.expires);
             (o.asked, o.delivered) = latest((o.asked, o.delivered), (a.asked, a.delivered));
+            o.via_mx |= a.via_mx;
             if rank(a.answer) > rank(o.answer) {
                 o.answer = a.answer;
             }
         }
         None => {
-            make_room(list, |o| (o.delivered, o.expires));
+            make_room(list, |o| {
+                (o.delivered, lookalike(&o.route.recipient_domain), o.expires)
+            });
             list.push(a);
         }
     }
@@ -104,6 +122,8 @@ pub struct Learnt {
     pub asked: Instant,
     /// An asker received it (see `Attribution`).
     pub delivered: bool,
+    /// Its recipient came from an MX answer (see `Attribution`).
+    pub via_mx: bool,
     /// The kernel's verdict on the answers behind this route (see `Attribution`).
     pub answer: Verdict,
 }
@@ -138,8 +158,13 @@ pub struct Routes {
     evictions_seen: u64,
 }
 
-/// Adds `r` among an exchanger's recipients (a few at most; the one expiring first goes).
-fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
+/// Adds `r` among an exchanger's recipients (a few at most; as `merge` chooses which goes).
+fn add_recipient(
+    list: &mut Vec<Recipient>,
+    r: Recipient,
+    now: Instant,
+    lookalike: &dyn Fn(&str) -> bool,
+) {
     list.retain(|o| o.expires > now);
     if let Some(o) = list.iter_mut().find(|o| o.domain == r.domain) {
         o.expires = o.expires.max(r.expires);
@@ -149,7 +174,7 @@ fn add_recipient(list: &mut Vec<Recipient>, r: Recipient, now: Instant) {
         }
         return;
     }
-    make_room(list, |o| (o.delivered, o.expires));
+    make_room(list, |o| (o.delivered, lookalike(&o.domain), o.expires));
     list.push(r);
 }
 
@@ -171,9 +196,22 @@ impl Routes {
 
     /// The live routes of `ip` (a v4-mapped address as its IPv4), newest last.
     pub fn get(&mut self, ip: &IpAddr, now: Instant) -> Vec<Attribution> {
+        self.within(ip, now, Duration::ZERO)
+    }
+
+    /// The routes of `ip` that name a connect's recipient: live ones, and those whose
+    /// TTL ran out less than `ATTRIBUTION_GRACE` ago.
+    pub fn for_connect(&mut self, ip: &IpAddr, now: Instant) -> Vec<Attribution> {
+        self.within(ip, now, ATTRIBUTION_GRACE)
+    }
+
+    fn within(&mut self, ip: &IpAddr, now: Instant, grace: Duration) -> Vec<Attribution> {
         let ip = canonical(*ip);
         self.cache.get(&ip, now).map_or_else(Vec::new, |list| {
-            list.iter().filter(|a| a.expires > now).cloned().collect()
+            list.iter()
+                .filter(|a| a.expires + grace > now)
+                .cloned()
+                .collect()
         })
     }
 
@@ -188,14 +226,21 @@ impl Routes {
         self.mx_of.expire(now);
     }
 
-    fn note_exchanger(&mut self, ex: &str, r: Recipient, now: Instant) {
+    fn note_exchanger(
+        &mut self,
+        ex: &str,
+        r: Recipient,
+        now: Instant,
+        lookalike: &dyn Fn(&str) -> bool,
+    ) {
         let mut list = self.mx_of.remove(&ex.to_string()).unwrap_or_default();
-        add_recipient(&mut list, r, now);
+        add_recipient(&mut list, r, now, lookalike);
         let until = list.iter().map(|r| r.expires).max().unwrap_or(now);
         self.mx_of.insert(ex.to_string(), list, until);
     }
 
-    /// Learns the routes in one answer; `expiry` turns a TTL into an expiry instant.
+    /// Learns the routes in one answer; `expiry` turns a TTL into an expiry instant;
+    /// `lookalike` says which recipient domains are lookalikes (for the bound).
     pub fn learn(
         &mut self,
         msg: &Message,
@@ -203,6 +248,7 @@ impl Routes {
         expiry: impl Fn(u32) -> Instant,
         judged: Judged,
         now: Instant,
+        lookalike: &dyn Fn(&str) -> bool,
     ) -> Vec<Learnt> {
         let answer = if judged.resolver {
             Verdict::Allowed
@@ -210,14 +256,15 @@ impl Routes {
             judged.verdict
         };
         let delivered = !judged.resolver && judged.verdict != Verdict::Blocked;
+        let how = (answer, delivered);
         // Who the addresses are for: an MX question names the recipient domain; an
         // address question names a mail host, whose domains earlier MX answers told us.
         let mut out = if msg.qtype == QType::Mx {
-            self.learn_mx(msg, learned, &expiry, (answer, delivered), now)
+            self.learn_mx(msg, learned, &expiry, how, now, lookalike)
         } else {
             Vec::new()
         };
-        out.extend(self.learn_addrs(msg, learned, &expiry, (answer, delivered), now));
+        out.extend(self.learn_addrs(msg, learned, &expiry, how, now, lookalike));
         for l in &mut out {
             l.ip = canonical(l.ip);
             let a = Attribution {
@@ -225,13 +272,14 @@ impl Routes {
                 expires: l.expires,
                 asked: l.asked,
                 delivered: l.delivered,
+                via_mx: l.via_mx,
                 answer: l.answer,
             };
             let mut list = self.cache.remove(&l.ip).unwrap_or_default();
-            list.retain(|o| o.expires > now);
-            merge(&mut list, a);
+            list.retain(|o| o.expires + ATTRIBUTION_GRACE > now);
+            merge(&mut list, a, lookalike);
             let until = list.iter().map(|a| a.expires).max().unwrap_or(l.expires);
-            self.cache.insert(l.ip, list, until);
+            self.cache.insert(l.ip, list, until + ATTRIBUTION_GRACE);
         }
         out
     }
@@ -244,6 +292,7 @@ impl Routes {
         expiry: &impl Fn(u32) -> Instant,
         (answer, delivered): (Verdict, bool),
         now: Instant,
+        lookalike: &dyn Fn(&str) -> bool,
     ) -> Vec<Learnt> {
         for (ex, ttl) in &learned.mx {
             let r = Recipient {
@@ -253,7 +302,7 @@ impl Routes {
                 asked: now,
                 delivered,
             };
-            self.note_exchanger(ex, r, now);
+            self.note_exchanger(ex, r, now, lookalike);
         }
         let glue = learned.glue.iter().map(|(ex, ip, ttl)| Learnt {
             ip: *ip,
@@ -265,6 +314,7 @@ impl Routes {
             expires: expiry(*ttl),
             asked: now,
             delivered,
+            via_mx: true,
             answer,
         });
         glue.collect()
@@ -279,14 +329,16 @@ impl Routes {
         expiry: &impl Fn(u32) -> Instant,
         (answer, delivered): (Verdict, bool),
         now: Instant,
+        lookalike: &dyn Fn(&str) -> bool,
     ) -> Vec<Learnt> {
         let recipients = self.recipients_of(&learned.chain, now);
+        let via_mx = !recipients.is_empty();
         // An alias of a known exchanger is that exchanger too: a resolver may answer the
         // CNAME alone and leave the target to a second lookup.
         if learned.chain.len() > 1 {
             for r in &recipients {
                 for name in &learned.chain {
-                    self.note_exchanger(name, r.clone(), now);
+                    self.note_exchanger(name, r.clone(), now, lookalike);
                 }
             }
         }
@@ -325,6 +377,7 @@ impl Routes {
                     expires: expiry(*ttl),
                     asked: *asked,
                     delivered: delivered && *mx_delivered,
+                    via_mx,
                     answer,
                 });
             }
@@ -387,6 +440,7 @@ mod tests {
             expires: now + Duration::from_secs(ttl),
             asked: now,
             delivered,
+            via_mx: true,
             answer: Verdict::Allowed,
         }
     }
@@ -397,7 +451,11 @@ mod tests {
     fn a_received_route_outlasts_unreceived_ones_at_the_bound() {
         let mut list = vec![route("fabrikam.com", 300, true)];
         for i in 0..2 * ROUTES_PER_ADDR {
-            merge(&mut list, route(&format!("f{i}.example"), 86_400, false));
+            merge(
+                &mut list,
+                route(&format!("f{i}.example"), 86_400, false),
+                &none,
+            );
         }
         assert_eq!(list.len(), ROUTES_PER_ADDR);
         assert!(
@@ -408,11 +466,54 @@ mod tests {
         let mut list: Vec<Attribution> = (0..ROUTES_PER_ADDR)
             .map(|i| route(&format!("r{i}.example"), 600 + i as u64, true))
             .collect();
-        merge(&mut list, route("late.example", 86_400, true));
+        merge(&mut list, route("late.example", 86_400, true), &none);
         assert!(
             !list
                 .iter()
                 .any(|a| a.route.recipient_domain == "r0.example")
+        );
+    }
+
+    fn none(_: &str) -> bool {
+        false
+    }
+
+    /// Clean answers naming the lookalike's host (a CNAME onto an alias eight clean
+    /// domains' MX answers named, with a day's TTL) pushed its route out: the delivery
+    /// was then credited to a clean domain and reported as nothing.
+    #[test]
+    fn clean_routes_cannot_push_a_lookalike_s_route_out() {
+        let army = |d: &str| d == "army.ml";
+        let mut list = vec![route("army.ml", 60, true)];
+        for i in 0..2 * ROUTES_PER_ADDR {
+            merge(
+                &mut list,
+                route(&format!("c{i}.example"), 86_400, true),
+                &army,
+            );
+        }
+        assert_eq!(list.len(), ROUTES_PER_ADDR);
+        assert!(list.iter().any(|a| a.route.recipient_domain == "army.ml"));
+    }
+
+    /// A lookalike listing dead hosts first has its MTA reach the live one after the
+    /// route's TTL: the route still names the connect's recipient for a while (and
+    /// blocks and every other use still end with the TTL).
+    #[test]
+    fn a_connect_soon_after_the_ttl_still_has_its_route() {
+        let mut routes = Routes::new(16);
+        let ip: IpAddr = "192.0.2.25".parse().unwrap();
+        let a = route("army.ml", 30, true);
+        let mut list = Vec::new();
+        merge(&mut list, a.clone(), &none);
+        routes.cache.insert(ip, list, a.expires + ATTRIBUTION_GRACE);
+        let after_ttl = a.expires + Duration::from_secs(60);
+        assert!(routes.get(&ip, after_ttl).is_empty());
+        assert_eq!(routes.for_connect(&ip, after_ttl).len(), 1);
+        assert!(
+            routes
+                .for_connect(&ip, a.expires + ATTRIBUTION_GRACE)
+                .is_empty()
         );
     }
 }

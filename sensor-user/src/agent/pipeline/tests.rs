@@ -279,7 +279,7 @@ fn enforce_drops_the_answer_and_learns_no_address_from_it() {
     connect(&mut p, MX_IP);
     assert!(events(&lines, "detection").is_empty());
     let u = events(&lines, "unattributed_connect");
-    assert_eq!(u[0]["dropped_lookalikes"][0], "army.ml", "{u:?}");
+    assert_eq!(u[0]["unreceived_lookalikes"][0], "army.ml", "{u:?}");
     assert_eq!(m.lookalikes_not_received.get(), 1);
 }
 
@@ -349,6 +349,9 @@ fn expired_answers_leave_the_cache_and_the_block_map() {
     assert!(p.enforcer().addrs.contains_key(&MX_IP));
     p.tick(Instant::now() + Duration::from_secs(3));
     assert!(p.enforcer().addrs.is_empty());
+    // The route names a late connect's recipient a while longer (`ATTRIBUTION_GRACE`).
+    assert_eq!(m.cache_entries.get(), 1);
+    p.tick(Instant::now() + Duration::from_secs(3) + super::routes::ATTRIBUTION_GRACE);
     assert_eq!(m.cache_entries.get(), 0);
 }
 
