@@ -350,7 +350,7 @@ pub struct Unattributed {
     pub verdict: Verdict,
     /// Who connected.
     pub process: Process,
-    /// Lookalikes whose answers named the address but reached no asker (see `Event`).
+    /// Lookalikes whose answers named the address but are not why the host connected.
     pub unreceived_lookalikes: Vec<String>,
 }
 

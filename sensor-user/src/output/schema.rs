@@ -385,8 +385,9 @@ pub enum Event {
         verdict: &'static str,
         /// Who connected.
         process: Process,
-        /// Lookalikes whose answers named this address but reached no asker (dropped, or
-        /// a local resolver's own lookup): not why the host connected (`explain.rs`).
+        /// Lookalikes whose answers named this address but are not why the host connected:
+        /// they reached no asker (dropped, or a local resolver's own lookup:
+        /// `explain.rs`), or the address is one it connects to without DNS (`direct.rs`).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         unreceived_lookalikes: Vec<String>,
     },

@@ -93,6 +93,16 @@ impl<E: Enforcer> Pipeline<E> {
                 // An MX answer enforce dropped, or one only a local resolver's upstream
                 // socket saw, never told the asker this host.
                 Some(f) if delivered && l.delivered && l.answer != Verdict::Blocked => {
+                    if self.direct.contains(l.ip, now) {
+                        AddressShared {
+                            address: l.ip,
+                            lookalikes: vec![l.route.recipient_domain.clone()],
+                            legitimate: None,
+                            lifted: false,
+                        }
+                        .emit(&mut self.sink);
+                        continue;
+                    }
                     let others = self.routes.get(&l.ip, now);
                     let legit = others
                         .iter()

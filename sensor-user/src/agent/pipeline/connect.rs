@@ -55,9 +55,12 @@ impl<E: Enforcer> Pipeline<E> {
         let all = self.routes.for_connect(&c.addr, Instant::now());
         let blocked = c.verdict == Verdict::Blocked;
         // A refusal is named by every lookalike behind its block; a delivery only by
-        // the routes that can be why the host connected.
+        // the routes that can be why the host connected, and none at a direct
+        // destination (`direct.rs`).
         let routes = if blocked {
             all.clone()
+        } else if self.direct.contains(c.addr, Instant::now()) {
+            Vec::new()
         } else {
             explaining(&all)
         };
@@ -98,30 +101,38 @@ impl<E: Enforcer> Pipeline<E> {
                 }
             }
             if routes.is_empty() && found.is_empty() {
+                if !blocked {
+                    self.direct.note(c.addr, Instant::now());
+                }
                 self.unattributed(&c, process, unreceived);
             }
         }
         // One delivery for the ledger, once the events read it as it was (`credit.rs`).
         if !blocked {
-            let is_lookalike = |d: &str| found.iter().any(|(a, _)| a.route.recipient_domain == d);
-            match credit(&routes, is_lookalike) {
-                Credit::To(domain) => self.learning.record(domain),
-                Credit::Withheld {
-                    lookalike,
-                    legitimate,
-                } => CreditWithheld {
-                    lookalike,
-                    legitimate,
-                    address: c.addr,
-                }
-                .emit(&mut self.sink),
-                Credit::Unattributed => {}
-            }
+            self.credit(&c, &routes, &found);
         }
         let latency = since_kernel(c.ts_ns);
         self.metrics().decision_latency.observe(latency);
         if wrote {
             self.metrics().connect_event_latency.observe(latency);
+        }
+    }
+
+    /// Credits one delivery in the correspondents ledger (`credit.rs`).
+    fn credit(&mut self, c: &ConnectIn, routes: &[Attribution], found: &[(Attribution, Finding)]) {
+        let is_lookalike = |d: &str| found.iter().any(|(a, _)| a.route.recipient_domain == d);
+        match credit(routes, is_lookalike) {
+            Credit::To(domain) => self.learning.record(domain),
+            Credit::Withheld {
+                lookalike,
+                legitimate,
+            } => CreditWithheld {
+                lookalike,
+                legitimate,
+                address: c.addr,
+            }
+            .emit(&mut self.sink),
+            Credit::Unattributed => {}
         }
     }
 

@@ -235,3 +235,40 @@ fn a_received_clean_route_does_not_hide_an_upstream_only_lookalike_route() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
 }
+
+/// The host sends everything through a relay given by address. Whoever owns a lookalike
+/// mails the host from it; the sender check looks the lookalike up, and its A record names
+/// the relay. In monitor mode every relayed delivery was then reported as one to the
+/// lookalike, and the address learned as the lookalike's: enforce mode, once switched on,
+/// refused all relayed mail until the lookalike's TTL ran out.
+#[test]
+fn a_lookalike_naming_the_relay_host_neither_blocks_it_nor_owns_its_deliveries() {
+    let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
+    for _ in 0..super::direct::DIRECT_AFTER {
+        connect(&mut p, RELAY_IP);
+    }
+    let q = "army.ml.";
+    let a = Record::from_rdata(
+        Name::from_ascii(q).unwrap(),
+        86_400,
+        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+    );
+    dns(&mut p, &query(q, RecordType::A), Direction::Egress);
+    dns(
+        &mut p,
+        &answer(q, RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
+    assert!(
+        !p.enforcer().addrs.contains_key(&RELAY_IP),
+        "the relay host was learned as the lookalike's"
+    );
+    connect(&mut p, RELAY_IP);
+    assert!(events(&lines, "detection").is_empty());
+    let u = events(&lines, "unattributed_connect");
+    let last = u.last().unwrap();
+    assert_eq!(last["unreceived_lookalikes"][0], "army.ml", "{u:?}");
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    p.rebalance_blocks();
+    assert!(!p.enforcer().addrs.contains_key(&RELAY_IP));
+}

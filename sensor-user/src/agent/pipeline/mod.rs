@@ -12,6 +12,7 @@ pub mod bound;
 pub mod collide;
 mod connect;
 pub mod credit;
+mod direct;
 mod explain;
 mod lease;
 pub mod ledger;
@@ -149,6 +150,8 @@ pub struct Pipeline<E: Enforcer> {
     learning: Learning,
     /// Name hash collisions already reported.
     collisions_reported: collide::Reported,
+    /// Addresses this host connects to with no DNS answer behind it (`direct.rs`).
+    direct: direct::Direct,
 }
 
 impl<E: Enforcer> Pipeline<E> {
@@ -191,6 +194,7 @@ impl<E: Enforcer> Pipeline<E> {
             who,
             learning,
             collisions_reported: collide::Reported::default(),
+            direct: direct::Direct::default(),
         };
         let policy = p.with_learned(policy);
         p.policy_applied(&policy);
@@ -281,9 +285,13 @@ impl<E: Enforcer> Pipeline<E> {
         let now = Instant::now();
         let mut wanted = Vec::new();
         for (ip, list) in self.routes.iter() {
+            if self.direct.contains(*ip, now) {
+                continue;
+            }
             let live = || list.iter().filter(|a| a.expires > now);
             let finding = |a: &routes::Attribution| block_finding(engine, learning, &a.route);
-            // Only delivered answers teach address blocks, and only exclusive addresses.
+            // Only delivered answers teach address blocks, and only exclusive addresses
+            // that are no direct destination (`direct.rs`).
             if live().any(|a| finding(a).is_none()) {
                 continue;
             }
@@ -306,6 +314,7 @@ impl<E: Enforcer> Pipeline<E> {
     /// contested address blocks are lifted and evictions reported.
     pub fn tick(&mut self, now: Instant) {
         self.routes.expire(now);
+        self.direct.expire(now);
         for o in self.tracker.tick(now) {
             o.emit(&mut self.sink);
         }
