@@ -211,11 +211,15 @@ pub enum CaptureStat {
     /// (which the host's IPv6 removes before ingress). At a client's DNS socket it counts
     /// as blocked.
     Ipv6ChainUnread = 9,
+    /// A question whose name hash met a whole-name block but whose keyed tag was not the
+    /// block's (`NAME_TAGS`): another name with the same hash, most likely computed. Its
+    /// answer is not dropped for that block.
+    NameTagMismatch = 10,
 }
 
 impl CaptureStat {
     /// Every counter, in index order.
-    pub const ALL: [CaptureStat; 10] = [
+    pub const ALL: [CaptureStat; 11] = [
         CaptureStat::MessageCut,
         CaptureStat::TcpReset,
         CaptureStat::TcpOutOfOrder,
@@ -226,6 +230,7 @@ impl CaptureStat {
         CaptureStat::TcpTakenUp,
         CaptureStat::QuestionUnreadable,
         CaptureStat::Ipv6ChainUnread,
+        CaptureStat::NameTagMismatch,
     ];
 
     /// The metric's `reason` label.
@@ -241,6 +246,7 @@ impl CaptureStat {
             CaptureStat::TcpTakenUp => "tcp_taken_up",
             CaptureStat::QuestionUnreadable => "question_unreadable",
             CaptureStat::Ipv6ChainUnread => "ipv6_chain_unread",
+            CaptureStat::NameTagMismatch => "name_tag_mismatch",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod event;
 pub mod maps;
 pub mod programs;
 pub mod qname;
+pub mod tag;
 pub mod task;
 pub mod verdict;
 

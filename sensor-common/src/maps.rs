@@ -31,6 +31,11 @@ pub const HOLD_PENDING: &str = "HOLD_PENDING";
 /// `LruHashMap<u64, u64>`: question-name hashes the agent judged not to block → kernel
 /// time until which that holds. They are never held, and override `BLOCK_PREFIX`.
 pub const CLEAN_NAMES: &str = "CLEAN_NAMES";
+/// `LruHashMap<u64, u64>`: question-name hash of a learned whole-name block → the
+/// name's keyed tag (`tag::name_tag` under `AGENT_NAME_KEY`). A question meets that
+/// block only when its own tag is this one: an FNV collision, which whoever picks a name
+/// can compute, does not drop another name's answers.
+pub const NAME_TAGS: &str = "NAME_TAGS";
 /// `Array<u64>` of `AGENT_SLOTS` values the agent keeps for the programs (`AGENT_*`).
 pub const AGENT_STATE: &str = "AGENT_STATE";
 /// `LruHashMap<u64, u32>` of socket cookies whose DNS answers are never dropped
@@ -138,6 +143,9 @@ pub const AGENT_LEARNED_ADDRS: u32 = 1;
 /// `AGENT_STATE` slot: a fingerprint of the policy (and build) whose verdicts
 /// `CLEAN_NAMES` holds: a restarted agent with the same policy keeps them.
 pub const AGENT_POLICY: u32 = 2;
+/// `AGENT_STATE` slot: this installation's secret key of the name tags (`NAME_TAGS`),
+/// drawn at random by the first agent and kept with the pins; 0 = none yet.
+pub const AGENT_NAME_KEY: u32 = 3;
 /// Slots of `AGENT_STATE`.
 pub const AGENT_SLOTS: u32 = 4;
 /// Longest an MX answer is held for a verdict, counted from the first query of its name:
@@ -167,6 +175,8 @@ pub const RESOLVER_TGIDS_MAX: u32 = if cfg!(feature = "upgrade-variant") {
 pub const HOLD_PENDING_MAX: u32 = 16_384;
 /// Capacity of `CLEAN_NAMES`.
 pub const CLEAN_NAMES_MAX: u32 = 65_536;
+/// Capacity of `NAME_TAGS`: one per name block at most.
+pub const NAME_TAGS_MAX: u32 = BLOCKED_NAMES_MAX;
 /// Size of each event ring buffer in bytes (power of two, page multiple).
 pub const RING_BYTES: u32 = 1 << 22;
 /// Bytes of a message's start that hold its question: the 12-byte header, the longest
@@ -280,7 +290,7 @@ const fn private(spec: MapSpec) -> MapSpec {
 const BLOCK: usize = size_of::<BlockEntry>();
 
 /// Every map of the kernel object, pinned ones first.
-pub const MAPS: [MapSpec; 17] = [
+pub const MAPS: [MapSpec; 18] = [
     spec(DNS_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(CONNECT_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(LOST, MapKind::PerCpuArray, 4, 8, LOST_SLOTS),
@@ -305,6 +315,7 @@ pub const MAPS: [MapSpec; 17] = [
     spec(RESOLVER_TGIDS, MapKind::Hash, 4, 4, RESOLVER_TGIDS_MAX),
     spec(HOLD_PENDING, MapKind::LruHash, 8, 8, HOLD_PENDING_MAX),
     spec(CLEAN_NAMES, MapKind::LruHash, 8, 8, CLEAN_NAMES_MAX),
+    spec(NAME_TAGS, MapKind::LruHash, 8, 8, NAME_TAGS_MAX),
     spec(AGENT_STATE, MapKind::Array, 4, 8, AGENT_SLOTS),
     spec(DNS_CAPTURE, MapKind::PerCpuArray, 4, 8, CAPTURE_STAT_SLOTS),
     private(spec(

@@ -9,14 +9,20 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key, programs::SkBuffContext};
 use sensor_common::{
     BlockEntry, QnameHashes,
-    event::Direction,
+    event::{CaptureStat, Direction},
     maps::{
-        AGENT_ALIVE_UNTIL, AGENT_LEARNED_ADDRS, BLOCK_CONTESTED, BLOCK_HOLD, BLOCK_LEARNED,
-        BLOCK_PREFIX, BLOCK_SUBTREE, HOLD_NS, QTYPE_MX,
+        AGENT_ALIVE_UNTIL, AGENT_LEARNED_ADDRS, AGENT_NAME_KEY, BLOCK_CONTESTED, BLOCK_HOLD,
+        BLOCK_LEARNED, BLOCK_PREFIX, BLOCK_SUBTREE, HOLD_NS, QTYPE_MX,
     },
 };
 
-use crate::maps::{AGENT_STATE, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, CLEAN_NAMES, HOLD_PENDING};
+use crate::{
+    capture::note,
+    maps::{
+        AGENT_STATE, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, CLEAN_NAMES, HOLD_PENDING, NAME_TAGS,
+    },
+    nametag::question_tag,
+};
 
 /// `bpf_map_update_elem` flags.
 const BPF_NOEXIST: u64 = 1;
@@ -72,6 +78,27 @@ fn judged_clean(full: u64, now: u64) -> bool {
     }
 }
 
+/// Whether the question (hashes `h`, first bytes `head`) is the name its whole-name
+/// block was learned for: no tag kept for the block, or the same keyed tag.
+#[inline(always)]
+fn tag_matches(h: &QnameHashes, head: &[u8]) -> bool {
+    // SAFETY: read-only lookup of a plain u64 value, copied out at once.
+    let Some(tag) = (unsafe { NAME_TAGS.get(h.full) }).copied() else {
+        return true;
+    };
+    let key = AGENT_STATE.get(AGENT_NAME_KEY).copied().unwrap_or(0);
+    // Without the key (none drawn yet) the tag cannot be checked: the block holds.
+    if key == 0 {
+        return true;
+    }
+    let end = u32::from(h.records).wrapping_sub(5);
+    if question_tag(head, end, key) == Some(tag) {
+        return true;
+    }
+    note(CaptureStat::NameTagMismatch);
+    false
+}
+
 /// Whether an agent is alive to judge held questions.
 #[inline(always)]
 fn agent_alive(now: u64) -> bool {
@@ -92,10 +119,14 @@ fn agent_alive(now: u64) -> bool {
 /// `now` is the packet's timestamp, read once by the caller: a clock read here would cost
 /// a second helper call per message, and one on demand would split the verifier's
 /// states at every lookup (read or not yet), which the TCP path's rounds multiply.
+///
+/// A whole-name entry with a tag in `NAME_TAGS` is met only by a question whose keyed tag
+/// is that tag (`nametag.rs`): another name with the same hash passes, counted.
 #[inline(always)]
-pub fn answer_hit(hashes: &QnameHashes, now: u64) -> Option<u32> {
+pub fn answer_hit(hashes: &QnameHashes, head: &[u8], now: u64) -> Option<u32> {
     let h = hashes;
     if let Some(f) = name_entry(h.full, 0, now)
+        .filter(|_| tag_matches(h, head))
         .or_else(|| name_entry(h.last2, BLOCK_SUBTREE, now))
         .or_else(|| name_entry(h.last3, BLOCK_SUBTREE, now))
     {

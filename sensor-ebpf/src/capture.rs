@@ -80,7 +80,7 @@ pub fn decide(
     // The hit as a flag and plain flags (0 when none), not an `Option`: once the compiler
     // copies a `None`'s payload, which nothing wrote, the verifier sees a read of an
     // unwritten register and refuses the program.
-    let found = hashes.as_ref().and_then(|h| answer_hit(h, now));
+    let found = hashes.as_ref().and_then(|h| answer_hit(h, head, now));
     let mut hit = found.is_some();
     let mut flags = found.unwrap_or(0);
     // An answer with records whose question the kernel cannot read (a compression

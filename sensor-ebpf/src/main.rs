@@ -13,6 +13,7 @@ mod counters;
 mod dns;
 mod ipv6;
 mod maps;
+mod nametag;
 mod packet;
 mod qname;
 mod resolver;

@@ -11,7 +11,7 @@ use sensor_common::{
     event::{CAPTURE_STAT_SLOTS, LOST_SLOTS},
     maps::{
         AGENT_SLOTS, BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX, CLEAN_NAMES_MAX, DNS_EXEMPT_MAX,
-        HOLD_PENDING_MAX, RESOLVER_TGIDS_MAX, RING_BYTES, SMTP_PORTS_MAX,
+        HOLD_PENDING_MAX, NAME_TAGS_MAX, RESOLVER_TGIDS_MAX, RING_BYTES, SMTP_PORTS_MAX,
     },
 };
 
@@ -52,6 +52,9 @@ pub static HOLD_PENDING: LruHashMap<u64, u64> = LruHashMap::pinned(HOLD_PENDING_
 
 #[map]
 pub static CLEAN_NAMES: LruHashMap<u64, u64> = LruHashMap::pinned(CLEAN_NAMES_MAX, 0);
+
+#[map]
+pub static NAME_TAGS: LruHashMap<u64, u64> = LruHashMap::pinned(NAME_TAGS_MAX, 0);
 
 #[map]
 pub static AGENT_STATE: Array<u64> = Array::pinned(AGENT_SLOTS, 0);

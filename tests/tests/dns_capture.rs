@@ -417,3 +417,63 @@ fn several_messages_in_one_segment_are_each_seen_and_a_blocked_one_is_dropped() 
     a.stop(libc::SIGINT).expect("stop");
     std::fs::remove_dir_all(state).ok();
 }
+
+/// A whole-name block in the kernel drops only the answers of the name whose keyed tag it
+/// carries (`NAME_TAGS`). Before, any question whose 64-bit FNV hash was the block's key
+/// met it: whoever picks a lookalike's name can compute one whose hash is a legitimate
+/// name's, get it looked up, and have that name's answers dropped. The state a computed
+/// collision leaves is written here directly (a block under the legitimate name's hash,
+/// tagged for another name): computing a real collision is a search this test does not
+/// carry, and the kernel sees nothing but the key and the tag.
+#[test]
+fn a_whole_name_block_drops_only_the_answers_of_the_name_it_was_learned_for() {
+    use mxsentry::kernel::maps::{VerdictMaps, name_hash};
+    use sensor_common::{
+        BlockEntry,
+        maps::AGENT_NAME_KEY,
+        qname::{MAX_QNAME_WIRE, encode_name},
+        tag::name_tag,
+    };
+    if !require_privileges("name_tags") {
+        return;
+    }
+    let t = hostile(600, &[]);
+    let (mut a, state) = agent(&t, "nametag", "enforce");
+    let mut maps = VerdictMaps::open(&test_pin_dir("nametag")).expect("maps");
+    let key = maps.agent_slot(AGENT_NAME_KEY).expect("key slot");
+    assert_ne!(key, 0, "the agent drew no tag key");
+    let tag_of = |name: &str| {
+        let mut w = [0u8; MAX_QNAME_WIRE];
+        let n = encode_name(name, &mut w).expect("wire name");
+        name_tag(key, &w[..n])
+    };
+    // `BEST` is a legitimate name here; the block under its hash was learned for another.
+    let h = name_hash(BEST).expect("hash");
+    maps.block_name_hash(h, BlockEntry::new(0, 0, 0))
+        .expect("block");
+    maps.tag_name_hash(h, tag_of("army.mil.a.b.c.zq7v.com"))
+        .expect("tag");
+    let before = a
+        .metric(r#"mxsentry_dns_capture_events_total{reason="name_tag_mismatch"}"#)
+        .unwrap_or(0.0);
+    let out = ask(&t, "udp", BEST, "A", 1500);
+    assert!(
+        out["answer"].is_string(),
+        "a name sharing the block's hash had its answer dropped: {out}"
+    );
+    assert!(
+        a.metric(r#"mxsentry_dns_capture_events_total{reason="name_tag_mismatch"}"#)
+            .expect("metric")
+            > before
+    );
+    // Its own tag, or none (a block a sensor before tags learned): dropped.
+    maps.tag_name_hash(h, tag_of(BEST)).expect("tag");
+    let out = ask(&t, "udp", BEST, "A", 1500);
+    assert!(out["answer"].is_null(), "tagged for itself, passed: {out}");
+    maps.untag_name_hash(h).expect("untag");
+    let out = ask(&t, "tcp", BEST, "A", 1500);
+    assert!(out["answer"].is_null(), "untagged, passed: {out}");
+    maps.unblock_name_hash(h).expect("unblock");
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}

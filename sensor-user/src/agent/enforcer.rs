@@ -5,8 +5,11 @@ use std::{collections::HashMap, net::IpAddr};
 use sensor_common::{
     BlockEntry, QnameHashes, Verdict,
     maps::{
-        AGENT_ALIVE_UNTIL, AGENT_SLOTS, BLOCK_HOLD, BLOCK_PREFIX, BLOCK_SUBTREE, HOLD_NS, QTYPE_MX,
+        AGENT_ALIVE_UNTIL, AGENT_NAME_KEY, AGENT_SLOTS, BLOCK_HOLD, BLOCK_PREFIX, BLOCK_SUBTREE,
+        HOLD_NS, QTYPE_MX,
     },
+    qname_hashes,
+    tag::question_tag,
     verdict_for,
 };
 
@@ -24,6 +27,10 @@ pub trait Enforcer {
     fn put_name(&mut self, hash: u64, entry: BlockEntry) -> Result<(), KernelError>;
     /// Removes a name entry.
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// Keeps the keyed tag of the whole-name entry under `hash` (`NAME_TAGS`).
+    fn tag_name(&mut self, hash: u64, tag: u64) -> Result<(), KernelError>;
+    /// Forgets the tag under `hash`.
+    fn untag_name(&mut self, hash: u64) -> Result<(), KernelError>;
     /// One name entry as the kernel holds it now (an operator's `ctl` entry included).
     fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError>;
     /// Every name entry (a restarted agent adopts what it finds).
@@ -63,6 +70,12 @@ impl Enforcer for VerdictMaps {
     }
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.unblock_name_hash(hash)
+    }
+    fn tag_name(&mut self, hash: u64, tag: u64) -> Result<(), KernelError> {
+        self.tag_name_hash(hash, tag)
+    }
+    fn untag_name(&mut self, hash: u64) -> Result<(), KernelError> {
+        self.untag_name_hash(hash)
     }
     fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {
         VerdictMaps::name_entry(self, hash)
@@ -112,6 +125,8 @@ pub struct Simulated {
     pub addrs: HashMap<IpAddr, BlockEntry>,
     /// `CLEAN_NAMES`.
     pub clean: HashMap<u64, u64>,
+    /// `NAME_TAGS`.
+    pub tags: HashMap<u64, u64>,
     /// `HOLD_PENDING`.
     pub pending: HashMap<u64, u64>,
     /// `AGENT_STATE`.
@@ -152,15 +167,35 @@ impl Simulated {
         )
     }
 
-    /// What the ingress hook would decide for an answer with these question hashes
+    /// What the ingress hook would decide for the DNS message `msg`
     /// (`blocks::answer_hit` in the kernel).
-    pub fn answer_verdict(&self, hashes: Option<QnameHashes>) -> Verdict {
+    pub fn answer_verdict(&self, msg: &[u8]) -> Verdict {
+        self.question_verdict(qname_hashes(msg), question_tag(self.key(), msg))
+    }
+
+    /// The installation's tag key, as the kernel reads it.
+    fn key(&self) -> u64 {
+        self.agent[AGENT_NAME_KEY as usize]
+    }
+
+    /// Whether a question with `tag` meets the whole-name entry under `full`.
+    fn tag_matches(&self, full: u64, tag: Option<u64>) -> bool {
+        match self.tags.get(&full) {
+            None => true,
+            Some(_) if self.key() == 0 => true,
+            Some(t) => tag == Some(*t),
+        }
+    }
+
+    /// The decision for a question with these hashes and keyed tag.
+    fn question_verdict(&self, hashes: Option<QnameHashes>, tag: Option<u64>) -> Verdict {
         let now = monotonic_ns();
         let Some(h) = hashes else {
             return Verdict::Allowed;
         };
         let hit = self
             .name_hit(h.full, 0, now)
+            .filter(|_| self.tag_matches(h.full, tag))
             .or_else(|| self.name_hit(h.last2, BLOCK_SUBTREE, now))
             .or_else(|| self.name_hit(h.last3, BLOCK_SUBTREE, now))
             .or_else(|| {
@@ -179,13 +214,13 @@ impl Simulated {
     }
 
     /// What the egress hook does with a query: an MX question nobody judged is noted.
-    pub fn query_sent(&mut self, hashes: Option<QnameHashes>) {
+    pub fn query_sent(&mut self, msg: &[u8]) {
         let now = monotonic_ns();
-        if let Some(h) = hashes
+        if let Some(h) = qname_hashes(msg)
             && h.qtype == QTYPE_MX
             && now < self.agent[AGENT_ALIVE_UNTIL as usize]
             && !self.judged_clean(h.full, now)
-            && self.answer_verdict(Some(h)) == Verdict::Allowed
+            && self.answer_verdict(msg) == Verdict::Allowed
         {
             self.pending.entry(h.full).or_insert(now);
         }
@@ -199,6 +234,14 @@ impl Enforcer for Simulated {
     }
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.names.remove(&hash);
+        Ok(())
+    }
+    fn tag_name(&mut self, hash: u64, tag: u64) -> Result<(), KernelError> {
+        self.tags.insert(hash, tag);
+        Ok(())
+    }
+    fn untag_name(&mut self, hash: u64) -> Result<(), KernelError> {
+        self.tags.remove(&hash);
         Ok(())
     }
     fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::IpAddr, path::Path};
 use anyhow::{Context as _, bail};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
-use sensor_common::{event::Direction, qname::qname_hashes};
+use sensor_common::event::Direction;
 
 use super::{
     ConnectIn, DnsIn, Pipeline, Sink, enforcer::Simulated, learning::Learning, pending::Pending,
@@ -112,7 +112,7 @@ fn packet(
     };
     let is_answer = msg.get(2).is_some_and(|b| b & 0x80 != 0);
     let verdict = if direction == Direction::Ingress && is_answer {
-        p.enforcer().answer_verdict(qname_hashes(msg))
+        p.enforcer().answer_verdict(msg)
     } else {
         sensor_common::Verdict::Allowed
     };

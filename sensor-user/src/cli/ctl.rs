@@ -140,10 +140,18 @@ pub fn ctl(args: CtlArgs) -> anyhow::Result<()> {
             maps.block_addr(cidr, entry(enforce, ttl))?
         }
         CtlAction::UnblockAddr { cidr } => maps.unblock_addr(cidr)?,
+        // An operator's block applies to the name's hash as such: a tag a learned block
+        // left under it would narrow it to another name.
         CtlAction::BlockName { name, enforce, ttl } => {
-            maps.block_name_hash(hash(&name)?, entry(enforce, ttl))?
+            let h = hash(&name)?;
+            maps.untag_name_hash(h)?;
+            maps.block_name_hash(h, entry(enforce, ttl))?
         }
-        CtlAction::UnblockName { name } => maps.unblock_name_hash(hash(&name)?)?,
+        CtlAction::UnblockName { name } => {
+            let h = hash(&name)?;
+            maps.unblock_name_hash(h)?;
+            maps.untag_name_hash(h)?
+        }
         CtlAction::Status => status(&args.pin_dir, &maps)?,
         CtlAction::Blocks => list(&maps)?,
         CtlAction::Detach => unreachable!("handled above"),

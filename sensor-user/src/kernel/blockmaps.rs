@@ -9,7 +9,7 @@ use sensor_common::{
     BlockEntry,
     maps::{
         AGENT_STATE, BLOCK_ENFORCE, BLOCK_LEARNED, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6,
-        CLEAN_NAMES, HOLD_PENDING,
+        CLEAN_NAMES, HOLD_PENDING, NAME_TAGS,
     },
 };
 
@@ -93,6 +93,23 @@ impl VerdictMaps {
     /// Removes a name block (absent is not an error).
     pub fn unblock_name_hash(&mut self, hash: u64) -> Result<(), KernelError> {
         ignore_missing(self.names.remove(&hash), BLOCKED_NAMES)
+    }
+
+    /// Keeps `tag` for the whole-name block under `hash` (`NAME_TAGS`); without the map
+    /// (pins of an older sensor) the block is kept untagged, as that sensor kept it.
+    pub fn tag_name_hash(&mut self, hash: u64, tag: u64) -> Result<(), KernelError> {
+        match self.tags.as_mut() {
+            Some(t) => t.insert(hash, tag, 0).map_err(map_err(NAME_TAGS)),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets the tag under `hash` (absent is not an error).
+    pub fn untag_name_hash(&mut self, hash: u64) -> Result<(), KernelError> {
+        match self.tags.as_mut() {
+            Some(t) => ignore_missing(t.remove(&hash), NAME_TAGS),
+            None => Ok(()),
+        }
     }
 
     /// One `BLOCKED_NAMES` entry.

@@ -13,7 +13,7 @@ use sensor_common::{
     event::CaptureStat,
     maps::{
         AGENT_STATE, BLOCKED_NAMES, BLOCKED_V4, BLOCKED_V6, CLEAN_NAMES, DNS_CAPTURE, HOLD_PENDING,
-        LOST, MODE, MODE_ENFORCE, MODE_MONITOR, RESOLVER_TGIDS, SMTP_PORTS,
+        LOST, MODE, MODE_ENFORCE, MODE_MONITOR, NAME_TAGS, RESOLVER_TGIDS, SMTP_PORTS,
     },
     qname::{MAX_QNAME_WIRE, encode_name, wire_name_hash},
 };
@@ -99,6 +99,8 @@ pub struct VerdictMaps {
     pub(super) names: HashMap<MapData, u64, BlockEntry>,
     pub(super) pending: HashMap<MapData, u64, u64>,
     pub(super) clean: HashMap<MapData, u64, u64>,
+    /// `NAME_TAGS`, when pinned (a sensor older than the map has none).
+    pub(super) tags: Option<HashMap<MapData, u64, u64>>,
     pub(super) agent: Array<MapData, u64>,
     resolvers: HashMap<MapData, u32, u32>,
     lost: PerCpuArray<MapData, u64>,
@@ -140,6 +142,11 @@ impl VerdictMaps {
             names: open(&dir, BLOCKED_NAMES)?,
             pending: open(&dir, HOLD_PENDING)?,
             clean: open(&dir, CLEAN_NAMES)?,
+            tags: if dir.join(NAME_TAGS).exists() {
+                Some(open(&dir, NAME_TAGS)?)
+            } else {
+                None
+            },
             agent: open(&dir, AGENT_STATE)?,
             resolvers: open(&dir, RESOLVER_TGIDS)?,
             lost: open(&dir, LOST)?,

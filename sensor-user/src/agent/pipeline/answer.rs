@@ -28,7 +28,7 @@ impl<E: Enforcer> Pipeline<E> {
         let hashes = qname_hashes(d.payload);
         // A legitimate name that only collides with a learned block must not extend it.
         let collides = match (&finding, &hashes) {
-            (None, Some(h)) => self.report_collisions(&msg.qname, h),
+            (None, Some(h)) => self.report_collisions(&msg.qname, h, d.payload),
             _ => false,
         };
         if d.verdict == Verdict::Blocked {

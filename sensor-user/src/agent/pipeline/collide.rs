@@ -10,11 +10,14 @@
 //! never acted on by itself: lifting the block would hand whoever computes one a way to
 //! unblock their own lookalike, and enforce mode fails closed for the lookalike. The
 //! legitimate name's answers are not allowed to extend the block, and the operator, told
-//! which names meet, decides (`mxsentry ctl`).
+//! which names meet, decides (`mxsentry ctl`). A learned whole-name block carries the
+//! name's keyed tag (`namekey.rs`), which no one without the key can make collide: only
+//! untagged blocks and domain blocks (whose names a lookalike's owner can vary far less)
+//! can still be met this way.
 
 use std::collections::{HashSet, VecDeque};
 
-use sensor_common::QnameHashes;
+use sensor_common::{QnameHashes, tag::question_tag};
 
 use super::{
     super::{
@@ -72,9 +75,15 @@ fn last_labels(name: &str, n: usize) -> Option<String> {
 
 impl<E: Enforcer> BlockLedger<E> {
     /// The learned blocks that the question of `qname`, a name the agent judged
-    /// legitimate (with hashes `hashes`), meets in the kernel though they were learned for
-    /// another name.
-    pub fn collisions(&self, qname: &str, hashes: &QnameHashes) -> Vec<Collision> {
+    /// legitimate (with hashes `hashes` and keyed tag `tag`), meets in the kernel though
+    /// they were learned for another name. A whole-name block with a tag other than the
+    /// question's is not met: the kernel tells the two names apart.
+    pub fn collisions(
+        &self,
+        qname: &str,
+        hashes: &QnameHashes,
+        tag: Option<u64>,
+    ) -> Vec<Collision> {
         let qname = qname.trim_end_matches('.');
         // The keys the kernel looks this question up by, each with what a block under it
         // stands for when it is no collision, and which blocks it meets (`answer_hit`).
@@ -88,6 +97,9 @@ impl<E: Enforcer> BlockLedger<E> {
             let Some(block) = self.names.get(&key).filter(|_| key != 0) else {
                 continue;
             };
+            if !subtree && block.tag.is_some_and(|t| Some(t) != tag) {
+                continue;
+            }
             // Only the ledger's own learned blocks, whose name it knows: an operator's and
             // the policy's entries are not chosen by whoever writes DNS answers.
             let Some(learned) = block
@@ -113,8 +125,14 @@ impl<E: Enforcer> BlockLedger<E> {
 impl<E: Enforcer> Pipeline<E> {
     /// A question of `qname`, judged legitimate, seen with `hashes`: reports (once per
     /// key and name) each learned block it collides with; whether there was any.
-    pub(super) fn report_collisions(&mut self, qname: &str, hashes: &QnameHashes) -> bool {
-        let found = self.blocks.collisions(qname, hashes);
+    pub(super) fn report_collisions(
+        &mut self,
+        qname: &str,
+        hashes: &QnameHashes,
+        payload: &[u8],
+    ) -> bool {
+        let tag = question_tag(self.blocks.name_key(), payload);
+        let found = self.blocks.collisions(qname, hashes, tag);
         for c in &found {
             if self.collisions_reported.first(c.key, &c.legitimate) {
                 NameHashCollision {

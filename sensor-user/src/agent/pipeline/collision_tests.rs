@@ -44,7 +44,7 @@ fn a_legitimate_query_meeting_a_learned_block_is_reported_once_and_the_block_kep
     let (mut p, lines, m) = enforcing();
     let key = name_hash("mail.example.org").unwrap();
     p.blocks
-        .learn_name(key, LOOKALIKE, target_id(b"army.mil"), false, FAR);
+        .learn_name(key, LOOKALIKE, target_id(b"army.mil"), (false, None), FAR);
     for _ in 0..3 {
         dns(
             &mut p,
@@ -68,8 +68,13 @@ fn a_legitimate_answer_under_a_colliding_domain_block_never_extends_it() {
     // A learned lookalike domain whose domain hash is example.org's, answered with a
     // short TTL already.
     let key = sensor_common::domain_hash("example.org").unwrap();
-    p.blocks
-        .learn_name(key, "arrny.mil.com", target_id(b"army.mil"), true, FAR);
+    p.blocks.learn_name(
+        key,
+        "arrny.mil.com",
+        target_id(b"army.mil"),
+        (true, None),
+        FAR,
+    );
     let short = p.settings.expiry_ns(60);
     let lookalike =
         sensor_common::qname::qname_hashes(&query("arrny.mil.com.", RecordType::A)).unwrap();
@@ -87,19 +92,84 @@ fn blocks_a_name_meets_by_right_are_no_collision() {
     let (mut p, lines, _) = enforcing();
     let target = target_id(b"army.mil");
     let name_key = name_hash(LOOKALIKE).unwrap();
-    p.blocks.learn_name(name_key, LOOKALIKE, target, false, FAR);
+    p.blocks
+        .learn_name(name_key, LOOKALIKE, target, (false, None), FAR);
     let domain_key = sensor_common::domain_hash("army.ml").unwrap();
     p.blocks
-        .learn_name(domain_key, "army.ml", target, true, FAR);
+        .learn_name(domain_key, "army.ml", target, (true, None), FAR);
     // Names that meet them by right (had the agent come to judge them legitimate, by a
     // reload that allows them): the name itself, a name under the domain.
     for q in ["army.mil.zq7v.com.", "Mx.Army.ML."] {
         let hashes = sensor_common::qname::qname_hashes(&query(q, RecordType::MX)).unwrap();
-        assert_eq!(p.blocks.collisions(q, &hashes), vec![], "{q}");
+        assert_eq!(p.blocks.collisions(q, &hashes, None), vec![], "{q}");
     }
     // Legitimate names ask; nothing they meet was learned for another name.
     for q in ["mail.example.org.", "army.mil.", "example.com."] {
         dns(&mut p, &query(q, RecordType::MX), Direction::Egress);
     }
     assert!(events(&lines, "name_hash_collision").is_empty());
+}
+
+/// A whole-name block learned from the lookalike's own question carries its keyed tag: a
+/// legitimate name that shares the 64-bit hash (which whoever picks the lookalike's name
+/// can compute) does not meet it, in the kernel's rule or as a reported collision, while
+/// the lookalike's own answers are still dropped.
+#[test]
+fn a_tagged_whole_name_block_is_met_by_its_own_name_only() {
+    let (mut p, lines, _m) = enforcing();
+    let key = p.blocks.name_key();
+    assert_ne!(key, 0, "no tag key was drawn");
+    // The lookalike's question, as the query path blocks it (its own tag), but under
+    // the hash of the legitimate name: the state a computed collision leaves.
+    let lookalike_q = query(&format!("{LOOKALIKE}."), RecordType::A);
+    let tag = sensor_common::tag::question_tag(key, &lookalike_q);
+    let shared = name_hash("www.example.org").unwrap();
+    p.blocks
+        .learn_name(shared, LOOKALIKE, target_id(b"army.mil"), (false, tag), FAR);
+    dns(
+        &mut p,
+        &query("www.example.org.", RecordType::A),
+        Direction::Egress,
+    );
+    assert!(events(&lines, "name_hash_collision").is_empty());
+    assert_eq!(
+        p.enforcer().answer_verdict(&example_answer(300)),
+        sensor_common::Verdict::Allowed,
+        "a name sharing the hash met the tagged block"
+    );
+    // With the lookalike's own name under that key, the block applies.
+    let own = answer(&format!("{LOOKALIKE}."), RecordType::A, vec![], vec![]);
+    let entry = *p.enforcer().names.get(&shared).unwrap();
+    p.enforcer_mut()
+        .names
+        .insert(name_hash(LOOKALIKE).unwrap(), entry);
+    p.enforcer_mut()
+        .tags
+        .insert(name_hash(LOOKALIKE).unwrap(), tag.unwrap());
+    assert_eq!(
+        p.enforcer().answer_verdict(&own),
+        sensor_common::Verdict::Blocked
+    );
+}
+
+/// The query path tags the whole-name blocks it learns.
+#[test]
+fn the_query_path_tags_a_whole_name_block() {
+    let (mut p, _lines, _m) = enforcing();
+    // More labels after the protected name than the kernel's stems cover, under a
+    // registrable domain that is no lookalike: blocked by its whole name.
+    let name = "army.mil.a.b.c.zq7v.com";
+    let q = query(&format!("{name}."), RecordType::MX);
+    dns(&mut p, &q, Direction::Egress);
+    let h = name_hash(name).unwrap();
+    assert!(p.enforcer().names.contains_key(&h), "not blocked by name");
+    assert_eq!(
+        p.enforcer().tags.get(&h).copied(),
+        sensor_common::tag::question_tag(p.blocks.name_key(), &q)
+    );
+    let own = answer(&format!("{name}."), RecordType::MX, vec![], vec![]);
+    assert_eq!(
+        p.enforcer().answer_verdict(&own),
+        sensor_common::Verdict::Blocked
+    );
 }

@@ -112,6 +112,7 @@ impl<E: Enforcer> BlockLedger<E> {
                         flags: entry.flags,
                         expires_ns: expires,
                         provisional: false,
+                        tag: None,
                     };
                     self.names.insert(*h, block);
                 }

@@ -80,6 +80,8 @@ pub struct NameBlock {
     pub expires_ns: u64,
     /// Blocked at query time for the TTL ceiling: the first answer sets the real expiry.
     pub(super) provisional: bool,
+    /// The keyed tag kept for a learned whole-name block (`NAME_TAGS`).
+    pub(super) tag: Option<u64>,
 }
 
 impl NameBlock {
@@ -132,6 +134,8 @@ pub struct BlockLedger<E: Enforcer> {
     pub(super) learned_count_written: Option<u64>,
     /// Evictions not reported yet, by target.
     pub(super) evicted: BTreeMap<u32, Evicted>,
+    /// The installation's name-tag key (`namekey.rs`; 0: none, tags are not kept).
+    pub(super) name_key: u64,
 
     /// `mxsentry_map_update_errors_total`.
     errors: IntCounter,
@@ -160,6 +164,7 @@ impl<E: Enforcer> BlockLedger<E> {
             holds: false,
             learned_count_written: None,
             evicted: BTreeMap::new(),
+            name_key: 0,
             errors,
             preloaded_gauge: gauge,
         }
@@ -230,6 +235,12 @@ impl<E: Enforcer> BlockLedger<E> {
 
     /// Removes name entry `h` from the kernel and the ledger.
     pub(super) fn remove_name(&mut self, h: u64) -> bool {
+        if self.names.get(&h).is_some_and(|b| b.tag.is_some())
+            && let Err(e) = self.enforcer.untag_name(h)
+        {
+            // A tag left behind only narrows a later block under the same hash.
+            self.map_error("forgetting a name tag", e);
+        }
         match self.enforcer.remove_name(h) {
             Ok(()) => {
                 self.names.remove(&h);
@@ -245,14 +256,15 @@ impl<E: Enforcer> BlockLedger<E> {
     }
 
     /// Blocks answers to `name` (hash `h`; with `subtree`, a domain hash covering every
-    /// name under it) for `target`, until `ceiling_ns` or until its first answer says how
-    /// long; makes room by evicting fairly when the bound is reached.
+    /// name under it; else `tag`, the question's keyed tag, when known) for `target`,
+    /// until `ceiling_ns` or until its first answer says how long; makes room by evicting
+    /// fairly when the bound is reached.
     pub fn learn_name(
         &mut self,
         h: u64,
         name: &str,
         target: u32,
-        subtree: bool,
+        (subtree, tag): (bool, Option<u64>),
         ceiling_ns: u64,
     ) -> Put {
         if self.names.contains_key(&h) {
@@ -274,6 +286,13 @@ impl<E: Enforcer> BlockLedger<E> {
             }
         }
         let flags = BLOCK_LEARNED | if subtree { BLOCK_SUBTREE } else { 0 };
+        // The tag before the block, so the block never meets another name meanwhile; a
+        // tag that cannot be written leaves the block untagged (closed for the lookalike).
+        let tag = tag.filter(|_| !subtree && self.name_key != 0).filter(|t| {
+            let kept = self.enforcer.tag_name(h, *t);
+            kept.map_err(|e| self.map_error("tagging a name block", e))
+                .is_ok()
+        });
         match self
             .enforcer
             .put_name(h, BlockEntry::new(flags, target, ceiling_ns))
@@ -285,6 +304,7 @@ impl<E: Enforcer> BlockLedger<E> {
                     flags,
                     expires_ns: ceiling_ns,
                     provisional: true,
+                    tag,
                 };
                 self.names.insert(h, block);
                 Put::Added
@@ -421,5 +441,6 @@ fn adopted(e: BlockEntry) -> NameBlock {
         flags: e.flags,
         expires_ns: e.expires_ns,
         provisional: false,
+        tag: None,
     }
 }

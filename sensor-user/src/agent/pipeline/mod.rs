@@ -16,6 +16,7 @@ mod direct;
 mod explain;
 mod lease;
 pub mod ledger;
+mod namekey;
 mod query;
 pub mod routes;
 pub mod tracking;
@@ -175,6 +176,7 @@ impl<E: Enforcer> Pipeline<E> {
         let mut ledger =
             BlockLedger::new(enforcer, m.map_update_errors.clone(), m.preloaded.clone());
         ledger.configure(config.agent.mode, &config.agent.smtp_ports);
+        ledger.ensure_name_key();
         ledger.adopt(monotonic_ns());
         let capacity = config.cache.max_entries;
         let mut tracker = Tracker::new(pending, capacity, m.lookalikes_pending.clone());

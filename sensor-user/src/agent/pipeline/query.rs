@@ -3,7 +3,7 @@
 //! answer the kernel holds for it is released (clean) or dropped (lookalike) on the
 //! resolver's retry at the latest.
 
-use sensor_common::{domain_hash, maps::target_id, qname_hashes};
+use sensor_common::{domain_hash, maps::target_id, qname_hashes, tag::question_tag};
 
 use super::{DnsIn, Pipeline, blocks, ledger::Put};
 use crate::{
@@ -31,7 +31,8 @@ impl<E: Enforcer> Pipeline<E> {
                 // The kernel's prefix rule drops its answers already.
                 Put::Present
             } else {
-                self.block_name(&msg.qname, full, target)
+                let tag = question_tag(self.blocks.name_key(), d.payload);
+                self.block_name(&msg.qname, full.map(|h| (h, tag)), target)
             };
         }
         // The verdict, for a held answer: written after the block, so no answer slips
@@ -48,7 +49,7 @@ impl<E: Enforcer> Pipeline<E> {
         }
         let Some(f) = finding else {
             if let Some(h) = &hashes {
-                self.report_collisions(&msg.qname, h);
+                self.report_collisions(&msg.qname, h, d.payload);
             }
             return;
         };
@@ -70,7 +71,8 @@ impl<E: Enforcer> Pipeline<E> {
     /// flood of names under one lookalike takes one entry — else as the name alone, under
     /// `full`, the hash the kernel computed from the question's wire form (the decoder's
     /// text escapes bytes no host name carries, and a hash of that text is another key).
-    fn block_name(&mut self, qname: &str, full: Option<u64>, target: u32) -> Put {
+    /// `full` carries the question's keyed tag, when the kernel can compute one.
+    fn block_name(&mut self, qname: &str, full: Option<(u64, Option<u64>)>, target: u32) -> Put {
         let ceiling = self.settings.ceiling_ns();
         let labels: Vec<&str> = qname.split('.').collect();
         for n in 2..=3.min(labels.len()) {
@@ -82,11 +84,15 @@ impl<E: Enforcer> Pipeline<E> {
             if blocks(&self.engine, &self.learning, &domain)
                 && let Some(h) = domain_hash(&domain)
             {
-                return self.blocks.learn_name(h, &domain, target, true, ceiling);
+                return self
+                    .blocks
+                    .learn_name(h, &domain, target, (true, None), ceiling);
             }
         }
         match full {
-            Some(h) => self.blocks.learn_name(h, qname, target, false, ceiling),
+            Some((h, tag)) => self
+                .blocks
+                .learn_name(h, qname, target, (false, tag), ceiling),
             None => Put::Failed,
         }
     }

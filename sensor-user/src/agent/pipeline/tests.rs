@@ -97,11 +97,10 @@ pub(super) fn answer(
 /// One DNS message through the simulated kernel (as `blocks.rs` judges it) and the
 /// pipeline.
 pub(super) fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Direction) {
-    let hashes = sensor_common::qname::qname_hashes(bytes);
     let verdict = match direction {
-        Direction::Ingress => p.enforcer().answer_verdict(hashes),
+        Direction::Ingress => p.enforcer().answer_verdict(bytes),
         Direction::Egress => {
-            p.enforcer_mut().query_sent(hashes);
+            p.enforcer_mut().query_sent(bytes);
             Verdict::Allowed
         }
     };
@@ -430,18 +429,10 @@ fn a_lookalike_domain_is_blocked_with_everything_under_it() {
     );
     // Another host under it, never looked up before: its answer is dropped too.
     let other = answer("mail.army.ml.", RecordType::A, vec![], vec![]);
-    assert_eq!(
-        p.enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(&other)),
-        Verdict::Blocked
-    );
+    assert_eq!(p.enforcer().answer_verdict(&other), Verdict::Blocked);
     // The protected domain's own hosts are not.
     let protected = answer("mx.army.mil.", RecordType::A, vec![], vec![]);
-    assert_eq!(
-        p.enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(&protected)),
-        Verdict::Allowed
-    );
+    assert_eq!(p.enforcer().answer_verdict(&protected), Verdict::Allowed);
 }
 
 // The defect: Postfix's `reject_rhsbl_sender dbl.spamhaus.org` on mail from a protected
@@ -454,12 +445,7 @@ fn a_blocklist_lookup_about_a_protected_domain_is_no_lookalike_and_its_answer_pa
     for list in ["army.mil.dbl.spamhaus.org.", "army.mil.multi.uribl.com."] {
         let a = answer(list, RecordType::A, vec![], vec![]);
         dns(&mut p, &query(list, RecordType::A), Direction::Egress);
-        assert_eq!(
-            p.enforcer()
-                .answer_verdict(sensor_common::qname::qname_hashes(&a)),
-            Verdict::Allowed,
-            "{list}"
-        );
+        assert_eq!(p.enforcer().answer_verdict(&a), Verdict::Allowed, "{list}");
         dns(&mut p, &a, Direction::Ingress);
     }
     assert!(events(&lines, "lookalike_lookup").is_empty());
@@ -467,11 +453,7 @@ fn a_blocklist_lookup_about_a_protected_domain_is_no_lookalike_and_its_answer_pa
     let evil = "army.mil.dbl.spamhaus-lists.com.";
     dns(&mut p, &query(evil, RecordType::MX), Direction::Egress);
     let a = answer(evil, RecordType::MX, vec![], vec![]);
-    assert_eq!(
-        p.enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(&a)),
-        Verdict::Blocked
-    );
+    assert_eq!(p.enforcer().answer_verdict(&a), Verdict::Blocked);
     assert_eq!(events(&lines, "lookalike_lookup").len(), 1);
 }
 
@@ -483,8 +465,7 @@ fn an_entry_written_in_unicode_blocks_in_the_kernel_as_on_the_wire() {
         pipeline("[policy]\nprotect = [{ entry = \"Bücher.de.\", action = \"block\" }]\n");
     let appended = answer("xn--bcher-kva.de.evil.com.", RecordType::MX, vec![], vec![]);
     assert_eq!(
-        p.enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(&appended)),
+        p.enforcer().answer_verdict(&appended),
         Verdict::WouldBlock,
         "the prefix rule of the A-label entry (monitor mode)"
     );
@@ -494,11 +475,7 @@ fn an_entry_written_in_unicode_blocks_in_the_kernel_as_on_the_wire() {
         "no slip of the A-label preloaded"
     );
     let own = answer("mx.xn--bcher-kva.de.", RecordType::A, vec![], vec![]);
-    assert_eq!(
-        p.enforcer()
-            .answer_verdict(sensor_common::qname::qname_hashes(&own)),
-        Verdict::Allowed
-    );
+    assert_eq!(p.enforcer().answer_verdict(&own), Verdict::Allowed);
 }
 
 #[test]
