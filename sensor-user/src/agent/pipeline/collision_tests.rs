@@ -173,3 +173,27 @@ fn the_query_path_tags_a_whole_name_block() {
         sensor_common::Verdict::Blocked
     );
 }
+
+/// A clean verdict under a lookalike's key (left by a name computed to share the hash of
+/// `army.mil.zq7v.net` and judged clean when looked up) lifts the kernel's prefix rule
+/// for the lookalike. The lookalike's own lookup then left that verdict in place, and the agent,
+/// seeing the prefix rule cover the name, learned no block of its own: the lookalike's
+/// answers passed in enforce mode.
+#[test]
+fn a_lookalike_s_own_lookup_overrides_a_clean_verdict_under_its_key() {
+    let (mut p, _lines, _m) = enforcing();
+    let l = "army.mil.zq7v.net";
+    p.enforcer_mut()
+        .clean
+        .insert(name_hash(l).unwrap(), u64::MAX);
+    dns(
+        &mut p,
+        &query(&format!("{l}."), RecordType::MX),
+        Direction::Egress,
+    );
+    let own = answer(&format!("{l}."), RecordType::MX, vec![], vec![]);
+    assert_eq!(
+        p.enforcer().answer_verdict(&own),
+        sensor_common::Verdict::Blocked
+    );
+}
