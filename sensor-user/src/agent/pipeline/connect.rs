@@ -25,7 +25,7 @@ use crate::{
         },
     },
     attrib::Process,
-    detect::Finding,
+    detect::{Action, Finding},
     kernel::maps::canonical,
     output::{
         clock::since_kernel,
@@ -87,7 +87,15 @@ impl<E: Enforcer> Pipeline<E> {
             }
             if !blocked {
                 for (a, f) in &found {
-                    let (verdict, mechanism) = enforce_would(c.verdict, a.answer);
+                    // Only a `block` lookalike's answers are dropped by enforce mode; an
+                    // `alert` one's MX answer held for the agent's verdict (`would_block`
+                    // here) is let through on the resolver's retry.
+                    let answer = if f.action == Action::Block {
+                        a.answer
+                    } else {
+                        Verdict::Allowed
+                    };
+                    let (verdict, mechanism) = enforce_would(c.verdict, answer);
                     Detected {
                         lookalike: self.detection(&a.route.recipient_domain, f),
                         address: c.addr.to_string(),

@@ -292,6 +292,36 @@ fn unattributed_connects_are_reported_not_ignored() {
     assert_eq!(m.unattributed.get(), 1);
 }
 
+/// Monitor mode, an `alert` entry: the lookalike's MX answer reached the kernel before
+/// the agent's verdict, so the kernel's hold judged it `would_block`. Enforce mode would
+/// have held it once and let the resolver's retry through (only `block` lookalikes are
+/// dropped): the delivery was reported as one enforce mode would have stopped.
+#[test]
+fn monitor_does_not_say_would_block_for_an_alert_lookalike_s_held_answer() {
+    let (mut p, lines, _m) = pipeline(ALERT);
+    let mx = mx_record("army.ml.", "mx.army.ml.");
+    let bytes = answer(
+        "army.ml.",
+        RecordType::MX,
+        vec![mx],
+        vec![a_record("mx.army.ml.")],
+    );
+    p.on_dns(&DnsIn {
+        ts_ns: 0,
+        direction: Direction::Ingress,
+        verdict: Verdict::WouldBlock,
+        cgroup_id: 0,
+        payload: &bytes,
+        msg_len: bytes.len(),
+        resolver: false,
+    });
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["action"], "alert");
+    assert_eq!(d[0]["verdict"], "allowed", "{d:?}");
+}
+
 #[test]
 fn a_lookalike_that_did_not_resolve_and_then_does_went_live() {
     let (mut p, lines, m) = pipeline(ALERT);
