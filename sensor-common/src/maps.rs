@@ -31,10 +31,11 @@ pub const HOLD_PENDING: &str = "HOLD_PENDING";
 /// `LruHashMap<u64, u64>`: question-name hashes the agent judged not to block → kernel
 /// time until which that holds. They are never held, and override `BLOCK_PREFIX`.
 pub const CLEAN_NAMES: &str = "CLEAN_NAMES";
-/// `LruHashMap<u64, u64>`: question-name hash of a learned whole-name block → the
-/// name's keyed tag (`tag::name_tag` under `AGENT_NAME_KEY`). A question meets that
-/// block only when its own tag is this one: an FNV collision, which whoever picks a name
-/// can compute, does not drop another name's answers.
+/// `HashMap<u64, u64>`: question-name hash of a learned whole-name block → the name's
+/// keyed tag (`tag::name_tag` under `AGENT_NAME_KEY`). A question meets that block only
+/// when its own tag is this one: an FNV collision, which whoever picks a name can
+/// compute, does not drop another name's answers. (Not LRU: a live tag evicted would
+/// leave its block met by any name with the hash; a tag goes with its block.)
 pub const NAME_TAGS: &str = "NAME_TAGS";
 /// `Array<u64>` of `AGENT_SLOTS` values the agent keeps for the programs (`AGENT_*`).
 pub const AGENT_STATE: &str = "AGENT_STATE";
@@ -315,7 +316,7 @@ pub const MAPS: [MapSpec; 18] = [
     spec(RESOLVER_TGIDS, MapKind::Hash, 4, 4, RESOLVER_TGIDS_MAX),
     spec(HOLD_PENDING, MapKind::LruHash, 8, 8, HOLD_PENDING_MAX),
     spec(CLEAN_NAMES, MapKind::LruHash, 8, 8, CLEAN_NAMES_MAX),
-    spec(NAME_TAGS, MapKind::LruHash, 8, 8, NAME_TAGS_MAX),
+    spec(NAME_TAGS, MapKind::Hash, 8, 8, NAME_TAGS_MAX),
     spec(AGENT_STATE, MapKind::Array, 4, 8, AGENT_SLOTS),
     spec(DNS_CAPTURE, MapKind::PerCpuArray, 4, 8, CAPTURE_STAT_SLOTS),
     private(spec(

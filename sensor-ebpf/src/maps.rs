@@ -54,7 +54,7 @@ pub static HOLD_PENDING: LruHashMap<u64, u64> = LruHashMap::pinned(HOLD_PENDING_
 pub static CLEAN_NAMES: LruHashMap<u64, u64> = LruHashMap::pinned(CLEAN_NAMES_MAX, 0);
 
 #[map]
-pub static NAME_TAGS: LruHashMap<u64, u64> = LruHashMap::pinned(NAME_TAGS_MAX, 0);
+pub static NAME_TAGS: HashMap<u64, u64> = HashMap::pinned(NAME_TAGS_MAX, 0);
 
 #[map]
 pub static AGENT_STATE: Array<u64> = Array::pinned(AGENT_SLOTS, 0);

@@ -456,11 +456,13 @@ fn a_whole_name_block_drops_only_the_answers_of_the_name_it_was_learned_for() {
     let before = a
         .metric(r#"mxsentry_dns_capture_events_total{reason="name_tag_mismatch"}"#)
         .unwrap_or(0.0);
-    let out = ask(&t, "udp", BEST, "A", 1500);
-    assert!(
-        out["answer"].is_string(),
-        "a name sharing the block's hash had its answer dropped: {out}"
-    );
+    for transport in ["udp", "tcp"] {
+        let out = ask(&t, transport, BEST, "A", 1500);
+        assert!(
+            out["answer"].is_string(),
+            "{transport}: a name sharing the block's hash had its answer dropped: {out}"
+        );
+    }
     assert!(
         a.metric(r#"mxsentry_dns_capture_events_total{reason="name_tag_mismatch"}"#)
             .expect("metric")

@@ -44,8 +44,7 @@ pub trait Enforcer {
     /// Every address entry.
     fn addr_entries(&self) -> Result<Vec<(Cidr, BlockEntry)>, KernelError>;
     /// The agent's verdict on a question: clean until `clean_until` (kernel time), or a
-    /// lookalike (`None`, its block written first, a clean verdict under the same key
-    /// gone); either way no longer held.
+    /// lookalike (`None`, its block written first); either way no longer held.
     fn judged(&mut self, hash: u64, clean_until: Option<u64>) -> Result<(), KernelError>;
     /// Forgets every clean verdict and pending question.
     fn forget_judgements(&mut self) -> Result<usize, KernelError>;
@@ -266,10 +265,9 @@ impl Enforcer for Simulated {
         Ok(self.addrs.iter().map(|(ip, e)| (host(*ip), *e)).collect())
     }
     fn judged(&mut self, hash: u64, clean_until: Option<u64>) -> Result<(), KernelError> {
-        match clean_until {
-            Some(until) => self.clean.insert(hash, until),
-            None => self.clean.remove(&hash),
-        };
+        if let Some(until) = clean_until {
+            self.clean.insert(hash, until);
+        }
         self.pending.remove(&hash);
         Ok(())
     }

@@ -273,6 +273,25 @@ impl Outcome for LookalikeNotReceived {
     }
 }
 
+/// An address became a direct destination (`pipeline/direct.rs`): connects there are no
+/// longer attributed to lookalikes that name it, nor is it address-blocked.
+pub struct DirectDestination {
+    /// The address.
+    pub address: IpAddr,
+}
+
+impl Outcome for DirectDestination {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.direct_destinations.inc();
+        log::warn!(
+            "{} is a direct destination (connects with no DNS route to it: a relay host \
+             given by address?): never address-blocked or attributed to a lookalike from \
+             now on",
+            self.address
+        );
+    }
+}
+
 /// A lookalike's address that a legitimate name also resolves to: never blocked, or its
 /// block lifted (the lookalike's own answers are still dropped by name).
 pub struct AddressShared {

@@ -133,15 +133,13 @@ impl VerdictMaps {
     }
 
     /// Records the agent's verdict on question `hash`: judged clean until `clean_until`
-    /// (kernel time; `None`: judged a lookalike, its block already written, and any clean
-    /// verdict under the key gone), and no longer pending, so its answers are not held.
+    /// (kernel time; `None`: judged a lookalike, its block already written), and no longer
+    /// pending, so its answers are not held.
     pub fn judged(&mut self, hash: u64, clean_until: Option<u64>) -> Result<(), KernelError> {
-        match clean_until {
-            Some(until) => self
-                .clean
+        if let Some(until) = clean_until {
+            self.clean
                 .insert(hash, until, 0)
-                .map_err(map_err(CLEAN_NAMES))?,
-            None => ignore_missing(self.clean.remove(&hash), CLEAN_NAMES)?,
+                .map_err(map_err(CLEAN_NAMES))?;
         }
         ignore_missing(self.pending.remove(&hash), HOLD_PENDING)
     }

@@ -368,7 +368,7 @@ mod tests {
         // meaning, and a build before it ignores the pin and the key's slot.)
         assert_eq!(
             (LAYOUT_VERSION, format!("{:016x}", contract_fingerprint())),
-            (3, "bf5b0c22e8246b65".to_string())
+            (3, "c46e41f0cbc9a76d".to_string())
         );
     }
 

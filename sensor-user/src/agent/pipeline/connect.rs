@@ -21,7 +21,8 @@ use crate::{
     agent::{
         enforcer::Enforcer,
         outcomes::{
-            ConnectRefused, CreditWithheld, Detected, LookalikeNotReceived, Outcome, Unattributed,
+            ConnectRefused, CreditWithheld, Detected, DirectDestination, LookalikeNotReceived,
+            Outcome, Unattributed,
         },
     },
     attrib::Process,
@@ -54,16 +55,7 @@ impl<E: Enforcer> Pipeline<E> {
             .inc();
         let all = self.routes.for_connect(&c.addr, Instant::now());
         let blocked = c.verdict == Verdict::Blocked;
-        // A refusal is named by every lookalike behind its block; a delivery only by
-        // the routes that can be why the host connected, and none at a direct
-        // destination (`direct.rs`).
-        let routes = if blocked {
-            all.clone()
-        } else if self.direct.contains(c.addr, Instant::now()) {
-            Vec::new()
-        } else {
-            explaining(&all)
-        };
+        let routes = self.naming(&c, &all, blocked);
         let mut found = self.lookalikes(&routes);
         if found.is_empty() && blocked {
             found = self.adopted_block(&c);
@@ -109,9 +101,6 @@ impl<E: Enforcer> Pipeline<E> {
                 }
             }
             if routes.is_empty() && found.is_empty() {
-                if !blocked {
-                    self.direct.note(c.addr, Instant::now());
-                }
                 self.unattributed(&c, process, unreceived);
             }
         }
@@ -124,6 +113,26 @@ impl<E: Enforcer> Pipeline<E> {
         if wrote {
             self.metrics().connect_event_latency.observe(latency);
         }
+    }
+
+    /// The routes that name connect `c`'s recipient among `all` of its address: every one
+    /// behind a refusal's block; for a delivery, those that can be why the host connected,
+    /// none at a direct destination (`direct.rs`), whose evidence this connect may be.
+    fn naming(&mut self, c: &ConnectIn, all: &[Attribution], blocked: bool) -> Vec<Attribution> {
+        if blocked {
+            return all.to_vec();
+        }
+        let now = Instant::now();
+        let direct = self.direct.contains(c.addr, now);
+        // A direct destination's evidence: no DNS route at all (a lookalike naming the
+        // address does not stop a relay's connects counting once it is one).
+        if (all.is_empty() || direct) && self.direct.note(c.addr, now) {
+            DirectDestination { address: c.addr }.emit(&mut self.sink);
+        }
+        if direct {
+            return Vec::new();
+        }
+        explaining(all, |a| self.routes.mx_dropped(a, now))
     }
 
     /// Credits one delivery in the correspondents ledger (`credit.rs`).

@@ -272,3 +272,57 @@ fn a_lookalike_naming_the_relay_host_neither_blocks_it_nor_owns_its_deliveries()
     p.rebalance_blocks();
     assert!(!p.enforcer().addrs.contains_key(&RELAY_IP));
 }
+
+/// Enforce mode. The lookalike's MX answer carries out-of-zone glue naming a provider's
+/// host; the local resolver keeps the glue from its client, whose copy (without it) is
+/// dropped. The resolver's upstream copy left a route to the provider's host that no
+/// dropped copy ever marked, so every legitimate delivery there was reported as one to
+/// the lookalike.
+#[test]
+fn out_of_zone_glue_the_resolver_kept_from_a_dropped_answer_explains_no_connect() {
+    let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    let mx = || vec![mx_record("army.ml.", "mx.other.example.")];
+    let glue = Record::from_rdata(
+        Name::from_ascii("mx.other.example.").unwrap(),
+        86_400,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+    );
+    at_resolver_upstream(
+        &mut p,
+        &answer("army.ml.", RecordType::MX, mx(), vec![glue]),
+    );
+    dns(
+        &mut p,
+        &answer("army.ml.", RecordType::MX, mx(), vec![]),
+        Direction::Ingress,
+    );
+    assert_eq!(events(&lines, "block").len(), 1, "the client's copy passed");
+    // A legitimate recipient on that host, delivered to.
+    dns(
+        &mut p,
+        &query("partner.org.", RecordType::MX),
+        Direction::Egress,
+    );
+    dns(
+        &mut p,
+        &answer(
+            "partner.org.",
+            RecordType::MX,
+            vec![mx_record("partner.org.", "mx.provider.net.")],
+            vec![a_record("mx.provider.net.")],
+        ),
+        Direction::Ingress,
+    );
+    connect(&mut p, MX_IP);
+    assert!(
+        events(&lines, "detection").is_empty(),
+        "{:?}",
+        events(&lines, "detection")
+    );
+}

@@ -4,8 +4,11 @@
 //! victim's relay host. A route counts only when the host can have been told it:
 //! - an asker received an answer that taught it (the MX answer included), or
 //! - it was seen only at a local resolver's upstream socket, was not dropped at any
-//!   asker, and came through an MX answer: a host whose lookups the sensor sees only
-//!   there (its MTA asks the resolver through a local API) has only such routes.
+//!   asker, and came through an MX answer that no asker's copy of was dropped either: a
+//!   host whose lookups the sensor sees only there (its MTA asks the resolver through a
+//!   local API) has only such routes. (A resolver keeps out-of-zone glue from its client:
+//!   a lookalike's MX answer whose glue names a provider's host reaches the client
+//!   without it, dropped, and leaves no dropped copy of the route itself.)
 //!
 //! So a lookalike's answer the kernel dropped at its asker never makes a delivery to that
 //! address a detection (a page, in enforce mode, for mail that went where it was meant
@@ -16,14 +19,22 @@ use sensor_common::Verdict;
 
 use super::routes::Attribution;
 
-/// Whether route `a` can be why a host connected to its address.
-fn explains(a: &Attribution) -> bool {
-    a.delivered || (a.answer != Verdict::Blocked && a.via_mx)
+/// Whether route `a` can be why a host connected to its address; `mx_dropped` says
+/// whether an asker's copy of the MX answer behind it was dropped.
+fn explains(a: &Attribution, mx_dropped: &mut impl FnMut(&Attribution) -> bool) -> bool {
+    a.delivered || (a.answer != Verdict::Blocked && a.via_mx && !mx_dropped(a))
 }
 
 /// The routes of `routes` that can be why a host connected to their address.
-pub fn explaining(routes: &[Attribution]) -> Vec<Attribution> {
-    routes.iter().filter(|a| explains(a)).cloned().collect()
+pub fn explaining(
+    routes: &[Attribution],
+    mut mx_dropped: impl FnMut(&Attribution) -> bool,
+) -> Vec<Attribution> {
+    routes
+        .iter()
+        .filter(|a| explains(a, &mut mx_dropped))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -62,8 +73,16 @@ mod tests {
             route("army.ml", false, Verdict::Blocked, true),
             route("partner.example", true, Verdict::Allowed, true),
         ];
-        assert_eq!(domains(&explaining(&routes)), ["partner.example"]);
-        assert!(explaining(&[route("army.ml", false, Verdict::Blocked, true)]).is_empty());
+        assert_eq!(
+            domains(&explaining(&routes, |_| false)),
+            ["partner.example"]
+        );
+        assert!(
+            explaining(&[route("army.ml", false, Verdict::Blocked, true)], |_| {
+                false
+            })
+            .is_empty()
+        );
     }
 
     #[test]
@@ -74,9 +93,20 @@ mod tests {
             route("army.mx", false, Verdict::Allowed, true),
             route("neutral.example", true, Verdict::Allowed, false),
         ];
-        assert_eq!(explaining(&routes).len(), 2);
+        assert_eq!(explaining(&routes, |_| false).len(), 2);
         // A resolver's own lookup of a name server's address: no MX answer behind it.
-        assert!(explaining(&[route("army.ml", false, Verdict::Allowed, false)]).is_empty());
+        assert!(
+            explaining(&[route("army.ml", false, Verdict::Allowed, false)], |_| {
+                false
+            })
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_upstream_only_route_whose_mx_answer_an_asker_had_dropped_does_not_explain() {
+        let routes = [route("army.ml", false, Verdict::Allowed, true)];
+        assert!(explaining(&routes, |_| true).is_empty());
     }
 
     #[test]
@@ -85,6 +115,6 @@ mod tests {
             route("army.ml", true, Verdict::Blocked, false),
             route("partner.example", true, Verdict::Allowed, true),
         ];
-        assert_eq!(explaining(&routes).len(), 2);
+        assert_eq!(explaining(&routes, |_| false).len(), 2);
     }
 }

@@ -235,9 +235,13 @@ impl<E: Enforcer> BlockLedger<E> {
 
     /// Removes name entry `h` from the kernel and the ledger.
     pub(super) fn remove_name(&mut self, h: u64) -> bool {
-        if self.names.get(&h).is_some_and(|b| b.tag.is_some())
-            && let Err(e) = self.enforcer.untag_name(h)
-        {
+        // Any whole-name block may carry a tag, an adopted one too (a previous agent's,
+        // which the ledger does not know): it goes with the block.
+        let whole = self
+            .names
+            .get(&h)
+            .is_some_and(|b| b.flags & (BLOCK_SUBTREE | BLOCK_PREFIX) == 0);
+        if whole && let Err(e) = self.enforcer.untag_name(h) {
             // A tag left behind only narrows a later block under the same hash.
             self.map_error("forgetting a name tag", e);
         }

@@ -215,6 +215,15 @@ impl Routes {
         })
     }
 
+    /// Whether an asker's copy of the MX answer behind `a` (its recipient under its mail
+    /// host) was dropped: enforce mode stopped that recipient's lookup there.
+    pub fn mx_dropped(&mut self, a: &Attribution, now: Instant) -> bool {
+        self.mx_of.get(&a.route.mx_host, now).is_some_and(|list| {
+            list.iter()
+                .any(|r| r.domain == a.route.recipient_domain && r.answer == Verdict::Blocked)
+        })
+    }
+
     /// Every cached address with its routes.
     pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Vec<Attribution>)> {
         self.cache.iter()
