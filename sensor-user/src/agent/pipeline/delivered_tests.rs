@@ -21,11 +21,7 @@ const POLICY: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"bl
 
 /// `army.ml MX mx.army.ml` with the glue `mx.army.ml A RELAY_IP`.
 fn lookalike_answer() -> Vec<u8> {
-    let glue = Record::from_rdata(
-        Name::from_ascii("mx.army.ml.").unwrap(),
-        300,
-        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
-    );
+    let glue = relay_record("mx.army.ml.", 300);
     answer(
         "army.ml.",
         RecordType::MX,
@@ -102,18 +98,7 @@ fn an_address_whose_route_s_mx_answer_no_asker_received_is_never_blocked() {
         vec![],
     );
     at_resolver_upstream(&mut p, &mx);
-    let relay = Record::from_rdata(
-        Name::from_ascii("relay.corp.example.").unwrap(),
-        300,
-        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
-    );
-    let q = "relay.corp.example.";
-    dns(&mut p, &query(q, RecordType::A), Direction::Egress);
-    dns(
-        &mut p,
-        &answer(q, RecordType::A, vec![relay], vec![]),
-        Direction::Ingress,
-    );
+    relay_address_received(&mut p, "relay.corp.example.", 300);
     assert!(
         !p.enforcer().addrs.contains_key(&RELAY_IP),
         "an address no asker was told was the lookalike's was blocked"
@@ -189,14 +174,30 @@ fn a_route_seen_only_upstream_still_explains_a_connect_with_no_other_route() {
     assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
 }
 
+/// `name A RELAY_IP` with `ttl`.
+fn relay_record(name: &str, ttl: u32) -> Record {
+    Record::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        ttl,
+        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+    )
+}
+
 /// `name A RELAY_IP`, as a local resolver's upstream socket receives it.
 fn relay_address_upstream(p: &mut Pipeline<Simulated>, name: &str) {
-    let a = Record::from_rdata(
-        Name::from_ascii(name).unwrap(),
-        86_400,
-        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
-    );
+    let a = relay_record(name, 86_400);
     at_resolver_upstream(p, &answer(name, RecordType::A, vec![a], vec![]));
+}
+
+/// The host looks up `name` and receives `name A RELAY_IP` with `ttl`.
+fn relay_address_received(p: &mut Pipeline<Simulated>, name: &str, ttl: u32) {
+    dns(p, &query(name, RecordType::A), Direction::Egress);
+    let a = relay_record(name, ttl);
+    dns(
+        p,
+        &answer(name, RecordType::A, vec![a], vec![]),
+        Direction::Ingress,
+    );
 }
 
 /// A resolver's own lookup (the address of a name server a lookalike's owner set up for
@@ -218,18 +219,7 @@ fn a_resolver_s_own_address_lookup_explains_no_connect() {
 fn a_received_clean_route_does_not_hide_an_upstream_only_lookalike_route() {
     let (mut p, lines, _m) = pipeline_seeded(POLICY, |_| {});
     at_resolver_upstream(&mut p, &lookalike_answer());
-    let q = "neutral.example.";
-    let a = Record::from_rdata(
-        Name::from_ascii(q).unwrap(),
-        300,
-        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
-    );
-    dns(&mut p, &query(q, RecordType::A), Direction::Egress);
-    dns(
-        &mut p,
-        &answer(q, RecordType::A, vec![a], vec![]),
-        Direction::Ingress,
-    );
+    relay_address_received(&mut p, "neutral.example.", 300);
     connect(&mut p, RELAY_IP);
     let d = events(&lines, "detection");
     assert_eq!(d.len(), 1, "{d:?}");
@@ -247,18 +237,7 @@ fn a_lookalike_naming_the_relay_host_neither_blocks_it_nor_owns_its_deliveries()
     for _ in 0..super::direct::DIRECT_AFTER {
         connect(&mut p, RELAY_IP);
     }
-    let q = "army.ml.";
-    let a = Record::from_rdata(
-        Name::from_ascii(q).unwrap(),
-        86_400,
-        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
-    );
-    dns(&mut p, &query(q, RecordType::A), Direction::Egress);
-    dns(
-        &mut p,
-        &answer(q, RecordType::A, vec![a], vec![]),
-        Direction::Ingress,
-    );
+    relay_address_received(&mut p, "army.ml.", 86_400);
     assert!(
         !p.enforcer().addrs.contains_key(&RELAY_IP),
         "the relay host was learned as the lookalike's"
