@@ -8,29 +8,13 @@
 use hickory_proto::rr::{Record, RecordType};
 use sensor_common::{event::Direction, maps::target_id};
 
-use super::{
-    Pipeline,
-    tests::{a_record, answer, dns, events, pipeline_seeded, query},
-};
-use crate::{
-    agent::enforcer::Simulated,
-    kernel::maps::{Mode, name_hash},
-};
+use super::tests::{a_record, answer, dns, enforcing, events, query};
+use crate::kernel::maps::name_hash;
 
 const BLOCK: &str = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
 /// A lookalike of army.mil (appended suffix) whose name an attacker would choose.
 const LOOKALIKE: &str = "army.mil.zq7v.com";
 const FAR: u64 = u64::MAX / 2;
-
-fn enforcing() -> (
-    Pipeline<Simulated>,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    crate::output::Metrics,
-) {
-    let (mut p, lines, m) = pipeline_seeded(BLOCK, |_| {});
-    p.enforcer_mut().mode = Some(Mode::Enforce);
-    (p, lines, m)
-}
 
 /// `www.example.org A`, with a TTL of `ttl` seconds.
 fn example_answer(ttl: u32) -> Vec<u8> {
@@ -41,7 +25,7 @@ fn example_answer(ttl: u32) -> Vec<u8> {
 
 #[test]
 fn a_legitimate_query_meeting_a_learned_block_is_reported_once_and_the_block_kept() {
-    let (mut p, lines, m) = enforcing();
+    let (mut p, lines, m) = enforcing(BLOCK);
     let key = name_hash("mail.example.org").unwrap();
     p.blocks
         .learn_name(key, LOOKALIKE, target_id(b"army.mil"), (false, None), FAR);
@@ -64,7 +48,7 @@ fn a_legitimate_query_meeting_a_learned_block_is_reported_once_and_the_block_kep
 
 #[test]
 fn a_legitimate_answer_under_a_colliding_domain_block_never_extends_it() {
-    let (mut p, lines, _) = enforcing();
+    let (mut p, lines, _) = enforcing(BLOCK);
     // A learned lookalike domain whose domain hash is example.org's, answered with a
     // short TTL already.
     let key = sensor_common::domain_hash("example.org").unwrap();
@@ -89,7 +73,7 @@ fn a_legitimate_answer_under_a_colliding_domain_block_never_extends_it() {
 
 #[test]
 fn blocks_a_name_meets_by_right_are_no_collision() {
-    let (mut p, lines, _) = enforcing();
+    let (mut p, lines, _) = enforcing(BLOCK);
     let target = target_id(b"army.mil");
     let name_key = name_hash(LOOKALIKE).unwrap();
     p.blocks
@@ -116,7 +100,7 @@ fn blocks_a_name_meets_by_right_are_no_collision() {
 /// the lookalike's own answers are still dropped.
 #[test]
 fn a_tagged_whole_name_block_is_met_by_its_own_name_only() {
-    let (mut p, lines, _m) = enforcing();
+    let (mut p, lines, _m) = enforcing(BLOCK);
     let key = p.blocks.name_key();
     assert_ne!(key, 0, "no tag key was drawn");
     // The lookalike's question, as the query path blocks it (its own tag), but under
@@ -155,7 +139,7 @@ fn a_tagged_whole_name_block_is_met_by_its_own_name_only() {
 /// The query path tags the whole-name blocks it learns.
 #[test]
 fn the_query_path_tags_a_whole_name_block() {
-    let (mut p, _lines, _m) = enforcing();
+    let (mut p, _lines, _m) = enforcing(BLOCK);
     // More labels after the protected name than the kernel's stems cover, under a
     // registrable domain that is no lookalike: blocked by its whole name.
     let name = "army.mil.a.b.c.zq7v.com";
@@ -185,7 +169,7 @@ fn a_clean_verdict_under_a_lookalike_s_key_does_not_lift_its_block() {
     let l = "army.mil.zq7v.net";
     let own = answer(&format!("{l}."), RecordType::MX, vec![], vec![]);
     for clean_first in [true, false] {
-        let (mut p, _lines, _m) = enforcing();
+        let (mut p, _lines, _m) = enforcing(BLOCK);
         let key = name_hash(l).unwrap();
         if clean_first {
             p.enforcer_mut().clean.insert(key, u64::MAX);

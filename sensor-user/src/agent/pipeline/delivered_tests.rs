@@ -10,7 +10,9 @@ use sensor_common::event::Direction;
 
 use super::{
     DnsIn, Pipeline,
-    tests::{MX_IP, a_record, answer, connect, dns, events, mx_record, pipeline_seeded, query},
+    tests::{
+        MX_IP, a_record, answer, connect, dns, enforcing, events, mx_record, pipeline_seeded, query,
+    },
 };
 use crate::{agent::enforcer::Simulated, kernel::maps::Mode};
 
@@ -28,17 +30,6 @@ fn lookalike_answer() -> Vec<u8> {
         vec![mx_record("army.ml.", "mx.army.ml.")],
         vec![glue],
     )
-}
-
-/// A pipeline for `POLICY` in enforce mode.
-fn enforcing() -> (
-    Pipeline<Simulated>,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    crate::output::Metrics,
-) {
-    let (mut p, lines, m) = pipeline_seeded(POLICY, |_| {});
-    p.enforcer_mut().mode = Some(Mode::Enforce);
-    (p, lines, m)
 }
 
 /// `bytes` as a local resolver's upstream socket receives it (never dropped there).
@@ -60,7 +51,7 @@ fn at_resolver_upstream(p: &mut Pipeline<Simulated>, bytes: &[u8]) {
 /// still blocked the address, and every relayed delivery with it.
 #[test]
 fn a_route_seen_only_at_a_resolver_s_upstream_socket_is_never_blocked_at_a_rebalance() {
-    let (mut p, _lines, _m) = enforcing();
+    let (mut p, _lines, _m) = enforcing(POLICY);
     at_resolver_upstream(&mut p, &lookalike_answer());
     assert!(!p.enforcer().addrs.contains_key(&RELAY_IP));
     p.rebalance_blocks();
@@ -75,7 +66,7 @@ fn a_route_seen_only_at_a_resolver_s_upstream_socket_is_never_blocked_at_a_rebal
 /// became an established correspondent in a few days (never blocked).
 #[test]
 fn a_route_from_a_dropped_answer_earns_no_credit() {
-    let (mut p, _lines, _m) = enforcing();
+    let (mut p, _lines, _m) = enforcing(POLICY);
     dns(
         &mut p,
         &query("army.ml.", RecordType::MX),
@@ -98,7 +89,7 @@ fn a_route_from_a_dropped_answer_earns_no_credit() {
 /// lookalike's: blocking it refused every relayed delivery.
 #[test]
 fn an_address_whose_route_s_mx_answer_no_asker_received_is_never_blocked() {
-    let (mut p, _lines, _m) = enforcing();
+    let (mut p, _lines, _m) = enforcing(POLICY);
     let mx = answer(
         "army.ml.",
         RecordType::MX,
@@ -119,7 +110,7 @@ fn an_address_whose_route_s_mx_answer_no_asker_received_is_never_blocked() {
 /// mail that went where it was meant to, as often as the lookalike's DNS owner likes.
 #[test]
 fn a_delivery_beside_a_lookalike_s_dropped_answer_is_no_detection() {
-    let (mut p, lines, m) = enforcing();
+    let (mut p, lines, m) = enforcing(POLICY);
     for d in ["army.ml.", "partner.org."] {
         dns(&mut p, &query(d, RecordType::MX), Direction::Egress);
         let mx = mx_record(d, "mx.provider.net.");
@@ -153,7 +144,7 @@ fn a_delivery_beside_a_lookalike_s_dropped_answer_is_no_detection() {
 /// address): every relayed delivery was reported as one to the lookalike.
 #[test]
 fn a_relayed_delivery_is_not_reported_as_the_lookalike_whose_dropped_answer_named_it() {
-    let (mut p, lines, _m) = enforcing();
+    let (mut p, lines, _m) = enforcing(POLICY);
     dns(
         &mut p,
         &query("army.ml.", RecordType::MX),
@@ -265,7 +256,7 @@ fn a_lookalike_naming_the_relay_host_neither_blocks_it_nor_owns_its_deliveries()
 /// the lookalike.
 #[test]
 fn out_of_zone_glue_the_resolver_kept_from_a_dropped_answer_explains_no_connect() {
-    let (mut p, lines, _m) = enforcing();
+    let (mut p, lines, _m) = enforcing(POLICY);
     dns(
         &mut p,
         &query("army.ml.", RecordType::MX),

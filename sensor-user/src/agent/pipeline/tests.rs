@@ -21,7 +21,7 @@ use super::{ConnectIn, DnsIn, Pipeline, who::Who};
 use crate::{
     agent::{Sink, enforcer::Simulated, learning::Learning, pending::Pending},
     config::Loaded,
-    kernel::maps::name_hash,
+    kernel::maps::{Mode, name_hash},
     output::{EventLog, Metrics},
 };
 
@@ -59,6 +59,13 @@ pub(super) fn pipeline_seeded(
         lines,
         metrics,
     )
+}
+
+/// A pipeline for `text` in enforce mode.
+pub(super) fn enforcing(text: &str) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
+    let (mut p, lines, m) = pipeline_seeded(text, |_| {});
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    (p, lines, m)
 }
 
 pub(super) fn events(lines: &Arc<Mutex<Vec<String>>>, kind: &str) -> Vec<Value> {
