@@ -19,9 +19,8 @@ use crate::{
 };
 
 /// Most routes remembered per address; past it, one no asker received gives way first
-/// (whoever writes a lookalike's DNS can send those with any TTL), then one whose
-/// recipient is no lookalike (clean answers naming the same host must not push a
-/// lookalike's route out), then the one expiring first.
+/// (whoever writes a lookalike's DNS can send those with any TTL), then a clean one but
+/// the last (`make_room`), then the one expiring first.
 pub const ROUTES_PER_ADDR: usize = 8;
 
 /// How long past its TTL a route still names a connect's recipient (never a block): an
@@ -78,12 +77,36 @@ fn latest(old: (Instant, bool), new: (Instant, bool)) -> (Instant, bool) {
     }
 }
 
-/// Makes room for one more in `list` at `ROUTES_PER_ADDR`: the entry with the least
-/// `key` (received, a lookalike's, expiry) goes.
-fn make_room<T>(list: &mut Vec<T>, key: impl Fn(&T) -> (bool, bool, Instant)) {
-    if list.len() >= ROUTES_PER_ADDR
-        && let Some(i) = (0..list.len()).min_by_key(|i| key(&list[*i]))
-    {
+/// Makes room for one more in `list` at `ROUTES_PER_ADDR`: of the entries `(received,
+/// recipient domain, expiry)` says, the least goes: one no asker received, then a
+/// received clean one but the last, then a lookalike's, the last received clean one
+/// never before them, each the one expiring first. Clean answers naming the same host
+/// must not push a lookalike's route out (its deliveries would go unreported), nor
+/// received lookalike routes the last clean one (the host would look like the
+/// lookalike's alone, and be blocked).
+fn make_room<T>(
+    list: &mut Vec<T>,
+    entry: impl Fn(&T) -> (bool, &str, Instant),
+    lookalike: &dyn Fn(&str) -> bool,
+) {
+    if list.len() < ROUTES_PER_ADDR {
+        return;
+    }
+    let clean = |e: &T| {
+        let (received, domain, _) = entry(e);
+        received && !lookalike(domain)
+    };
+    let last_clean = list.iter().filter(|e| clean(e)).count() == 1;
+    let key = |e: &T| {
+        let (received, domain, expires) = entry(e);
+        let rank = if last_clean && clean(e) {
+            2
+        } else {
+            u8::from(lookalike(domain))
+        };
+        (received, rank, expires)
+    };
+    if let Some(i) = (0..list.len()).min_by_key(|i| key(&list[*i])) {
         list.remove(i);
     }
 }
@@ -102,9 +125,11 @@ fn merge(list: &mut Vec<Attribution>, a: Attribution, lookalike: &dyn Fn(&str) -
             }
         }
         None => {
-            make_room(list, |o| {
-                (o.delivered, lookalike(&o.route.recipient_domain), o.expires)
-            });
+            make_room(
+                list,
+                |o| (o.delivered, o.route.recipient_domain.as_str(), o.expires),
+                lookalike,
+            );
             list.push(a);
         }
     }
@@ -174,7 +199,11 @@ fn add_recipient(
         }
         return;
     }
-    make_room(list, |o| (o.delivered, lookalike(&o.domain), o.expires));
+    make_room(
+        list,
+        |o| (o.delivered, o.domain.as_str(), o.expires),
+        lookalike,
+    );
     list.push(r);
 }
 
@@ -503,6 +532,26 @@ mod tests {
         }
         assert_eq!(list.len(), ROUTES_PER_ADDR);
         assert!(list.iter().any(|a| a.route.recipient_domain == "army.ml"));
+    }
+
+    /// Eight received lookalike routes naming a provider's host, with a day's TTL, pushed
+    /// out its one clean route: the host then looked like the lookalikes' alone.
+    #[test]
+    fn lookalike_routes_cannot_push_the_last_clean_route_out() {
+        let lookalike = |d: &str| d.starts_with("army");
+        let mut list = vec![route("partner.example", 60, true)];
+        for i in 0..2 * ROUTES_PER_ADDR {
+            merge(
+                &mut list,
+                route(&format!("army{i}.ml"), 86_400, true),
+                &lookalike,
+            );
+        }
+        assert_eq!(list.len(), ROUTES_PER_ADDR);
+        assert!(
+            list.iter()
+                .any(|a| a.route.recipient_domain == "partner.example")
+        );
     }
 
     /// A lookalike listing dead hosts first has its MTA reach the live one after the
