@@ -141,18 +141,22 @@ fn enforce_replay_shows_what_the_kernel_would_refuse() {
     assert!(ok, "{stderr}");
     // Enforce drops the answer that gave the address, so the captured host would never
     // have connected; an address is refused only once an answer delivered it (a shared
-    // mail host must not be refused for everyone), and the replay says the connect in
-    // the capture would not have been.
+    // mail host must not be refused for everyone). A connect there anyway cannot have
+    // come from that answer: the replay reports it unattributed, naming the lookalike
+    // whose dropped answer named the address (whoever writes a lookalike's DNS can name
+    // any host, so it is no delivery to the lookalike).
     assert_eq!(
         kinds(&events),
         [
             "lookalike_lookup",
             "block:dns_answer",
-            "detection",
+            "unattributed_connect",
             "unattributed_connect"
         ]
     );
     assert_eq!(events[2]["verdict"], "allowed");
+    assert_eq!(events[2]["unreceived_lookalikes"][0], "army.ml", "{events:?}");
+    assert_eq!(events[2]["severity"], "warning");
 }
 
 #[test]
