@@ -155,7 +155,10 @@ fn enforce_replay_shows_what_the_kernel_would_refuse() {
         ]
     );
     assert_eq!(events[2]["verdict"], "allowed");
-    assert_eq!(events[2]["unreceived_lookalikes"][0], "army.ml", "{events:?}");
+    assert_eq!(
+        events[2]["unreceived_lookalikes"][0], "army.ml",
+        "{events:?}"
+    );
     assert_eq!(events[2]["severity"], "warning");
 }
 

@@ -157,34 +157,3 @@ fn the_query_path_tags_a_whole_name_block() {
         sensor_common::Verdict::Blocked
     );
 }
-
-/// A clean verdict under a lookalike's key (left by a name computed to share the hash of
-/// `army.mil.zq7v.net` and judged clean when looked up) lifts the kernel's prefix rule
-/// for the lookalike. The agent, seeing the prefix rule cover the lookalike, learned no
-/// block of its own, so a clean verdict written before the lookalike's answer (before or
-/// after its question) let that answer through in enforce mode. The lookalike's question
-/// now leaves a whole-name block with its tag, which comes first in the kernel.
-#[test]
-fn a_clean_verdict_under_a_lookalike_s_key_does_not_lift_its_block() {
-    let l = "army.mil.zq7v.net";
-    let own = answer(&format!("{l}."), RecordType::MX, vec![], vec![]);
-    for clean_first in [true, false] {
-        let (mut p, _lines, _m) = enforcing(BLOCK);
-        let key = name_hash(l).unwrap();
-        if clean_first {
-            p.enforcer_mut().clean.insert(key, u64::MAX);
-        }
-        dns(
-            &mut p,
-            &query(&format!("{l}."), RecordType::MX),
-            Direction::Egress,
-        );
-        // The computed twin's clean verdict, between the question and its answer.
-        p.enforcer_mut().clean.insert(key, u64::MAX);
-        assert_eq!(
-            p.enforcer().answer_verdict(&own),
-            sensor_common::Verdict::Blocked,
-            "clean verdict written first: {clean_first}"
-        );
-    }
-}

@@ -124,9 +124,11 @@ impl<E: Enforcer> Pipeline<E> {
         }
         let now = Instant::now();
         let direct = self.direct.contains(c.addr, now);
-        // A direct destination's evidence: no DNS route at all (a lookalike naming the
-        // address does not stop a relay's connects counting once it is one).
-        if (all.is_empty() || direct) && self.direct.note(c.addr, now) {
+        // A direct destination's evidence: no route an asker received (a lookalike's
+        // dropped answer naming the relay must not keep it from counting, nor, once it
+        // is one, any route).
+        let received = all.iter().any(|a| a.delivered);
+        if (!received || direct) && self.direct.note(c.addr, now) {
             DirectDestination { address: c.addr }.emit(&mut self.sink);
         }
         if direct {

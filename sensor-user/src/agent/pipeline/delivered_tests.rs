@@ -301,3 +301,58 @@ fn out_of_zone_glue_the_resolver_kept_from_a_dropped_answer_explains_no_connect(
         events(&lines, "detection")
     );
 }
+
+/// As above, with the lookalike's MX record at the TTL floor and its glue at a day: once
+/// the MX answer's own memory lapsed, the glue route from the resolver's copy explained
+/// every delivery to the provider's host again, for the day.
+#[test]
+fn a_dropped_mx_answer_is_remembered_as_long_as_its_glue() {
+    let (mut p, lines, _m) = enforcing(POLICY);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    let mut mx = mx_record("army.ml.", "mx.other.example.");
+    mx.ttl = 1;
+    let glue = Record::from_rdata(
+        Name::from_ascii("mx.other.example.").unwrap(),
+        86_400,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+    );
+    at_resolver_upstream(
+        &mut p,
+        &answer("army.ml.", RecordType::MX, vec![mx.clone()], vec![glue]),
+    );
+    dns(
+        &mut p,
+        &answer("army.ml.", RecordType::MX, vec![mx], vec![]),
+        Direction::Ingress,
+    );
+    // The MX answer's memory lapses (TTL floor 30 s); the glue's route does not.
+    p.tick(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    connect(&mut p, MX_IP);
+    assert!(
+        events(&lines, "detection").is_empty(),
+        "{:?}",
+        events(&lines, "detection")
+    );
+}
+
+/// Enforce mode: a lookalike's dropped answer names the relay host, and keeps naming it
+/// (its owner refreshes it). Its route kept the relay's connects from ever counting as a
+/// direct destination's, so the relay could be address-blocked after one lost race.
+#[test]
+fn a_dropped_lookalike_route_does_not_keep_a_relay_from_being_direct() {
+    let (mut p, _lines, m) = enforcing(POLICY);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    dns(&mut p, &lookalike_answer(), Direction::Ingress);
+    for _ in 0..super::direct::DIRECT_AFTER {
+        connect(&mut p, RELAY_IP);
+    }
+    assert_eq!(m.direct_destinations.get(), 1);
+}

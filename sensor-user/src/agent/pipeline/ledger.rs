@@ -235,18 +235,11 @@ impl<E: Enforcer> BlockLedger<E> {
 
     /// Removes name entry `h` from the kernel and the ledger.
     pub(super) fn remove_name(&mut self, h: u64) -> bool {
-        // Any whole-name block may carry a tag, an adopted one too (a previous agent's,
-        // which the ledger does not know): it goes with the block.
-        let whole = self
-            .names
-            .get(&h)
-            .is_some_and(|b| b.flags & (BLOCK_SUBTREE | BLOCK_PREFIX) == 0);
-        if whole && let Err(e) = self.enforcer.untag_name(h) {
-            // A tag left behind only narrows a later block under the same hash.
-            self.map_error("forgetting a name tag", e);
-        }
         match self.enforcer.remove_name(h) {
             Ok(()) => {
+                // Any block may have had a tag, one the ledger never knew of too (a
+                // previous agent's): it goes with the block, after it.
+                self.untag(h);
                 self.names.remove(&h);
                 self.learned_names.remove(&h);
                 self.policy.remove(&h);
@@ -315,9 +308,20 @@ impl<E: Enforcer> BlockLedger<E> {
             }
             Err(e) => {
                 self.learned_names.remove(&h);
+                if tag.is_some() {
+                    self.untag(h);
+                }
                 self.map_error("blocking a name", e);
                 Put::Failed
             }
+        }
+    }
+
+    /// Removes the tag under `h`, if any (a tag left behind only narrows a later block
+    /// under the same hash, and takes a place in `NAME_TAGS`).
+    fn untag(&mut self, h: u64) {
+        if let Err(e) = self.enforcer.untag_name(h) {
+            self.map_error("forgetting a name tag", e);
         }
     }
 

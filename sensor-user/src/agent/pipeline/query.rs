@@ -28,23 +28,11 @@ impl<E: Enforcer> Pipeline<E> {
         if let Some(f) = finding.as_ref().filter(|_| block) {
             let target = target_id(f.target.as_bytes());
             let tag = question_tag(self.blocks.name_key(), d.payload);
-            put = match (hashes, tag) {
-                // The kernel's prefix rule drops its answers already, unless a clean
-                // verdict under the same key lifts it: another name computed to share the
-                // hash, looked up between this question and its answer. A block of the
-                // whole name with its tag comes first in the kernel and is not lifted.
-                (Some(h), Some(tag)) if self.blocks.prefix_covers(&h) => {
-                    let ceiling = self.settings.ceiling_ns();
-                    (self.blocks).learn_name(
-                        h.full,
-                        &msg.qname,
-                        target,
-                        (false, Some(tag)),
-                        ceiling,
-                    )
-                }
-                (Some(h), None) if self.blocks.prefix_covers(&h) => Put::Present,
-                _ => self.block_name(&msg.qname, full.map(|h| (h, tag)), target),
+            put = if hashes.is_some_and(|h| self.blocks.prefix_covers(&h)) {
+                // The kernel's prefix rule drops its answers already.
+                Put::Present
+            } else {
+                self.block_name(&msg.qname, full.map(|h| (h, tag)), target)
             };
         }
         // The verdict, for a held answer: written after the block, so no answer slips

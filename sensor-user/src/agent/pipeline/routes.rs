@@ -180,8 +180,15 @@ struct Recipient {
 pub struct Routes {
     cache: TtlLru<IpAddr, Vec<Attribution>>,
     mx_of: TtlLru<String, Vec<Recipient>>,
+    /// (exchanger, recipient domain) of MX answers dropped at an asker, remembered as
+    /// long as any route through them can be (`DROPPED_FOR`), whatever the MX record's
+    /// own TTL and however many recipients the exchanger serves.
+    dropped_mx: TtlLru<(String, String), ()>,
     evictions_seen: u64,
 }
+
+/// Most dropped MX answers' (exchanger, recipient) pairs remembered.
+pub const DROPPED_MX_MAX: usize = 16_384;
 
 /// Adds `r` among an exchanger's recipients (a few at most; as `merge` chooses which goes).
 fn add_recipient(
@@ -213,6 +220,7 @@ impl Routes {
         Self {
             cache: TtlLru::new(capacity),
             mx_of: TtlLru::new(capacity),
+            dropped_mx: TtlLru::new(DROPPED_MX_MAX),
             evictions_seen: 0,
         }
     }
@@ -247,10 +255,12 @@ impl Routes {
     /// Whether an asker's copy of the MX answer behind `a` (its recipient under its mail
     /// host) was dropped: enforce mode stopped that recipient's lookup there.
     pub fn mx_dropped(&mut self, a: &Attribution, now: Instant) -> bool {
-        self.mx_of.get(&a.route.mx_host, now).is_some_and(|list| {
-            list.iter()
-                .any(|r| r.domain == a.route.recipient_domain && r.answer == Verdict::Blocked)
-        })
+        let key = (a.route.mx_host.clone(), a.route.recipient_domain.clone());
+        self.dropped_mx.get(&key, now).is_some()
+            || self.mx_of.get(&a.route.mx_host, now).is_some_and(|list| {
+                list.iter()
+                    .any(|r| r.domain == a.route.recipient_domain && r.answer == Verdict::Blocked)
+            })
     }
 
     /// Every cached address with its routes.
@@ -262,6 +272,7 @@ impl Routes {
     pub fn expire(&mut self, now: Instant) {
         self.cache.expire(now);
         self.mx_of.expire(now);
+        self.dropped_mx.expire(now);
     }
 
     fn note_exchanger(
@@ -341,6 +352,12 @@ impl Routes {
                 delivered,
             };
             self.note_exchanger(ex, r, now, lookalike);
+            if answer == Verdict::Blocked {
+                // As long as the longest TTL a glue record can have, and the grace.
+                let until = expiry(u32::MAX) + ATTRIBUTION_GRACE;
+                let key = (ex.clone(), msg.qname.clone());
+                self.dropped_mx.insert(key, (), until);
+            }
         }
         let glue = learned.glue.iter().map(|(ex, ip, ttl)| Learnt {
             ip: *ip,
