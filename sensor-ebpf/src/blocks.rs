@@ -78,25 +78,49 @@ fn judged_clean(full: u64, now: u64) -> bool {
     }
 }
 
-/// Whether the question (hashes `h`, first bytes `head`) is the name its whole-name
-/// block was learned for: no tag kept for the block, or the same keyed tag.
+/// The question's keyed tag (hashes `h`, first bytes `head`) against the one kept under
+/// its hash in `NAME_TAGS`: `None` when none is kept or no key was drawn (nothing to
+/// check), else whether they are the same (a difference counted).
 #[inline(always)]
-fn tag_matches(h: &QnameHashes, head: &[u8]) -> bool {
-    // SAFETY: read-only lookup of a plain u64 value, copied out at once.
-    let Some(tag) = (unsafe { NAME_TAGS.get(h.full) }).copied() else {
-        return true;
-    };
-    let key = AGENT_STATE.get(AGENT_NAME_KEY).copied().unwrap_or(0);
-    // Without the key (none drawn yet) the tag cannot be checked: the block holds.
+fn same_tag(h: &QnameHashes, head: &[u8], key: u64) -> Option<bool> {
     if key == 0 {
-        return true;
+        return None;
     }
+    // SAFETY: read-only lookup of a plain u64 value, copied out at once.
+    let tag = (unsafe { NAME_TAGS.get(h.full) }).copied()?;
     let end = u32::from(h.records).wrapping_sub(5);
-    if question_tag(head, end, key) == Some(tag) {
-        return true;
+    let same = question_tag(head, end, key) == Some(tag);
+    if !same {
+        note(CaptureStat::NameTagMismatch);
     }
-    note(CaptureStat::NameTagMismatch);
-    false
+    Some(same)
+}
+
+/// The installation's tag key (0: none drawn yet).
+#[inline(always)]
+fn tag_key() -> u64 {
+    AGENT_STATE.get(AGENT_NAME_KEY).copied().unwrap_or(0)
+}
+
+/// Whether a whole-name block under the question's hash is its own: no tag kept (or no
+/// key), or the same keyed tag.
+#[inline(always)]
+fn block_is_its_own(h: &QnameHashes, head: &[u8]) -> bool {
+    same_tag(h, head, tag_key()) != Some(false)
+}
+
+/// Whether a clean verdict lifts the prefix rule for the question: the agent judged it
+/// clean (still in force) and kept the name's tag with the verdict. A verdict under the
+/// hash with no tag, or another's, is another name's: one computed to share the hash of a
+/// lookalike the prefix rule covers, looked up and judged clean, lifted it. Without a key
+/// (none drawn yet) a verdict lifts it as before tags.
+#[inline(always)]
+fn clean_lifts(h: &QnameHashes, head: &[u8], now: u64) -> bool {
+    if !judged_clean(h.full, now) {
+        return false;
+    }
+    let key = tag_key();
+    same_tag(h, head, key).unwrap_or(key == 0)
 }
 
 /// Whether an agent is alive to judge held questions.
@@ -121,12 +145,13 @@ fn agent_alive(now: u64) -> bool {
 /// states at every lookup (read or not yet), which the TCP path's rounds multiply.
 ///
 /// A whole-name entry with a tag in `NAME_TAGS` is met only by a question whose keyed tag
-/// is that tag (`nametag.rs`): another name with the same hash passes, counted.
+/// is that tag (`nametag.rs`): another name with the same hash passes, counted. A clean
+/// verdict lifts the prefix rule only with the name's own tag kept beside it.
 #[inline(always)]
 pub fn answer_hit(hashes: &QnameHashes, head: &[u8], now: u64) -> Option<u32> {
     let h = hashes;
     if let Some(f) = name_entry(h.full, 0, now)
-        .filter(|_| tag_matches(h, head))
+        .filter(|_| block_is_its_own(h, head))
         .or_else(|| name_entry(h.last2, BLOCK_SUBTREE, now))
         .or_else(|| name_entry(h.last3, BLOCK_SUBTREE, now))
     {
@@ -136,7 +161,7 @@ pub fn answer_hit(hashes: &QnameHashes, head: &[u8], now: u64) -> Option<u32> {
         .or_else(|| name_entry(h.stem2, BLOCK_PREFIX, now))
         .or_else(|| name_entry(h.stem3, BLOCK_PREFIX, now));
     if let Some(f) = prefix
-        && !judged_clean(h.full, now)
+        && !clean_lifts(h, head, now)
     {
         return Some(f);
     }

@@ -479,3 +479,41 @@ fn a_whole_name_block_drops_only_the_answers_of_the_name_it_was_learned_for() {
     a.stop(libc::SIGINT).expect("stop");
     std::fs::remove_dir_all(state).ok();
 }
+
+/// The prefix rule (`army.mil` with labels appended) is lifted for a name the agent judged
+/// clean only with that name's keyed tag beside the verdict. A blocklist's lookup about
+/// the protected name (judged clean, its tag kept) is answered; a clean verdict under a
+/// lookalike's hash with no tag, as one written for a name computed to share that hash
+/// leaves it, lifts nothing, and the lookalike's answer is dropped. (Before, any clean
+/// verdict under the hash lifted the rule; computing a real collision is a search this
+/// test does not carry, so the verdict is written into `CLEAN_NAMES` directly.)
+#[test]
+fn a_clean_verdict_lifts_the_prefix_rule_only_for_its_own_name() {
+    use mxsentry::kernel::maps::{VerdictMaps, name_hash};
+    if !require_privileges("clean_tags") {
+        return;
+    }
+    let t = hostile(600, &[]);
+    let (mut a, state) = agent(&t, "cleantag", "enforce");
+    // The first answer can beat the agent's verdict (the prefix rule drops it, and the
+    // client asks again, as a resolver would): the verdict must then let it through.
+    let listed = "army.mil.dbl.spamhaus.org";
+    let answered = (0..3).any(|_| ask(&t, "udp", listed, "A", 1000)["answer"].is_string());
+    assert!(
+        answered,
+        "a blocklist lookup was dropped after the agent's verdict"
+    );
+    let lookalike = "army.mil.zq7v.net";
+    let mut maps = VerdictMaps::open(&test_pin_dir("cleantag")).expect("maps");
+    maps.judged(name_hash(lookalike).expect("hash"), Some(u64::MAX))
+        .expect("clean verdict");
+    for transport in ["udp", "tcp"] {
+        let out = ask(&t, transport, lookalike, "MX", 1500);
+        assert!(
+            out["answer"].is_null(),
+            "{transport}: another name's clean verdict lifted the prefix rule: {out}"
+        );
+    }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}

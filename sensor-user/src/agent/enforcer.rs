@@ -178,13 +178,22 @@ impl Simulated {
         self.agent[AGENT_NAME_KEY as usize]
     }
 
+    /// A question's `tag` against the one kept under `full` (`blocks::same_tag`).
+    fn same_tag(&self, full: u64, tag: Option<u64>) -> Option<bool> {
+        if self.key() == 0 {
+            return None;
+        }
+        self.tags.get(&full).map(|t| tag == Some(*t))
+    }
+
     /// Whether a question with `tag` meets the whole-name entry under `full`.
     fn tag_matches(&self, full: u64, tag: Option<u64>) -> bool {
-        match self.tags.get(&full) {
-            None => true,
-            Some(_) if self.key() == 0 => true,
-            Some(t) => tag == Some(*t),
-        }
+        self.same_tag(full, tag) != Some(false)
+    }
+
+    /// Whether a clean verdict lifts the prefix rule (`blocks::clean_lifts`).
+    fn clean_lifts(&self, full: u64, tag: Option<u64>, now: u64) -> bool {
+        self.judged_clean(full, now) && self.same_tag(full, tag).unwrap_or(self.key() == 0)
     }
 
     /// The decision for a question with these hashes and keyed tag.
@@ -202,7 +211,7 @@ impl Simulated {
                 [h.stem1, h.stem2, h.stem3]
                     .into_iter()
                     .find_map(|s| self.name_hit(s, BLOCK_PREFIX, now))
-                    .filter(|_| !self.judged_clean(h.full, now))
+                    .filter(|_| !self.clean_lifts(h.full, tag, now))
             })
             .or_else(|| {
                 let alive = now < self.agent[AGENT_ALIVE_UNTIL as usize];

@@ -157,3 +157,43 @@ fn the_query_path_tags_a_whole_name_block() {
         sensor_common::Verdict::Blocked
     );
 }
+
+/// A clean verdict under a lookalike's key (written by a name computed to share the hash
+/// of `army.mil.zq7v.net`, looked up and judged clean, before or after the lookalike's
+/// question) lifted the kernel's prefix rule for the lookalike: the agent, seeing the
+/// prefix rule cover it, learns no block of its own, so its answers passed in enforce
+/// mode. A clean verdict now lifts the prefix rule only with the name's own tag beside it.
+#[test]
+fn a_clean_verdict_of_another_name_under_a_lookalike_s_key_does_not_lift_its_block() {
+    let l = "army.mil.zq7v.net";
+    let own = answer(&format!("{l}."), RecordType::MX, vec![], vec![]);
+    let key = name_hash(l).unwrap();
+    for twin_tag in [None, Some(7u64)] {
+        for clean_first in [true, false] {
+            let (mut p, _lines, _m) = enforcing(BLOCK);
+            // The twin's verdict: no tag (it is no name the prefix rule covers), or its own.
+            let twin = |p: &mut super::Pipeline<crate::agent::enforcer::Simulated>| {
+                p.enforcer_mut().clean.insert(key, u64::MAX);
+                if let Some(t) = twin_tag {
+                    p.enforcer_mut().tags.insert(key, t);
+                }
+            };
+            if clean_first {
+                twin(&mut p);
+            }
+            dns(
+                &mut p,
+                &query(&format!("{l}."), RecordType::MX),
+                Direction::Egress,
+            );
+            if !clean_first {
+                twin(&mut p);
+            }
+            assert_eq!(
+                p.enforcer().answer_verdict(&own),
+                sensor_common::Verdict::Blocked,
+                "twin tag {twin_tag:?}, its verdict first: {clean_first}"
+            );
+        }
+    }
+}

@@ -70,6 +70,7 @@ impl<E: Enforcer> BlockLedger<E> {
         match self.enforcer.agent_slot(AGENT_POLICY) {
             Ok(fp) if fp == fingerprint => {}
             _ => {
+                self.forget_clean_tags();
                 match self.enforcer.forget_judgements() {
                     Ok(n) if n > 0 => log::info!("forgot {n} verdicts of another policy"),
                     Ok(_) => {}

@@ -136,6 +136,8 @@ pub struct BlockLedger<E: Enforcer> {
     pub(super) evicted: BTreeMap<u32, Evicted>,
     /// The installation's name-tag key (`namekey.rs`; 0: none, tags are not kept).
     pub(super) name_key: u64,
+    /// Hashes whose tag was kept for a clean verdict, oldest first (`namekey.rs`).
+    pub(super) clean_tags: std::collections::VecDeque<u64>,
 
     /// `mxsentry_map_update_errors_total`.
     errors: IntCounter,
@@ -165,6 +167,7 @@ impl<E: Enforcer> BlockLedger<E> {
             learned_count_written: None,
             evicted: BTreeMap::new(),
             name_key: 0,
+            clean_tags: std::collections::VecDeque::new(),
             errors,
             preloaded_gauge: gauge,
         }
@@ -394,8 +397,12 @@ impl<E: Enforcer> BlockLedger<E> {
             })
     }
 
-    /// Records the agent's verdict on question `h` (see `Enforcer::judged`).
-    pub fn judged(&mut self, h: u64, clean_until: Option<u64>) {
+    /// Records the agent's verdict on question `h` (see `Enforcer::judged`); a clean one
+    /// keeps the name's keyed `tag` beside it, without which it lifts no prefix rule.
+    pub fn judged(&mut self, h: u64, clean_until: Option<u64>, tag: Option<u64>) {
+        if let (Some(_), Some(tag)) = (clean_until, tag) {
+            self.tag_clean(h, tag);
+        }
         if let Err(e) = self.enforcer.judged(h, clean_until) {
             self.map_error("recording a verdict", e);
         }

@@ -230,13 +230,16 @@ impl<E: Enforcer> Pipeline<E> {
         let holds = !self.block_targets().is_empty();
         self.blocks.judge_under(fingerprint(policy), holds);
         let clean_until = self.settings.ceiling_ns();
-        let protected: Vec<u64> = policy
+        let protected: Vec<(u64, Option<u64>)> = policy
             .protect
             .iter()
-            .filter_map(|e| crate::kernel::maps::name_hash(&e.entry))
+            .filter_map(|e| {
+                let h = crate::kernel::maps::name_hash(&e.entry)?;
+                Some((h, self.blocks.text_tag(&e.entry)))
+            })
             .collect();
-        for h in protected {
-            self.blocks.judged(h, Some(clean_until));
+        for (h, tag) in protected {
+            self.blocks.judged(h, Some(clean_until), tag);
         }
     }
 

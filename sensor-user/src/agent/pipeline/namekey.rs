@@ -4,7 +4,11 @@
 
 use std::io::Read;
 
-use sensor_common::maps::AGENT_NAME_KEY;
+use sensor_common::{
+    maps::AGENT_NAME_KEY,
+    qname::{MAX_QNAME_WIRE, encode_name},
+    tag::name_tag,
+};
 
 use super::{super::enforcer::Enforcer, ledger::BlockLedger};
 
@@ -46,4 +50,50 @@ impl<E: Enforcer> BlockLedger<E> {
     pub fn name_key(&self) -> u64 {
         self.name_key
     }
+
+    /// The keyed tag of a name written as text (`None`: no key, or no name).
+    pub fn text_tag(&self, name: &str) -> Option<u64> {
+        let mut wire = [0u8; MAX_QNAME_WIRE];
+        let n = encode_name(name, &mut wire)?;
+        (self.name_key != 0).then(|| name_tag(self.name_key, &wire[..n]))
+    }
+
+    /// Keeps `tag` beside the clean verdict under `h`, so the verdict lifts the prefix
+    /// rule for that name only. Not over a block's own tag (the same hash, then, is a
+    /// collision: the block's name keeps it). At most `CLEAN_TAGS_MAX`, oldest out first.
+    pub(super) fn tag_clean(&mut self, h: u64, tag: u64) {
+        if self.name_key == 0 || self.names.contains_key(&h) {
+            return;
+        }
+        if let Err(e) = self.enforcer.tag_name(h, tag) {
+            self.map_error("tagging a clean verdict", e);
+            return;
+        }
+        if !self.clean_tags.contains(&h) {
+            self.clean_tags.push_back(h);
+        }
+        while self.clean_tags.len() > CLEAN_TAGS_MAX {
+            if let Some(old) = self.clean_tags.pop_front()
+                && !self.names.contains_key(&old)
+                && let Err(e) = self.enforcer.untag_name(old)
+            {
+                self.map_error("forgetting a clean verdict's tag", e);
+            }
+        }
+    }
+
+    /// Forgets the tags kept for clean verdicts (the verdicts are being forgotten).
+    pub(super) fn forget_clean_tags(&mut self) {
+        while let Some(h) = self.clean_tags.pop_front() {
+            if !self.names.contains_key(&h)
+                && let Err(e) = self.enforcer.untag_name(h)
+            {
+                self.map_error("forgetting a clean verdict's tag", e);
+            }
+        }
+    }
 }
+
+/// Most clean verdicts' tags kept: the names the prefix rule covers that the agent judges
+/// clean (a blocklist's lookups about a protected name, say) are few.
+pub const CLEAN_TAGS_MAX: usize = 4_096;

@@ -45,7 +45,13 @@ impl<E: Enforcer> Pipeline<E> {
             // A verdict stands as long as the policy (a new one forgets them all); the
             // TTL ceiling only bounds how long the map remembers a name.
             let clean = (!block).then(|| self.settings.ceiling_ns());
-            self.blocks.judged(h, clean);
+            // The name's tag keeps the verdict its own where it lifts the prefix rule.
+            let tag = if prefixed {
+                question_tag(self.blocks.name_key(), d.payload)
+            } else {
+                None
+            };
+            self.blocks.judged(h, clean, tag);
         }
         let Some(f) = finding else {
             if let Some(h) = &hashes {
