@@ -116,7 +116,11 @@ pub fn name_tag(key: u64, wire: &[u8]) -> u64 {
 /// The tag of the question name of DNS message `msg` under `key`, or `None` when the
 /// kernel computes no name hash for it (`qname_hashes`).
 pub fn question_tag(key: u64, msg: &[u8]) -> Option<u64> {
-    let h = crate::qname::qname_hashes(msg)?;
+    question_tag_of(key, msg, &crate::qname::qname_hashes(msg)?)
+}
+
+/// As [`question_tag`], for a message whose question's hashes `h` are already known.
+pub fn question_tag_of(key: u64, msg: &[u8], h: &crate::QnameHashes) -> Option<u64> {
     // `records` is 5 past the name's terminating zero (type and class after it).
     let end = usize::from(h.records).checked_sub(5)?;
     Some(name_tag(key, msg.get(crate::qname::QNAME_OFFSET..=end)?))

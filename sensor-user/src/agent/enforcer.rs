@@ -9,7 +9,7 @@ use sensor_common::{
         HOLD_NS, QTYPE_MX,
     },
     qname_hashes,
-    tag::question_tag,
+    tag::question_tag_of,
     verdict_for,
 };
 
@@ -170,7 +170,9 @@ impl Simulated {
     /// What the ingress hook would decide for the DNS message `msg`
     /// (`blocks::answer_hit` in the kernel).
     pub fn answer_verdict(&self, msg: &[u8]) -> Verdict {
-        self.question_verdict(qname_hashes(msg), question_tag(self.key(), msg))
+        let hashes = qname_hashes(msg);
+        let tag = hashes.and_then(|h| question_tag_of(self.key(), msg, &h));
+        self.question_verdict(hashes, tag)
     }
 
     /// The installation's tag key, as the kernel reads it.

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use sensor_common::{Verdict, maps::target_id, qname_hashes};
+use sensor_common::{Verdict, maps::target_id, qname_hashes, tag::question_tag_of};
 
 use super::{
     DnsIn, Pipeline, block_finding, lookalike, registrable,
@@ -28,7 +28,10 @@ impl<E: Enforcer> Pipeline<E> {
         let hashes = qname_hashes(d.payload);
         // A legitimate name that only collides with a learned block must not extend it.
         let collides = match (&finding, &hashes) {
-            (None, Some(h)) => self.report_collisions(&msg.qname, h, d.payload),
+            (None, Some(h)) => {
+                let tag = question_tag_of(self.blocks.name_key(), d.payload, h);
+                self.report_collisions(&msg.qname, h, tag)
+            }
             _ => false,
         };
         if d.verdict == Verdict::Blocked {

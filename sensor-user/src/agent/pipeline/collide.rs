@@ -17,7 +17,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use sensor_common::{QnameHashes, tag::question_tag};
+use sensor_common::QnameHashes;
 
 use super::{
     super::{
@@ -123,15 +123,15 @@ impl<E: Enforcer> BlockLedger<E> {
 }
 
 impl<E: Enforcer> Pipeline<E> {
-    /// A question of `qname`, judged legitimate, seen with `hashes`: reports (once per
-    /// key and name) each learned block it collides with; whether there was any.
+    /// A question of `qname`, judged legitimate, seen with `hashes` and keyed `tag`:
+    /// reports (once per key and name) each learned block it collides with; whether there
+    /// was any.
     pub(super) fn report_collisions(
         &mut self,
         qname: &str,
         hashes: &QnameHashes,
-        payload: &[u8],
+        tag: Option<u64>,
     ) -> bool {
-        let tag = question_tag(self.blocks.name_key(), payload);
         let found = self.blocks.collisions(qname, hashes, tag);
         for c in &found {
             if self.collisions_reported.first(c.key, &c.legitimate) {

@@ -322,7 +322,7 @@ impl<E: Enforcer> BlockLedger<E> {
 
     /// Removes the tag under `h`, if any (a tag left behind only narrows a later block
     /// under the same hash, and takes a place in `NAME_TAGS`).
-    fn untag(&mut self, h: u64) {
+    pub(super) fn untag(&mut self, h: u64) {
         if let Err(e) = self.enforcer.untag_name(h) {
             self.map_error("forgetting a name tag", e);
         }

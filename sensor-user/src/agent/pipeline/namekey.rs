@@ -73,23 +73,23 @@ impl<E: Enforcer> BlockLedger<E> {
             self.clean_tags.push_back(h);
         }
         while self.clean_tags.len() > CLEAN_TAGS_MAX {
-            if let Some(old) = self.clean_tags.pop_front()
-                && !self.names.contains_key(&old)
-                && let Err(e) = self.enforcer.untag_name(old)
-            {
-                self.map_error("forgetting a clean verdict's tag", e);
-            }
+            self.forget_oldest_clean_tag();
         }
     }
 
     /// Forgets the tags kept for clean verdicts (the verdicts are being forgotten).
     pub(super) fn forget_clean_tags(&mut self) {
-        while let Some(h) = self.clean_tags.pop_front() {
-            if !self.names.contains_key(&h)
-                && let Err(e) = self.enforcer.untag_name(h)
-            {
-                self.map_error("forgetting a clean verdict's tag", e);
-            }
+        while !self.clean_tags.is_empty() {
+            self.forget_oldest_clean_tag();
+        }
+    }
+
+    /// Forgets the oldest clean verdict's tag, unless a block has since taken the hash.
+    fn forget_oldest_clean_tag(&mut self) {
+        if let Some(h) = self.clean_tags.pop_front()
+            && !self.names.contains_key(&h)
+        {
+            self.untag(h);
         }
     }
 }

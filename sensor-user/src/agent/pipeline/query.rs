@@ -3,7 +3,7 @@
 //! answer the kernel holds for it is released (clean) or dropped (lookalike) on the
 //! resolver's retry at the latest.
 
-use sensor_common::{domain_hash, maps::target_id, qname_hashes, tag::question_tag};
+use sensor_common::{domain_hash, maps::target_id, qname_hashes, tag::question_tag_of};
 
 use super::{DnsIn, Pipeline, blocks, ledger::Put};
 use crate::{
@@ -22,13 +22,14 @@ impl<E: Enforcer> Pipeline<E> {
     pub(super) fn on_query(&mut self, msg: &Message, d: &DnsIn) {
         let hashes = qname_hashes(d.payload);
         let full = hashes.map(|h| h.full).or_else(|| name_hash(&msg.qname));
+        let tag = hashes.and_then(|h| question_tag_of(self.blocks.name_key(), d.payload, &h));
+        let prefixed = hashes.is_some_and(|h| self.blocks.prefix_covers(&h));
         let finding = self.lookalike(&msg.qname);
         let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
         let mut put = Put::Failed;
         if let Some(f) = finding.as_ref().filter(|_| block) {
             let target = target_id(f.target.as_bytes());
-            let tag = question_tag(self.blocks.name_key(), d.payload);
-            put = if hashes.is_some_and(|h| self.blocks.prefix_covers(&h)) {
+            put = if prefixed {
                 // The kernel's prefix rule drops its answers already.
                 Put::Present
             } else {
@@ -37,7 +38,6 @@ impl<E: Enforcer> Pipeline<E> {
         }
         // The verdict, for a held answer: written after the block, so no answer slips
         // between the two. A clean verdict also lifts the prefix rule for this name.
-        let prefixed = hashes.is_some_and(|h| self.blocks.prefix_covers(&h));
         if let Some(h) = full
             && (msg.qtype == QType::Mx || prefixed)
             && !d.resolver
@@ -46,16 +46,11 @@ impl<E: Enforcer> Pipeline<E> {
             // TTL ceiling only bounds how long the map remembers a name.
             let clean = (!block).then(|| self.settings.ceiling_ns());
             // The name's tag keeps the verdict its own where it lifts the prefix rule.
-            let tag = if prefixed {
-                question_tag(self.blocks.name_key(), d.payload)
-            } else {
-                None
-            };
-            self.blocks.judged(h, clean, tag);
+            self.blocks.judged(h, clean, tag.filter(|_| prefixed));
         }
         let Some(f) = finding else {
             if let Some(h) = &hashes {
-                self.report_collisions(&msg.qname, h, d.payload);
+                self.report_collisions(&msg.qname, h, tag);
             }
             return;
         };

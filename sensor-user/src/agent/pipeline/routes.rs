@@ -181,8 +181,8 @@ pub struct Routes {
     cache: TtlLru<IpAddr, Vec<Attribution>>,
     mx_of: TtlLru<String, Vec<Recipient>>,
     /// (exchanger, recipient domain) of MX answers dropped at an asker, remembered as
-    /// long as any route through them can be (`DROPPED_FOR`), whatever the MX record's
-    /// own TTL and however many recipients the exchanger serves.
+    /// long as any route through them can be (the TTL ceiling and `ATTRIBUTION_GRACE`),
+    /// whatever the MX record's own TTL and however many recipients the exchanger serves.
     dropped_mx: TtlLru<(String, String), ()>,
     evictions_seen: u64,
 }
@@ -255,6 +255,9 @@ impl Routes {
     /// Whether an asker's copy of the MX answer behind `a` (its recipient under its mail
     /// host) was dropped: enforce mode stopped that recipient's lookup there.
     pub fn mx_dropped(&mut self, a: &Attribution, now: Instant) -> bool {
+        // `dropped_mx` holds the exchangers an MX answer named; an alias of one (a CNAME
+        // chain, `learn_addrs`) has the exchanger's recipients, verdicts included, only in
+        // `mx_of`.
         let key = (a.route.mx_host.clone(), a.route.recipient_domain.clone());
         self.dropped_mx.get(&key, now).is_some()
             || self.mx_of.get(&a.route.mx_host, now).is_some_and(|list| {
