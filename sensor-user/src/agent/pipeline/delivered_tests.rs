@@ -131,11 +131,7 @@ fn a_delivery_beside_a_lookalike_s_dropped_answer_is_no_detection() {
         "the lookalike's answer passed"
     );
     connect(&mut p, MX_IP);
-    assert!(
-        events(&lines, "detection").is_empty(),
-        "{:?}",
-        events(&lines, "detection")
-    );
+    assert_no_detection(&lines);
     assert!(events(&lines, "unattributed_connect").is_empty());
     assert_eq!(m.lookalikes_not_received.get(), 1);
 }
@@ -257,26 +253,7 @@ fn a_lookalike_naming_the_relay_host_neither_blocks_it_nor_owns_its_deliveries()
 #[test]
 fn out_of_zone_glue_the_resolver_kept_from_a_dropped_answer_explains_no_connect() {
     let (mut p, lines, _m) = enforcing(POLICY);
-    dns(
-        &mut p,
-        &query("army.ml.", RecordType::MX),
-        Direction::Egress,
-    );
-    let mx = || vec![mx_record("army.ml.", "mx.other.example.")];
-    let glue = Record::from_rdata(
-        Name::from_ascii("mx.other.example.").unwrap(),
-        86_400,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
-    );
-    at_resolver_upstream(
-        &mut p,
-        &answer("army.ml.", RecordType::MX, mx(), vec![glue]),
-    );
-    dns(
-        &mut p,
-        &answer("army.ml.", RecordType::MX, mx(), vec![]),
-        Direction::Ingress,
-    );
+    glue_kept_from_a_dropped_copy(&mut p, 300);
     assert_eq!(events(&lines, "block").len(), 1, "the client's copy passed");
     // A legitimate recipient on that host, delivered to.
     dns(
@@ -295,11 +272,31 @@ fn out_of_zone_glue_the_resolver_kept_from_a_dropped_answer_explains_no_connect(
         Direction::Ingress,
     );
     connect(&mut p, MX_IP);
-    assert!(
-        events(&lines, "detection").is_empty(),
-        "{:?}",
-        events(&lines, "detection")
+    assert_no_detection(&lines);
+}
+
+/// Enforce mode, the host asks for `army.ml MX`; the local resolver's upstream socket
+/// receives the answer with the glue `mx.other.example A MX_IP` (a day's TTL), the client
+/// its copy without the glue, dropped. The MX record's TTL is `mx_ttl`.
+fn glue_kept_from_a_dropped_copy(p: &mut Pipeline<Simulated>, mx_ttl: u32) {
+    dns(p, &query("army.ml.", RecordType::MX), Direction::Egress);
+    let mut mx = mx_record("army.ml.", "mx.other.example.");
+    mx.ttl = mx_ttl;
+    let glue = Record::from_rdata(
+        Name::from_ascii("mx.other.example.").unwrap(),
+        86_400,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
     );
+    let upstream = answer("army.ml.", RecordType::MX, vec![mx.clone()], vec![glue]);
+    at_resolver_upstream(p, &upstream);
+    let client = answer("army.ml.", RecordType::MX, vec![mx], vec![]);
+    dns(p, &client, Direction::Ingress);
+}
+
+/// No detection event was written.
+fn assert_no_detection(lines: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let d = events(lines, "detection");
+    assert!(d.is_empty(), "{d:?}");
 }
 
 /// As above, with the lookalike's MX record at the TTL floor and its glue at a day: once
@@ -308,35 +305,11 @@ fn out_of_zone_glue_the_resolver_kept_from_a_dropped_answer_explains_no_connect(
 #[test]
 fn a_dropped_mx_answer_is_remembered_as_long_as_its_glue() {
     let (mut p, lines, _m) = enforcing(POLICY);
-    dns(
-        &mut p,
-        &query("army.ml.", RecordType::MX),
-        Direction::Egress,
-    );
-    let mut mx = mx_record("army.ml.", "mx.other.example.");
-    mx.ttl = 1;
-    let glue = Record::from_rdata(
-        Name::from_ascii("mx.other.example.").unwrap(),
-        86_400,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
-    );
-    at_resolver_upstream(
-        &mut p,
-        &answer("army.ml.", RecordType::MX, vec![mx.clone()], vec![glue]),
-    );
-    dns(
-        &mut p,
-        &answer("army.ml.", RecordType::MX, vec![mx], vec![]),
-        Direction::Ingress,
-    );
+    glue_kept_from_a_dropped_copy(&mut p, 1);
     // The MX answer's memory lapses (TTL floor 30 s); the glue's route does not.
     p.tick(std::time::Instant::now() + std::time::Duration::from_secs(60));
     connect(&mut p, MX_IP);
-    assert!(
-        events(&lines, "detection").is_empty(),
-        "{:?}",
-        events(&lines, "detection")
-    );
+    assert_no_detection(&lines);
 }
 
 /// Enforce mode: a lookalike's dropped answer names the relay host, and keeps naming it
