@@ -252,6 +252,27 @@ impl Outcome for CreditWithheld<'_> {
     }
 }
 
+/// A delivery to a lookalike of a `block` entry that went through (monitor mode, a lost
+/// race): not credited in the correspondents ledger (`pipeline/connect.rs`).
+pub struct LookalikeCreditRefused<'a> {
+    /// The lookalike delivered to.
+    pub lookalike: &'a str,
+    /// The address connected to.
+    pub address: IpAddr,
+}
+
+impl Outcome for LookalikeCreditRefused<'_> {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.lookalike_credits_refused.inc();
+        log::info!(
+            "delivery to {} not credited to {} in the correspondents ledger: a lookalike of a \
+             block entry, which enforce mode refuses",
+            self.address,
+            self.lookalike
+        );
+    }
+}
+
 /// A connect to an address a lookalike's answer named, not reported as a delivery to the
 /// lookalike: no asker received that answer (`pipeline/explain.rs`).
 pub struct LookalikeNotReceived {

@@ -21,8 +21,8 @@ use crate::{
     agent::{
         enforcer::Enforcer,
         outcomes::{
-            ConnectRefused, CreditWithheld, Detected, DirectDestination, LookalikeNotReceived,
-            Outcome, Unattributed,
+            ConnectRefused, CreditWithheld, Detected, DirectDestination, LookalikeCreditRefused,
+            LookalikeNotReceived, Outcome, Unattributed,
         },
     },
     attrib::Process,
@@ -141,6 +141,20 @@ impl<E: Enforcer> Pipeline<E> {
     fn credit(&mut self, c: &ConnectIn, routes: &[Attribution], found: &[(Attribution, Finding)]) {
         let is_lookalike = |d: &str| found.iter().any(|(a, _)| a.route.recipient_domain == d);
         match credit(routes, is_lookalike) {
+            // Enforce mode refuses a `block` lookalike: its deliveries here (monitor
+            // mode, a lost race) must not make it an old friend that enforce never
+            // blocks. Its owner can make this host retry or bounce to it for days.
+            Credit::To(domain)
+                if found
+                    .iter()
+                    .any(|(a, f)| a.route.recipient_domain == domain && f.action == Action::Block) =>
+            {
+                LookalikeCreditRefused {
+                    lookalike: domain,
+                    address: c.addr,
+                }
+                .emit(&mut self.sink);
+            }
             Credit::To(domain) => self.learning.record(domain),
             Credit::Withheld {
                 lookalike,
