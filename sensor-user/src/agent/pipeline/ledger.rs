@@ -28,7 +28,7 @@ use sensor_common::{
 };
 
 use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru};
-use crate::kernel::maps::Mode;
+use crate::{kernel::maps::Mode, output::clock::monotonic_ns};
 
 /// Most policy entries (prefixes of `block` entries, then their likely slips) in
 /// `BLOCKED_NAMES`: a quarter of its capacity.
@@ -267,9 +267,17 @@ impl<E: Enforcer> BlockLedger<E> {
         (subtree, tag): (bool, Option<u64>),
         ceiling_ns: u64,
     ) -> Put {
-        if self.names.contains_key(&h) {
+        if let Some(n) = self.names.get(&h) {
+            let lapsed = n.flags & BLOCK_LEARNED != 0 && n.expires_ns <= monotonic_ns();
+            let (flags, target) = (n.flags, n.target);
             self.learned_names.touch(&h);
-            return Put::Present;
+            if !lapsed {
+                return Put::Present;
+            }
+            // Lapsed in the kernel, not yet swept: the kernel ignores it, so the name is
+            // blocked again until its answer says how long (or a held answer released
+            // on "present" passed in the gap, whose timing the lookalike's TTL sets).
+            return self.renew_lapsed(h, BlockEntry::new(flags, target, ceiling_ns));
         }
         // An entry this ledger does not own (an operator's `ctl block-name`, the policy's)
         // blocks the name already; a learned one written over it would expire with its
@@ -318,6 +326,19 @@ impl<E: Enforcer> BlockLedger<E> {
                 Put::Failed
             }
         }
+    }
+
+    /// Writes `entry` over the lapsed learned block under `h`, provisional again.
+    fn renew_lapsed(&mut self, h: u64, entry: BlockEntry) -> Put {
+        if let Err(e) = self.enforcer.put_name(h, entry) {
+            self.map_error("renewing a lapsed name block", e);
+            return Put::Failed;
+        }
+        if let Some(n) = self.names.get_mut(&h) {
+            n.expires_ns = entry.expires_ns;
+            n.provisional = true;
+        }
+        Put::Added
     }
 
     /// Removes the tag under `h`, if any (a tag left behind only narrows a later block

@@ -810,3 +810,40 @@ fn a_whole_name_block_is_keyed_as_the_kernel_hashes_the_question() {
         p.enforcer().names.keys().collect::<Vec<_>>()
     );
 }
+
+/// A learned block lapses in the kernel when its answer's TTL runs out, but leaves the
+/// agent's ledger only at its next sweep (up to a second later). A question for the
+/// lookalike in that gap found the block "present", released its held MX answer, and the
+/// answer passed in enforce mode: whoever writes the lookalike's DNS sets that TTL, so
+/// it knows when the gap opens.
+#[test]
+fn a_lookalike_asked_for_after_its_block_lapsed_is_blocked_again() {
+    let (mut p, _lines, _m) = enforcing(BLOCK);
+    let q = query("arrny-mil.com.", RecordType::MX);
+    dns(&mut p, &q, Direction::Egress);
+    let learned: Vec<u64> = p
+        .blocks
+        .names
+        .iter()
+        .filter(|(_, n)| n.flags & sensor_common::maps::BLOCK_LEARNED != 0)
+        .map(|(k, _)| *k)
+        .collect();
+    let [key] = learned[..] else {
+        panic!("one learned block: {learned:?}")
+    };
+    // Its TTL ran out; no sweep since.
+    if let Some(n) = p.blocks.names.get_mut(&key) {
+        n.expires_ns = 1;
+    }
+    if let Some(e) = p.enforcer_mut().names.get_mut(&key) {
+        e.expires_ns = 1;
+    }
+    let reply = answer("arrny-mil.com.", RecordType::MX, vec![], vec![]);
+    assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Allowed);
+    dns(&mut p, &q, Direction::Egress);
+    assert_eq!(
+        p.enforcer().answer_verdict(&reply),
+        Verdict::Blocked,
+        "the lookalike's answer passes after its block lapsed"
+    );
+}
