@@ -145,9 +145,9 @@ impl<E: Enforcer> Pipeline<E> {
             // mode, a lost race) must not make it an old friend that enforce never
             // blocks. Its owner can make this host retry or bounce to it for days.
             Credit::To(domain)
-                if found
-                    .iter()
-                    .any(|(a, f)| a.route.recipient_domain == domain && f.action == Action::Block) =>
+                if found.iter().any(|(a, f)| {
+                    a.route.recipient_domain == domain && f.action == Action::Block
+                }) =>
             {
                 LookalikeCreditRefused {
                     lookalike: domain,

@@ -188,7 +188,10 @@ fn monitor_mode_retries_to_a_block_lookalike_never_make_it_an_old_friend() {
         connect(&mut p, MX_IP);
     }
     let ledger = p.learning.correspondents_mut().ledger_mut();
-    assert!(ledger.get("army.ml").is_none(), "the lookalike was credited");
+    assert!(
+        ledger.get("army.ml").is_none(),
+        "the lookalike was credited"
+    );
     assert_eq!(m.lookalike_credits_refused.get(), 6);
     let d = events(&lines, "detection");
     assert_eq!(d.len(), 6, "each attempt is still reported: {d:?}");
