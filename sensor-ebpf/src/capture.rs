@@ -19,7 +19,7 @@ use aya_ebpf::{
 use sensor_common::{
     DnsHeader, DnsRecord, EventKind, Verdict,
     event::{CaptureStat, DNS_CHUNK_MAX, DNS_CLASSES, Direction},
-    maps::DNS_HEAD_LEN,
+    maps::{BLOCK_HOLD, DNS_HEAD_LEN},
     qname::QnameWalk,
 };
 
@@ -51,6 +51,9 @@ pub struct Decision {
     /// Drop the packet: an answer to a blocked name, at a socket that is not a local
     /// resolver's upstream one, in enforce mode.
     pub drop: bool,
+    /// The drop is a hold (`BLOCK_HOLD`): the agent has not judged the question yet, and
+    /// the same answer must be read and decided again when it comes back.
+    pub held: bool,
     /// A query the agent must see before its answer: wake it.
     pub wake: bool,
     /// An arriving answer with no block, whose addresses contest learned address blocks
@@ -120,6 +123,7 @@ pub fn decide(
         hashed: hashes.is_some(),
         verdict,
         drop,
+        held: drop && flags == BLOCK_HOLD,
         wake,
         contest,
         records,

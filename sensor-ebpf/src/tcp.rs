@@ -16,7 +16,8 @@
 //! answer's question is read and blocked, every later segment with data is dropped, its
 //! re-sendings included; what arrived before the question was complete (at most the
 //! length and the first bytes of the header and question) may have reached the socket,
-//! never a whole answer.
+//! never a whole answer. An answer held for the agent's verdict is not blocked: its
+//! segment is dropped and the stream put back, so the re-sent segment is decided anew.
 //!
 //! Two things put the bytes on the wire out of step with the stream the socket reads:
 //! urgent data (its byte leaves the stream) loses the stream, dropped at a client in
@@ -244,7 +245,17 @@ pub fn capture(
     st.hdr = *base;
     put(&mut st.exempt, u32::from(exempt));
     put(&mut st.guard, u32::from(guard));
-    let (drop, wake) = walk(ctx, st, off + skip, len, direction);
+    let before = Place::of(st);
+    let found = walk(ctx, st, off + skip, len, direction);
+    if found & (FOUND_HOLD | FOUND_DROP) == FOUND_HOLD {
+        // An answer held for the agent's verdict: dropped, and the stream put back where
+        // this segment found it, so its re-sending is read and decided again (a verdict
+        // by then lets it through). Kept dropping, as a blocked answer is, the re-sendings
+        // never got through and the connection hung long after a clean verdict.
+        before.restore(st);
+        return true;
+    }
+    let (drop, wake) = (found & FOUND_DROP != 0, found & FOUND_WAKE != 0);
     st.hdr.flags |= DNS_FLAG_DATA;
     if st.flags & START != 0 {
         st.hdr.flags |= DNS_FLAG_STREAM_START;
@@ -256,9 +267,43 @@ pub fn capture(
     drop || (client && dropping(st))
 }
 
+/// Where a stream stood before a segment: what a held answer's segment puts back.
+struct Place {
+    next: u32,
+    msg_start: u32,
+    have: u32,
+    msg_len: u32,
+    drop_from: u32,
+    flags: u32,
+}
+
+impl Place {
+    #[inline(always)]
+    fn of(st: &Stream) -> Self {
+        Self {
+            next: st.next,
+            msg_start: st.msg_start,
+            have: get(&st.have),
+            msg_len: get(&st.msg_len),
+            drop_from: st.drop_from,
+            flags: get(&st.flags),
+        }
+    }
+
+    #[inline(always)]
+    fn restore(&self, st: &mut Stream) {
+        st.next = self.next;
+        st.msg_start = self.msg_start;
+        put(&mut st.have, self.have);
+        put(&mut st.msg_len, self.msg_len);
+        st.drop_from = self.drop_from;
+        put(&mut st.flags, self.flags);
+    }
+}
+
 /// Walks `left` new bytes of the stream at packet offset `pos`: reads lengths and
 /// questions, decides each message whose question completes, and says so in a message
-/// record. Returns (drop this segment, wake the agent).
+/// record. Returns what it found (`FOUND_*`).
 ///
 /// Up to `ROUNDS` questions are decided per segment, each after a framing loop that reads
 /// without deciding: the name's hash is the costly part for the verifier, so it has one
@@ -267,13 +312,7 @@ pub fn capture(
 /// tell apart every combination of what earlier steps found and explore each; in memory
 /// it cannot, so the states at a loop's head merge.
 #[inline(always)]
-fn walk(
-    ctx: &SkBuffContext,
-    st: &mut Stream,
-    pos: u32,
-    left: u32,
-    direction: Direction,
-) -> (bool, bool) {
+fn walk(ctx: &SkBuffContext, st: &mut Stream, pos: u32, left: u32, direction: Direction) -> u32 {
     put(&mut st.pos, pos);
     put(&mut st.left, left);
     put(&mut st.found, 0);
@@ -301,7 +340,7 @@ fn walk(
             found |= FOUND_DROP;
         }
     }
-    (found & FOUND_DROP != 0, found & FOUND_WAKE != 0)
+    found
 }
 
 /// The stream's framing is no longer the socket's: it is not parsed from here on, and
@@ -338,6 +377,8 @@ const FRAME_STEPS: u32 = 4;
 const FOUND_DROP: u32 = 1;
 /// See `FOUND_DROP`.
 const FOUND_WAKE: u32 = 2;
+/// An answer held for the agent's verdict (`Decision::held`).
+const FOUND_HOLD: u32 = 4;
 
 /// What a framing step did.
 enum Frame {
@@ -471,7 +512,9 @@ fn judge(st: &mut Stream, direction: Direction) {
     hdr.verdict = 0;
     let mut found = get(&st.found);
     let mut sflags = get(&st.flags) | HEAD_DONE;
-    if d.drop {
+    if d.held {
+        found |= FOUND_HOLD;
+    } else if d.drop {
         sflags |= DROPPING;
         st.drop_from = st.msg_start;
         found |= FOUND_DROP;

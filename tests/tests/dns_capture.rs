@@ -517,3 +517,49 @@ fn a_clean_verdict_lifts_the_prefix_rule_only_for_its_own_name() {
     a.stop(libc::SIGINT).expect("stop");
     std::fs::remove_dir_all(state).ok();
 }
+
+/// An MX answer over TCP that arrives before the agent's verdict on its question is held
+/// (dropped) until the verdict, as a UDP one is; a stub that asks over TCP first
+/// (`options use-vc`) meets it whenever its resolver answers from cache. The kernel kept
+/// dropping the segment's re-sendings as it does a blocked answer's, after the clean
+/// verdict too: the connection hung until the client gave up. The agent is stopped
+/// right after a heartbeat, so the kernel holds the answer, and let go 700 ms later.
+#[test]
+fn a_tcp_mx_answer_held_for_the_verdict_arrives_once_the_name_is_judged_clean() {
+    use std::time::Instant;
+    if !require_privileges("tcp_hold") {
+        return;
+    }
+    let t = hostile(600, &[]);
+    let (mut a, state) = agent(&t, "tcphold", "enforce");
+    let before = a.metric("mxsentry_answers_held_total").unwrap_or(0.0);
+    let (out, waited) = std::thread::scope(|s| {
+        a.signal(libc::SIGSTOP);
+        let asked = s.spawn(|| {
+            let start = Instant::now();
+            (
+                ask(&t, "tcp", "fabrikam.example", "MX", 8000),
+                start.elapsed(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        a.signal(libc::SIGCONT);
+        asked.join().expect("client thread")
+    });
+    assert!(
+        out["answer"].is_string(),
+        "a held TCP answer never arrived after its clean verdict: {out}"
+    );
+    assert!(
+        waited >= Duration::from_millis(500),
+        "answered in {waited:?}: the answer was not held, so this tested nothing"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "answered only in {waited:?}"
+    );
+    let held = a.metric("mxsentry_answers_held_total").unwrap_or(0.0) - before;
+    eprintln!("answered after {waited:?}; answers held: {held}");
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
