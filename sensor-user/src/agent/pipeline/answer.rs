@@ -35,6 +35,13 @@ impl<E: Enforcer> Pipeline<E> {
             _ => false,
         };
         if d.verdict == Verdict::Blocked {
+            if !d.resolver && msg.qtype == QType::Mx {
+                // Its question judged here too: a query record lost to a full ring (or
+                // never sent, as the answer's owner may arrange) left the kernel holding
+                // the answer for a verdict nobody wrote, and the retry after the hold
+                // unheld, racing the block.
+                self.judge_question(msg, d, finding.as_ref());
+            }
             let blocked_name = finding.as_ref().is_some_and(|f| f.action == Action::Block);
             if !blocked_name && msg.qtype == QType::Mx {
                 // Held for a verdict the agent had not given yet: the retry meets it.

@@ -3,7 +3,9 @@
 //! answer the kernel holds for it is released (clean) or dropped (lookalike) on the
 //! resolver's retry at the latest.
 
-use sensor_common::{domain_hash, maps::target_id, qname_hashes, tag::question_tag_of};
+use sensor_common::{
+    QnameHashes, domain_hash, maps::target_id, qname_hashes, tag::question_tag_of,
+};
 
 use super::{DnsIn, Pipeline, blocks, ledger::Put};
 use crate::{
@@ -11,7 +13,7 @@ use crate::{
         enforcer::Enforcer,
         outcomes::{LookalikeLookedUp, Outcome},
     },
-    detect::Action,
+    detect::{Action, Finding},
     dns::{Message, QType},
     kernel::maps::name_hash,
     output::clock::since_kernel,
@@ -20,14 +22,45 @@ use crate::{
 impl<E: Enforcer> Pipeline<E> {
     /// A query leaving the host.
     pub(super) fn on_query(&mut self, msg: &Message, d: &DnsIn) {
+        let finding = self.lookalike(&msg.qname);
+        let (put, hashes, tag) = self.judge_question(msg, d, finding.as_ref());
+        let Some(f) = finding else {
+            if let Some(h) = &hashes {
+                self.report_collisions(&msg.qname, h, tag);
+            }
+            return;
+        };
+        let block_latency = (put == Put::Added).then(|| since_kernel(d.ts_ns));
+        LookalikeLookedUp {
+            qtype: msg.qtype.name(),
+            lookalike: self.detection(&msg.qname, &f),
+            name_blocked: put != Put::Failed,
+            block_latency,
+            resolver_upstream: d.resolver,
+            socket: self.who.socket(d.cgroup_id),
+        }
+        .emit(&mut self.sink);
+    }
+
+    /// Writes what the kernel needs to decide the answers to `msg`'s question (`finding`
+    /// is the engine's word on it): a `block` lookalike's name block, and the verdict an
+    /// MX answer (or a name the prefix rule covers) is held for. Run for each query, and
+    /// again for an answer held or dropped at its asker: a query record lost to a full
+    /// ring left the hold unjudged, and the retry after it unheld. Returns what the block
+    /// did, the question's hashes and its keyed tag.
+    pub(super) fn judge_question(
+        &mut self,
+        msg: &Message,
+        d: &DnsIn,
+        finding: Option<&Finding>,
+    ) -> (Put, Option<QnameHashes>, Option<u64>) {
         let hashes = qname_hashes(d.payload);
         let full = hashes.map(|h| h.full).or_else(|| name_hash(&msg.qname));
         let tag = hashes.and_then(|h| question_tag_of(self.blocks.name_key(), d.payload, &h));
         let prefixed = hashes.is_some_and(|h| self.blocks.prefix_covers(&h));
-        let finding = self.lookalike(&msg.qname);
-        let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
+        let block = finding.is_some_and(|f| f.action == Action::Block);
         let mut put = Put::Failed;
-        if let Some(f) = finding.as_ref().filter(|_| block) {
+        if let Some(f) = finding.filter(|_| block) {
             let target = target_id(f.target.as_bytes());
             put = if prefixed {
                 // The kernel's prefix rule drops its answers already.
@@ -48,22 +81,7 @@ impl<E: Enforcer> Pipeline<E> {
             // The name's tag keeps the verdict its own where it lifts the prefix rule.
             self.blocks.judged(h, clean, tag.filter(|_| prefixed));
         }
-        let Some(f) = finding else {
-            if let Some(h) = &hashes {
-                self.report_collisions(&msg.qname, h, tag);
-            }
-            return;
-        };
-        let block_latency = (put == Put::Added).then(|| since_kernel(d.ts_ns));
-        LookalikeLookedUp {
-            qtype: msg.qtype.name(),
-            lookalike: self.detection(&msg.qname, &f),
-            name_blocked: put != Put::Failed,
-            block_latency,
-            resolver_upstream: d.resolver,
-            socket: self.who.socket(d.cgroup_id),
-        }
-        .emit(&mut self.sink);
+        (put, hashes, tag)
     }
 
     /// Blocks `qname`'s answers: as a whole domain when the shortest 2- or 3-label domain

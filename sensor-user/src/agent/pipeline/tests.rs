@@ -847,3 +847,42 @@ fn a_lookalike_asked_for_after_its_block_lapsed_is_blocked_again() {
         "the lookalike's answer passes after its block lapsed"
     );
 }
+
+/// The kernel held an MX answer whose query record the agent never read (lost to a full
+/// ring). Nothing judged the question: a lookalike got no block, and once the hold ran
+/// out its retried answer passed in enforce mode; a legitimate name got no verdict, and
+/// its retries were held until then too. A held answer's question is judged as its
+/// query's would have been.
+#[test]
+fn a_held_answer_whose_query_the_agent_missed_still_gets_its_question_judged() {
+    let (mut p, _lines, _m) = enforcing(BLOCK);
+    for name in ["arrny-mil.com.", "fabrikam.example."] {
+        // The kernel saw the query; the agent never read it.
+        p.enforcer_mut().query_sent(&query(name, RecordType::MX));
+        let reply = answer(name, RecordType::MX, vec![], vec![]);
+        assert_eq!(
+            p.enforcer().answer_verdict(&reply),
+            Verdict::Blocked,
+            "{name}: held"
+        );
+        dns(&mut p, &reply, Direction::Ingress);
+        // The hold is over (the agent judged the question, or it ran out).
+        p.enforcer_mut().pending.clear();
+        let expected = if name.starts_with("arrny") {
+            Verdict::Blocked
+        } else {
+            Verdict::Allowed
+        };
+        assert_eq!(
+            p.enforcer().answer_verdict(&reply),
+            expected,
+            "{name}: the retry"
+        );
+    }
+    // The legitimate name's verdict was written: its next query is not held.
+    let h = name_hash("fabrikam.example").unwrap();
+    assert!(
+        p.enforcer().clean.contains_key(&h),
+        "no clean verdict written"
+    );
+}
