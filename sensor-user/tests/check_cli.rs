@@ -79,7 +79,7 @@ protect = [
   { entry = "mod.gov.uk", also = ["mod.uk", "fco.gov.uk"], action = "block" },
   { entry = "army.mil", action = "block", block_restricted = true },
 ]
-restricted_registries = ["gov.example"]
+restricted_registries = ["gov.xyz"]
 "#,
     )
     .unwrap();
@@ -92,7 +92,7 @@ restricted_registries = ["gov.example"]
             "fco.gov.uk",
             "army.mod.uk",
             "mod.gov.uk.com",
-            "mod.gov.uk.gov.example",
+            "mod.gov.uk.gov.xyz",
         ])
         .output()
         .unwrap();

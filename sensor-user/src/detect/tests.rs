@@ -424,3 +424,38 @@ fn never_flags_protected_or_builtin_allowed() {
         );
     }
 }
+
+/// With `ndots:5` (Kubernetes) a stub resolver asks for `contoso.com.svc.cluster.local`
+/// before `contoso.com`. That was the protected name "only a subdomain of
+/// svc.cluster.local": a lookalike report per lookup, and in enforce mode the kernel's
+/// appended-suffix rule dropped the cluster resolver's answer, so the stub waited out its
+/// timeout (glibc) or failed (musl). No registry delegates `.local` or `.internal`:
+/// nobody outside the site registers there. Under a real suffix the rule still holds.
+#[test]
+fn search_list_expansions_under_an_undelegated_suffix_are_no_lookalikes() {
+    let e = engine(&["contoso.com", "mil"]);
+    for name in [
+        "contoso.com.svc.cluster.local",
+        "contoso.com.cluster.local",
+        "contoso.com.default.svc.cluster.local",
+        "contoso.com.corp.internal",
+        "c0ntoso.com.svc.cluster.local",
+        "army.mil.svc.cluster.local",
+        "contoso.com.local",
+    ] {
+        assert!(
+            matches!(e.classify(name), Classification::Clean),
+            "{name}: {:?}",
+            e.classify(name)
+        );
+    }
+    assert_eq!(
+        rule_of(&e, "contoso.com.evil.net"),
+        Rule::ProtectedAsSubdomain
+    );
+    assert_eq!(rule_of(&e, "contoso.com.net"), Rule::SuffixAppended);
+    assert_eq!(
+        rule_of(&e, "army.mil.attacker.com"),
+        Rule::ProtectedAsSubdomain
+    );
+}

@@ -97,12 +97,12 @@ fn block_restricted_lets_a_lookalike_take_the_entry_action() {
 fn configured_registries_extend_the_table() {
     let e = Engine::new(&Policy {
         protect: vec![ProtectEntry::new("army.mil")],
-        restricted_registries: vec!["mil.example".into()],
+        restricted_registries: vec!["mil.xyz".into()],
         ..Policy::default()
     })
     .unwrap();
-    assert_eq!(kind(&e, "army.mil.example2"), "typosquat");
-    let f = lookalike(&e, "army.mil.example");
+    assert_eq!(kind(&e, "army.mil.top"), "typosquat");
+    let f = lookalike(&e, "army.mil.xyz");
     assert_eq!(f.registry.unwrap().kind, RegistryKind::Configured);
     assert!(matches!(
         Engine::new(&Policy {

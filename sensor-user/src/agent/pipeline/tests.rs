@@ -886,3 +886,26 @@ fn a_held_answer_whose_query_the_agent_missed_still_gets_its_question_judged() {
         "no clean verdict written"
     );
 }
+
+/// A pod's stub resolver with `ndots:5` asks for each search-list expansion of a
+/// protected `block` name first. The kernel's appended-suffix rule held their answers
+/// and the agent judged each a lookalike, so they stayed dropped: every lookup of the
+/// protected name waited out the stub's timeout. Judged clean, the verdict lifts the
+/// rule for that name.
+#[test]
+fn a_search_list_expansion_of_a_protected_name_is_answered_in_enforce_mode() {
+    let policy = "[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }]\n";
+    let (mut p, lines, _m) = enforcing(policy);
+    let name = "contoso.com.svc.cluster.local.";
+    let reply = answer(name, RecordType::A, vec![], vec![]);
+    assert_eq!(
+        p.enforcer().answer_verdict(&reply),
+        Verdict::Blocked,
+        "the prefix rule covers it before any verdict"
+    );
+    dns(&mut p, &query(name, RecordType::A), Direction::Egress);
+    assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Allowed);
+    dns(&mut p, &reply, Direction::Ingress);
+    assert!(events(&lines, "lookalike_lookup").is_empty());
+    assert!(events(&lines, "block").is_empty());
+}

@@ -90,6 +90,8 @@ struct Query<'a> {
     unicode: Vec<&'a str>,
     suffix: &'a str,
     suffix_labels: usize,
+    /// The public suffix is on the list: the top-level label is one a registry delegates.
+    suffix_known: bool,
 }
 
 impl Query<'_> {
@@ -363,7 +365,9 @@ impl Engine {
                 by: self.allowed[id].clone(),
             };
         }
-        let suffix_len = psl::suffix(name.ascii.as_bytes()).map_or(0, |s| s.as_bytes().len());
+        let psl_suffix = psl::suffix(name.ascii.as_bytes());
+        let suffix_len = psl_suffix.map_or(0, |s| s.as_bytes().len());
+        let suffix_known = psl_suffix.is_some_and(|s| s.is_known());
         let suffix = &name.ascii[name.ascii.len() - suffix_len..];
         let ascii: Vec<&str> = name.ascii.split('.').collect();
         let mut unicode: Vec<&str> = name.unicode.split('.').collect();
@@ -378,6 +382,7 @@ impl Engine {
                 suffix.split('.').count()
             },
             suffix,
+            suffix_known,
             ascii,
             unicode,
         };

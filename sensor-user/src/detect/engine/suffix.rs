@@ -77,7 +77,9 @@ impl Engine {
                 let k = labels.len();
                 if q.ascii[i..i + k].iter().zip(labels).all(|(a, b)| a == b) {
                     let tail = q.ascii[i + k..].join(".");
-                    let (rule, phrase) = self.appended(&t.name, &tail, q);
+                    let Some((rule, phrase)) = self.appended(&t.name, &tail, q) else {
+                        return;
+                    };
                     let c = Change {
                         rule,
                         phrase,
@@ -91,24 +93,36 @@ impl Engine {
         }
     }
 
-    /// `tail` follows the real name: a bare public suffix (appended) or a domain.
-    fn appended(&self, real: &str, tail: &str, q: &Query) -> (Rule, String) {
-        // The tail is (part of) the query's own public suffix: nothing registrable follows.
-        if tail == q.suffix
-            || q.suffix
-                .strip_suffix(tail)
-                .is_some_and(|h| h.ends_with('.'))
-        {
-            (
-                Rule::SuffixAppended,
-                format!("\".{tail}\" was appended after \"{real}\""),
-            )
-        } else {
-            (
-                Rule::ProtectedAsSubdomain,
-                format!("\"{real}\" is only a subdomain of {tail}"),
-            )
+    /// `tail` follows the real name: a bare public suffix (appended) or a domain; `None`
+    /// when no registry delegates its top-level label.
+    ///
+    /// Such a tail is a resolver's search list at work, not anyone's registration: with
+    /// `ndots:5` (Kubernetes) a lookup of `contoso.com` asks for
+    /// `contoso.com.svc.cluster.local` first, and a stub resolver that sees that answer
+    /// dropped waits out its timeout (glibc) or fails (musl) before asking for the name
+    /// itself. Nobody outside the site can register under `.local` or `.internal`.
+    fn appended(&self, real: &str, tail: &str, q: &Query) -> Option<(Rule, String)> {
+        if !q.suffix_known {
+            return None;
         }
+        // The tail is (part of) the query's own public suffix: nothing registrable follows.
+        Some(
+            if tail == q.suffix
+                || q.suffix
+                    .strip_suffix(tail)
+                    .is_some_and(|h| h.ends_with('.'))
+            {
+                (
+                    Rule::SuffixAppended,
+                    format!("\".{tail}\" was appended after \"{real}\""),
+                )
+            } else {
+                (
+                    Rule::ProtectedAsSubdomain,
+                    format!("\"{real}\" is only a subdomain of {tail}"),
+                )
+            },
+        )
     }
 
     /// How `rest` (what follows a protected label) differs from the protected `suffix`.
@@ -123,7 +137,7 @@ impl Engine {
             return None;
         }
         if let Some(tail) = rest.strip_prefix(suffix).and_then(|t| t.strip_prefix('.')) {
-            return Some(self.appended(real, tail, q));
+            return self.appended(real, tail, q);
         }
         let (s, r) = (chars(suffix), chars(rest));
         if distance(&s, &r) == 1 {
