@@ -124,17 +124,18 @@ impl<E: Enforcer> Pipeline<E> {
         }
         let now = Instant::now();
         let direct = self.direct.contains(c.addr, now);
-        // A direct destination's evidence: no route an asker received (a lookalike's
-        // dropped answer naming the relay must not keep it from counting, nor, once it
-        // is one, any route).
-        let received = all.iter().any(|a| a.delivered);
-        if (!received || direct) && self.direct.note(c.addr, now) {
+        let explained = explaining(all, |a| self.routes.mx_dropped(a, now));
+        // A direct destination's evidence: no route that can be why the host connected
+        // (a lookalike's dropped answer naming the relay must not keep it from counting,
+        // nor, once it is one, any route). Received routes alone would make every busy
+        // mail host direct on a host whose lookups are seen only upstream.
+        if (explained.is_empty() || direct) && self.direct.note(c.addr, now) {
             DirectDestination { address: c.addr }.emit(&mut self.sink);
         }
         if direct {
             return Vec::new();
         }
-        explaining(all, |a| self.routes.mx_dropped(a, now))
+        explained
     }
 
     /// Credits one delivery in the correspondents ledger (`credit.rs`).

@@ -167,6 +167,22 @@ fn a_route_seen_only_upstream_still_explains_a_connect_with_no_other_route() {
     assert_eq!(d[0]["route"]["recipient_domain"], "army.ml");
 }
 
+/// The same host, with the lookalike's server failing each attempt for a while (its
+/// owner answers 4xx, so the MTA retries): the sixth connect made its address a direct
+/// destination, a relay given by address, since no asker received a route to it, and
+/// from then on its deliveries were unattributed. So was every busy mail host on such a
+/// host: a route that explains a connect is evidence of DNS behind it.
+#[test]
+fn retried_deliveries_on_a_host_seen_only_upstream_stay_detections() {
+    let (mut p, lines, m) = pipeline_seeded(POLICY, |_| {});
+    at_resolver_upstream(&mut p, &lookalike_answer());
+    for _ in 0..8 {
+        connect(&mut p, RELAY_IP);
+    }
+    assert_eq!(events(&lines, "detection").len(), 8);
+    assert_eq!(m.direct_destinations.get(), 0);
+}
+
 /// `name A RELAY_IP` with `ttl`.
 fn relay_record(name: &str, ttl: u32) -> Record {
     Record::from_rdata(

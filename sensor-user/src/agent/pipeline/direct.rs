@@ -4,8 +4,8 @@
 //! sender check), and nothing legitimate in DNS would ever contest a block there: every
 //! relayed delivery would be reported as one to the lookalike, and refused for as long as
 //! the lookalike's TTL says. So once this host connected to an address `DIRECT_AFTER`
-//! times with no DNS route to it that an asker received (a lookalike's dropped answer
-//! naming it does not count), that address is a direct destination (said once,
+//! times with no DNS route to it that can be why the host connected (`explain.rs`: a
+//! lookalike's dropped answer naming it does not count), that address is a direct destination (said once,
 //! counted): never address-blocked for a lookalike, and a connect there is reported as
 //! unattributed, naming the lookalikes whose answers named it. It stays one while the host
 //! keeps connecting to it, and `DIRECT_FOR` after the last connect.
