@@ -273,6 +273,24 @@ impl Outcome for LookalikeCreditRefused<'_> {
     }
 }
 
+/// A learned name block a previous agent left (its name unknown) lifted: a question met
+/// it whose name the current policy does not block (`pipeline/adopted.rs`).
+pub struct AdoptedBlockLifted {
+    /// The name (or domain) the block stood for, as the question says.
+    pub name: String,
+}
+
+impl Outcome for AdoptedBlockLifted {
+    fn emit(self, sink: &mut Sink) {
+        sink.metrics.adopted_blocks_lifted.inc();
+        log::warn!(
+            "lifted a name block a previous agent learned for {}: the current policy does \
+             not block it",
+            self.name
+        );
+    }
+}
+
 /// A connect to an address a lookalike's answer named, not reported as a delivery to the
 /// lookalike: no asker received that answer (`pipeline/explain.rs`).
 pub struct LookalikeNotReceived {

@@ -54,7 +54,12 @@ impl<E: Enforcer> Pipeline<E> {
                 .emit(&mut self.sink);
             }
         }
-        if let Some(h) = hashes.as_ref().filter(|_| !collides) {
+        // A previous agent's block this question meets takes its name, or is lifted.
+        let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
+        let lifted = hashes
+            .as_ref()
+            .is_some_and(|h| self.settle_adopted(&msg.qname, h, block));
+        if let Some(h) = hashes.as_ref().filter(|_| !collides && !lifted) {
             let ttl = msg.records.iter().map(|r| r.ttl).min().unwrap_or(0);
             self.blocks.answered(h, self.settings.expiry_ns(ttl));
         }

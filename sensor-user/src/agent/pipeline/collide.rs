@@ -68,7 +68,7 @@ pub struct Collision {
 }
 
 /// The last `n` labels of `name`, when it has that many.
-fn last_labels(name: &str, n: usize) -> Option<String> {
+pub(super) fn last_labels(name: &str, n: usize) -> Option<String> {
     let labels: Vec<&str> = name.split('.').collect();
     (labels.len() >= n).then(|| labels[labels.len() - n..].join("."))
 }

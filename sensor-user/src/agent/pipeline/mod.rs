@@ -7,6 +7,7 @@
 //! leaves through `super::outcomes`.
 
 pub mod addrs;
+mod adopted;
 mod answer;
 pub mod bound;
 pub mod collide;

@@ -24,6 +24,10 @@ impl<E: Enforcer> Pipeline<E> {
     pub(super) fn on_query(&mut self, msg: &Message, d: &DnsIn) {
         let finding = self.lookalike(&msg.qname);
         let (put, hashes, tag) = self.judge_question(msg, d, finding.as_ref());
+        if let Some(h) = &hashes {
+            let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
+            self.settle_adopted(&msg.qname, h, block);
+        }
         let Some(f) = finding else {
             if let Some(h) = &hashes {
                 self.report_collisions(&msg.qname, h, tag);

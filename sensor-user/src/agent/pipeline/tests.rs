@@ -40,6 +40,15 @@ pub(super) fn pipeline_seeded(
     text: &str,
     seed: impl FnOnce(&mut Learning),
 ) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
+    pipeline_over(text, seed, Simulated::default())
+}
+
+/// `pipeline_seeded` over `kernel`: the maps as a previous agent left them.
+pub(super) fn pipeline_over(
+    text: &str,
+    seed: impl FnOnce(&mut Learning),
+    kernel: Simulated,
+) -> (Pipeline<Simulated>, Arc<Mutex<Vec<String>>>, Metrics) {
     let metrics = Metrics::new("test").unwrap();
     let (log, lines) = EventLog::memory(metrics.clone());
     let mut sink = Sink::new(log, metrics.clone(), "test");
@@ -48,14 +57,7 @@ pub(super) fn pipeline_seeded(
     let mut learning = Learning::in_memory(&loaded.config.learn, loaded.policy.clone(), &mut sink);
     seed(&mut learning);
     (
-        Pipeline::new(
-            loaded,
-            Simulated::default(),
-            sink,
-            who,
-            Pending::in_memory(100),
-            learning,
-        ),
+        Pipeline::new(loaded, kernel, sink, who, Pending::in_memory(100), learning),
         lines,
         metrics,
     )
@@ -908,4 +910,54 @@ fn a_search_list_expansion_of_a_protected_name_is_answered_in_enforce_mode() {
     dns(&mut p, &reply, Direction::Ingress);
     assert!(events(&lines, "lookalike_lookup").is_empty());
     assert!(events(&lines, "block").is_empty());
+}
+
+/// A previous agent (in enforce mode, `--keep-attached`) learned a domain block for a real
+/// partner the engine took for a lookalike; the new agent keeps it with no name. The
+/// operator allows the partner: the allow lifted nothing (only named blocks are
+/// rebalanced), and every answer that met the block, the partner's own included,
+/// extended it, so it never lapsed while the MTA retried. A question that meets such a
+/// block now names it, or lifts it when the current policy does not block the name.
+#[test]
+fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
+    let protect = "[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }]\n";
+    let key = sensor_common::domain_hash("contoso.co").unwrap();
+    let left = || {
+        let mut k = Simulated::default();
+        let flags = sensor_common::maps::BLOCK_LEARNED | BLOCK_SUBTREE;
+        let until = crate::output::clock::monotonic_ns() + 3_600_000_000_000;
+        let target = sensor_common::maps::target_id(b"contoso.com");
+        k.names.insert(key, BlockEntry::new(flags, target, until));
+        k
+    };
+    let name = "contoso.co.";
+    let reply = answer(
+        name,
+        RecordType::MX,
+        vec![mx_record(name, "mx.contoso.co.")],
+        vec![],
+    );
+    // Still blocked by the policy: the block takes the name and stays.
+    let (mut p, _lines, m) = pipeline_over(protect, |_| {}, left());
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    dns(&mut p, &reply, Direction::Ingress);
+    assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Blocked);
+    assert_eq!(
+        p.blocks
+            .names
+            .get(&key)
+            .and_then(|n| n.name.clone())
+            .as_deref(),
+        Some("contoso.co")
+    );
+    assert_eq!(m.adopted_blocks_lifted.get(), 0);
+    // Allowed now: the partner's answer (dropped by the block) lifts it; the retry passes.
+    let allowed = format!("{protect}allow = [\"contoso.co\"]\n");
+    let (mut p, _lines, m) = pipeline_over(&allowed, |_| {}, left());
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Blocked);
+    dns(&mut p, &reply, Direction::Ingress);
+    assert_eq!(m.adopted_blocks_lifted.get(), 1);
+    assert!(!p.enforcer().names.contains_key(&key));
+    assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Allowed);
 }
