@@ -31,6 +31,17 @@ impl<E: Enforcer> BlockLedger<E> {
     /// Blocks connects to `ip` for lookalike `domain` of `target` until `expires_ns`, or
     /// extends the block; returns whether it is new.
     pub fn put_addr(&mut self, ip: IpAddr, domain: &str, target: u32, expires_ns: u64) -> bool {
+        let flags = kernel_flags(&self.enforcer, ip);
+        // An operator's entry on or over this address (`ctl block-addr`, any mode or
+        // flags) is theirs to keep: a learned one written over it would replace its flags
+        // and expire with the attacker's TTL. One put over ours since: ours is forgotten.
+        if flags.is_some_and(|f| f & BLOCK_LEARNED == 0) {
+            if self.addrs.remove(&ip).is_some() {
+                self.learned_addrs.remove(&ip);
+                self.write_learned_count();
+            }
+            return false;
+        }
         if let Some(a) = self.addrs.get_mut(&ip) {
             if !a.domains.iter().any(|d| d == domain) && a.domains.len() < DOMAINS_PER_ADDR {
                 a.domains.push(domain.to_string());
@@ -38,21 +49,13 @@ impl<E: Enforcer> BlockLedger<E> {
             self.learned_addrs.touch(&ip);
             // A block the kernel marked contested (a legitimate answer carried it) is
             // lifted on the sweep; rewriting it would clear the mark.
-            if expires_ns > a.expires_ns
-                && kernel_flags(&self.enforcer, ip).is_none_or(|f| f & BLOCK_CONTESTED == 0)
-            {
+            if expires_ns > a.expires_ns && flags.is_none_or(|f| f & BLOCK_CONTESTED == 0) {
                 a.expires_ns = expires_ns;
                 let entry = BlockEntry::new(BLOCK_LEARNED, a.target, expires_ns);
                 if let Err(e) = self.enforcer.put_addr(ip, entry) {
                     self.map_error("extending an address block", e);
                 }
             }
-            return false;
-        }
-        // An operator's entry on or over this address (`ctl block-addr`, any mode or
-        // flags) is theirs to keep: a learned one written over it would replace its flags
-        // and expire with the attacker's TTL.
-        if kernel_flags(&self.enforcer, ip).is_some_and(|f| f & BLOCK_LEARNED == 0) {
             return false;
         }
         for (gone, t) in self.learned_addrs.insert(ip, target) {

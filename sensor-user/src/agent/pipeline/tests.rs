@@ -961,3 +961,27 @@ fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
     assert!(!p.enforcer().names.contains_key(&key));
     assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Allowed);
 }
+
+/// An operator enforces a block (`ctl block-addr --enforce`) on an address the agent
+/// had learned for a lookalike. The lookalike's next answer extended the agent's block
+/// by writing a learned entry over the operator's: its enforce flag and its lifetime
+/// were gone, and the next connect there in monitor mode went through.
+#[test]
+fn an_operator_s_block_put_over_a_learned_one_is_not_written_over() {
+    use sensor_common::maps::BLOCK_ENFORCE;
+    let (mut p, _lines, m) = pipeline(BLOCK);
+    resolve_lookalike(&mut p);
+    let ip = MX_IP;
+    assert!(p.enforcer().addrs.contains_key(&ip), "learned");
+    let op = BlockEntry::new(BLOCK_ENFORCE, 0, 0);
+    p.enforcer_mut().addrs.insert(ip, op);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    resolve_lookalike(&mut p);
+    assert_eq!(p.enforcer().addrs.get(&ip), Some(&op), "written over");
+    assert!(
+        p.blocks.addr(&ip).is_none(),
+        "the ledger still calls it its own"
+    );
+    connect(&mut p, ip);
+    assert_eq!(m.blocked.with_label_values(&["connect"]).get(), 1);
+}
