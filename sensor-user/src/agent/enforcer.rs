@@ -54,6 +54,8 @@ pub trait Enforcer {
     fn agent_slot(&self, slot: u32) -> Result<u64, KernelError>;
     /// Sets the global mode.
     fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError>;
+    /// The global mode the programs apply now (`ctl mode` may have changed it).
+    fn mode(&self) -> Result<Mode, KernelError>;
     /// Sets the SMTP ports.
     fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError>;
 }
@@ -109,6 +111,9 @@ impl Enforcer for VerdictMaps {
     }
     fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
         VerdictMaps::set_mode(self, mode)
+    }
+    fn mode(&self) -> Result<Mode, KernelError> {
+        VerdictMaps::mode(self)
     }
     fn set_smtp_ports(&mut self, ports: &[u16]) -> Result<(), KernelError> {
         VerdictMaps::set_smtp_ports(self, ports)
@@ -300,6 +305,9 @@ impl Enforcer for Simulated {
     fn set_mode(&mut self, mode: Mode) -> Result<(), KernelError> {
         self.mode = Some(mode);
         Ok(())
+    }
+    fn mode(&self) -> Result<Mode, KernelError> {
+        Ok(self.mode.unwrap_or(Mode::Monitor))
     }
     fn set_smtp_ports(&mut self, _ports: &[u16]) -> Result<(), KernelError> {
         Ok(())

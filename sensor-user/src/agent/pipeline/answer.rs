@@ -71,9 +71,19 @@ impl<E: Enforcer> Pipeline<E> {
             }
             .emit(&mut self.sink);
         }
+        // A local resolver's upstream copy of an answer the kernel drops at every asker
+        // (a `block` lookalike's, in enforce mode) teaches routes as dropped as the
+        // askers' copies: none of them can be why the host connected. Left to the
+        // bounded memory of dropped MX answers, a flood of them made a lookalike's glue
+        // naming a provider's host explain its deliveries again.
+        let dropped_at_askers = d.resolver && block && self.blocks.enforcing();
         let settings = &self.settings;
         let judged = Judged {
-            verdict: d.verdict,
+            verdict: if dropped_at_askers {
+                Verdict::Blocked
+            } else {
+                d.verdict
+            },
             resolver: d.resolver,
         };
         let now = std::time::Instant::now();

@@ -328,6 +328,32 @@ fn a_dropped_mx_answer_is_remembered_as_long_as_its_glue() {
     assert_no_detection(&lines);
 }
 
+/// As above, then whoever owns the lookalike has this host look up sub-names of it, each
+/// dropped MX answer naming a thousand exchangers: the dropped answers' memory (bounded)
+/// lost the first one, and every delivery to the provider's host was a detection of the
+/// lookalike again, for the day its glue lives. The resolver's copy of an answer the
+/// kernel drops at its askers now teaches routes as dropped as theirs.
+#[test]
+fn a_flood_of_dropped_mx_answers_does_not_revive_the_glue_of_an_earlier_one() {
+    let (mut p, lines, _m) = enforcing(POLICY);
+    glue_kept_from_a_dropped_copy(&mut p, 1);
+    for i in 0..20 {
+        let q = format!("x{i}.army.ml.");
+        let mx: Vec<Record> = (0..1000)
+            .map(|j| mx_record(&q, &format!("junk{j}.x{i}.army.ml.")))
+            .collect();
+        dns(&mut p, &query(&q, RecordType::MX), Direction::Egress);
+        dns(
+            &mut p,
+            &answer(&q, RecordType::MX, mx, vec![]),
+            Direction::Ingress,
+        );
+    }
+    p.tick(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    connect(&mut p, MX_IP);
+    assert_no_detection(&lines);
+}
+
 /// Enforce mode: a lookalike's dropped answer names the relay host, and keeps naming it
 /// (its owner refreshes it). Its route kept the relay's connects from ever counting as a
 /// direct destination's, so the relay could be address-blocked after one lost race.

@@ -341,6 +341,18 @@ impl<E: Enforcer> BlockLedger<E> {
         Put::Added
     }
 
+    /// Whether the programs run in enforce mode now (read from the kernel: `ctl mode`
+    /// may have switched it); a map that cannot be read counts as monitor.
+    pub fn enforcing(&mut self) -> bool {
+        match self.enforcer.mode() {
+            Ok(m) => m == Mode::Enforce,
+            Err(e) => {
+                self.map_error("reading the mode", e);
+                false
+            }
+        }
+    }
+
     /// Removes the tag under `h`, if any (a tag left behind only narrows a later block
     /// under the same hash, and takes a place in `NAME_TAGS`).
     pub(super) fn untag(&mut self, h: u64) {

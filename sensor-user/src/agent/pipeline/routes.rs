@@ -156,7 +156,8 @@ pub struct Learnt {
 /// How the kernel judged the answer a route is learned from.
 #[derive(Clone, Copy, Debug)]
 pub struct Judged {
-    /// The kernel's verdict on the answer.
+    /// The kernel's verdict on the answer; for a resolver's upstream copy (never dropped
+    /// there), `Blocked` when the kernel drops every asker's copy.
     pub verdict: Verdict,
     /// It arrived at a local resolver's upstream socket (never dropped there).
     pub resolver: bool,
@@ -302,7 +303,9 @@ impl Routes {
         now: Instant,
         lookalike: &dyn Fn(&str) -> bool,
     ) -> Vec<Learnt> {
-        let answer = if judged.resolver {
+        // What an asker's copy met: a resolver's copy says so only when it is dropped at
+        // every asker.
+        let answer = if judged.resolver && judged.verdict != Verdict::Blocked {
             Verdict::Allowed
         } else {
             judged.verdict
