@@ -31,11 +31,14 @@ pub const HOLD_PENDING: &str = "HOLD_PENDING";
 /// `LruHashMap<u64, u64>`: question-name hashes the agent judged not to block → kernel
 /// time until which that holds. They are never held, and override `BLOCK_PREFIX`.
 pub const CLEAN_NAMES: &str = "CLEAN_NAMES";
-/// `HashMap<u64, u64>`: question-name hash of a learned whole-name block → the name's
-/// keyed tag (`tag::name_tag` under `AGENT_NAME_KEY`). A question meets that block only
-/// when its own tag is this one: an FNV collision, which whoever picks a name can
-/// compute, does not drop another name's answers. (Not LRU: a live tag evicted would
-/// leave its block met by any name with the hash; a tag goes with its block.)
+/// `HashMap<u64, u64>`, two kinds of entry. Question-name hash of a learned whole-name
+/// block → the name's keyed tag (`tag::name_tag` under `AGENT_NAME_KEY`): a question
+/// meets that block only when its own tag is this one, so an FNV collision, which whoever
+/// picks a name can compute, does not drop another name's answers. And the keyed tag of
+/// a name judged clean that the prefix rule covers → its hash: the verdict lifts the
+/// rule for that name only. Keyed by the secret tag, that entry cannot be displaced by a
+/// block under a computed hash. (Not LRU: a live tag evicted would leave its block met by
+/// any name with the hash; a tag goes with its block or its verdict.)
 pub const NAME_TAGS: &str = "NAME_TAGS";
 /// `Array<u64>` of `AGENT_SLOTS` values the agent keeps for the programs (`AGENT_*`).
 pub const AGENT_STATE: &str = "AGENT_STATE";

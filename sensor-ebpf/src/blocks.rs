@@ -110,17 +110,31 @@ fn block_is_its_own(h: &QnameHashes, head: &[u8]) -> bool {
 }
 
 /// Whether a clean verdict lifts the prefix rule for the question: the agent judged it
-/// clean (still in force) and kept the name's tag with the verdict. A verdict under the
-/// hash with no tag, or another's, is another name's: one computed to share the hash of a
-/// lookalike the prefix rule covers, looked up and judged clean, lifted it. Without a key
-/// (none drawn yet) a verdict lifts it as before tags.
+/// clean (still in force) and kept the verdict's name in `NAME_TAGS` under that name's
+/// keyed tag. A verdict under the hash with no such entry is another name's: one
+/// computed to share the hash of a lookalike the prefix rule covers, looked up and judged
+/// clean, lifted it. Keyed by the secret tag rather than the public hash, the entry is
+/// out of reach of whoever computes collisions: a whole-name block under a computed
+/// hash (its own tag under that hash) cannot take its place. Without a key (none drawn
+/// yet) a verdict lifts it as before tags.
 #[inline(always)]
 fn clean_lifts(h: &QnameHashes, head: &[u8], now: u64) -> bool {
     if !judged_clean(h.full, now) {
         return false;
     }
     let key = tag_key();
-    same_tag(h, head, key).unwrap_or(key == 0)
+    if key == 0 {
+        return true;
+    }
+    let end = u32::from(h.records).wrapping_sub(5);
+    let own = question_tag(head, end, key)
+        // SAFETY: read-only lookup of a plain u64 value, copied out at once.
+        .and_then(|t| unsafe { NAME_TAGS.get(t) }.copied())
+        == Some(h.full);
+    if !own {
+        note(CaptureStat::NameTagMismatch);
+    }
+    own
 }
 
 /// Whether an agent is alive to judge held questions.

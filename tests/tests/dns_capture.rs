@@ -490,6 +490,12 @@ fn a_whole_name_block_drops_only_the_answers_of_the_name_it_was_learned_for() {
 #[test]
 fn a_clean_verdict_lifts_the_prefix_rule_only_for_its_own_name() {
     use mxsentry::kernel::maps::{VerdictMaps, name_hash};
+    use sensor_common::{
+        BlockEntry,
+        maps::{AGENT_NAME_KEY, BLOCK_LEARNED},
+        qname::{MAX_QNAME_WIRE, encode_name},
+        tag::name_tag,
+    };
     if !require_privileges("clean_tags") {
         return;
     }
@@ -505,6 +511,23 @@ fn a_clean_verdict_lifts_the_prefix_rule_only_for_its_own_name() {
     );
     let lookalike = "army.mil.zq7v.net";
     let mut maps = VerdictMaps::open(&test_pin_dir("cleantag")).expect("maps");
+    // A whole-name block under the listed name's hash, tagged for another name: the
+    // state a computed collision leaves. Its tag took the verdict's place in NAME_TAGS
+    // (one entry per hash for both), and the listed name's answers were dropped.
+    let key = maps.agent_slot(AGENT_NAME_KEY).expect("key slot");
+    let mut w = [0u8; MAX_QNAME_WIRE];
+    let n = encode_name("army.mil.a.b.c.d.zq7v.net", &mut w).expect("wire name");
+    let h = name_hash(listed).expect("hash");
+    maps.block_name_hash(h, BlockEntry::new(BLOCK_LEARNED, 0, 0))
+        .expect("block");
+    maps.tag_name_hash(h, name_tag(key, &w[..n])).expect("tag");
+    let out = ask(&t, "udp", listed, "A", 1500);
+    assert!(
+        out["answer"].is_string(),
+        "a block under its hash undid the listed name's clean verdict: {out}"
+    );
+    maps.untag_name_hash(h).expect("untag");
+    maps.unblock_name_hash(h).expect("unblock");
     maps.judged(name_hash(lookalike).expect("hash"), Some(u64::MAX))
         .expect("clean verdict");
     for transport in ["udp", "tcp"] {

@@ -27,10 +27,13 @@ pub trait Enforcer {
     fn put_name(&mut self, hash: u64, entry: BlockEntry) -> Result<(), KernelError>;
     /// Removes a name entry.
     fn remove_name(&mut self, hash: u64) -> Result<(), KernelError>;
-    /// Keeps the keyed tag of the whole-name entry under `hash` (`NAME_TAGS`).
-    fn tag_name(&mut self, hash: u64, tag: u64) -> Result<(), KernelError>;
-    /// Forgets the tag under `hash`.
-    fn untag_name(&mut self, hash: u64) -> Result<(), KernelError>;
+    /// Writes `NAME_TAGS[key] = value`: a whole-name block's hash → its name's keyed tag,
+    /// or a clean verdict's tag → its name's hash.
+    fn tag_name(&mut self, key: u64, value: u64) -> Result<(), KernelError>;
+    /// Removes `NAME_TAGS[key]`.
+    fn untag_name(&mut self, key: u64) -> Result<(), KernelError>;
+    /// Every `NAME_TAGS` entry.
+    fn name_tags(&self) -> Result<Vec<(u64, u64)>, KernelError>;
     /// One name entry as the kernel holds it now (an operator's `ctl` entry included).
     fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError>;
     /// Every name entry (a restarted agent adopts what it finds).
@@ -78,6 +81,9 @@ impl Enforcer for VerdictMaps {
     }
     fn untag_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.untag_name_hash(hash)
+    }
+    fn name_tags(&self) -> Result<Vec<(u64, u64)>, KernelError> {
+        VerdictMaps::name_tags(self)
     }
     fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {
         VerdictMaps::name_entry(self, hash)
@@ -198,9 +204,11 @@ impl Simulated {
         self.same_tag(full, tag) != Some(false)
     }
 
-    /// Whether a clean verdict lifts the prefix rule (`blocks::clean_lifts`).
+    /// Whether a clean verdict lifts the prefix rule (`blocks::clean_lifts`): the
+    /// question's tag keeps its hash.
     fn clean_lifts(&self, full: u64, tag: Option<u64>, now: u64) -> bool {
-        self.judged_clean(full, now) && self.same_tag(full, tag).unwrap_or(self.key() == 0)
+        self.judged_clean(full, now)
+            && (self.key() == 0 || tag.is_some_and(|t| self.tags.get(&t) == Some(&full)))
     }
 
     /// The decision for a question with these hashes and keyed tag.
@@ -259,6 +267,9 @@ impl Enforcer for Simulated {
     fn untag_name(&mut self, hash: u64) -> Result<(), KernelError> {
         self.tags.remove(&hash);
         Ok(())
+    }
+    fn name_tags(&self) -> Result<Vec<(u64, u64)>, KernelError> {
+        Ok(self.tags.iter().map(|(k, v)| (*k, *v)).collect())
     }
     fn name_entry(&self, hash: u64) -> Result<Option<BlockEntry>, KernelError> {
         Ok(self.names.get(&hash).copied())

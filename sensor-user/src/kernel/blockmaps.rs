@@ -132,6 +132,17 @@ impl VerdictMaps {
             .map_err(map_err(BLOCKED_NAMES))
     }
 
+    /// Every `NAME_TAGS` entry (none without the map).
+    pub fn name_tags(&self) -> Result<Vec<(u64, u64)>, KernelError> {
+        match self.tags.as_ref() {
+            Some(t) => t
+                .iter()
+                .collect::<Result<_, _>>()
+                .map_err(map_err(NAME_TAGS)),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Records the agent's verdict on question `hash`: judged clean until `clean_until`
     /// (kernel time; `None`: judged a lookalike, its block already written), and no longer
     /// pending, so its answers are not held.

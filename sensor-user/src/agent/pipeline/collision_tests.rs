@@ -171,11 +171,12 @@ fn a_clean_verdict_of_another_name_under_a_lookalike_s_key_does_not_lift_its_blo
     for twin_tag in [None, Some(7u64)] {
         for clean_first in [true, false] {
             let (mut p, _lines, _m) = enforcing(BLOCK);
-            // The twin's verdict: no tag (it is no name the prefix rule covers), or its own.
+            // The twin's verdict: no tag (it is no name the prefix rule covers), or its own
+            // (its tag keeps the hash both share).
             let twin = |p: &mut super::Pipeline<crate::agent::enforcer::Simulated>| {
                 p.enforcer_mut().clean.insert(key, u64::MAX);
                 if let Some(t) = twin_tag {
-                    p.enforcer_mut().tags.insert(key, t);
+                    p.enforcer_mut().tags.insert(t, key);
                 }
             };
             if clean_first {
@@ -196,4 +197,75 @@ fn a_clean_verdict_of_another_name_under_a_lookalike_s_key_does_not_lift_its_blo
             );
         }
     }
+}
+
+/// `contoso.com` is a `block` entry and `contoso.com.au` protected beside it: the prefix
+/// rule covers the latter, and only its clean verdict, kept under its tag, lets its
+/// answers through. A name computed to share its hash (`contoso.com.a.b.c.d.evil.net`),
+/// looked up once, got a whole-name block whose tag took the verdict's place in
+/// `NAME_TAGS` (one entry per hash for both): every answer for the organisation's own
+/// `contoso.com.au` was dropped from then on, with no collision reported.
+#[test]
+fn a_block_under_a_protected_name_s_hash_does_not_undo_its_clean_verdict() {
+    let policy = "[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }, \
+                  \"contoso.com.au\"]\n";
+    let (mut p, _lines, _m) = enforcing(policy);
+    let au = "contoso.com.au.";
+    let reply = answer(au, RecordType::MX, vec![], vec![]);
+    dns(&mut p, &query(au, RecordType::MX), Direction::Egress);
+    assert_eq!(
+        p.enforcer().answer_verdict(&reply),
+        sensor_common::Verdict::Allowed,
+        "judged clean"
+    );
+    let key = p.blocks.name_key();
+    let twin = "contoso.com.a.b.c.d.evil.net.";
+    let tag = sensor_common::tag::question_tag(key, &query(twin, RecordType::A));
+    let shared = name_hash("contoso.com.au").unwrap();
+    p.blocks
+        .learn_name(shared, twin, target_id(b"contoso.com"), (false, tag), FAR);
+    assert_eq!(
+        p.enforcer().answer_verdict(&reply),
+        sensor_common::Verdict::Allowed,
+        "the twin's block took the clean verdict's tag"
+    );
+}
+
+/// A restarted agent finds the tags its predecessor kept for clean verdicts. With the
+/// same policy the verdicts stand, and so must their tags (else those names' answers are
+/// dropped again), bounded as its own; with another policy both go. Before, they stayed
+/// in `NAME_TAGS` for good, one more set each restart, until tags could not be written.
+#[test]
+fn a_previous_agent_s_clean_verdict_tags_are_taken_over_or_removed() {
+    let listed = "army.mil.dbl.spamhaus.org.";
+    let (mut p, _lines, _m) = enforcing(BLOCK);
+    dns(&mut p, &query(listed, RecordType::A), Direction::Egress);
+    let left = p.enforcer().tags.clone();
+    // The protected entry's own verdict and the listed name's.
+    assert_eq!(left.len(), 2, "clean verdicts' tags: {left:?}");
+    let restart = |policy: &str| {
+        let old = p.enforcer();
+        let kernel = crate::agent::enforcer::Simulated {
+            names: old.names.clone(),
+            clean: old.clean.clone(),
+            tags: old.tags.clone(),
+            agent: old.agent,
+            ..Default::default()
+        };
+        super::tests::pipeline_over(policy, |_| {}, kernel).0
+    };
+    let same = restart(BLOCK);
+    assert_eq!(
+        same.enforcer().tags,
+        left,
+        "the same policy's verdict lost its tag"
+    );
+    assert_eq!(same.blocks.clean_tags.len(), 2, "not taken over");
+    let other = restart("[policy]\nprotect = [{ entry = \"navy.mil\", action = \"block\" }]\n");
+    // Only the new policy's own entry's tag is left.
+    let kept: Vec<_> = left
+        .keys()
+        .filter(|k| other.enforcer().tags.contains_key(k))
+        .collect();
+    assert!(kept.is_empty(), "{kept:?}");
 }

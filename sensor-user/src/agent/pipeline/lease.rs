@@ -68,7 +68,7 @@ impl<E: Enforcer> BlockLedger<E> {
     /// blocks nothing).
     pub fn judge_under(&mut self, fingerprint: u64, holds: bool) {
         match self.enforcer.agent_slot(AGENT_POLICY) {
-            Ok(fp) if fp == fingerprint => {}
+            Ok(fp) if fp == fingerprint => self.adopt_clean_tags(),
             _ => {
                 self.forget_clean_tags();
                 match self.enforcer.forget_judgements() {

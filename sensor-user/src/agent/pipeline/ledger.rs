@@ -136,7 +136,7 @@ pub struct BlockLedger<E: Enforcer> {
     pub(super) evicted: BTreeMap<u32, Evicted>,
     /// The installation's name-tag key (`namekey.rs`; 0: none, tags are not kept).
     pub(super) name_key: u64,
-    /// Hashes whose tag was kept for a clean verdict, oldest first (`namekey.rs`).
+    /// Tags kept for clean verdicts (`NAME_TAGS` keys), oldest first (`namekey.rs`).
     pub(super) clean_tags: std::collections::VecDeque<u64>,
 
     /// `mxsentry_map_update_errors_total`.

@@ -58,38 +58,69 @@ impl<E: Enforcer> BlockLedger<E> {
         (self.name_key != 0).then(|| name_tag(self.name_key, &wire[..n]))
     }
 
-    /// Keeps `tag` beside the clean verdict under `h`, so the verdict lifts the prefix
-    /// rule for that name only. Not over a block's own tag (the same hash, then, is a
-    /// collision: the block's name keeps it). At most `CLEAN_TAGS_MAX`, oldest out first.
+    /// Keeps the clean verdict under `h` as `tag`'s own (`NAME_TAGS[tag] = h`), so the
+    /// verdict lifts the prefix rule for that name only. Keyed by the secret tag, never
+    /// by the hash: a block learned under a computed hash writes its own tag there, and
+    /// took the verdict's place (the legitimate name's answers were then dropped). At most
+    /// `CLEAN_TAGS_MAX`, oldest out first.
     pub(super) fn tag_clean(&mut self, h: u64, tag: u64) {
-        if self.name_key == 0 || self.names.contains_key(&h) {
+        if self.name_key == 0 {
             return;
         }
-        if let Err(e) = self.enforcer.tag_name(h, tag) {
+        if let Err(e) = self.enforcer.tag_name(tag, h) {
             self.map_error("tagging a clean verdict", e);
             return;
         }
-        if !self.clean_tags.contains(&h) {
-            self.clean_tags.push_back(h);
+        if !self.clean_tags.contains(&tag) {
+            self.clean_tags.push_back(tag);
         }
         while self.clean_tags.len() > CLEAN_TAGS_MAX {
             self.forget_oldest_clean_tag();
         }
     }
 
-    /// Forgets the tags kept for clean verdicts (the verdicts are being forgotten).
+    /// Forgets the tags kept for clean verdicts (the verdicts are being forgotten),
+    /// a previous agent's included: every `NAME_TAGS` entry but a block's own tag.
     pub(super) fn forget_clean_tags(&mut self) {
-        while !self.clean_tags.is_empty() {
+        self.clean_tags.clear();
+        for key in self.clean_tag_keys() {
+            self.untag(key);
+        }
+    }
+
+    /// Takes over the tags a previous agent kept for the clean verdicts it leaves (the
+    /// same policy's, so they stand): bounded as this agent's own, where before they
+    /// stayed in `NAME_TAGS` for good, one more set each restart.
+    pub(super) fn adopt_clean_tags(&mut self) {
+        for key in self.clean_tag_keys() {
+            if !self.clean_tags.contains(&key) {
+                self.clean_tags.push_back(key);
+            }
+        }
+        while self.clean_tags.len() > CLEAN_TAGS_MAX {
             self.forget_oldest_clean_tag();
         }
     }
 
-    /// Forgets the oldest clean verdict's tag, unless a block has since taken the hash.
+    /// The `NAME_TAGS` keys that are no name block's: clean verdicts' tags.
+    fn clean_tag_keys(&mut self) -> Vec<u64> {
+        match self.enforcer.name_tags() {
+            Ok(tags) => tags
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| !self.names.contains_key(k))
+                .collect(),
+            Err(e) => {
+                self.map_error("reading the name tags", e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Forgets the oldest clean verdict's tag.
     fn forget_oldest_clean_tag(&mut self) {
-        if let Some(h) = self.clean_tags.pop_front()
-            && !self.names.contains_key(&h)
-        {
-            self.untag(h);
+        if let Some(tag) = self.clean_tags.pop_front() {
+            self.untag(tag);
         }
     }
 }
