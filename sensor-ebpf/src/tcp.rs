@@ -19,10 +19,11 @@
 //! never a whole answer. An answer held for the agent's verdict is not blocked: its
 //! segment is dropped and the stream put back, so the re-sent segment is decided anew.
 //!
-//! Two things put the bytes on the wire out of step with the stream the socket reads:
+//! Some things put the bytes on the wire out of step with the stream the socket reads:
 //! urgent data (its byte leaves the stream) loses the stream, dropped at a client in
 //! enforce mode; a SYN arriving in a synchronised stream is ignored unless the socket is
-//! connecting anew (the host's TCP discards it too).
+//! connecting anew, and so are data without an ACK and a reset's payload (the host's TCP
+//! discards them too).
 
 use aya_ebpf::{
     bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
@@ -67,6 +68,10 @@ const HEAD_BUF: usize = (2 * HEAD_TOTAL as usize).next_multiple_of(8);
 pub const TCP_SYN: u8 = 0x02;
 /// TCP header flag URG.
 const TCP_URG: u8 = 0x20;
+/// TCP header flag RST.
+const TCP_RST: u8 = 0x04;
+/// TCP header flag ACK.
+const TCP_ACK: u8 = 0x10;
 /// `bpf_sock.state` of a socket whose SYN is out, waiting for the SYN-ACK.
 const TCP_SYN_SENT: u32 = 2;
 /// `TCP_LISTEN`: a listener's SYNs each start a connection of their own.
@@ -172,6 +177,13 @@ pub fn capture(
     exempt: bool,
 ) -> bool {
     let payload = ctx.len().saturating_sub(off);
+    // A segment the host's TCP discards whatever it carries: data without an ACK (only
+    // a SYN may lack one) and a reset's payload. Read, a decoy sent that way at the
+    // reply's sequence number framed the reply as its body, and the agent never saw the
+    // answer the socket read.
+    if tcp_flags & TCP_RST != 0 || tcp_flags & (TCP_ACK | TCP_SYN) == 0 {
+        return false;
+    }
     let syn = tcp_flags & TCP_SYN != 0;
     // SAFETY: readable context field (a socket, or null).
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
@@ -245,8 +257,8 @@ pub fn capture(
     st.hdr = *base;
     put(&mut st.exempt, u32::from(exempt));
     put(&mut st.guard, u32::from(guard));
-    let before = Place::of(st);
-    let found = walk(ctx, st, off + skip, len, direction);
+    let mut before = Place::of(st);
+    let found = walk(ctx, st, off + skip, len, direction, &mut before);
     if found & (FOUND_HOLD | FOUND_DROP) == FOUND_HOLD {
         // An answer held for the agent's verdict: dropped, and the stream put back where
         // this segment found it, so its re-sending is read and decided again (a verdict
@@ -290,6 +302,18 @@ impl Place {
         }
     }
 
+    /// The message the stream was inside when the segment came, its question read and
+    /// decided in this segment: put back as decided (`msg_len` long), since the bytes of
+    /// its question read before the segment are no longer in `head` once a later message
+    /// of the segment was read there.
+    #[inline(always)]
+    fn decided(&mut self, msg_len: u32) {
+        if self.have > 0 && self.flags & HEAD_DONE == 0 {
+            self.flags |= HEAD_DONE;
+            self.msg_len = msg_len;
+        }
+    }
+
     #[inline(always)]
     fn restore(&self, st: &mut Stream) {
         st.next = self.next;
@@ -303,7 +327,8 @@ impl Place {
 
 /// Walks `left` new bytes of the stream at packet offset `pos`: reads lengths and
 /// questions, decides each message whose question completes, and says so in a message
-/// record. Returns what it found (`FOUND_*`).
+/// record. Returns what it found (`FOUND_*`), stopping at a held answer; `before`, where
+/// the stream stood before the segment, learns the decision on the message it was in.
 ///
 /// Up to `ROUNDS` questions are decided per segment, each after a framing loop that reads
 /// without deciding: the name's hash is the costly part for the verifier, so it has one
@@ -312,17 +337,33 @@ impl Place {
 /// tell apart every combination of what earlier steps found and explore each; in memory
 /// it cannot, so the states at a loop's head merge.
 #[inline(always)]
-fn walk(ctx: &SkBuffContext, st: &mut Stream, pos: u32, left: u32, direction: Direction) -> u32 {
+fn walk(
+    ctx: &SkBuffContext,
+    st: &mut Stream,
+    pos: u32,
+    left: u32,
+    direction: Direction,
+    before: &mut Place,
+) -> u32 {
     put(&mut st.pos, pos);
     put(&mut st.left, left);
     put(&mut st.found, 0);
     let mut head = true;
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         head = frames(ctx, st);
         if !head {
             break;
         }
         judge(st, direction);
+        let found = get(&st.found);
+        if found & FOUND_HOLD != 0 {
+            // The segment goes back unread from here (`capture`): nothing after the held
+            // message may overwrite what the put-back stream still needs.
+            return found;
+        }
+        if round == 0 {
+            before.decided(get(&st.msg_len));
+        }
     }
     // The rest of the last decided message; another question would be one too many.
     if head {

@@ -41,6 +41,11 @@ pub enum Segments {
     /// message with an innocent question), then the reply. The client's TCP trims the
     /// bytes before its next expected one: the application reads the reply alone.
     SynDecoy,
+    /// Before the reply: one segment at the reply's own sequence number without the ACK
+    /// flag (through a raw socket), carrying a decoy whose length prefix spans it and the
+    /// reply, then the reply. The client's TCP discards the decoy (no ACK): the
+    /// application reads the reply alone.
+    NoAckDecoy,
 }
 
 impl Segments {
@@ -51,16 +56,19 @@ impl Segments {
             None if s == "urgent" => Segments::Urgent,
             None if s == "syn" => Segments::SynBeforeLast,
             None if s == "syndecoy" => Segments::SynDecoy,
+            None if s == "noackdecoy" => Segments::NoAckDecoy,
             Some(("header", n)) => Segments::Header(n.parse()?),
             Some(("every", n)) => Segments::Every(n.parse::<usize>()?.max(1)),
-            _ => bail!("TCP={s}: want whole, prefix, urgent, syn, syndecoy, header:N or every:N"),
+            _ => bail!(
+                "TCP={s}: want whole, prefix, urgent, syn, syndecoy, noackdecoy, header:N or every:N"
+            ),
         })
     }
 
     /// Where the reply is cut.
     fn cuts(self, len: usize) -> Vec<usize> {
         let cuts = match self {
-            Segments::Whole | Segments::SynDecoy => vec![],
+            Segments::Whole | Segments::SynDecoy | Segments::NoAckDecoy => vec![],
             Segments::Prefix => vec![2],
             Segments::Urgent => vec![1],
             Segments::SynBeforeLast => vec![len.saturating_sub(1)],
@@ -268,7 +276,7 @@ impl Hostile {
     pub fn serve(self, addr: SocketAddr) -> anyhow::Result<()> {
         let udp = UdpSocket::bind(addr).context("bind udp")?;
         let tcp = TcpListener::bind(addr).context("bind tcp")?;
-        if self.segments == Segments::SynDecoy {
+        if matches!(self.segments, Segments::SynDecoy | Segments::NoAckDecoy) {
             // Segments sent outside the socket carry no timestamp option: connections in
             // this network namespace negotiate none.
             std::fs::write("/proc/sys/net/ipv4/tcp_timestamps", "0")
@@ -323,6 +331,7 @@ impl Hostile {
                     write_syn_before_last(&mut s, &reply, self.pause).ok()?
                 }
                 Segments::SynDecoy => write_syn_decoy(&s, &reply, self.pause).ok()?,
+                Segments::NoAckDecoy => write_noack_decoy(&mut s, &reply, self.pause).ok()?,
                 _ => {
                     let cuts = self.segments.cuts(reply.len());
                     write_cut_paced(&mut s, &reply, &cuts, self.pause).ok()?;
@@ -362,12 +371,7 @@ fn write_syn_before_last(s: &mut TcpStream, bytes: &[u8], pause: Duration) -> an
 /// Sends `reply` behind a decoy at a sequence number a bare SYN made the programs on the
 /// path start from (`Segments::SynDecoy`).
 fn write_syn_decoy(s: &TcpStream, reply: &[u8], pause: Duration) -> anyhow::Result<()> {
-    // An answer to an innocent question, framed to span itself and the whole reply.
-    let mut msg = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
-    msg.extend_from_slice(b"\x02ok\x07example\x00\x00\x01\x00\x01");
-    let spans = u16::try_from(msg.len() + reply.len()).context("reply too long")?;
-    let mut bytes = spans.to_be_bytes().to_vec();
-    bytes.extend_from_slice(&msg);
+    let mut bytes = decoy_for(reply)?;
     let decoy = bytes.len() as u32;
     bytes.extend_from_slice(reply);
     let (seq, ack) = (
@@ -379,6 +383,27 @@ fn write_syn_decoy(s: &TcpStream, reply: &[u8], pause: Duration) -> anyhow::Resu
     crate::synjection::send_syn(from, to, start.wrapping_sub(1))?;
     std::thread::sleep(pause.max(Duration::from_millis(5)));
     crate::synjection::send_data(from, to, start, ack, &bytes)
+}
+
+/// An answer to an innocent question, framed to span itself and `reply` after it.
+fn decoy_for(reply: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut msg = vec![0, 0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(b"\x02ok\x07example\x00\x00\x01\x00\x01");
+    let spans = u16::try_from(msg.len() + reply.len()).context("reply too long")?;
+    let mut bytes = spans.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&msg);
+    Ok(bytes)
+}
+
+/// Sends a decoy at the reply's sequence number without ACK (`Segments::NoAckDecoy`),
+/// then the reply.
+fn write_noack_decoy(s: &mut TcpStream, reply: &[u8], pause: Duration) -> anyhow::Result<()> {
+    let decoy = decoy_for(reply)?;
+    let seq = crate::synjection::next_send_seq(s)?;
+    crate::synjection::send_unacked(s.local_addr()?, s.peer_addr()?, seq, &decoy)?;
+    std::thread::sleep(pause.max(Duration::from_millis(5)));
+    s.write_all(reply)?;
+    Ok(())
 }
 
 /// `msg` with its 2-byte length prefix.

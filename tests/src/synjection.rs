@@ -18,6 +18,8 @@ const TCP_SEND_QUEUE: libc::c_int = 2;
 /// TCP header flags.
 const SYN: u8 = 0x02;
 const PSH_ACK: u8 = 0x18;
+/// PSH alone: data with no acknowledgement.
+const PSH: u8 = 0x08;
 
 /// Sequence number of the next byte `s` will send.
 pub fn next_send_seq(s: &TcpStream) -> anyhow::Result<u32> {
@@ -102,6 +104,17 @@ pub fn send_data(
         flags: PSH_ACK,
     };
     send(from, to, &h, data).context("sending the data")
+}
+
+/// Sends `data` at sequence number `seq` with no ACK flag (PSH alone), from `from` to `to`
+/// (IPv4): a segment the receiving host's TCP discards, whatever it carries.
+pub fn send_unacked(from: SocketAddr, to: SocketAddr, seq: u32, data: &[u8]) -> anyhow::Result<()> {
+    let h = Segment {
+        seq,
+        ack: 0,
+        flags: PSH,
+    };
+    send(from, to, &h, data).context("sending the unacknowledging segment")
 }
 
 /// What a hand-built segment's header says.

@@ -586,3 +586,61 @@ fn a_tcp_mx_answer_held_for_the_verdict_arrives_once_the_name_is_judged_clean() 
     a.stop(libc::SIGINT).expect("stop");
     std::fs::remove_dir_all(state).ok();
 }
+
+/// Monitor: before the reply, the lookalike's server sends a decoy at the reply's own
+/// sequence number without the ACK flag, its length prefix spanning the reply. The
+/// client's TCP discards it; the kernel read it as the stream's next message, and the
+/// real answer as that message's body: the agent never saw the answer the MTA read
+/// (nothing was counted). A segment the host's TCP discards is not read.
+#[test]
+fn a_tcp_decoy_without_ack_does_not_hide_the_answer_after_it() {
+    if !require_privileges("tcp_noack_decoy") {
+        return;
+    }
+    whole_answer_ties_the_last_mx_host("noackdecoy", 600, "tcp", &["TCP=noackdecoy"]);
+}
+
+/// Two MX answers in one TCP reply, cut so that the first segment carries the first
+/// answer's length, header and the start of its question: the second segment completes
+/// that question (judged clean before) and carries the whole second answer, whose
+/// question the agent has not judged yet (it is stopped), so that segment is held and
+/// the stream put back. Put back as it stood, the first answer was undecided again, but
+/// the start of its question was gone from the kernel's buffer (the second answer's
+/// first bytes were read over it): re-sent, it was judged as a name spliced from both,
+/// `army.ml` here, and the stream was dropped for good. Now it is put back as decided.
+#[test]
+fn a_held_answer_behind_a_partly_read_one_is_decided_again_without_splicing() {
+    use std::time::Instant;
+    if !require_privileges("tcp_hold_splice") {
+        return;
+    }
+    // Reply cut after 2 + 16 bytes: length, header, and "\x04xxx" of `xxxy.ml`'s question;
+    // the second answer's question starts "\x04arm".
+    let t = hostile(600, &["TCP=header:16"]);
+    let (mut a, state) = agent(&t, "tcpsplice", "enforce");
+    // Judged clean first (its first answer may be held for that verdict: asked again).
+    let judged = (0..3).any(|_| ask(&t, "udp", "xxxy.ml", "MX", 1000)["answer"].is_string());
+    assert!(judged, "xxxy.ml was never answered");
+    let (out, waited) = std::thread::scope(|s| {
+        a.signal(libc::SIGSTOP);
+        let asked = s.spawn(|| {
+            let start = Instant::now();
+            let out = ask(&t, "tcp", "xxxy.ml,arms.example", "MX", 8000);
+            (out, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        a.signal(libc::SIGCONT);
+        asked.join().expect("client thread")
+    });
+    let answers = out["answers"].as_array().expect("answers");
+    assert!(
+        answers.len() == 2 && answers.iter().all(Value::is_string),
+        "the reply never arrived whole after the verdict: {out}"
+    );
+    assert!(
+        waited >= Duration::from_millis(500),
+        "answered in {waited:?}: nothing was held, so this tested nothing"
+    );
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
