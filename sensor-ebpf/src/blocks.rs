@@ -308,11 +308,35 @@ fn contest_v6(addr: [u8; 16]) {
     }
 }
 
-/// The flags of the block on IPv4 address `v4` in force now, if any.
+/// The flags of the blocks on IPv4 address `v4` in force now, if any.
 #[inline(always)]
 pub fn addr_hit_v4(v4: [u8; 4]) -> Option<u32> {
-    let e = *BLOCKED_V4.get(Key::new(32, v4))?;
-    in_force_now(&e).then_some(e.flags)
+    let e = BLOCKED_V4.get(Key::new(32, v4))?;
+    if e.flags & BLOCK_LEARNED == 0 {
+        return in_force_now(e).then_some(e.flags);
+    }
+    with_cover(e, BLOCKED_V4.get(Key::new(31, v4)))
+}
+
+/// A learned entry `e`'s flags if in force now, with those of the wider entry it shadows
+/// (`cover`: the trie returns the longest match only) if that one is an operator's in
+/// force. An operator's range enforced over a lookalike's host applied neither while the
+/// agent's learned entry there carried no enforce flag (monitor mode) nor once it lapsed
+/// or was contested with no agent to sweep it. Only a learned hit pays the second lookup.
+/// (Flags and a flag for the hit rather than `Option`s of entries: a copied `None`'s
+/// payload is a read of an unwritten register to the verifier.)
+#[inline(always)]
+fn with_cover(e: &BlockEntry, cover: Option<&BlockEntry>) -> Option<u32> {
+    let mut hit = in_force_now(e);
+    let mut flags = if hit { e.flags } else { 0 };
+    if let Some(c) = cover
+        && c.flags & BLOCK_LEARNED == 0
+        && in_force_now(c)
+    {
+        hit = true;
+        flags |= c.flags;
+    }
+    hit.then_some(flags)
 }
 
 /// The flags of the block on IPv6 address `v6` in force now (a v4-mapped address,
@@ -323,6 +347,9 @@ pub fn addr_hit_v6(v6: &[u8; 16]) -> Option<u32> {
     if mapped {
         return addr_hit_v4([v6[12], v6[13], v6[14], v6[15]]);
     }
-    let e = *BLOCKED_V6.get(Key::new(128, *v6))?;
-    in_force_now(&e).then_some(e.flags)
+    let e = BLOCKED_V6.get(Key::new(128, *v6))?;
+    if e.flags & BLOCK_LEARNED == 0 {
+        return in_force_now(e).then_some(e.flags);
+    }
+    with_cover(e, BLOCKED_V6.get(Key::new(127, *v6)))
 }

@@ -159,7 +159,42 @@ fn blocked_addresses_refused_in_enforce_reported_in_monitor_and_mode_switches_li
     a.ctl(&["block-addr", "10.77.0.3", "--enforce"])
         .expect("enforced entry");
     assert_eq!(connect(&t, &format!("{}:25", SRV4[1])).0, "eperm");
+    a.ctl(&["unblock-addr", "10.77.0.3"]).expect("unblock");
+    learned_entry_under_an_operator_range(&t, &mut a);
     a.stop(libc::SIGTERM).expect("stop");
+}
+
+/// An agent's learned entry on one address (a lookalike's host) under a range an operator
+/// enforces: the trie returns the longest match alone, so the learned entry decided. In
+/// monitor mode (it carries no enforce flag), and once it lapsed or was contested with
+/// no agent to sweep it, the operator's range did not apply to that address.
+fn learned_entry_under_an_operator_range(t: &Topology, a: &mut Agent) {
+    use mxsentry::kernel::maps::{Cidr, VerdictMaps};
+    use sensor_common::{
+        BlockEntry,
+        maps::{BLOCK_CONTESTED, BLOCK_LEARNED},
+    };
+    let mut maps = VerdictMaps::open(&test_pin_dir("block")).expect("maps");
+    let one = Cidr {
+        addr: SRV4[1].parse().expect("address"),
+        prefix: 32,
+    };
+    a.ctl(&["block-addr", "10.77.0.0/30", "--enforce"])
+        .expect("operator range");
+    let target = format!("{}:25", SRV4[1]);
+    for (what, entry) in [
+        ("in force", BlockEntry::new(BLOCK_LEARNED, 1, u64::MAX)),
+        ("lapsed", BlockEntry::new(BLOCK_LEARNED, 1, 1)),
+        (
+            "contested",
+            BlockEntry::new(BLOCK_LEARNED | BLOCK_CONTESTED, 1, u64::MAX),
+        ),
+    ] {
+        maps.block_addr(one, entry).expect("learned entry");
+        assert_eq!(connect(t, &target).0, "eperm", "a learned entry {what}");
+    }
+    maps.unblock_addr(one).expect("unblock");
+    a.ctl(&["unblock-addr", "10.77.0.0/30"]).expect("unblock");
 }
 
 /// Waits for the DNS packet event with exactly these bytes, direction, family and transport.
