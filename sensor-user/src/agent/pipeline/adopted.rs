@@ -1,13 +1,16 @@
 //! Learned name blocks taken over from a previous agent, whose names it did not say.
 //!
 //! Blocks outlive their agent by design (`--keep-attached`, which every shipped unit
-//! uses), but the kernel keeps only their keys. A question that meets one tells the
-//! agent a name it stands for: when the current policy still blocks that name, the block
-//! takes the name; when it does not (the name was allowed, declared the entry's own,
-//! became an established correspondent, or was a false positive the operator fixed), the
-//! block is lifted. Before, such a block was extended by every answer that met it, the
-//! real correspondent's own included, so it never lapsed and the operator's fix lifted
-//! nothing.
+//! uses), but the kernel keeps only their keys (and a whole-name block's keyed tag). A
+//! question that meets one says a name it may stand for. While the current policy blocks
+//! that name, the block takes it. When it does not (the name was allowed, declared the
+//! entry's own, became an established correspondent, or was a false positive the
+//! operator fixed), the block is no longer extended by that question's answers, so it
+//! lapses at the TTL it was learned with; and a whole-name block whose keyed tag is the
+//! question's own (the very name) is lifted at once. Before, every answer that met such a
+//! block extended it, the real correspondent's own included, so it never lapsed while
+//! the MTA retried. A hash match alone lifts nothing: whoever computes a name sharing the
+//! key of his own lookalike's block must not get it lifted (`collide.rs`).
 
 use sensor_common::QnameHashes;
 
@@ -17,11 +20,21 @@ use crate::agent::{
     outcomes::{AdoptedBlockLifted, Outcome},
 };
 
+/// A nameless learned block a question meets.
+struct Met {
+    key: u64,
+    /// What it stands for if it is this question's: the whole name, or a domain above it.
+    own: Option<String>,
+    /// The question's keyed tag is the whole-name block's own (the same name, for sure).
+    same_name: bool,
+    /// A tagged whole-name block whose tag is another name's: not the question's block.
+    other_name: bool,
+}
+
 impl<E: Enforcer> BlockLedger<E> {
-    /// The nameless learned blocks the question of `qname` (hashes `hashes`) meets, each
-    /// with the name it stands for if it is this question's: the whole name, or the
-    /// domain of a domain block.
-    fn adopted_met(&self, qname: &str, hashes: &QnameHashes) -> Vec<(u64, Option<String>)> {
+    /// The nameless learned blocks the question of `qname` (hashes `hashes`, keyed tag
+    /// `tag`) meets.
+    fn adopted_met(&self, qname: &str, hashes: &QnameHashes, tag: Option<u64>) -> Vec<Met> {
         let qname = qname.trim_end_matches('.');
         [
             (hashes.full, Some(qname.to_string()), false),
@@ -29,46 +42,53 @@ impl<E: Enforcer> BlockLedger<E> {
             (hashes.last3, last_labels(qname, 3), true),
         ]
         .into_iter()
-        .filter(|(key, _, subtree)| {
-            *key != 0
-                && self
-                    .names
-                    .get(key)
-                    .is_some_and(|n| n.name.is_none() && n.learned_and_met(*subtree))
+        .filter_map(|(key, own, subtree)| {
+            let n = self.names.get(&key).filter(|_| key != 0)?;
+            if n.name.is_some() || !n.learned_and_met(subtree) {
+                return None;
+            }
+            let kept = n.tag.filter(|_| !subtree);
+            Some(Met {
+                key,
+                own,
+                same_name: kept.is_some() && kept == tag,
+                other_name: kept.is_some() && kept != tag,
+            })
         })
-        .map(|(key, own, _)| (key, own))
         .collect()
     }
 }
 
 impl<E: Enforcer> Pipeline<E> {
-    /// A question of `qname` (hashes `hashes`) the agent judged: `blocked` when the
-    /// current policy blocks it. The nameless learned blocks it meets take its name, or
-    /// are lifted (reported, counted); whether any was lifted (an answer must then not
-    /// extend what remains).
+    /// A question of `qname` (hashes `hashes`, keyed tag `tag`) the agent judged:
+    /// `blocked` when the current policy blocks it. The nameless learned blocks it meets
+    /// take its name, or are lifted when they are surely its own; returns whether it met
+    /// any that the policy no longer upholds for it (its answers must not extend them).
     pub(super) fn settle_adopted(
         &mut self,
         qname: &str,
         hashes: &QnameHashes,
+        tag: Option<u64>,
         blocked: bool,
     ) -> bool {
-        let met = self.blocks.adopted_met(qname, hashes);
-        let mut lifted = false;
-        for (key, own) in met {
+        let mut unheld = false;
+        for m in self.blocks.adopted_met(qname, hashes, tag) {
             if blocked {
-                if let Some(n) = self.blocks.names.get_mut(&key) {
-                    n.name = own;
+                if !m.other_name
+                    && let Some(n) = self.blocks.names.get_mut(&m.key)
+                {
+                    n.name = m.own;
                 }
                 continue;
             }
-            if self.blocks.remove_name(key) {
-                lifted = true;
+            unheld = true;
+            if m.same_name && self.blocks.remove_name(m.key) {
                 AdoptedBlockLifted {
-                    name: own.unwrap_or_else(|| format!("{key:016x}")),
+                    name: m.own.unwrap_or_else(|| format!("{:016x}", m.key)),
                 }
                 .emit(&mut self.sink);
             }
         }
-        lifted
+        unheld
     }
 }

@@ -54,12 +54,14 @@ impl<E: Enforcer> Pipeline<E> {
                 .emit(&mut self.sink);
             }
         }
-        // A previous agent's block this question meets takes its name, or is lifted.
+        // A previous agent's block this question meets takes its name, or is lifted, or
+        // at least not extended.
         let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
-        let lifted = hashes
-            .as_ref()
-            .is_some_and(|h| self.settle_adopted(&msg.qname, h, block));
-        if let Some(h) = hashes.as_ref().filter(|_| !collides && !lifted) {
+        let unheld = hashes.as_ref().is_some_and(|h| {
+            let tag = question_tag_of(self.blocks.name_key(), d.payload, h);
+            self.settle_adopted(&msg.qname, h, tag, block)
+        });
+        if let Some(h) = hashes.as_ref().filter(|_| !collides && !unheld) {
             let ttl = msg.records.iter().map(|r| r.ttl).min().unwrap_or(0);
             self.blocks.answered(h, self.settings.expiry_ns(ttl));
         }
@@ -71,12 +73,17 @@ impl<E: Enforcer> Pipeline<E> {
             }
             .emit(&mut self.sink);
         }
-        // A local resolver's upstream copy of an answer the kernel drops at every asker
-        // (a `block` lookalike's, in enforce mode) teaches routes as dropped as the
-        // askers' copies: none of them can be why the host connected. Left to the
-        // bounded memory of dropped MX answers, a flood of them made a lookalike's glue
-        // naming a provider's host explain its deliveries again.
-        let dropped_at_askers = d.resolver && block && self.blocks.enforcing();
+        // A local resolver's upstream copy of an answer the kernel drops at the asker
+        // that asked it (a `block` lookalike's, in enforce mode) teaches routes as
+        // dropped as that asker's copy: none of them can be why the host connected. Left
+        // to the bounded memory of dropped MX answers, a flood of them made a lookalike's
+        // glue naming a provider's host explain its deliveries again. (With no asker's
+        // question seen, the MTA asks the resolver through a local API: nothing is
+        // dropped there, and these routes are the only ones it has.)
+        let dropped_at_askers = d.resolver
+            && block
+            && self.askers.asked(&msg.qname, std::time::Instant::now())
+            && self.blocks.enforcing();
         let settings = &self.settings;
         let judged = Judged {
             verdict: if dropped_at_askers {

@@ -125,11 +125,17 @@ impl<E: Enforcer> Pipeline<E> {
         let now = Instant::now();
         let direct = self.direct.contains(c.addr, now);
         let explained = explaining(all, |a| self.routes.mx_dropped(a, now));
-        // A direct destination's evidence: no route that can be why the host connected
-        // (a lookalike's dropped answer naming the relay must not keep it from counting,
-        // nor, once it is one, any route). Received routes alone would make every busy
-        // mail host direct on a host whose lookups are seen only upstream.
-        if (explained.is_empty() || direct) && self.direct.note(c.addr, now) {
+        // A direct destination's evidence: no route an asker received, where the host's
+        // askers are seen (a lookalike's answer naming the relay, dropped or kept from
+        // the asker by its resolver, must not keep it from counting, nor, once it is one,
+        // any route); no route that can be why the host connected, where they are not
+        // (its MTA asks through a local API: every busy mail host would be direct).
+        let evidence = if self.askers.seen(Instant::now()) {
+            explained.iter().any(|a| a.delivered)
+        } else {
+            !explained.is_empty()
+        };
+        if (!evidence || direct) && self.direct.note(c.addr, now) {
             DirectDestination { address: c.addr }.emit(&mut self.sink);
         }
         if direct {

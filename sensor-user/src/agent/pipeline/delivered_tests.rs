@@ -183,6 +183,51 @@ fn retried_deliveries_on_a_host_seen_only_upstream_stay_detections() {
     assert_eq!(m.direct_destinations.get(), 0);
 }
 
+/// The same host in enforce mode: the resolver's upstream copy of the lookalike's answer
+/// was taken as dropped at every asker, but no asker asked (its MTA asks through a local
+/// API, and nothing is dropped there): the delivery was only an unattributed connect.
+#[test]
+fn on_a_host_seen_only_upstream_an_enforce_mode_delivery_is_still_a_detection() {
+    let (mut p, lines, _m) = enforcing(POLICY);
+    at_resolver_upstream(&mut p, &lookalike_answer());
+    connect(&mut p, RELAY_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+}
+
+/// A host whose askers the sensor sees, monitor mode: the lookalike's MX answer names the
+/// relay host in glue that the local resolver keeps from its client (the client's copy,
+/// without it, is not dropped in monitor mode). That upstream-only route explained the
+/// relay's connects, so the relay never became a direct destination, and every relayed
+/// delivery was a detection for as long as the lookalike's owner kept the glue fresh.
+#[test]
+fn glue_kept_from_the_asker_does_not_keep_the_relay_from_being_direct() {
+    let (mut p, lines, m) = pipeline_seeded(POLICY, |_| {});
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    at_resolver_upstream(&mut p, &lookalike_answer());
+    let client = answer(
+        "army.ml.",
+        RecordType::MX,
+        vec![mx_record("army.ml.", "mx.army.ml.")],
+        vec![],
+    );
+    dns(&mut p, &client, Direction::Ingress);
+    for _ in 0..8 {
+        connect(&mut p, RELAY_IP);
+    }
+    assert_eq!(m.direct_destinations.get(), 1);
+    let d = events(&lines, "detection");
+    assert!(
+        d.len() < 8,
+        "every relayed delivery was a detection: {}",
+        d.len()
+    );
+}
+
 /// `name A RELAY_IP` with `ttl`.
 fn relay_record(name: &str, ttl: u32) -> Record {
     Record::from_rdata(

@@ -204,6 +204,14 @@ impl<E: Enforcer> BlockLedger<E> {
     /// earlier verdicts on questions still stand).
     pub fn adopt(&mut self, now_ns: u64) {
         let (mut kept, mut dropped) = (0usize, 0usize);
+        // The whole-name blocks' keyed tags, so their names can be told apart later.
+        let tags: HashMap<u64, u64> = match self.enforcer.name_tags() {
+            Ok(t) => t.into_iter().collect(),
+            Err(e) => {
+                self.map_error("reading pinned name tags", e);
+                HashMap::new()
+            }
+        };
         match self.enforcer.name_entries() {
             Ok(entries) => {
                 for (h, e) in entries {
@@ -221,7 +229,9 @@ impl<E: Enforcer> BlockLedger<E> {
                     } else {
                         self.policy.insert(h);
                     }
-                    self.names.insert(h, adopted(e));
+                    let whole = e.flags & (BLOCK_SUBTREE | BLOCK_PREFIX) == 0;
+                    let tag = tags.get(&h).copied().filter(|_| learned && whole);
+                    self.names.insert(h, adopted(e, tag));
                     kept += 1;
                 }
             }
@@ -482,13 +492,13 @@ impl<E: Enforcer> BlockLedger<E> {
     }
 }
 
-fn adopted(e: BlockEntry) -> NameBlock {
+fn adopted(e: BlockEntry, tag: Option<u64>) -> NameBlock {
     NameBlock {
         name: None,
         target: e.target,
         flags: e.flags,
         expires_ns: e.expires_ns,
         provisional: false,
-        tag: None,
+        tag,
     }
 }

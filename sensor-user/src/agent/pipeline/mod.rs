@@ -9,6 +9,7 @@
 pub mod addrs;
 mod adopted;
 mod answer;
+mod askers;
 pub mod bound;
 pub mod collide;
 mod connect;
@@ -154,6 +155,8 @@ pub struct Pipeline<E: Enforcer> {
     collisions_reported: collide::Reported,
     /// Addresses this host connects to with no DNS answer behind it (`direct.rs`).
     direct: direct::Direct,
+    /// What this host's own askers were seen asking (`askers.rs`).
+    askers: askers::Askers,
 }
 
 impl<E: Enforcer> Pipeline<E> {
@@ -198,6 +201,7 @@ impl<E: Enforcer> Pipeline<E> {
             learning,
             collisions_reported: collide::Reported::default(),
             direct: direct::Direct::default(),
+            askers: askers::Askers::default(),
         };
         let policy = p.with_learned(policy);
         p.policy_applied(&policy);

@@ -105,10 +105,14 @@ impl<E: Enforcer> BlockLedger<E> {
     /// The `NAME_TAGS` keys that are no name block's: clean verdicts' tags.
     fn clean_tag_keys(&mut self) -> Vec<u64> {
         match self.enforcer.name_tags() {
+            // Not a block's, in the ledger or the kernel: a pinned block the ledger
+            // could not read must keep its tag.
             Ok(tags) => tags
                 .into_iter()
                 .map(|(k, _)| k)
-                .filter(|k| !self.names.contains_key(k))
+                .filter(|k| {
+                    !self.names.contains_key(k) && matches!(self.enforcer.name_entry(*k), Ok(None))
+                })
                 .collect(),
             Err(e) => {
                 self.map_error("reading the name tags", e);

@@ -22,11 +22,14 @@ use crate::{
 impl<E: Enforcer> Pipeline<E> {
     /// A query leaving the host.
     pub(super) fn on_query(&mut self, msg: &Message, d: &DnsIn) {
+        if !d.resolver {
+            self.askers.note(&msg.qname, std::time::Instant::now());
+        }
         let finding = self.lookalike(&msg.qname);
         let (put, hashes, tag) = self.judge_question(msg, d, finding.as_ref());
         if let Some(h) = &hashes {
             let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
-            self.settle_adopted(&msg.qname, h, block);
+            self.settle_adopted(&msg.qname, h, tag, block);
         }
         let Some(f) = finding else {
             if let Some(h) = &hashes {

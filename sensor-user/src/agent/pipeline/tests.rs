@@ -912,24 +912,20 @@ fn a_search_list_expansion_of_a_protected_name_is_answered_in_enforce_mode() {
     assert!(events(&lines, "block").is_empty());
 }
 
-/// A previous agent (in enforce mode, `--keep-attached`) learned a domain block for a real
+/// A previous agent (in enforce mode, `--keep-attached`) learned a block for a real
 /// partner the engine took for a lookalike; the new agent keeps it with no name. The
 /// operator allows the partner: the allow lifted nothing (only named blocks are
 /// rebalanced), and every answer that met the block, the partner's own included,
-/// extended it, so it never lapsed while the MTA retried. A question that meets such a
-/// block now names it, or lifts it when the current policy does not block the name.
+/// extended it, so it never lapsed while the MTA retried. Now a question that meets
+/// such a block names it while the policy blocks the name; otherwise its answers no
+/// longer extend it (a domain block lapses at the TTL it was learned with), and a
+/// whole-name block whose keyed tag is the question's own is lifted at once. A hash
+/// match alone lifts nothing: a name computed to share the key of its owner's lookalike
+/// block must not unblock it.
 #[test]
 fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
     let protect = "[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }]\n";
-    let key = sensor_common::domain_hash("contoso.co").unwrap();
-    let left = || {
-        let mut k = Simulated::default();
-        let flags = sensor_common::maps::BLOCK_LEARNED | BLOCK_SUBTREE;
-        let until = crate::output::clock::monotonic_ns() + 3_600_000_000_000;
-        let target = sensor_common::maps::target_id(b"contoso.com");
-        k.names.insert(key, BlockEntry::new(flags, target, until));
-        k
-    };
+    let allowed = format!("{protect}allow = [\"contoso.co\"]\n");
     let name = "contoso.co.";
     let reply = answer(
         name,
@@ -937,29 +933,70 @@ fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
         vec![mx_record(name, "mx.contoso.co.")],
         vec![],
     );
-    // Still blocked by the policy: the block takes the name and stays.
-    let (mut p, _lines, m) = pipeline_over(protect, |_| {}, left());
+    let until = crate::output::clock::monotonic_ns() + 3_600_000_000_000;
+    let target = sensor_common::maps::target_id(b"contoso.com");
+    let learned = sensor_common::maps::BLOCK_LEARNED;
+    // A domain block: named while the policy blocks it; not extended once it does not.
+    let domain = sensor_common::domain_hash("contoso.co").unwrap();
+    let left = |key: u64, flags: u32, tag: Option<u64>| {
+        let mut k = Simulated::default();
+        k.names.insert(key, BlockEntry::new(flags, target, until));
+        if let Some(t) = tag {
+            k.tags.insert(key, t);
+        }
+        k
+    };
+    let (mut p, _lines, m) =
+        pipeline_over(protect, |_| {}, left(domain, learned | BLOCK_SUBTREE, None));
     p.enforcer_mut().mode = Some(Mode::Enforce);
     dns(&mut p, &reply, Direction::Ingress);
     assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Blocked);
     assert_eq!(
         p.blocks
             .names
-            .get(&key)
+            .get(&domain)
             .and_then(|n| n.name.clone())
             .as_deref(),
         Some("contoso.co")
     );
     assert_eq!(m.adopted_blocks_lifted.get(), 0);
-    // Allowed now: the partner's answer (dropped by the block) lifts it; the retry passes.
-    let allowed = format!("{protect}allow = [\"contoso.co\"]\n");
-    let (mut p, _lines, m) = pipeline_over(&allowed, |_| {}, left());
+    let (mut p, _lines, m) = pipeline_over(
+        &allowed,
+        |_| {},
+        left(domain, learned | BLOCK_SUBTREE, None),
+    );
+    p.enforcer_mut().mode = Some(Mode::Enforce);
+    dns(&mut p, &reply, Direction::Ingress);
+    assert_eq!(m.adopted_blocks_lifted.get(), 0, "lifted on a hash match");
+    assert_eq!(
+        p.enforcer().names.get(&domain).map(|e| e.expires_ns),
+        Some(until),
+        "extended"
+    );
+    // A whole-name block with the partner's own keyed tag: lifted, the retry passes.
+    let whole = name_hash("contoso.co").unwrap();
+    let (mut p, _lines, m) = pipeline_over(&allowed, |_| {}, left(whole, learned, None));
+    let own = sensor_common::tag::question_tag(p.blocks.name_key(), &reply);
+    assert!(own.is_some());
+    p.enforcer_mut().tags.insert(whole, own.unwrap());
+    // (Adopted before the tag was written here: adopt again as a restart would.)
+    let kernel = std::mem::take(p.enforcer_mut());
+    let (mut p, _lines, m2) = pipeline_over(&allowed, |_| {}, kernel);
+    drop(m);
     p.enforcer_mut().mode = Some(Mode::Enforce);
     assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Blocked);
     dns(&mut p, &reply, Direction::Ingress);
-    assert_eq!(m.adopted_blocks_lifted.get(), 1);
-    assert!(!p.enforcer().names.contains_key(&key));
+    assert_eq!(m2.adopted_blocks_lifted.get(), 1);
     assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Allowed);
+    // Another name's tag under the partner's hash (a computed collision): neither lifted
+    // nor extended.
+    let (mut p, _lines, m) = pipeline_over(&allowed, |_| {}, left(whole, learned, Some(7)));
+    dns(&mut p, &reply, Direction::Ingress);
+    assert_eq!(m.adopted_blocks_lifted.get(), 0);
+    assert_eq!(
+        p.enforcer().names.get(&whole).map(|e| e.expires_ns),
+        Some(until)
+    );
 }
 
 /// An operator enforces a block (`ctl block-addr --enforce`) on an address the agent
