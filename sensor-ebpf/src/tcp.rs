@@ -27,7 +27,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
-    helpers::{bpf_skb_load_bytes, generated::bpf_sk_storage_get},
+    helpers::generated::bpf_sk_storage_get,
     programs::SkBuffContext,
 };
 use sensor_common::{
@@ -41,12 +41,16 @@ use sensor_common::{
 };
 
 use crate::{
-    capture::{HEAD_LEN, decide, emit_header, emit_span, note, opaque},
+    capture::{HEAD_LEN, decide, emit_header, emit_span, note},
     maps::{MODE, TCP_STREAMS},
 };
 
+mod frame;
 mod place;
+mod putback;
+use frame::{close, frames, get, put};
 use place::{after, place};
+use putback::Place;
 
 /// Stream flag: `next`, `origin` and `msg_start` are set.
 const SYNCED: u32 = 1;
@@ -279,52 +283,6 @@ pub fn capture(
     drop || (client && dropping(st))
 }
 
-/// Where a stream stood before a segment: what a held answer's segment puts back.
-struct Place {
-    next: u32,
-    msg_start: u32,
-    have: u32,
-    msg_len: u32,
-    drop_from: u32,
-    flags: u32,
-}
-
-impl Place {
-    #[inline(always)]
-    fn of(st: &Stream) -> Self {
-        Self {
-            next: st.next,
-            msg_start: st.msg_start,
-            have: get(&st.have),
-            msg_len: get(&st.msg_len),
-            drop_from: st.drop_from,
-            flags: get(&st.flags),
-        }
-    }
-
-    /// The message the stream was inside when the segment came, its question read and
-    /// decided in this segment: put back as decided (`msg_len` long), since the bytes of
-    /// its question read before the segment are no longer in `head` once a later message
-    /// of the segment was read there.
-    #[inline(always)]
-    fn decided(&mut self, msg_len: u32) {
-        if self.have > 0 && self.flags & HEAD_DONE == 0 {
-            self.flags |= HEAD_DONE;
-            self.msg_len = msg_len;
-        }
-    }
-
-    #[inline(always)]
-    fn restore(&self, st: &mut Stream) {
-        st.next = self.next;
-        st.msg_start = self.msg_start;
-        put(&mut st.have, self.have);
-        put(&mut st.msg_len, self.msg_len);
-        st.drop_from = self.drop_from;
-        put(&mut st.flags, self.flags);
-    }
-}
-
 /// Walks `left` new bytes of the stream at packet offset `pos`: reads lengths and
 /// questions, decides each message whose question completes, and says so in a message
 /// record. Returns what it found (`FOUND_*`), stopping at a held answer; `before`, where
@@ -396,131 +354,14 @@ fn lose(st: &mut Stream, guard: bool) {
     }
 }
 
-/// Frames until a question is complete (true) or the bytes run out (false).
-#[inline(always)]
-fn frames(ctx: &SkBuffContext, st: &mut Stream) -> bool {
-    for _ in 0..FRAME_STEPS {
-        match frame(ctx, st) {
-            Frame::More => {}
-            Frame::Head => return true,
-            Frame::End => return false,
-        }
-    }
-    false
-}
-
 /// Questions decided per segment (more made the verifier give up).
 const ROUNDS: u32 = 2;
-/// Framing steps per round: closing a message, the rest of its body, the next one's
-/// length and question.
-const FRAME_STEPS: u32 = 4;
 /// What a walk found: a message to drop, a query to wake the agent for.
 const FOUND_DROP: u32 = 1;
 /// See `FOUND_DROP`.
 const FOUND_WAKE: u32 = 2;
 /// An answer held for the agent's verdict (`Decision::held`).
 const FOUND_HOLD: u32 = 4;
-
-/// What a framing step did.
-enum Frame {
-    /// Read some bytes; go on.
-    More,
-    /// Completed a message's question: decide it.
-    Head,
-    /// No bytes left, or none could be read.
-    End,
-}
-
-/// A volatile read of a walk variable.
-#[inline(always)]
-fn get(v: &u32) -> u32 {
-    // SAFETY: reading a field of our stream.
-    unsafe { core::ptr::read_volatile(v) }
-}
-
-/// A volatile write of a walk variable.
-#[inline(always)]
-fn put(v: &mut u32, x: u32) {
-    // SAFETY: writing a field of our stream.
-    unsafe { core::ptr::write_volatile(v, x) }
-}
-
-/// Closes the current message if it is decided and whole: the next byte starts another.
-#[inline(always)]
-fn close(st: &mut Stream) {
-    let (have, msg_len, flags) = (get(&st.have), get(&st.msg_len), get(&st.flags));
-    if flags & HEAD_DONE != 0 && have >= 2 + msg_len {
-        st.msg_start = st.msg_start.wrapping_add(have);
-        put(&mut st.have, 0);
-        put(&mut st.msg_len, 0);
-        put(&mut st.flags, flags & !HEAD_DONE);
-    }
-}
-
-/// One framing step: closes a whole message, then reads the rest of a decided message's
-/// body, or the length and question of an undecided one (up to `HEAD_TOTAL` bytes).
-#[inline(always)]
-fn frame(ctx: &SkBuffContext, st: &mut Stream) -> Frame {
-    close(st);
-    let (pos, left) = (get(&st.pos), get(&st.left));
-    if left == 0 {
-        return Frame::End;
-    }
-    let (have, msg_len, flags) = (get(&st.have), get(&st.msg_len), get(&st.flags));
-    if flags & HEAD_DONE != 0 {
-        let take = (2 + msg_len - have).min(left);
-        put(&mut st.have, have + take);
-        put(&mut st.pos, pos + take);
-        put(&mut st.left, left - take);
-        return Frame::More;
-    }
-    let have = opaque(have);
-    let lim = if have < 2 {
-        HEAD_TOTAL
-    } else {
-        2 + msg_len.min(HEAD_LEN)
-    };
-    let mut take = opaque(lim.saturating_sub(have).min(left));
-    if take == 0 || take > HEAD_TOTAL || have >= HEAD_TOTAL {
-        return Frame::End;
-    }
-    // Both bounded again in a form verifiers before 6.7 carry to the call (the compares
-    // above may be folded into one on `take - 1`, or made on another copy of `have`).
-    take = opaque(take - 1).min(HEAD_TOTAL - 1) + 1;
-    let at = opaque(have).min(HEAD_TOTAL - 1);
-    // SAFETY: `at` < HEAD_TOTAL and `take` <= HEAD_TOTAL: inside `head`.
-    let rc = unsafe {
-        bpf_skb_load_bytes(
-            ctx.skb.skb.cast(),
-            pos,
-            st.head.as_mut_ptr().add(at as usize).cast(),
-            take,
-        )
-    };
-    if rc != 0 {
-        return Frame::End;
-    }
-    let mut now = have + take;
-    let mut msg_len = msg_len;
-    if have < 2 && now >= 2 {
-        msg_len = u16::from_be_bytes([st.head[0], st.head[1]]) as u32;
-        put(&mut st.msg_len, msg_len);
-        // Bytes past a short message belong to the next one.
-        let end = 2 + msg_len.min(HEAD_LEN);
-        if now > end {
-            take -= now - end;
-            now = end;
-        }
-    }
-    put(&mut st.have, now);
-    put(&mut st.pos, pos + take);
-    put(&mut st.left, left - take);
-    if now >= 2 && now == 2 + msg_len.min(HEAD_LEN) {
-        Frame::Head
-    } else {
-        Frame::More
-    }
-}
 
 /// Decides the message whose question was just read, says so in a message record, and
 /// notes what the walk found.

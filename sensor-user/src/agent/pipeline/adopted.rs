@@ -1,4 +1,6 @@
-//! Learned name blocks taken over from a previous agent, whose names it did not say.
+//! Learned name blocks taken over from a previous agent, whose names it did not say:
+//! adopted at start (`adopt`: lapsed and contested ones removed, the rest kept until their
+//! expiry), then settled by the questions that meet them.
 //!
 //! Blocks outlive their agent by design (`--keep-attached`, which every shipped unit
 //! uses), but the kernel keeps only their keys (and a whole-name block's keyed tag). A
@@ -12,9 +14,18 @@
 //! the MTA retried. A hash match alone lifts nothing: whoever computes a name sharing the
 //! key of his own lookalike's block must not get it lifted (`collide.rs`).
 
-use sensor_common::QnameHashes;
+use std::collections::HashMap;
 
-use super::{Pipeline, collide::last_labels, ledger::BlockLedger};
+use sensor_common::{
+    BlockEntry, QnameHashes,
+    maps::{BLOCK_LEARNED, BLOCK_POLICY, BLOCK_PREFIX, BLOCK_SUBTREE},
+};
+
+use super::{
+    Pipeline,
+    collide::last_labels,
+    ledger::{BlockLedger, NameBlock},
+};
 use crate::agent::{
     enforcer::Enforcer,
     outcomes::{AdoptedBlockLifted, Outcome},
@@ -32,6 +43,54 @@ struct Met {
 }
 
 impl<E: Enforcer> BlockLedger<E> {
+    /// Takes over what a previous agent left pinned: expired or contested learned entries
+    /// are removed at once, live ones kept until their expiry (their names unknown), policy
+    /// entries kept until `preload` renews or lifts them (`judge_under` decides whether
+    /// earlier verdicts on questions still stand).
+    pub fn adopt(&mut self, now_ns: u64) {
+        let (mut kept, mut dropped) = (0usize, 0usize);
+        // The whole-name blocks' keyed tags, so their names can be told apart later.
+        let tags: HashMap<u64, u64> = match self.enforcer.name_tags() {
+            Ok(t) => t.into_iter().collect(),
+            Err(e) => {
+                self.map_error("reading pinned name tags", e);
+                HashMap::new()
+            }
+        };
+        match self.enforcer.name_entries() {
+            Ok(entries) => {
+                for (h, e) in entries {
+                    let learned = e.flags & BLOCK_LEARNED != 0;
+                    if e.flags & (BLOCK_LEARNED | BLOCK_POLICY) == 0 {
+                        continue; // an operator's
+                    }
+                    if learned && !e.in_force(now_ns) {
+                        self.remove_name(h);
+                        dropped += 1;
+                        continue;
+                    }
+                    if learned {
+                        self.learned_names.insert(h, e.target);
+                    } else {
+                        self.policy.insert(h);
+                    }
+                    let whole = e.flags & (BLOCK_SUBTREE | BLOCK_PREFIX) == 0;
+                    let tag = tags.get(&h).copied().filter(|_| learned && whole);
+                    self.names.insert(h, adopted(e, tag));
+                    kept += 1;
+                }
+            }
+            Err(e) => self.map_error("reading pinned name blocks", e),
+        }
+        let (a_kept, a_dropped) = self.adopt_addrs(now_ns);
+        if kept + dropped + a_kept + a_dropped > 0 {
+            log::info!(
+                "pinned blocks adopted: {kept} names and {a_kept} addresses kept, \
+                 {dropped} names and {a_dropped} addresses expired and removed"
+            );
+        }
+    }
+
     /// The nameless learned blocks the question of `qname` (hashes `hashes`, keyed tag
     /// `tag`) meets.
     fn adopted_met(&self, qname: &str, hashes: &QnameHashes, tag: Option<u64>) -> Vec<Met> {
@@ -90,5 +149,17 @@ impl<E: Enforcer> Pipeline<E> {
             }
         }
         unheld
+    }
+}
+
+/// A pinned block as adopted: its name unknown, a whole-name block's keyed `tag` kept.
+fn adopted(e: BlockEntry, tag: Option<u64>) -> NameBlock {
+    NameBlock {
+        name: None,
+        target: e.target,
+        flags: e.flags,
+        expires_ns: e.expires_ns,
+        provisional: false,
+        tag,
     }
 }

@@ -16,7 +16,7 @@ use crate::{
         enforcer::Enforcer,
         outcomes::{AddressShared, AnswerDropped, AnswerHeld, GlueSkipped, Outcome, WentLive},
     },
-    detect::Action,
+    detect::{Action, Finding},
     dns::{self, Learned, Message, QType},
     output::{clock::since_kernel, schema::Lookalike},
 };
@@ -35,24 +35,7 @@ impl<E: Enforcer> Pipeline<E> {
             _ => false,
         };
         if d.verdict == Verdict::Blocked {
-            if !d.resolver && msg.qtype == QType::Mx {
-                // Its question judged here too: a query record lost to a full ring (or
-                // never sent, as the answer's owner may arrange) left the kernel holding
-                // the answer for a verdict nobody wrote, and the retry after the hold
-                // unheld, racing the block.
-                self.judge_question(msg, d, finding.as_ref());
-            }
-            let blocked_name = finding.as_ref().is_some_and(|f| f.action == Action::Block);
-            if !blocked_name && msg.qtype == QType::Mx {
-                // Held for a verdict the agent had not given yet: the retry meets it.
-                AnswerHeld.emit(&mut self.sink);
-            } else {
-                AnswerDropped {
-                    lookalike: finding.as_ref().map(|f| self.detection(&msg.qname, f)),
-                    socket: self.who.socket(d.cgroup_id),
-                }
-                .emit(&mut self.sink);
-            }
+            self.on_dropped(msg, d, finding.as_ref());
         }
         // A previous agent's block this question meets takes its name, or is lifted, or
         // at least not extended.
@@ -109,6 +92,29 @@ impl<E: Enforcer> Pipeline<E> {
         let delivered = d.verdict != Verdict::Blocked && !d.resolver;
         self.block_addresses(&routes, delivered, d.ts_ns);
         self.track(msg, &learned, &routes);
+    }
+
+    /// An answer the kernel dropped (or held) at its asker: its question judged (in case
+    /// its query's record was lost), and reported.
+    fn on_dropped(&mut self, msg: &Message, d: &DnsIn, finding: Option<&Finding>) {
+        if !d.resolver && msg.qtype == QType::Mx {
+            // Its question judged here too: a query record lost to a full ring (or
+            // never sent, as the answer's owner may arrange) left the kernel holding
+            // the answer for a verdict nobody wrote, and the retry after the hold
+            // unheld, racing the block.
+            self.judge_question(msg, d, finding);
+        }
+        let blocked_name = finding.is_some_and(|f| f.action == Action::Block);
+        if !blocked_name && msg.qtype == QType::Mx {
+            // Held for a verdict the agent had not given yet: the retry meets it.
+            AnswerHeld.emit(&mut self.sink);
+        } else {
+            AnswerDropped {
+                lookalike: finding.map(|f| self.detection(&msg.qname, f)),
+                socket: self.who.socket(d.cgroup_id),
+            }
+            .emit(&mut self.sink);
+        }
     }
 
     /// Blocks the addresses a delivered answer gave for a `block` lookalike, unless a

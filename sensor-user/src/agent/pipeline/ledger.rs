@@ -21,10 +21,7 @@ use std::{
 use prometheus::{IntCounter, IntGauge};
 use sensor_common::{
     BlockEntry, QnameHashes,
-    maps::{
-        BLOCK_LEARNED, BLOCK_POLICY, BLOCK_PREFIX, BLOCK_SUBTREE, BLOCKED_ADDRS_MAX,
-        BLOCKED_NAMES_MAX,
-    },
+    maps::{BLOCK_LEARNED, BLOCK_PREFIX, BLOCK_SUBTREE, BLOCKED_ADDRS_MAX, BLOCKED_NAMES_MAX},
 };
 
 use super::{super::enforcer::Enforcer, addrs::AddrBlock, bound::FairLru};
@@ -195,54 +192,6 @@ impl<E: Enforcer> BlockLedger<E> {
         }
         if let Err(e) = self.enforcer.set_smtp_ports(smtp_ports) {
             self.map_error("setting SMTP ports", e);
-        }
-    }
-
-    /// Takes over what a previous agent left pinned: expired or contested learned entries
-    /// are removed at once, live ones kept until their expiry (their names unknown), policy
-    /// entries kept until `preload` renews or lifts them (`judge_under` decides whether
-    /// earlier verdicts on questions still stand).
-    pub fn adopt(&mut self, now_ns: u64) {
-        let (mut kept, mut dropped) = (0usize, 0usize);
-        // The whole-name blocks' keyed tags, so their names can be told apart later.
-        let tags: HashMap<u64, u64> = match self.enforcer.name_tags() {
-            Ok(t) => t.into_iter().collect(),
-            Err(e) => {
-                self.map_error("reading pinned name tags", e);
-                HashMap::new()
-            }
-        };
-        match self.enforcer.name_entries() {
-            Ok(entries) => {
-                for (h, e) in entries {
-                    let learned = e.flags & BLOCK_LEARNED != 0;
-                    if e.flags & (BLOCK_LEARNED | BLOCK_POLICY) == 0 {
-                        continue; // an operator's
-                    }
-                    if learned && !e.in_force(now_ns) {
-                        self.remove_name(h);
-                        dropped += 1;
-                        continue;
-                    }
-                    if learned {
-                        self.learned_names.insert(h, e.target);
-                    } else {
-                        self.policy.insert(h);
-                    }
-                    let whole = e.flags & (BLOCK_SUBTREE | BLOCK_PREFIX) == 0;
-                    let tag = tags.get(&h).copied().filter(|_| learned && whole);
-                    self.names.insert(h, adopted(e, tag));
-                    kept += 1;
-                }
-            }
-            Err(e) => self.map_error("reading pinned name blocks", e),
-        }
-        let (a_kept, a_dropped) = self.adopt_addrs(now_ns);
-        if kept + dropped + a_kept + a_dropped > 0 {
-            log::info!(
-                "pinned blocks adopted: {kept} names and {a_kept} addresses kept, \
-                 {dropped} names and {a_dropped} addresses expired and removed"
-            );
         }
     }
 
@@ -489,16 +438,5 @@ impl<E: Enforcer> BlockLedger<E> {
             self.remove_name(h);
         }
         self.rebalance_addrs(&blocks, block_targets);
-    }
-}
-
-fn adopted(e: BlockEntry, tag: Option<u64>) -> NameBlock {
-    NameBlock {
-        name: None,
-        target: e.target,
-        flags: e.flags,
-        expires_ns: e.expires_ns,
-        provisional: false,
-        tag,
     }
 }
