@@ -192,7 +192,7 @@ pub const QNAME_WALK_SIZE: usize = 64;
 /// Size of a `DNS_SCRATCH` value: a UDP message's first bytes and the walk over its name.
 pub const DNS_SCRATCH_SIZE: usize = DNS_HEAD_LEN + QNAME_WALK_SIZE;
 /// Size of the kernel's state for one direction of a DNS-over-TCP socket.
-pub const TCP_STREAM_SIZE: usize = 696 + QNAME_WALK_SIZE;
+pub const TCP_STREAM_SIZE: usize = 976 + QNAME_WALK_SIZE;
 /// Size of a `TCP_STREAMS` value: both directions.
 pub const TCP_STREAMS_VALUE_SIZE: usize = 2 * TCP_STREAM_SIZE;
 

@@ -68,6 +68,8 @@ const HEAD_TOTAL: u32 = 2 + HEAD_LEN;
 /// Twice `HEAD_TOTAL` (rounded to 8): a copy of at most `HEAD_TOTAL` bytes at an offset
 /// below `HEAD_TOTAL` stays inside, which the verifier can see from the two bounds.
 const HEAD_BUF: usize = (2 * HEAD_TOTAL as usize).next_multiple_of(8);
+/// Bytes of `head` a held segment may have to put back: a question's first bytes.
+const SAVED: usize = (HEAD_TOTAL as usize).next_multiple_of(8);
 /// TCP header flag SYN.
 pub const TCP_SYN: u8 = 0x02;
 /// TCP header flag URG.
@@ -113,6 +115,8 @@ pub struct Stream {
     hdr: DnsHeader,
     /// The current message's first bytes, its length prefix included.
     pub head: [u8; HEAD_BUF],
+    /// `head`'s first bytes before a segment that starts inside a question (`putback.rs`).
+    saved: [u8; SAVED],
     /// The walk over its question name (`qname::hashes`), in map memory.
     walk: QnameWalk,
 }
@@ -261,14 +265,22 @@ pub fn capture(
     st.hdr = *base;
     put(&mut st.exempt, u32::from(exempt));
     put(&mut st.guard, u32::from(guard));
-    let mut before = Place::of(st);
-    let found = walk(ctx, st, off + skip, len, direction, &mut before);
-    if found & (FOUND_HOLD | FOUND_DROP) == FOUND_HOLD {
-        // An answer held for the agent's verdict: dropped, and the stream put back where
-        // this segment found it, so its re-sending is read and decided again (a verdict
-        // by then lets it through). Kept dropping, as a blocked answer is, the re-sendings
-        // never got through and the connection hung long after a clean verdict.
-        before.restore(st);
+    let before = Place::of(st);
+    let found = walk(ctx, st, off + skip, len, direction);
+    if found & FOUND_HOLD != 0 {
+        if found & FOUND_DROP == 0 {
+            // An answer held for the agent's verdict: dropped, and the stream put back
+            // where this segment found it, so its re-sending is read and decided again
+            // (a verdict by then lets it through). Kept dropping, as a blocked answer
+            // is, the re-sendings never got through and the connection hung long after
+            // a clean verdict.
+            before.restore(st);
+        } else {
+            // A blocked answer before it: the stream is dropped from there on, and the
+            // walk stopped at the hold, so its framing is gone.
+            lose(st, guard);
+            st.next = end;
+        }
         return true;
     }
     let (drop, wake) = (found & FOUND_DROP != 0, found & FOUND_WAKE != 0);
@@ -285,8 +297,7 @@ pub fn capture(
 
 /// Walks `left` new bytes of the stream at packet offset `pos`: reads lengths and
 /// questions, decides each message whose question completes, and says so in a message
-/// record. Returns what it found (`FOUND_*`), stopping at a held answer; `before`, where
-/// the stream stood before the segment, learns the decision on the message it was in.
+/// record. Returns what it found (`FOUND_*`), stopping at a held answer.
 ///
 /// Up to `ROUNDS` questions are decided per segment, each after a framing loop that reads
 /// without deciding: the name's hash is the costly part for the verifier, so it has one
@@ -295,19 +306,12 @@ pub fn capture(
 /// tell apart every combination of what earlier steps found and explore each; in memory
 /// it cannot, so the states at a loop's head merge.
 #[inline(always)]
-fn walk(
-    ctx: &SkBuffContext,
-    st: &mut Stream,
-    pos: u32,
-    left: u32,
-    direction: Direction,
-    before: &mut Place,
-) -> u32 {
+fn walk(ctx: &SkBuffContext, st: &mut Stream, pos: u32, left: u32, direction: Direction) -> u32 {
     put(&mut st.pos, pos);
     put(&mut st.left, left);
     put(&mut st.found, 0);
     let mut head = true;
-    for round in 0..ROUNDS {
+    for _ in 0..ROUNDS {
         head = frames(ctx, st);
         if !head {
             break;
@@ -315,12 +319,8 @@ fn walk(
         judge(st, direction);
         let found = get(&st.found);
         if found & FOUND_HOLD != 0 {
-            // The segment goes back unread from here (`capture`): nothing after the held
-            // message may overwrite what the put-back stream still needs.
+            // The segment goes back unread from here (`capture`).
             return found;
-        }
-        if round == 0 {
-            before.decided(get(&st.msg_len));
         }
     }
     // The rest of the last decided message; another question would be one too many.

@@ -1,8 +1,9 @@
 //! Where a stream stood before a segment, put back when the segment is held for the
-//! agent's verdict: the re-sent segment is then read and decided anew.
+//! agent's verdict: the re-sent segment is then read and decided anew, from its own
+//! bytes (a re-sending may differ from the copy that was held).
 
 use super::{
-    HEAD_DONE, Stream,
+    SAVED, Stream,
     frame::{get, put},
 };
 
@@ -17,8 +18,13 @@ pub(super) struct Place {
 }
 
 impl Place {
+    /// Takes the stream's place before a segment, and the first bytes of `head` aside
+    /// (`Stream::saved`): a segment that starts inside a question may read a later
+    /// message over that question's first bytes. (Always: a branch here, before the
+    /// walk, doubled the states the verifier explores through it.)
     #[inline(always)]
-    pub(super) fn of(st: &Stream) -> Self {
+    pub(super) fn of(st: &mut Stream) -> Self {
+        copy_words(st.head.as_ptr(), st.saved.as_mut_ptr());
         Self {
             next: st.next,
             msg_start: st.msg_start,
@@ -29,18 +35,7 @@ impl Place {
         }
     }
 
-    /// The message the stream was inside when the segment came, its question read and
-    /// decided in this segment: put back as decided (`msg_len` long), since the bytes of
-    /// its question read before the segment are no longer in `head` once a later message
-    /// of the segment was read there.
-    #[inline(always)]
-    pub(super) fn decided(&mut self, msg_len: u32) {
-        if self.have > 0 && self.flags & HEAD_DONE == 0 {
-            self.flags |= HEAD_DONE;
-            self.msg_len = msg_len;
-        }
-    }
-
+    /// Puts the stream back where the segment found it, its question's first bytes too.
     #[inline(always)]
     pub(super) fn restore(&self, st: &mut Stream) {
         st.next = self.next;
@@ -49,5 +44,20 @@ impl Place {
         put(&mut st.msg_len, self.msg_len);
         st.drop_from = self.drop_from;
         put(&mut st.flags, self.flags);
+        copy_words(st.saved.as_ptr(), st.head.as_mut_ptr());
+    }
+}
+
+/// Copies `SAVED` bytes, a word at a time (a plain copy of that size is a `memcpy` call,
+/// which BPF programs cannot make).
+#[inline(always)]
+fn copy_words(from: *const u8, to: *mut u8) {
+    for i in 0..SAVED / 8 {
+        // SAFETY: both point at `SAVED` bytes or more of the stream (`head` is longer),
+        // and `i * 8 + 8 <= SAVED`.
+        unsafe {
+            let w = from.add(i * 8).cast::<u64>().read_unaligned();
+            to.add(i * 8).cast::<u64>().write_unaligned(w);
+        }
     }
 }
