@@ -149,16 +149,20 @@ impl Learning {
         report(self.correspondents.flush().into_iter().collect(), sink);
     }
 
-    /// Counts a delivery (an attributed connect that was not refused) to `recipient`.
-    pub fn record(&mut self, recipient: &str) {
-        if let Some(domain) = registrable_of(recipient) {
-            let was = self.correspondents.signals(domain).established;
-            self.correspondents.record(domain);
-            if !was && self.correspondents.signals(domain).established {
-                // A new established correspondent: protect it at the next tick.
-                self.next_relearn = Instant::now();
-            }
+    /// Counts a delivery (an attributed connect that was not refused) to `recipient`;
+    /// whether its domain became an established correspondent with it.
+    pub fn record(&mut self, recipient: &str) -> bool {
+        let Some(domain) = registrable_of(recipient) else {
+            return false;
+        };
+        let was = self.correspondents.signals(domain).established;
+        self.correspondents.record(domain);
+        let became = !was && self.correspondents.signals(domain).established;
+        if became {
+            // A new established correspondent: protect it at the next tick.
+            self.next_relearn = Instant::now();
         }
+        became
     }
 
     /// Whether `domain`'s registrable domain is an established correspondent: a

@@ -110,10 +110,10 @@ metrics! {
     name_hash_collisions: IntCounter = counter("name_hash_collisions_total", "Legitimate names whose question met a lookalike's learned name block in the kernel (the same name hash): computed collisions, most likely attacks. Reported, not lifted.");
     /// Deliveries to a shared host whose credit a lookalike's fresher answer would have had.
     credits_withheld: IntCounter = counter("correspondent_credits_withheld_total", "Deliveries to a mail host shared by a lookalike and a legitimate recipient asked for close together: credited to neither in the correspondents ledger, so a lookalike never becomes an established correspondent with other domains' mail.");
-    /// Deliveries to a lookalike of a `block` entry, never credited.
-    lookalike_credits_refused: IntCounter = counter("correspondent_lookalike_credits_refused_total", "Deliveries to a lookalike of a block entry that went through (monitor mode, or past a lost race): never credited in the correspondents ledger, so whoever owns it cannot make it an established correspondent (never blocked) by having this host retry or bounce to it before enforce mode is on.");
+    /// Lookalikes of `block` entries that became established correspondents.
+    lookalikes_established: IntCounter = counter("correspondent_lookalikes_established_total", "Lookalikes of block entries that became established correspondents of this host with a delivery (monitor mode, or past a lost race): never blocked from then on. A real partner that resembles a protected name, or a lookalike whose owner had this host bounce to it for days: for a person to confirm or forget.");
     /// Nameless learned blocks (a previous agent's) lifted: their name is not blocked now.
-    adopted_blocks_lifted: IntCounter = counter("adopted_blocks_lifted_total", "Learned name blocks taken over from a previous agent (their names unknown) lifted when a question met them whose name the current policy does not block (allowed, declared, established, or no longer judged a lookalike).");
+    adopted_blocks_lifted: IntCounter = counter("adopted_blocks_lifted_total", "Learned name blocks taken over from a previous agent (their names unknown) lifted: under the key of a name the operator allows or declares, or met by a question whose keyed tag they carry that the current policy does not block.");
     /// Addresses that became direct destinations.
     direct_destinations: IntCounter = counter("direct_destinations_total", "Addresses this host connected to repeatedly with no DNS route to them (a relay host given by address), from then on never address-blocked or attributed to a lookalike that names them.");
     /// Connects not reported for a lookalike whose answers no asker received.

@@ -31,23 +31,28 @@ impl Outcome for CreditWithheld<'_> {
     }
 }
 
-/// A delivery to a lookalike of a `block` entry that went through (monitor mode, a lost
-/// race): not credited in the correspondents ledger (`pipeline/connect.rs`).
-pub struct LookalikeCreditRefused<'a> {
-    /// The lookalike delivered to.
+/// A lookalike of a `block` entry became an established correspondent with a delivery
+/// (monitor mode, a lost race): from now on reported at info and never blocked. A real
+/// partner that resembles a protected name (`hpe.com` beside `hp.com`) is why old friends
+/// exist; whoever owns a lookalike can also have this host bounce to it for days, so it
+/// is said loudly, for a person to confirm (`also`) or refuse (take it out of the
+/// ledger's file with the agent stopped).
+pub struct LookalikeEstablished<'a> {
+    /// The lookalike, now an established correspondent.
     pub lookalike: &'a str,
-    /// The address connected to.
-    pub address: IpAddr,
+    /// The `block` entry it resembles.
+    pub target: &'a str,
 }
 
-impl Outcome for LookalikeCreditRefused<'_> {
+impl Outcome for LookalikeEstablished<'_> {
     fn emit(self, sink: &mut Sink) {
-        sink.metrics.lookalike_credits_refused.inc();
-        log::info!(
-            "delivery to {} not credited to {} in the correspondents ledger: a lookalike of a \
-             block entry, which enforce mode refuses",
-            self.address,
-            self.lookalike
+        sink.metrics.lookalikes_established.inc();
+        log::warn!(
+            "{} became an established correspondent of this host although it looks like {} \
+             (action block): it is no longer blocked; confirm it (also), or take it out of \
+             correspondents.json with the agent stopped",
+            self.lookalike,
+            self.target
         );
     }
 }

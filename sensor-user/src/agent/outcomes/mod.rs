@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use sensor_common::Verdict;
 
-pub use self::credit::{CreditWithheld, LookalikeCreditRefused};
+pub use self::credit::{CreditWithheld, LookalikeEstablished};
 use super::sink::Sink;
 use crate::{
     alert::AlertName,

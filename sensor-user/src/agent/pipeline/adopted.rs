@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use sensor_common::{
-    BlockEntry, QnameHashes,
+    BlockEntry, QnameHashes, domain_hash,
     maps::{BLOCK_LEARNED, BLOCK_POLICY, BLOCK_PREFIX, BLOCK_SUBTREE},
 };
 
@@ -26,9 +26,13 @@ use super::{
     collide::last_labels,
     ledger::{BlockLedger, NameBlock},
 };
-use crate::agent::{
-    enforcer::Enforcer,
-    outcomes::{AdoptedBlockLifted, Outcome},
+use crate::{
+    agent::{
+        enforcer::Enforcer,
+        outcomes::{AdoptedBlockLifted, Outcome},
+    },
+    detect::Policy,
+    kernel::maps::name_hash,
 };
 
 /// A nameless learned block a question meets.
@@ -119,6 +123,32 @@ impl<E: Enforcer> BlockLedger<E> {
 }
 
 impl<E: Enforcer> Pipeline<E> {
+    /// Lifts the nameless learned blocks under the keys of the names the operator allows
+    /// or declares an entry's own (`policy`): those names are the operator's choice, not
+    /// the attacker's, so a key match is theirs. (A question meeting such a block would
+    /// only stop extending it: it held for up to the TTL ceiling after the fix.)
+    pub(super) fn lift_adopted_of(&mut self, policy: &Policy) {
+        let named = policy
+            .allow
+            .iter()
+            .chain(policy.protect.iter().flat_map(|e| e.also.iter()));
+        let mut keys = Vec::new();
+        for name in named {
+            keys.extend(domain_hash(name).map(|k| (k, name.clone())));
+            keys.extend(name_hash(name).map(|k| (k, name.clone())));
+        }
+        for (key, name) in keys {
+            let nameless = self
+                .blocks
+                .names
+                .get(&key)
+                .is_some_and(|n| n.name.is_none() && n.flags & BLOCK_LEARNED != 0);
+            if nameless && self.blocks.remove_name(key) {
+                AdoptedBlockLifted { name }.emit(&mut self.sink);
+            }
+        }
+    }
+
     /// A question of `qname` (hashes `hashes`, keyed tag `tag`) the agent judged:
     /// `blocked` when the current policy blocks it. The nameless learned blocks it meets
     /// take its name, or are lifted when they are surely its own; returns whether it met

@@ -56,16 +56,16 @@ impl<E: Enforcer> Pipeline<E> {
             }
             .emit(&mut self.sink);
         }
-        // A local resolver's upstream copy of an answer the kernel drops at the asker
-        // that asked it (a `block` lookalike's, in enforce mode) teaches routes as
-        // dropped as that asker's copy: none of them can be why the host connected. Left
-        // to the bounded memory of dropped MX answers, a flood of them made a lookalike's
-        // glue naming a provider's host explain its deliveries again. (With no asker's
-        // question seen, the MTA asks the resolver through a local API: nothing is
-        // dropped there, and these routes are the only ones it has.)
+        // A local resolver's upstream copy of an answer the kernel drops at its askers
+        // (a `block` lookalike's, in enforce mode) teaches routes as dropped as theirs:
+        // none of them can be why the host connected. Left to the bounded memory of
+        // dropped MX answers, a flood of them made a lookalike's glue naming a provider's
+        // host explain its deliveries again. (Where no asker is seen, the MTA asks the
+        // resolver through a local API: nothing is dropped, and these routes are the
+        // only ones it has: `askers.rs`.)
         let dropped_at_askers = d.resolver
             && block
-            && self.askers.asked(&msg.qname, std::time::Instant::now())
+            && self.askers.seen(std::time::Instant::now())
             && self.blocks.enforcing();
         let settings = &self.settings;
         let judged = Judged {

@@ -21,7 +21,7 @@ use crate::{
     agent::{
         enforcer::Enforcer,
         outcomes::{
-            ConnectRefused, CreditWithheld, Detected, DirectDestination, LookalikeCreditRefused,
+            ConnectRefused, CreditWithheld, Detected, DirectDestination, LookalikeEstablished,
             LookalikeNotReceived, Outcome, Unattributed,
         },
     },
@@ -148,21 +148,22 @@ impl<E: Enforcer> Pipeline<E> {
     fn credit(&mut self, c: &ConnectIn, routes: &[Attribution], found: &[(Attribution, Finding)]) {
         let is_lookalike = |d: &str| found.iter().any(|(a, _)| a.route.recipient_domain == d);
         match credit(routes, is_lookalike) {
-            // Enforce mode refuses a `block` lookalike: its deliveries here (monitor
-            // mode, a lost race) must not make it an old friend that enforce never
-            // blocks. Its owner can make this host retry or bounce to it for days.
-            Credit::To(domain)
-                if found.iter().any(|(a, f)| {
-                    a.route.recipient_domain == domain && f.action == Action::Block
-                }) =>
-            {
-                LookalikeCreditRefused {
-                    lookalike: domain,
-                    address: c.addr,
+            Credit::To(domain) => {
+                // An old friend is never blocked: a `block` entry's lookalike becoming
+                // one is said loudly (its owner can make this host bounce to it).
+                let lookalike = found
+                    .iter()
+                    .find(|(a, f)| a.route.recipient_domain == domain && f.action == Action::Block);
+                if self.learning.record(domain)
+                    && let Some((_, f)) = lookalike
+                {
+                    LookalikeEstablished {
+                        lookalike: domain,
+                        target: &f.target,
+                    }
+                    .emit(&mut self.sink);
                 }
-                .emit(&mut self.sink);
             }
-            Credit::To(domain) => self.learning.record(domain),
             Credit::Withheld {
                 lookalike,
                 legitimate,

@@ -228,6 +228,35 @@ fn glue_kept_from_the_asker_does_not_keep_the_relay_from_being_direct() {
     );
 }
 
+/// Enforce mode: the host asks for `army.ml MX`; the lookalike answers with a CNAME to
+/// `x.army.ml`, which its resolver follows upstream under that name, no asker having
+/// asked it. That answer's glue names a provider's host (a day's TTL). Its routes were
+/// not taken as dropped (only the very question an asker asked was), and every delivery
+/// to the provider's host was a detection of `x.army.ml`.
+#[test]
+fn glue_of_a_cname_target_the_resolver_asked_upstream_explains_no_connect() {
+    let (mut p, lines, _m) = enforcing(POLICY);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    let glue = Record::from_rdata(
+        Name::from_ascii("mx.provider.net.").unwrap(),
+        86_400,
+        RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+    );
+    let upstream = answer(
+        "x.army.ml.",
+        RecordType::MX,
+        vec![mx_record("x.army.ml.", "mx.provider.net.")],
+        vec![glue],
+    );
+    at_resolver_upstream(&mut p, &upstream);
+    connect(&mut p, MX_IP);
+    assert_no_detection(&lines);
+}
+
 /// `name A RELAY_IP` with `ttl`.
 fn relay_record(name: &str, ttl: u32) -> Record {
     Record::from_rdata(

@@ -163,10 +163,8 @@ fn a_lookalike_asked_for_right_after_a_legitimate_recipient_of_its_host_takes_no
     );
     assert!(ledger.get("fabrikam.com").is_none());
     assert_eq!(m.credits_withheld.get(), 1);
-    // A lookalike of an `alert` entry on a host of its own: a real delivery to it,
-    // counted.
-    let alert = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"alert\" }]\n";
-    let (mut p, _lines, m) = pipeline_seeded(alert, |_| {});
+    // A lookalike on a host of its own: a real delivery to it (monitor mode), counted.
+    let (mut p, _lines, m) = pipeline_seeded(policy, |_| {});
     resolve_mx(&mut p, "army.ml.", "mx.army.ml.", 300);
     connect(&mut p, MX_IP);
     let ledger = p.learning.correspondents_mut().ledger_mut();
@@ -174,26 +172,20 @@ fn a_lookalike_asked_for_right_after_a_legitimate_recipient_of_its_host_takes_no
     assert_eq!(m.credits_withheld.get(), 0);
 }
 
-/// Monitor mode, the documented first step: whoever owns a `block` entry's lookalike has
-/// this host mail it (a bounce) and answers every attempt with a temporary failure, so the
-/// MTA retries for days. Each attempt was credited: after three days the lookalike was
-/// an established correspondent, reported at info and never blocked once enforce mode
-/// was switched on.
+/// Monitor mode, the documented first step: deliveries to a `block` entry's lookalike
+/// count (a real partner resembling a protected name becomes an old friend that way), but
+/// its owner can have this host bounce to it for days to get there. The moment it
+/// becomes established (never blocked from then on) is said loudly, once.
 #[test]
-fn monitor_mode_retries_to_a_block_lookalike_never_make_it_an_old_friend() {
+fn a_block_lookalike_becoming_an_old_friend_is_reported() {
     let policy = "[policy]\nprotect = [{ entry = \"army.mil\", action = \"block\" }]\n";
-    let (mut p, lines, m) = pipeline_seeded(policy, |_| {});
-    for _ in 0..6 {
+    // Two earlier days of deliveries; today's make it established.
+    let (mut p, _lines, m) = pipeline_seeded(policy, |l| delivered(l, "army.ml", 2, 2));
+    for _ in 0..3 {
         resolve_mx(&mut p, "army.ml.", "mx.army.ml.", 300);
         connect(&mut p, MX_IP);
     }
     let ledger = p.learning.correspondents_mut().ledger_mut();
-    assert!(
-        ledger.get("army.ml").is_none(),
-        "the lookalike was credited"
-    );
-    assert_eq!(m.lookalike_credits_refused.get(), 6);
-    let d = events(&lines, "detection");
-    assert_eq!(d.len(), 6, "each attempt is still reported: {d:?}");
-    assert!(d.iter().all(|e| e["verdict"] == "would_block"), "{d:?}");
+    assert_eq!(ledger.get("army.ml").map(|e| e.attempts), Some(7));
+    assert_eq!(m.lookalikes_established.get(), 1);
 }

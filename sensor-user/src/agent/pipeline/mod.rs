@@ -246,6 +246,7 @@ impl<E: Enforcer> Pipeline<E> {
         for (h, tag) in protected {
             self.blocks.judged(h, Some(clean_until), tag);
         }
+        self.lift_adopted_of(policy);
     }
 
     /// Applies a new configuration without losing the cache.

@@ -23,7 +23,7 @@ impl<E: Enforcer> Pipeline<E> {
     /// A query leaving the host.
     pub(super) fn on_query(&mut self, msg: &Message, d: &DnsIn) {
         if !d.resolver {
-            self.askers.note(&msg.qname, std::time::Instant::now());
+            self.askers.note(std::time::Instant::now());
         }
         let finding = self.lookalike(&msg.qname);
         let (put, hashes, tag) = self.judge_question(msg, d, finding.as_ref());

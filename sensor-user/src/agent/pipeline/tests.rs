@@ -916,12 +916,12 @@ fn a_search_list_expansion_of_a_protected_name_is_answered_in_enforce_mode() {
 /// partner the engine took for a lookalike; the new agent keeps it with no name. The
 /// operator allows the partner: the allow lifted nothing (only named blocks are
 /// rebalanced), and every answer that met the block, the partner's own included,
-/// extended it, so it never lapsed while the MTA retried. Now a question that meets
-/// such a block names it while the policy blocks the name; otherwise its answers no
-/// longer extend it (a domain block lapses at the TTL it was learned with), and a
-/// whole-name block whose keyed tag is the question's own is lifted at once. A hash
-/// match alone lifts nothing: a name computed to share the key of its owner's lookalike
-/// block must not unblock it.
+/// extended it, so it never lapsed while the MTA retried. Now the names the operator
+/// allows or declares lift such blocks under their keys at once; a question that meets
+/// one names it while the policy blocks the name, and otherwise (an established
+/// correspondent, say) no longer extends it, lifting it only when it is a whole-name
+/// block with the question's own keyed tag. A hash match alone lifts nothing: a name
+/// computed to share the key of its owner's lookalike block must not unblock it.
 #[test]
 fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
     let protect = "[policy]\nprotect = [{ entry = \"contoso.com\", action = \"block\" }]\n";
@@ -936,8 +936,8 @@ fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
     let until = crate::output::clock::monotonic_ns() + 3_600_000_000_000;
     let target = sensor_common::maps::target_id(b"contoso.com");
     let learned = sensor_common::maps::BLOCK_LEARNED;
-    // A domain block: named while the policy blocks it; not extended once it does not.
     let domain = sensor_common::domain_hash("contoso.co").unwrap();
+    let whole = name_hash("contoso.co").unwrap();
     let left = |key: u64, flags: u32, tag: Option<u64>| {
         let mut k = Simulated::default();
         k.names.insert(key, BlockEntry::new(flags, target, until));
@@ -946,6 +946,17 @@ fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
         }
         k
     };
+    // Delivered to on four past days: an established correspondent, never blocked.
+    let friend = |l: &mut crate::agent::learning::Learning| {
+        let c = l.correspondents_mut();
+        let today = c.now();
+        for day in 1..=4 {
+            for _ in 0..2 {
+                c.ledger_mut().record("contoso.co", today - day * 86_400);
+            }
+        }
+    };
+    // Still blocked by the policy: the domain block takes the name and stays.
     let (mut p, _lines, m) =
         pipeline_over(protect, |_| {}, left(domain, learned | BLOCK_SUBTREE, None));
     p.enforcer_mut().mode = Some(Mode::Enforce);
@@ -960,12 +971,18 @@ fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
         Some("contoso.co")
     );
     assert_eq!(m.adopted_blocks_lifted.get(), 0);
-    let (mut p, _lines, m) = pipeline_over(
+    // Allowed by the operator: lifted at start.
+    let (p, _lines, m) = pipeline_over(
         &allowed,
         |_| {},
         left(domain, learned | BLOCK_SUBTREE, None),
     );
-    p.enforcer_mut().mode = Some(Mode::Enforce);
+    assert_eq!(m.adopted_blocks_lifted.get(), 1);
+    assert!(!p.enforcer().names.contains_key(&domain));
+    // An established correspondent now: its answers no longer extend a domain block,
+    // which a hash match alone does not lift.
+    let (mut p, _lines, m) =
+        pipeline_over(protect, friend, left(domain, learned | BLOCK_SUBTREE, None));
     dns(&mut p, &reply, Direction::Ingress);
     assert_eq!(m.adopted_blocks_lifted.get(), 0, "lifted on a hash match");
     assert_eq!(
@@ -973,24 +990,21 @@ fn a_previous_agent_s_block_of_a_name_the_policy_now_allows_is_lifted() {
         Some(until),
         "extended"
     );
-    // A whole-name block with the partner's own keyed tag: lifted, the retry passes.
-    let whole = name_hash("contoso.co").unwrap();
-    let (mut p, _lines, m) = pipeline_over(&allowed, |_| {}, left(whole, learned, None));
+    // A whole-name block with the question's own keyed tag: lifted, the retry passes.
+    let (mut p, _lines, _m) = pipeline_over(protect, friend, left(whole, learned, None));
     let own = sensor_common::tag::question_tag(p.blocks.name_key(), &reply);
-    assert!(own.is_some());
-    p.enforcer_mut().tags.insert(whole, own.unwrap());
-    // (Adopted before the tag was written here: adopt again as a restart would.)
+    p.enforcer_mut().tags.insert(whole, own.expect("a tag"));
+    // (Adopted before its tag was written here: adopted again, as by a restart.)
     let kernel = std::mem::take(p.enforcer_mut());
-    let (mut p, _lines, m2) = pipeline_over(&allowed, |_| {}, kernel);
-    drop(m);
+    let (mut p, _lines, m) = pipeline_over(protect, friend, kernel);
     p.enforcer_mut().mode = Some(Mode::Enforce);
     assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Blocked);
     dns(&mut p, &reply, Direction::Ingress);
-    assert_eq!(m2.adopted_blocks_lifted.get(), 1);
+    assert_eq!(m.adopted_blocks_lifted.get(), 1);
     assert_eq!(p.enforcer().answer_verdict(&reply), Verdict::Allowed);
     // Another name's tag under the partner's hash (a computed collision): neither lifted
     // nor extended.
-    let (mut p, _lines, m) = pipeline_over(&allowed, |_| {}, left(whole, learned, Some(7)));
+    let (mut p, _lines, m) = pipeline_over(protect, friend, left(whole, learned, Some(7)));
     dns(&mut p, &reply, Direction::Ingress);
     assert_eq!(m.adopted_blocks_lifted.get(), 0);
     assert_eq!(
