@@ -541,6 +541,23 @@ fn a_clean_verdict_lifts_the_prefix_rule_only_for_its_own_name() {
     std::fs::remove_dir_all(state).ok();
 }
 
+/// Asks for `names` (MX, over one TCP connection) with the agent stopped right after a
+/// heartbeat, so the kernel still counts it alive and holds an unjudged MX answer, and
+/// lets the agent go 700 ms later: the client's report and how long it waited.
+fn ask_while_stopped(t: &Topology, a: &Agent, names: &str) -> (Value, Duration) {
+    std::thread::scope(|s| {
+        a.signal(libc::SIGSTOP);
+        let asked = s.spawn(|| {
+            let start = std::time::Instant::now();
+            let out = ask(t, "tcp", names, "MX", 8000);
+            (out, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        a.signal(libc::SIGCONT);
+        asked.join().expect("client thread")
+    })
+}
+
 /// An MX answer over TCP that arrives before the agent's verdict on its question is held
 /// (dropped) until the verdict, as a UDP one is; a stub that asks over TCP first
 /// (`options use-vc`) meets it whenever its resolver answers from cache. The kernel kept
@@ -549,26 +566,13 @@ fn a_clean_verdict_lifts_the_prefix_rule_only_for_its_own_name() {
 /// right after a heartbeat, so the kernel holds the answer, and let go 700 ms later.
 #[test]
 fn a_tcp_mx_answer_held_for_the_verdict_arrives_once_the_name_is_judged_clean() {
-    use std::time::Instant;
     if !require_privileges("tcp_hold") {
         return;
     }
     let t = hostile(600, &[]);
     let (mut a, state) = agent(&t, "tcphold", "enforce");
     let before = a.metric("mxsentry_answers_held_total").unwrap_or(0.0);
-    let (out, waited) = std::thread::scope(|s| {
-        a.signal(libc::SIGSTOP);
-        let asked = s.spawn(|| {
-            let start = Instant::now();
-            (
-                ask(&t, "tcp", "fabrikam.example", "MX", 8000),
-                start.elapsed(),
-            )
-        });
-        std::thread::sleep(Duration::from_millis(700));
-        a.signal(libc::SIGCONT);
-        asked.join().expect("client thread")
-    });
+    let (out, waited) = ask_while_stopped(&t, &a, "fabrikam.example");
     assert!(
         out["answer"].is_string(),
         "a held TCP answer never arrived after its clean verdict: {out}"
@@ -610,7 +614,6 @@ fn a_tcp_decoy_without_ack_does_not_hide_the_answer_after_it() {
 /// `army.ml` here, and the stream was dropped for good. Now it is put back as decided.
 #[test]
 fn a_held_answer_behind_a_partly_read_one_is_decided_again_without_splicing() {
-    use std::time::Instant;
     if !require_privileges("tcp_hold_splice") {
         return;
     }
@@ -621,17 +624,7 @@ fn a_held_answer_behind_a_partly_read_one_is_decided_again_without_splicing() {
     // Judged clean first (its first answer may be held for that verdict: asked again).
     let judged = (0..3).any(|_| ask(&t, "udp", "xxxy.ml", "MX", 1000)["answer"].is_string());
     assert!(judged, "xxxy.ml was never answered");
-    let (out, waited) = std::thread::scope(|s| {
-        a.signal(libc::SIGSTOP);
-        let asked = s.spawn(|| {
-            let start = Instant::now();
-            let out = ask(&t, "tcp", "xxxy.ml,arms.example", "MX", 8000);
-            (out, start.elapsed())
-        });
-        std::thread::sleep(Duration::from_millis(700));
-        a.signal(libc::SIGCONT);
-        asked.join().expect("client thread")
-    });
+    let (out, waited) = ask_while_stopped(&t, &a, "xxxy.ml,arms.example");
     let answers = out["answers"].as_array().expect("answers");
     assert!(
         answers.len() == 2 && answers.iter().all(Value::is_string),
