@@ -18,7 +18,7 @@ use std::{
 
 use sensor_common::{
     DnsHeader, Verdict,
-    event::{DNS_FLAG_MESSAGE, DNS_FLAG_STREAM_START, DNS_FLAG_TCP},
+    event::{DNS_FLAG_MESSAGE, DNS_FLAG_RESOLVER, DNS_FLAG_STREAM_START, DNS_FLAG_TCP, Direction},
 };
 
 use super::decode::DnsPart;
@@ -168,8 +168,13 @@ impl Stream {
                 break;
             }
             let hdr = self.marks.remove(&self.base).unwrap_or(DnsHeader {
-                // Its message record was lost: the kernel's decision is not known.
-                flags: self.socket.flags | DNS_FLAG_MESSAGE,
+                // Its message record was lost (counted in the kernel's loss counter): the
+                // kernel's decision is not known, nor whether the asker received it. It
+                // is handed on as a local resolver's upstream copy, which teaches no route
+                // an asker received: taken as delivered, a lookalike's answer the kernel
+                // dropped (its record lost to a flooded ring) taught address blocks on
+                // whatever hosts it named.
+                flags: self.socket.flags | DNS_FLAG_MESSAGE | unreceived(&self.socket),
                 msg_len: len as u32,
                 verdict: Verdict::Allowed as u32,
                 qname_hash: 0,
@@ -183,6 +188,16 @@ impl Stream {
             self.buf.drain(..2 + len);
             self.base = self.base.wrapping_add(2 + len as u32);
         }
+    }
+}
+
+/// `DNS_FLAG_RESOLVER` for an arriving message (an answer no asker is known to have
+/// received), else nothing.
+fn unreceived(socket: &DnsHeader) -> u32 {
+    if socket.direction == Direction::Ingress as u8 {
+        DNS_FLAG_RESOLVER
+    } else {
+        0
     }
 }
 
@@ -558,6 +573,21 @@ mod tests {
         assert_eq!(out[0].cut, Some(Cut::Gap));
         assert_eq!(out[1].bytes, vec![2; 20]);
         assert_eq!(out[1].cut, None);
+    }
+
+    /// A message whose message record was lost: nothing says what the kernel decided, nor
+    /// that an asker received it. Handed on as `allowed` from an asker's socket, a
+    /// lookalike's answer the kernel had dropped taught routes and address blocks as if
+    /// delivered.
+    #[test]
+    fn a_tcp_message_whose_record_was_lost_is_not_taken_as_received() {
+        let mut a = Assembler::default();
+        let m = framed(&[3; 30]);
+        let mut data = tcp_data(0, &m, true, 1);
+        data.hdr.direction = Direction::Ingress as u8;
+        let (out, _) = feed(&mut a, vec![data], Instant::now());
+        assert_eq!(out.len(), 1);
+        assert_ne!(out[0].hdr.flags & DNS_FLAG_RESOLVER, 0, "{:?}", out[0].hdr);
     }
 
     #[test]
