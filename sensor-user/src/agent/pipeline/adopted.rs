@@ -23,7 +23,6 @@ use sensor_common::{
 
 use super::{
     Pipeline,
-    collide::last_labels,
     ledger::{BlockLedger, NameBlock},
 };
 use crate::{
@@ -98,27 +97,18 @@ impl<E: Enforcer> BlockLedger<E> {
     /// The nameless learned blocks the question of `qname` (hashes `hashes`, keyed tag
     /// `tag`) meets.
     fn adopted_met(&self, qname: &str, hashes: &QnameHashes, tag: Option<u64>) -> Vec<Met> {
-        let qname = qname.trim_end_matches('.');
-        [
-            (hashes.full, Some(qname.to_string()), false),
-            (hashes.last2, last_labels(qname, 2), true),
-            (hashes.last3, last_labels(qname, 3), true),
-        ]
-        .into_iter()
-        .filter_map(|(key, own, subtree)| {
-            let n = self.names.get(&key).filter(|_| key != 0)?;
-            if n.name.is_some() || !n.learned_and_met(subtree) {
-                return None;
-            }
-            let kept = n.tag.filter(|_| !subtree);
-            Some(Met {
-                key,
-                own,
-                same_name: kept.is_some() && kept == tag,
-                other_name: kept.is_some() && kept != tag,
+        self.learned_met(hashes)
+            .filter(|m| m.block.name.is_none())
+            .map(|m| {
+                let kept = m.block.tag.filter(|_| !m.subtree);
+                Met {
+                    key: m.key,
+                    own: m.own(qname),
+                    same_name: kept.is_some() && kept == tag,
+                    other_name: kept.is_some() && kept != tag,
+                }
             })
-        })
-        .collect()
+            .collect()
     }
 }
 

@@ -26,12 +26,10 @@ impl<E: Enforcer> Pipeline<E> {
     pub(super) fn on_answer(&mut self, msg: &Message, d: &DnsIn) {
         let finding = self.lookalike(&msg.qname);
         let hashes = qname_hashes(d.payload);
+        let tag = hashes.and_then(|h| question_tag_of(self.blocks.name_key(), d.payload, &h));
         // A legitimate name that only collides with a learned block must not extend it.
         let collides = match (&finding, &hashes) {
-            (None, Some(h)) => {
-                let tag = question_tag_of(self.blocks.name_key(), d.payload, h);
-                self.report_collisions(&msg.qname, h, tag)
-            }
+            (None, Some(h)) => self.report_collisions(&msg.qname, h, tag),
             _ => false,
         };
         if d.verdict == Verdict::Blocked {
@@ -40,10 +38,9 @@ impl<E: Enforcer> Pipeline<E> {
         // A previous agent's block this question meets takes its name, or is lifted, or
         // at least not extended.
         let block = finding.as_ref().is_some_and(|f| f.action == Action::Block);
-        let unheld = hashes.as_ref().is_some_and(|h| {
-            let tag = question_tag_of(self.blocks.name_key(), d.payload, h);
-            self.settle_adopted(&msg.qname, h, tag, block)
-        });
+        let unheld = hashes
+            .as_ref()
+            .is_some_and(|h| self.settle_adopted(&msg.qname, h, tag, block));
         if let Some(h) = hashes.as_ref().filter(|_| !collides && !unheld) {
             let ttl = msg.records.iter().map(|r| r.ttl).min().unwrap_or(0);
             self.blocks.answered(h, self.settings.expiry_ns(ttl));

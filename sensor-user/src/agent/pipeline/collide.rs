@@ -25,7 +25,7 @@ use super::{
         outcomes::{NameHashCollision, Outcome},
     },
     Pipeline,
-    ledger::BlockLedger,
+    ledger::{BlockLedger, NameBlock},
 };
 
 /// Most (key, legitimate name) pairs remembered as reported; the oldest is forgotten
@@ -68,12 +68,61 @@ pub struct Collision {
 }
 
 /// The last `n` labels of `name`, when it has that many.
-pub(super) fn last_labels(name: &str, n: usize) -> Option<String> {
+fn last_labels(name: &str, n: usize) -> Option<String> {
     let labels: Vec<&str> = name.split('.').collect();
     (labels.len() >= n).then(|| labels[labels.len() - n..].join("."))
 }
 
+/// A learned name block one of a question's keys meets, as the kernel's `answer_hit`
+/// looks the question up: its whole name, or a domain of its last 2 or 3 labels.
+pub(super) struct KeyMet<'a> {
+    /// The key.
+    pub key: u64,
+    /// The block under it.
+    pub block: &'a NameBlock,
+    /// A domain key (`BLOCK_SUBTREE` blocks only), not the whole name.
+    pub subtree: bool,
+    /// Labels the key covers (0: the whole name).
+    labels: usize,
+}
+
+impl KeyMet<'_> {
+    /// What a block under this key stands for if it is the question's own (`qname`'s
+    /// whole name, or its domain); computed only for a key that met a block.
+    pub fn own(&self, qname: &str) -> Option<String> {
+        let qname = qname.trim_end_matches('.');
+        if self.labels == 0 {
+            Some(qname.to_string())
+        } else {
+            last_labels(qname, self.labels)
+        }
+    }
+}
+
 impl<E: Enforcer> BlockLedger<E> {
+    /// The learned blocks a question with `hashes` meets in the kernel (a whole-name
+    /// block's tag not checked).
+    pub(super) fn learned_met<'a>(
+        &'a self,
+        hashes: &QnameHashes,
+    ) -> impl Iterator<Item = KeyMet<'a>> {
+        [(hashes.full, 0), (hashes.last2, 2), (hashes.last3, 3)]
+            .into_iter()
+            .filter_map(|(key, labels)| {
+                let subtree = labels != 0;
+                let block = self
+                    .names
+                    .get(&key)
+                    .filter(|b| key != 0 && b.learned_and_met(subtree))?;
+                Some(KeyMet {
+                    key,
+                    block,
+                    subtree,
+                    labels,
+                })
+            })
+    }
+
     /// The learned blocks that the question of `qname`, a name the agent judged
     /// legitimate (with hashes `hashes` and keyed tag `tag`), meets in the kernel though
     /// they were learned for another name. A whole-name block with a tag other than the
@@ -84,38 +133,25 @@ impl<E: Enforcer> BlockLedger<E> {
         hashes: &QnameHashes,
         tag: Option<u64>,
     ) -> Vec<Collision> {
-        let qname = qname.trim_end_matches('.');
-        // The keys the kernel looks this question up by, each with what a block under it
-        // stands for when it is no collision, and which blocks it meets (`answer_hit`).
-        let keys = [
-            (hashes.full, Some(qname.to_string()), false),
-            (hashes.last2, last_labels(qname, 2), true),
-            (hashes.last3, last_labels(qname, 3), true),
-        ];
         let mut found = Vec::new();
-        for (key, own, subtree) in keys {
-            let Some(block) = self.names.get(&key).filter(|_| key != 0) else {
-                continue;
-            };
-            if !subtree && block.tag.is_some_and(|t| Some(t) != tag) {
+        for m in self.learned_met(hashes) {
+            if !m.subtree && m.block.tag.is_some_and(|t| Some(t) != tag) {
                 continue;
             }
             // Only the ledger's own learned blocks, whose name it knows: an operator's and
             // the policy's entries are not chosen by whoever writes DNS answers.
-            let Some(learned) = block
-                .name
-                .clone()
-                .filter(|_| block.learned_and_met(subtree))
-            else {
+            let Some(learned) = m.block.name.clone() else {
                 continue;
             };
-            if own.is_some_and(|o| o.eq_ignore_ascii_case(&learned)) {
+            if m.own(qname)
+                .is_some_and(|o| o.eq_ignore_ascii_case(&learned))
+            {
                 continue;
             }
             found.push(Collision {
-                key,
+                key: m.key,
                 lookalike: learned,
-                legitimate: qname.to_string(),
+                legitimate: qname.trim_end_matches('.').to_string(),
             });
         }
         found

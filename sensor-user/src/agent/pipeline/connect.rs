@@ -130,7 +130,7 @@ impl<E: Enforcer> Pipeline<E> {
         // the asker by its resolver, must not keep it from counting, nor, once it is one,
         // any route); no route that can be why the host connected, where they are not
         // (its MTA asks through a local API: every busy mail host would be direct).
-        let evidence = if self.askers.seen(Instant::now()) {
+        let evidence = if self.askers.seen(now) {
             explained.iter().any(|a| a.delivered)
         } else {
             !explained.is_empty()

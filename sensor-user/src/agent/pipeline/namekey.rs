@@ -71,12 +71,7 @@ impl<E: Enforcer> BlockLedger<E> {
             self.map_error("tagging a clean verdict", e);
             return;
         }
-        if !self.clean_tags.contains(&tag) {
-            self.clean_tags.push_back(tag);
-        }
-        while self.clean_tags.len() > CLEAN_TAGS_MAX {
-            self.forget_oldest_clean_tag();
-        }
+        self.keep_clean_tags([tag]);
     }
 
     /// Forgets the tags kept for clean verdicts (the verdicts are being forgotten),
@@ -92,9 +87,16 @@ impl<E: Enforcer> BlockLedger<E> {
     /// same policy's, so they stand): bounded as this agent's own, where before they
     /// stayed in `NAME_TAGS` for good, one more set each restart.
     pub(super) fn adopt_clean_tags(&mut self) {
-        for key in self.clean_tag_keys() {
-            if !self.clean_tags.contains(&key) {
-                self.clean_tags.push_back(key);
+        let keys = self.clean_tag_keys();
+        self.keep_clean_tags(keys);
+    }
+
+    /// Counts `tags` (`NAME_TAGS` keys already written) among the clean verdicts' tags,
+    /// the oldest beyond `CLEAN_TAGS_MAX` forgotten.
+    fn keep_clean_tags(&mut self, tags: impl IntoIterator<Item = u64>) {
+        for tag in tags {
+            if !self.clean_tags.contains(&tag) {
+                self.clean_tags.push_back(tag);
             }
         }
         while self.clean_tags.len() > CLEAN_TAGS_MAX {
