@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use hickory_proto::{
     op::{Header, MessageType, OpCode, Query, ResponseCode},
-    rr::{RData, Record, RecordType},
-    serialize::binary::{BinDecodable, BinDecoder},
+    rr::{Name, RData, RecordType},
+    serialize::binary::{BinDecodable, BinDecoder, DecodeError, Restrict},
 };
 
 /// Question types the agent acts on; everything else is counted as `other`.
@@ -222,12 +222,12 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
         (c.authorities, false),
         (c.additionals, true),
     ];
+    let mut owners = Owners::default();
     for (count, keep) in sections {
         for _ in 0..count {
             let start = d.index();
-            match Record::read(&mut d) {
-                Ok(r) if keep => msg.records.extend(answer(&r)),
-                Ok(_) => {}
+            match read_record(&mut d, keep, &mut owners) {
+                Ok(r) => msg.records.extend(r),
                 Err(_) if cut => {
                     msg.partial = true;
                     return Ok(msg);
@@ -261,8 +261,32 @@ fn step_over(captured: &[u8], start: usize) -> Option<BinDecoder<'_>> {
     Some(d)
 }
 
-fn answer(r: &Record) -> Option<Answer> {
-    let data = match &r.data {
+/// The record at `d`, as an `Answer` when it is `keep` and of a type the agent uses.
+///
+/// Only those types' data is decoded; any other record is stepped over by its length.
+/// Whoever writes an answer chooses its other records, and some decoders cost far more
+/// per byte than the message is worth (hickory reads an EDNS option a byte at a time: an
+/// answer padded to 4 KiB took 16 times an ordinary one's reading).
+fn read_record(
+    d: &mut BinDecoder<'_>,
+    keep: bool,
+    owners: &mut Owners,
+) -> Result<Option<Answer>, DecodeError> {
+    let owner = Name::read(d)?;
+    let rtype = RecordType::from(d.read_u16()?.unverified(/*any type; only four are used*/));
+    // The class (the agent reads the data by its type, as stub resolvers do).
+    d.read_u16()?;
+    let ttl = d.read_u32()?.unverified(/*any TTL; the agent bounds it*/);
+    let len = d.read_u16()?.unverified(/*checked by the read of the data below*/);
+    let used = matches!(
+        rtype,
+        RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::MX
+    );
+    if !keep || !used || len == 0 {
+        d.read_slice(usize::from(len))?;
+        return Ok(None);
+    }
+    let data = match RData::read(d, rtype, Restrict::new(len))? {
         RData::A(a) => Data::Addr(IpAddr::V4(a.0)),
         RData::AAAA(a) => Data::Addr(IpAddr::V6(a.0)),
         RData::CNAME(c) => Data::Cname(name_text(&c.0)),
@@ -270,13 +294,35 @@ fn answer(r: &Record) -> Option<Answer> {
             preference: mx.preference,
             exchange: name_text(&mx.exchange),
         },
-        _ => return None,
+        _ => return Ok(None),
     };
-    Some(Answer {
-        name: name_text(&r.name),
-        ttl: r.ttl,
+    Ok(Some(Answer {
+        name: owners.text(owner),
+        ttl,
         data,
-    })
+    }))
+}
+
+/// The text of the last owner name read: records of one owner usually follow each other
+/// (all the addresses of a host), and the text form is most of a record's reading.
+#[derive(Default)]
+struct Owners {
+    last: Option<(Name, String)>,
+}
+
+impl Owners {
+    /// `name_text(&owner)`, reused when `owner` equals the last one (names compare
+    /// without regard to case, and the text is lower case).
+    fn text(&mut self, owner: Name) -> String {
+        match &self.last {
+            Some((name, text)) if *name == owner => text.clone(),
+            _ => {
+                let text = name_text(&owner);
+                self.last = Some((owner, text.clone()));
+                text
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +449,24 @@ mod tests {
         let at = 12 + 9 + 4 + 10;
         past[at] = 0xff;
         assert_eq!(parse(&past, past.len()), Err(ParseError::BadRecord));
+    }
+
+    #[test]
+    fn records_of_types_the_agent_does_not_use_are_stepped_over_undecoded() {
+        // An OPT record whose option claims more bytes than the record holds, then an
+        // address record: hickory's decoder refuses the OPT; the agent has no use for it
+        // and does not decode it, so it is neither an error nor a skip.
+        let mut bytes = response();
+        let arcount = u16::from_be_bytes([bytes[10], bytes[11]]);
+        bytes[10..12].copy_from_slice(&(arcount + 2).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 8]);
+        bytes.extend_from_slice(&[0, 12, 0xff, 0xff, 0, 0, 0, 0]);
+        // Owner: the question's name (a pointer to offset 12); A, IN, TTL 60, 4 bytes.
+        bytes.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+        let m = parse(&bytes, bytes.len()).unwrap();
+        assert_eq!(m.skipped, 0);
+        assert_eq!(m.records.len(), 4, "{:?}", m.records);
+        assert_eq!(m.records[3].data, Data::Addr("192.0.2.7".parse().unwrap()));
     }
 
     #[test]

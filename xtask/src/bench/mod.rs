@@ -6,6 +6,7 @@ mod engine;
 mod kernel;
 mod ledger;
 mod machine;
+mod parse;
 mod ratios;
 
 use std::fmt::Write as _;
@@ -18,6 +19,7 @@ pub fn bench() -> anyhow::Result<()> {
     let machine = machine::describe();
     let engine = engine::run()?;
     let ledger = ledger::run()?;
+    let parse = parse::run()?;
     let kernel = kernel::run()?;
     let ratios = ratios::run()?;
     let compare = compare::run()?;
@@ -31,6 +33,7 @@ pub fn bench() -> anyhow::Result<()> {
     let _ = writeln!(doc, "Machine: {}.\n", machine.summary);
     doc.push_str(&engine);
     doc.push_str(&ledger);
+    doc.push_str(&parse);
     doc.push_str(&kernel);
     doc.push_str(&ratios);
     doc.push_str(&compare);
