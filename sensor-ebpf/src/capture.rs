@@ -87,13 +87,18 @@ pub fn decide(
     let mut hit = found.is_some();
     let mut flags = found.unwrap_or(0);
     // An answer with records whose question the kernel cannot read (a compression
-    // pointer in it, a name past 255 bytes): no server writes one, a stub may accept one,
-    // and its name cannot be checked, so at a client it counts as blocked. (An error
-    // reply without a question carries no records and passes.)
-    let ancount = head
-        .get(6..8)
-        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-    if hashes.is_none() && is_answer && ancount > 0 && direction == Direction::Ingress && !exempt {
+    // pointer in it, a name past 255 bytes), or that has not exactly one question (with
+    // none, the name read is the first record's owner, whoever wrote it; musl's stub
+    // matches an answer to its query by id alone): no server writes one, a stub may
+    // accept one, and its name cannot be checked, so at a client it counts as blocked.
+    // (An error reply without a question carries no records and passes.)
+    let count = |at: usize| {
+        head.get(at..at + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (qdcount, ancount) = (count(4), count(6));
+    let unreadable = hashes.is_none() || qdcount != 1;
+    if unreadable && is_answer && ancount > 0 && direction == Direction::Ingress && !exempt {
         note(CaptureStat::QuestionUnreadable);
         hit = true;
         flags = 0;

@@ -100,6 +100,10 @@ pub struct Hostile {
     /// Write the question name ending in a compression pointer to the header (a zero
     /// byte there: the root), as no server does and stub resolvers accept.
     pub question_pointer: bool,
+    /// Answer with no question section (QDCOUNT 0): first a text record of an innocent
+    /// name, then the records, each owner written in full. musl's stub matches an answer
+    /// to its query by id alone and reads its records whatever their owner.
+    pub no_question: bool,
     /// Pause between a reply's segments, and longest wait for queries pipelined behind
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
@@ -121,6 +125,7 @@ impl Default for Hostile {
             segments: Segments::Whole,
             udp_max: 0,
             question_pointer: false,
+            no_question: false,
             pause: PAUSE,
             v6ext: v6ext::Chain::default(),
         }
@@ -161,6 +166,30 @@ fn record(m: &mut Vec<u8>, qtype: u16, rdata: &[u8]) {
     m.extend_from_slice(rdata);
 }
 
+/// `m` (`n` records after a question ending at `qend`, each owner the pointer to the
+/// question's name) with no question: a text record of an innocent name first, where
+/// the question was, then the records with their owner `name` written in full. (What a
+/// reader takes for the question's name when it reads one regardless is the innocent
+/// one.)
+fn without_question(m: &[u8], name: &str, qend: usize, n: u16) -> Option<Vec<u8>> {
+    let mut out = m.get(..12)?.to_vec();
+    out[4..6].copy_from_slice(&0u16.to_be_bytes());
+    out[6..8].copy_from_slice(&(n + 1).to_be_bytes());
+    out.extend(wire_name("innocent.example"));
+    out.extend_from_slice(&[0, 16, 0, 1, 0, 0, 1, 44, 0, 2, 1, b'x']);
+    let mut i = qend;
+    for _ in 0..n {
+        if m.get(i..i + 2)? != [0xc0, 12] {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*m.get(i + 10)?, *m.get(i + 11)?]));
+        out.extend(wire_name(name));
+        out.extend_from_slice(m.get(i + 2..i + 12 + len)?);
+        i += 12 + len;
+    }
+    Some(out)
+}
+
 fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
     let mut r = preference.to_be_bytes().to_vec();
     r.extend(wire_name(host));
@@ -170,7 +199,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
     /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
-    /// `QPTR=1`, `V6EXT=N`, `V6FRAG=1`.
+    /// `QPTR=1`, `NOQ=1`, `V6EXT=N`, `V6FRAG=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -188,6 +217,7 @@ impl Hostile {
                 Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
                 Some(("PAUSE", ms)) => h.pause = Duration::from_millis(ms.parse()?),
                 Some(("QPTR", v)) => h.question_pointer = v == "1",
+                Some(("NOQ", v)) => h.no_question = v == "1",
                 Some(("V6EXT", n)) => h.v6ext.options = n.parse()?,
                 Some(("V6FRAG", v)) => h.v6ext.atomic_fragment = v == "1",
                 _ => bail!("serve-hostile option {o}"),
@@ -250,6 +280,9 @@ impl Hostile {
                 i += 1 + m[i] as usize;
             }
             m.splice(i..=i, [0xc0, 0x04]);
+        }
+        if self.no_question {
+            m = without_question(&m, &name, qend, n)?;
         }
         Some(m)
     }

@@ -274,6 +274,29 @@ fn enforce_drops_an_answer_whose_question_the_kernel_cannot_read() {
     std::fs::remove_dir_all(state).ok();
 }
 
+/// An answer with no question section: an innocent name's record first, where the
+/// question belongs, then the lookalike's MX records (musl's stub matches an answer to its
+/// query by id alone). Before, the kernel read the innocent owner as the question and the
+/// answer to army.ml (a blocked slip) passed in enforce mode; now an answer with records
+/// and a question count other than one counts as blocked at a client, over UDP and TCP.
+#[test]
+fn enforce_drops_an_answer_without_its_question() {
+    if !require_privileges("no_question") {
+        return;
+    }
+    let t = hostile(400, &["NOQ=1"]);
+    let (mut a, state) = agent(&t, "noq", "enforce");
+    for transport in ["udp", "tcp"] {
+        let out = ask(&t, transport, "army.ml", "MX", 1500);
+        assert!(
+            out["answer"].is_null(),
+            "{transport}: an answer without its question reached the client: {out}"
+        );
+    }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
 /// IPv6 answers behind extension headers, which the host's IPv6 skips before UDP or TCP
 /// reads the answer. Before, the kernel took the first extension header for the transport
 /// header, found no DNS and let the answer pass unread: a blocked answer reached the
