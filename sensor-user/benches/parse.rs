@@ -80,6 +80,28 @@ fn texts() -> Vec<u8> {
     bytes(&m)
 }
 
+/// The ordinary answer with a text record whose data is a chain of 1,000 compression
+/// pointers, each to the one before, and 140 address records whose owner is its last.
+fn pointer_chain() -> Vec<u8> {
+    let mut b = bytes(&ordinary());
+    let records = 140u16;
+    let arcount = u16::from_be_bytes([b[10], b[11]]) + 1 + records;
+    b[10..12].copy_from_slice(&arcount.to_be_bytes());
+    b.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60]);
+    b.extend_from_slice(&2_000u16.to_be_bytes());
+    let mut to = 12u16;
+    for _ in 0..1_000 {
+        let at = b.len() as u16;
+        b.extend_from_slice(&(0xc000 | to).to_be_bytes());
+        to = at;
+    }
+    for i in 0..records {
+        b.extend_from_slice(&(0xc000 | to).to_be_bytes());
+        b.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, i as u8]);
+    }
+    b
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     let shapes = [
@@ -87,6 +109,7 @@ fn bench(c: &mut Criterion) {
         ("addresses_4k", many_addresses()),
         ("padding_4k", padded()),
         ("texts_4k", texts()),
+        ("pointers_4k", pointer_chain()),
     ];
     for (what, msg) in &shapes {
         println!("parse shape {what}: {} bytes", msg.len());

@@ -3,6 +3,7 @@
 pub mod domain;
 pub mod learn;
 pub mod parse;
+pub mod wire;
 
 pub use domain::{registrable, registrable_of};
 pub use learn::{Learned, learn};

@@ -1,13 +1,15 @@
 //! Reading a captured DNS message with hickory-proto, record by record, so a capture cut
 //! short still yields every record before the cut.
 
-use std::net::IpAddr;
+use std::{collections::HashMap, net::IpAddr};
 
 use hickory_proto::{
     op::{Header, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RData, RecordType},
     serialize::binary::{BinDecodable, BinDecoder, DecodeError, Restrict},
 };
+
+use super::wire;
 
 /// Question types the agent acts on; everything else is counted as `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +201,9 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
     if header.counts.queries != 1 {
         return Err(ParseError::QuestionCount);
     }
+    if wire::name_end(captured, d.index()).is_none() {
+        return Err(ParseError::BadQuestion);
+    }
     let query = Query::read(&mut d).map_err(|_| ParseError::BadQuestion)?;
     let mut msg = Message {
         id: meta.id,
@@ -226,7 +231,7 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
     for (count, keep) in sections {
         for _ in 0..count {
             let start = d.index();
-            match read_record(&mut d, keep, &mut owners) {
+            match read_record(captured, &mut d, keep, &mut owners) {
                 Ok(r) => msg.records.extend(r),
                 Err(_) if cut => {
                     msg.partial = true;
@@ -252,8 +257,7 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
 /// fields and data length only; `None` when even those do not hold.
 fn step_over(captured: &[u8], start: usize) -> Option<BinDecoder<'_>> {
     let mut d = BinDecoder::new(captured);
-    d.read_slice(start).ok()?;
-    hickory_proto::rr::Name::read(&mut d).ok()?;
+    d.read_slice(wire::skip_name(captured, start)?).ok()?;
     // Type, class and TTL, then the data's length.
     d.read_slice(8).ok()?;
     let len = d.read_u16().ok()?.unverified();
@@ -267,12 +271,17 @@ fn step_over(captured: &[u8], start: usize) -> Option<BinDecoder<'_>> {
 /// Whoever writes an answer chooses its other records, and some decoders cost far more
 /// per byte than the message is worth (hickory reads an EDNS option a byte at a time: an
 /// answer padded to 4 KiB took 16 times an ordinary one's reading).
-fn read_record(
-    d: &mut BinDecoder<'_>,
+fn read_record<'a>(
+    captured: &'a [u8],
+    d: &mut BinDecoder<'a>,
     keep: bool,
-    owners: &mut Owners,
-) -> Result<Option<Answer>, DecodeError> {
-    let owner = Name::read(d)?;
+    owners: &mut Owners<'a>,
+) -> Result<Option<Answer>, Unread> {
+    // Names are decoded only once bounded (`wire.rs`); a record the agent does not use
+    // is stepped over without decoding its owner either.
+    let owner_at = d.index();
+    let owner_end = wire::skip_name(captured, owner_at).ok_or(Unread)?;
+    d.read_slice(owner_end - owner_at)?;
     let rtype = RecordType::from(d.read_u16()?.unverified(/*any type; only four are used*/));
     // The class (the agent reads the data by its type, as stub resolvers do).
     d.read_u16()?;
@@ -286,6 +295,14 @@ fn read_record(
         d.read_slice(usize::from(len))?;
         return Ok(None);
     }
+    // The name in a CNAME's data, or after an MX's preference.
+    let target = d.index() + if rtype == RecordType::MX { 2 } else { 0 };
+    if matches!(rtype, RecordType::CNAME | RecordType::MX)
+        && wire::name_end(captured, target).is_none()
+    {
+        return Err(Unread);
+    }
+    let name = owners.text(captured, owner_at, owner_end)?;
     let data = match RData::read(d, rtype, Restrict::new(len))? {
         RData::A(a) => Data::Addr(IpAddr::V4(a.0)),
         RData::AAAA(a) => Data::Addr(IpAddr::V6(a.0)),
@@ -296,32 +313,46 @@ fn read_record(
         },
         _ => return Ok(None),
     };
-    Ok(Some(Answer {
-        name: owners.text(owner),
-        ttl,
-        data,
-    }))
+    Ok(Some(Answer { name, ttl, data }))
 }
 
-/// The text of the last owner name read: records of one owner usually follow each other
-/// (all the addresses of a host), and the text form is most of a record's reading.
+/// A record that cannot be read (its bytes, or a name past the bounds of `wire.rs`).
+struct Unread;
+
+impl From<DecodeError> for Unread {
+    fn from(_: DecodeError) -> Self {
+        Unread
+    }
+}
+
+/// The text of each owner name read, by the owner's bytes in its record (a pointer, or
+/// labels and a pointer): records of one owner share those bytes (the addresses of a
+/// host all point at its name), and a name's decoding and text form are most of a
+/// record's reading. One entry per distinct owner of one message.
 #[derive(Default)]
-struct Owners {
-    last: Option<(Name, String)>,
+struct Owners<'a> {
+    texts: HashMap<&'a [u8], Option<String>>,
 }
 
-impl Owners {
-    /// `name_text(&owner)`, reused when `owner` equals the last one (names compare
-    /// without regard to case, and the text is lower case).
-    fn text(&mut self, owner: Name) -> String {
-        match &self.last {
-            Some((name, text)) if *name == owner => text.clone(),
-            _ => {
-                let text = name_text(&owner);
-                self.last = Some((owner, text.clone()));
+impl<'a> Owners<'a> {
+    /// The text of the owner at `at..end` of `captured`, when `wire::name_end` bounds it.
+    fn text(&mut self, captured: &'a [u8], at: usize, end: usize) -> Result<String, Unread> {
+        let raw = captured.get(at..end).ok_or(Unread)?;
+        let text = match self.texts.get(raw) {
+            Some(text) => text.clone(),
+            None => {
+                let text = Self::read(captured, at);
+                self.texts.insert(raw, text.clone());
                 text
             }
-        }
+        };
+        text.ok_or(Unread)
+    }
+
+    fn read(captured: &[u8], at: usize) -> Option<String> {
+        wire::name_end(captured, at)?;
+        let mut d = BinDecoder::new(captured).clone(u16::try_from(at).ok()?);
+        Name::read(&mut d).ok().map(|n| name_text(&n))
     }
 }
 
@@ -467,6 +498,44 @@ mod tests {
         assert_eq!(m.skipped, 0);
         assert_eq!(m.records.len(), 4, "{:?}", m.records);
         assert_eq!(m.records[3].data, Data::Addr("192.0.2.7".parse().unwrap()));
+    }
+
+    /// `response()` and, in the additional section, a text record whose data is a chain
+    /// of `chain` pointers, each to the one before (the first to the question's name),
+    /// then `records` address records whose owner is the chain's last pointer.
+    pub(crate) fn with_a_pointer_chain(chain: usize, records: usize) -> Vec<u8> {
+        let mut bytes = response();
+        let arcount = u16::from_be_bytes([bytes[10], bytes[11]]);
+        let count = arcount + 1 + records as u16;
+        bytes[10..12].copy_from_slice(&count.to_be_bytes());
+        let data = (2 * chain) as u16;
+        bytes.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60]);
+        bytes.extend_from_slice(&data.to_be_bytes());
+        let mut to = 12u16;
+        for _ in 0..chain {
+            let at = bytes.len() as u16;
+            bytes.extend_from_slice(&(0xc000 | to).to_be_bytes());
+            to = at;
+        }
+        for i in 0..records {
+            bytes.extend_from_slice(&(0xc000 | to).to_be_bytes());
+            bytes.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, i as u8]);
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_name_behind_a_chain_of_pointers_is_stepped_over() {
+        // Within the bound, the owner is the question's name; past it, the record is
+        // stepped over and the rest read (before, every record walked the whole chain
+        // again: a message's reading cost its size squared).
+        let short = with_a_pointer_chain(wire::MAX_POINTERS - 1, 2);
+        let m = parse(&short, short.len()).unwrap();
+        assert_eq!((m.skipped, m.records.len()), (0, 5), "{:?}", m.records);
+        assert_eq!(m.records[4].name, "army.ml");
+        let long = with_a_pointer_chain(1000, 2);
+        let m = parse(&long, long.len()).unwrap();
+        assert_eq!((m.skipped, m.records.len()), (2, 3), "{:?}", m.records);
     }
 
     #[test]
