@@ -5,7 +5,7 @@
 
 use std::{cell::RefCell, collections::HashMap};
 
-use super::{Classification, Engine};
+use super::{Classification, Engine, unreadable};
 
 /// Answers remembered at most; the memory starts over when full (bounded whatever the
 /// names, and a flood of distinct names costs one clear per this many). Enough for a
@@ -18,6 +18,10 @@ const REMEMBERED: usize = 4096 / 8 * 7;
 pub struct Memo {
     engine: Engine,
     answers: RefCell<HashMap<Box<str>, Classification>>,
+    /// `unreadable::readable_part` of names the engine found invalid: asked as often as
+    /// their classification (a route's recipient is judged at every route it meets),
+    /// and many times its cost.
+    readable: RefCell<HashMap<Box<str>, Option<String>>>,
 }
 
 impl Memo {
@@ -26,6 +30,7 @@ impl Memo {
         Self {
             engine,
             answers: RefCell::new(HashMap::with_capacity(REMEMBERED)),
+            readable: RefCell::new(HashMap::new()),
         }
     }
 
@@ -52,6 +57,21 @@ impl Memo {
         }
         answers.insert(name.into(), c.clone());
         c
+    }
+
+    /// `unreadable::readable_part(name)`, from memory when it was asked lately (it does
+    /// not depend on the engine).
+    pub fn readable_part(&self, name: &str) -> Option<String> {
+        if let Some(r) = self.readable.borrow().get(name) {
+            return r.clone();
+        }
+        let r = unreadable::readable_part(name);
+        let mut readable = self.readable.borrow_mut();
+        if readable.len() >= REMEMBERED {
+            readable.clear();
+        }
+        readable.insert(name.into(), r.clone());
+        r
     }
 
     /// Answers remembered now.

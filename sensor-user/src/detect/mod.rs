@@ -18,6 +18,7 @@ pub mod policy;
 pub mod registry;
 pub mod rule;
 pub mod score;
+pub mod unreadable;
 
 pub use classification::{Classification, Finding, Report};
 pub use engine::Engine;

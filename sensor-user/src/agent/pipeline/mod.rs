@@ -22,7 +22,6 @@ mod namekey;
 mod query;
 pub mod routes;
 pub mod tracking;
-mod unreadable;
 pub mod who;
 
 #[cfg(test)]
@@ -513,7 +512,7 @@ fn block_finding(
 
 /// The engine's finding for `name` when it is a lookalike; an established correspondent
 /// is an old friend, reported but never blocked. A name that is not a domain is judged
-/// by its readable labels (`unreadable.rs`).
+/// by its readable labels (`detect/unreadable.rs`).
 fn lookalike(engine: &Memo, learning: &Learning, name: &str) -> Option<Finding> {
     match engine.classify(name) {
         Classification::Typosquat(mut f) | Classification::Lookalike(mut f) => {
@@ -523,7 +522,8 @@ fn lookalike(engine: &Memo, learning: &Learning, name: &str) -> Option<Finding> 
             Some(f)
         }
         // The readable part is a name, so this recurses once at most.
-        Classification::Invalid(_) => unreadable::readable_part(name)
+        Classification::Invalid(_) => engine
+            .readable_part(name)
             .and_then(|readable| lookalike(engine, learning, &readable)),
         _ => None,
     }

@@ -92,21 +92,21 @@ fn make_room<T>(
     if list.len() < ROUTES_PER_ADDR {
         return;
     }
-    let clean = |e: &T| {
-        let (received, domain, _) = entry(e);
-        received && !lookalike(domain)
-    };
-    let last_clean = list.iter().filter(|e| clean(e)).count() == 1;
-    let key = |e: &T| {
-        let (received, domain, expires) = entry(e);
-        let rank = if last_clean && clean(e) {
+    // Each entry's domain judged once: whoever names a host in many answers makes this
+    // run for every route he adds.
+    let looks: Vec<bool> = list.iter().map(|e| lookalike(entry(e).1)).collect();
+    let clean = |i: usize| entry(&list[i]).0 && !looks[i];
+    let last_clean = (0..list.len()).filter(|i| clean(*i)).count() == 1;
+    let key = |i: usize| {
+        let (received, _, expires) = entry(&list[i]);
+        let rank = if last_clean && clean(i) {
             2
         } else {
-            u8::from(lookalike(domain))
+            u8::from(looks[i])
         };
         (received, rank, expires)
     };
-    if let Some(i) = (0..list.len()).min_by_key(|i| key(&list[*i])) {
+    if let Some(i) = (0..list.len()).min_by_key(|i| key(*i)) {
         list.remove(i);
     }
 }
@@ -392,7 +392,14 @@ impl Routes {
         now: Instant,
         lookalike: &dyn Fn(&str) -> bool,
     ) -> Vec<Learnt> {
-        let recipients = self.recipients_of(&learned.chain, now);
+        let mut recipients = self.recipients_of(&learned.chain, now);
+        // An address keeps ROUTES_PER_ADDR routes: more recipients only multiply the
+        // work by the answer's addresses (whoever writes the chain's MX answers chooses
+        // how many). Lookalikes' first, then the latest asked.
+        if recipients.len() > ROUTES_PER_ADDR {
+            recipients.sort_by_key(|r| (!lookalike(&r.domain), std::cmp::Reverse(r.asked)));
+            recipients.truncate(ROUTES_PER_ADDR);
+        }
         let via_mx = !recipients.is_empty();
         // An alias of a known exchanger is that exchanger too: a resolver may answer the
         // CNAME alone and leave the target to a second lookup.
@@ -596,5 +603,67 @@ mod tests {
                 .for_connect(&ip, a.expires + ATTRIBUTION_GRACE)
                 .is_empty()
         );
+    }
+
+    /// Sixteen names, each an exchanger eight MX answers named (one a lookalike's), then
+    /// an address answer whose CNAME chain runs through all sixteen, with 100 addresses.
+    /// Before, every address got a route per recipient of the chain (12,800 routes, each
+    /// merged into a full list: from a 64 KiB answer, hundreds of MB built and millions
+    /// of judgements); an address keeps eight, so eight are taught.
+    #[test]
+    fn an_address_answer_teaches_at_most_the_routes_an_address_keeps() {
+        use crate::dns::{Answer, Data, Message, QType, learn};
+        let mut routes = Routes::new(1_000);
+        let now = Instant::now();
+        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
+        let judged = Judged {
+            verdict: Verdict::Allowed,
+            resolver: false,
+        };
+        let army = |d: &str| d == "army.ml";
+        let message = |qname: &str, qtype, records: Vec<Answer>| Message {
+            id: 1,
+            response: true,
+            nxdomain: false,
+            failed: false,
+            truncated: false,
+            qname: qname.into(),
+            qtype,
+            records,
+            partial: false,
+            skipped: 0,
+        };
+        let record = |name: &str, data| Answer {
+            name: name.into(),
+            ttl: 300,
+            data,
+        };
+        let host = |i: usize| format!("e{i}.shared.example");
+        for i in 0..16 {
+            for j in 0..ROUTES_PER_ADDR {
+                let d = if (i, j) == (7, 3) {
+                    "army.ml".to_string()
+                } else {
+                    format!("d{i}-{j}.example")
+                };
+                let mx = Data::Mx {
+                    preference: 10,
+                    exchange: host(i),
+                };
+                let m = message(&d, QType::Mx, vec![record(&d, mx)]);
+                routes.learn(&m, &learn(&m), expiry, judged, now, &army);
+            }
+        }
+        let mut records: Vec<Answer> = (0..15)
+            .map(|i| record(&host(i), Data::Cname(host(i + 1))))
+            .collect();
+        records.extend((0..100u8).map(|i| record(&host(15), Data::Addr([192, 0, 2, i].into()))));
+        let m = message(&host(0), QType::A, records);
+        let out = routes.learn(&m, &learn(&m), expiry, judged, now, &army);
+        assert_eq!(out.len(), 100 * ROUTES_PER_ADDR);
+        let ip = IpAddr::from([192, 0, 2, 42]);
+        let kept = routes.get(&ip, now);
+        assert_eq!(kept.len(), ROUTES_PER_ADDR);
+        assert!(kept.iter().any(|a| a.route.recipient_domain == "army.ml"));
     }
 }
