@@ -20,6 +20,7 @@ mod lease;
 pub mod ledger;
 mod namekey;
 mod query;
+mod route_lists;
 pub mod routes;
 pub mod tracking;
 pub mod who;

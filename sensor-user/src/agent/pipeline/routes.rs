@@ -10,7 +10,11 @@ use std::{
 
 use sensor_common::Verdict;
 
-use super::registrable;
+pub use super::route_lists::{Attribution, ROUTES_PER_ADDR};
+use super::{
+    registrable,
+    route_lists::{latest, make_room, merge, rank},
+};
 use crate::{
     dns::{Learned, Message, QType},
     kernel::maps::canonical,
@@ -18,122 +22,11 @@ use crate::{
     state::lru::TtlLru,
 };
 
-/// Most routes remembered per address; past it, one no asker received gives way first
-/// (whoever writes a lookalike's DNS can send those with any TTL), then a clean one but
-/// the last (`make_room`), then the one expiring first.
-pub const ROUTES_PER_ADDR: usize = 8;
-
 /// How long past its TTL a route still names a connect's recipient (never a block): an
 /// MTA tries the exchangers it resolved in turn, each for up to its connect timeout
 /// (Postfix: 30 s, five addresses), so whoever writes a lookalike's DNS could list dead
 /// hosts first and have the real delivery come after a short TTL ran out, unattributed.
 pub const ATTRIBUTION_GRACE: Duration = Duration::from_secs(300);
-
-/// One route of an address and when it stops being believed.
-#[derive(Clone, Debug)]
-pub struct Attribution {
-    /// Where the address leads.
-    pub route: Route,
-    /// The answer's TTL, clamped.
-    pub expires: Instant,
-    /// When an answer last named its recipient domain: the MX answer behind it, or the
-    /// address answer itself when none was. An MTA's delivery follows its own lookup of
-    /// the recipient, so the delivery to a shared host is the freshest one's (whoever
-    /// writes a lookalike's DNS sets its TTL, not when the host looks the names up).
-    pub asked: Instant,
-    /// An asker received it: some answer that taught it (and, for a route through an MX
-    /// answer, that MX answer too) was neither dropped nor seen only at a local
-    /// resolver's upstream socket. Only such a route can be why an MTA connected, so only
-    /// such a route teaches an address block or earns a delivery's credit (a resolver
-    /// keeps back records its client never gets: out-of-zone glue, say).
-    pub delivered: bool,
-    /// Its recipient came from an MX answer (else it is the registrable-domain guess for
-    /// an address no MX answer led to: a sender check's lookup, a resolver's own lookup
-    /// of a name server).
-    pub via_mx: bool,
-    /// The kernel's strongest verdict on an answer that carried it to a socket that uses
-    /// answers (a local resolver's upstream socket never drops any): `would_block` or
-    /// `blocked` means enforce mode drops that answer.
-    pub answer: Verdict,
-}
-
-/// How strong a verdict is: allowed < would_block < blocked.
-fn rank(v: Verdict) -> u8 {
-    match v {
-        Verdict::Allowed => 0,
-        Verdict::WouldBlock => 1,
-        Verdict::Blocked => 2,
-    }
-}
-
-/// When an answer last named a route's recipient, and whether an asker received one: the
-/// latest received answer's time once any was received (an answer nobody received, which
-/// whoever writes a lookalike's DNS can have arrive at will, does not make it fresher).
-fn latest(old: (Instant, bool), new: (Instant, bool)) -> (Instant, bool) {
-    match (old.1, new.1) {
-        (true, false) => old,
-        (false, true) => new,
-        _ => (old.0.max(new.0), old.1),
-    }
-}
-
-/// Makes room for one more in `list` at `ROUTES_PER_ADDR`: of the entries `(received,
-/// recipient domain, expiry)` says, the least goes: one no asker received, then a
-/// received clean one but the last, then a lookalike's, the last received clean one
-/// never before them, each the one expiring first. Clean answers naming the same host
-/// must not push a lookalike's route out (its deliveries would go unreported), nor
-/// received lookalike routes the last clean one (the host would look like the
-/// lookalike's alone, and be blocked).
-fn make_room<T>(
-    list: &mut Vec<T>,
-    entry: impl Fn(&T) -> (bool, &str, Instant),
-    lookalike: &dyn Fn(&str) -> bool,
-) {
-    if list.len() < ROUTES_PER_ADDR {
-        return;
-    }
-    // Each entry's domain judged once: whoever names a host in many answers makes this
-    // run for every route he adds.
-    let looks: Vec<bool> = list.iter().map(|e| lookalike(entry(e).1)).collect();
-    let clean = |i: usize| entry(&list[i]).0 && !looks[i];
-    let last_clean = (0..list.len()).filter(|i| clean(*i)).count() == 1;
-    let key = |i: usize| {
-        let (received, _, expires) = entry(&list[i]);
-        let rank = if last_clean && clean(i) {
-            2
-        } else {
-            u8::from(looks[i])
-        };
-        (received, rank, expires)
-    };
-    if let Some(i) = (0..list.len()).min_by_key(|i| key(*i)) {
-        list.remove(i);
-    }
-}
-
-/// Adds (or refreshes) `a` among an address's routes; `lookalike` says which recipient
-/// domains are lookalikes (asked only when the list is full).
-fn merge(list: &mut Vec<Attribution>, a: Attribution, lookalike: &dyn Fn(&str) -> bool) {
-    let same = list.iter_mut().find(|o| o.route == a.route);
-    match same {
-        Some(o) => {
-            o.expires = o.expires.max(a.expires);
-            (o.asked, o.delivered) = latest((o.asked, o.delivered), (a.asked, a.delivered));
-            o.via_mx |= a.via_mx;
-            if rank(a.answer) > rank(o.answer) {
-                o.answer = a.answer;
-            }
-        }
-        None => {
-            make_room(
-                list,
-                |o| (o.delivered, o.route.recipient_domain.as_str(), o.expires),
-                lookalike,
-            );
-            list.push(a);
-        }
-    }
-}
 
 /// One address an answer taught, with its route and expiry.
 pub struct Learnt {
@@ -191,6 +84,30 @@ pub struct Routes {
 /// Most dropped MX answers' (exchanger, recipient) pairs remembered.
 pub const DROPPED_MX_MAX: usize = 16_384;
 
+/// Most bytes the attribution cache's routes hold, and the exchangers' recipients. The
+/// entry count alone (`max_entries`, 100,000 by default) let whoever writes the answers
+/// fill 8 routes an address of three 253-byte names each: about 0.6 GB, where the
+/// shipped DaemonSet gives the agent 256 MiB. Ordinary routes take about 200 bytes, so
+/// 100,000 of them fit well within.
+pub const ROUTE_BYTES_MAX: usize = 64 << 20;
+/// (See `ROUTE_BYTES_MAX`.)
+pub const MX_OF_BYTES_MAX: usize = 32 << 20;
+
+/// What an address's routes take in memory, about.
+fn routes_bytes(list: &[Attribution]) -> usize {
+    let route = |a: &Attribution| {
+        let r = &a.route;
+        size_of::<Attribution>() + r.recipient_domain.len() + r.mx_host.len() + r.qname.len()
+    };
+    size_of::<IpAddr>() + list.iter().map(route).sum::<usize>()
+}
+
+/// What an exchanger's recipients take in memory, about.
+fn recipients_bytes(exchanger: &str, list: &[Recipient]) -> usize {
+    let recipient = |r: &Recipient| size_of::<Recipient>() + r.domain.len();
+    size_of::<String>() + exchanger.len() + list.iter().map(recipient).sum::<usize>()
+}
+
 /// Adds `r` among an exchanger's recipients (a few at most; as `merge` chooses which goes).
 fn add_recipient(
     list: &mut Vec<Recipient>,
@@ -219,8 +136,8 @@ impl Routes {
     /// Empty, holding at most `capacity` entries of each kind.
     pub fn new(capacity: usize) -> Self {
         Self {
-            cache: TtlLru::new(capacity),
-            mx_of: TtlLru::new(capacity),
+            cache: TtlLru::weighed(capacity, ROUTE_BYTES_MAX, |_, l| routes_bytes(l)),
+            mx_of: TtlLru::weighed(capacity, MX_OF_BYTES_MAX, |ex, l| recipients_bytes(ex, l)),
             dropped_mx: TtlLru::new(DROPPED_MX_MAX),
             evictions_seen: 0,
         }
@@ -665,5 +582,47 @@ mod tests {
         let kept = routes.get(&ip, now);
         assert_eq!(kept.len(), ROUTES_PER_ADDR);
         assert!(kept.iter().any(|a| a.route.recipient_domain == "army.ml"));
+    }
+
+    /// 100,000 addresses, each named by an answer for a name of 241 bytes: the routes
+    /// stay within `ROUTE_BYTES_MAX` (before, the entry count was the only bound: about
+    /// 69 MB here, and eight such routes an address at the default count, 0.6 GB).
+    #[test]
+    fn the_routes_memory_is_bounded_whatever_the_names() {
+        use crate::dns::{Answer, Data, Message, QType, learn};
+        let mut routes = Routes::new(100_000);
+        let now = Instant::now();
+        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
+        let judged = Judged {
+            verdict: Verdict::Allowed,
+            resolver: false,
+        };
+        let label = "x".repeat(55);
+        for i in 0..100_000u32 {
+            let name = format!("{i:08}.{label}.{label}.{label}.{label}.example");
+            let addr = Answer {
+                name: name.clone(),
+                ttl: 86_400,
+                data: Data::Addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into()),
+            };
+            let m = Message {
+                id: 1,
+                response: true,
+                nxdomain: false,
+                failed: false,
+                truncated: false,
+                qname: name,
+                qtype: QType::A,
+                records: vec![addr],
+                partial: false,
+                skipped: 0,
+            };
+            routes.learn(&m, &learn(&m), expiry, judged, now, &none);
+        }
+        assert!(routes.cache.weight() <= ROUTE_BYTES_MAX);
+        assert!(routes.cache.weight() > ROUTE_BYTES_MAX - 4_096);
+        assert!(routes.cache.len() < 100_000);
+        let last = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 99_999));
+        assert_eq!(routes.get(&last, now).len(), 1);
     }
 }
