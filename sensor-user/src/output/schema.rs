@@ -279,10 +279,14 @@ pub enum Event {
         lookalike: Lookalike,
         /// When it was first seen unresolved (Unix seconds).
         unresolved_since: u64,
-        /// Addresses it now resolves to.
+        /// Addresses it now resolves to (the first `WENT_LIVE_LIST_MAX`).
         addresses: Vec<String>,
-        /// Mail exchangers it now has.
+        /// How many addresses the answer gave in all.
+        addresses_total: usize,
+        /// Mail exchangers it now has (the first `WENT_LIVE_LIST_MAX`).
         mx: Vec<String>,
+        /// How many exchangers the answer gave in all.
+        mx_total: usize,
     },
     /// A learned address block lifted: a legitimate name resolves to the address too (a
     /// shared mail host). The lookalike's answers are still dropped by name.

@@ -14,7 +14,9 @@ use super::{
 use crate::{
     agent::{
         enforcer::Enforcer,
-        outcomes::{AddressShared, AnswerDropped, AnswerHeld, GlueSkipped, Outcome, WentLive},
+        outcomes::{
+            AddressShared, AnswerDropped, AnswerHeld, GlueSkipped, Outcome, WentLive, listed,
+        },
     },
     detect::{Action, Finding},
     dns::{self, Learned, Message, QType},
@@ -226,12 +228,13 @@ fn went_live(domain: &str, f: &crate::detect::Finding, since: u64, learned: &Lea
     WentLive {
         lookalike: Lookalike::new(domain, f),
         since,
-        addresses: learned
-            .addrs
-            .iter()
-            .map(|(ip, _)| ip.to_string())
-            .chain(learned.glue.iter().map(|(_, ip, _)| ip.to_string()))
-            .collect(),
-        mx: learned.mx.iter().map(|(m, _)| m.clone()).collect(),
+        addresses: listed(
+            learned
+                .addrs
+                .iter()
+                .map(|(ip, _)| ip.to_string())
+                .chain(learned.glue.iter().map(|(_, ip, _)| ip.to_string())),
+        ),
+        mx: listed(learned.mx.iter().map(|(m, _)| m.clone())),
     }
 }

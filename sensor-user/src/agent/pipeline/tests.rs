@@ -331,6 +331,31 @@ fn monitor_does_not_say_would_block_for_an_alert_lookalike_s_held_answer() {
     assert_eq!(d[0]["verdict"], "allowed", "{d:?}");
 }
 
+/// The went-live line is evidence, never rate-limited: an answer naming 100 exchangers
+/// made it list all 100 (3,000 from a 64 KiB answer: a line of 770 KB); it lists 32 and
+/// says how many there were.
+#[test]
+fn a_lookalike_going_live_with_many_exchangers_is_one_bounded_line() {
+    let (mut p, lines, _) = pipeline(ALERT);
+    let mut nx = Message::response(1, OpCode::Query);
+    nx.add_query(Query::query(name("army.ml."), RecordType::MX));
+    nx.metadata.response_code = ResponseCode::NXDomain;
+    dns(&mut p, &nx.to_vec().unwrap(), Direction::Ingress);
+    let mx = (0..100)
+        .map(|i| {
+            let host = name(&format!("mx{i}.army.ml."));
+            Record::from_rdata(name("army.ml."), 300, RData::MX(MX::new(10, host)))
+        })
+        .collect();
+    let bytes = answer("army.ml.", RecordType::MX, mx, vec![]);
+    dns(&mut p, &bytes, Direction::Ingress);
+    let live = events(&lines, "lookalike_went_live");
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["mx"].as_array().map(Vec::len), Some(32));
+    assert_eq!(live[0]["mx_total"], 100);
+    assert_eq!(live[0]["addresses_total"], 0);
+}
+
 #[test]
 fn a_lookalike_that_did_not_resolve_and_then_does_went_live() {
     let (mut p, lines, m) = pipeline(ALERT);
