@@ -1,12 +1,12 @@
 //! Reading a captured DNS message with hickory-proto, record by record, so a capture cut
 //! short still yields every record before the cut.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
 
 use hickory_proto::{
     op::{Header, MessageType, OpCode, Query, ResponseCode},
-    rr::{Name, RData, RecordType},
-    serialize::binary::{BinDecodable, BinDecoder, DecodeError, Restrict},
+    rr::RecordType,
+    serialize::binary::{BinDecodable, BinDecoder, DecodeError},
 };
 
 use super::wire;
@@ -201,9 +201,6 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
     if header.counts.queries != 1 {
         return Err(ParseError::QuestionCount);
     }
-    if wire::name_end(captured, d.index()).is_none() {
-        return Err(ParseError::BadQuestion);
-    }
     let query = Query::read(&mut d).map_err(|_| ParseError::BadQuestion)?;
     let mut msg = Message {
         id: meta.id,
@@ -227,11 +224,11 @@ pub fn parse(captured: &[u8], msg_len: usize) -> Result<Message, ParseError> {
         (c.authorities, false),
         (c.additionals, true),
     ];
-    let mut owners = Owners::default();
+    let mut names = wire::Names::new(captured);
     for (count, keep) in sections {
         for _ in 0..count {
             let start = d.index();
-            match read_record(captured, &mut d, keep, &mut owners) {
+            match read_record(captured, &mut d, keep, &mut names) {
                 Ok(r) => msg.records.extend(r),
                 Err(_) if cut => {
                     msg.partial = true;
@@ -267,18 +264,17 @@ fn step_over(captured: &[u8], start: usize) -> Option<BinDecoder<'_>> {
 
 /// The record at `d`, as an `Answer` when it is `keep` and of a type the agent uses.
 ///
-/// Only those types' data is decoded; any other record is stepped over by its length.
+/// Only those types' data is read; any other record is stepped over by its length.
 /// Whoever writes an answer chooses its other records, and some decoders cost far more
 /// per byte than the message is worth (hickory reads an EDNS option a byte at a time: an
-/// answer padded to 4 KiB took 16 times an ordinary one's reading).
+/// answer padded to 4 KiB took 16 times an ordinary one's reading). Names are read by
+/// `wire::Names`, each position of the message once.
 fn read_record<'a>(
     captured: &'a [u8],
     d: &mut BinDecoder<'a>,
     keep: bool,
-    owners: &mut Owners<'a>,
+    names: &mut wire::Names<'a>,
 ) -> Result<Option<Answer>, Unread> {
-    // Names are decoded only once bounded (`wire.rs`); a record the agent does not use
-    // is stepped over without decoding its owner either.
     let owner_at = d.index();
     let owner_end = wire::skip_name(captured, owner_at).ok_or(Unread)?;
     d.read_slice(owner_end - owner_at)?;
@@ -286,73 +282,51 @@ fn read_record<'a>(
     // The class (the agent reads the data by its type, as stub resolvers do).
     d.read_u16()?;
     let ttl = d.read_u32()?.unverified(/*any TTL; the agent bounds it*/);
-    let len = d.read_u16()?.unverified(/*checked by the read of the data below*/);
+    let len = usize::from(d.read_u16()?.unverified(/*the data must hold it*/));
+    let at = d.index();
+    let rdata = d.read_slice(len)?.unverified(/*its length checked by type below*/);
     let used = matches!(
         rtype,
         RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::MX
     );
     if !keep || !used || len == 0 {
-        d.read_slice(usize::from(len))?;
         return Ok(None);
     }
-    // The name in a CNAME's data, or after an MX's preference.
-    let target = d.index() + if rtype == RecordType::MX { 2 } else { 0 };
-    if matches!(rtype, RecordType::CNAME | RecordType::MX)
-        && wire::name_end(captured, target).is_none()
-    {
-        return Err(Unread);
-    }
-    let name = owners.text(captured, owner_at, owner_end)?;
-    let data = match RData::read(d, rtype, Restrict::new(len))? {
-        RData::A(a) => Data::Addr(IpAddr::V4(a.0)),
-        RData::AAAA(a) => Data::Addr(IpAddr::V6(a.0)),
-        RData::CNAME(c) => Data::Cname(name_text(&c.0)),
-        RData::MX(mx) => Data::Mx {
-            preference: mx.preference,
-            exchange: name_text(&mx.exchange),
-        },
-        _ => return Ok(None),
+    // A name in the data must end where the data does (as hickory's reading checked).
+    let mut name_at = |from: usize| -> Result<String, Unread> {
+        if wire::skip_name(captured, from) != Some(at + len) {
+            return Err(Unread);
+        }
+        names.text(from).map(|t| t.to_string()).ok_or(Unread)
     };
+    let data = match rtype {
+        RecordType::A => {
+            let octets: [u8; 4] = rdata.try_into().map_err(|_| Unread)?;
+            Data::Addr(IpAddr::from(octets))
+        }
+        RecordType::AAAA => {
+            let octets: [u8; 16] = rdata.try_into().map_err(|_| Unread)?;
+            Data::Addr(IpAddr::from(octets))
+        }
+        RecordType::CNAME => Data::Cname(name_at(at)?),
+        _ => {
+            let preference = u16::from_be_bytes([rdata[0], *rdata.get(1).ok_or(Unread)?]);
+            Data::Mx {
+                preference,
+                exchange: name_at(at + 2)?,
+            }
+        }
+    };
+    let name = names.text(owner_at).ok_or(Unread)?.to_string();
     Ok(Some(Answer { name, ttl, data }))
 }
 
-/// A record that cannot be read (its bytes, or a name past the bounds of `wire.rs`).
+/// A record that cannot be read.
 struct Unread;
 
 impl From<DecodeError> for Unread {
     fn from(_: DecodeError) -> Self {
         Unread
-    }
-}
-
-/// The text of each owner name read, by the owner's bytes in its record (a pointer, or
-/// labels and a pointer): records of one owner share those bytes (the addresses of a
-/// host all point at its name), and a name's decoding and text form are most of a
-/// record's reading. One entry per distinct owner of one message.
-#[derive(Default)]
-struct Owners<'a> {
-    texts: HashMap<&'a [u8], Option<String>>,
-}
-
-impl<'a> Owners<'a> {
-    /// The text of the owner at `at..end` of `captured`, when `wire::name_end` bounds it.
-    fn text(&mut self, captured: &'a [u8], at: usize, end: usize) -> Result<String, Unread> {
-        let raw = captured.get(at..end).ok_or(Unread)?;
-        let text = match self.texts.get(raw) {
-            Some(text) => text.clone(),
-            None => {
-                let text = Self::read(captured, at);
-                self.texts.insert(raw, text.clone());
-                text
-            }
-        };
-        text.ok_or(Unread)
-    }
-
-    fn read(captured: &[u8], at: usize) -> Option<String> {
-        wire::name_end(captured, at)?;
-        let mut d = BinDecoder::new(captured).clone(u16::try_from(at).ok()?);
-        Name::read(&mut d).ok().map(|n| name_text(&n))
     }
 }
 
@@ -525,17 +499,69 @@ mod tests {
     }
 
     #[test]
-    fn a_name_behind_a_chain_of_pointers_is_stepped_over() {
-        // Within the bound, the owner is the question's name; past it, the record is
-        // stepped over and the rest read (before, every record walked the whole chain
-        // again: a message's reading cost its size squared).
-        let short = with_a_pointer_chain(wire::MAX_POINTERS - 1, 2);
-        let m = parse(&short, short.len()).unwrap();
+    fn a_name_behind_a_long_chain_of_pointers_is_read() {
+        // Stub resolvers follow a chain of any length within the message, so the agent
+        // does too (a name it refused would hide the record from it alone), each
+        // position once: before, every record walked the whole chain again.
+        let long = with_a_pointer_chain(1_000, 2);
+        let m = parse(&long, long.len()).unwrap();
         assert_eq!((m.skipped, m.records.len()), (0, 5), "{:?}", m.records);
         assert_eq!(m.records[4].name, "army.ml");
-        let long = with_a_pointer_chain(1000, 2);
-        let m = parse(&long, long.len()).unwrap();
-        assert_eq!((m.skipped, m.records.len()), (2, 3), "{:?}", m.records);
+        // A pointer to itself is no name: that record is stepped over.
+        let mut looped = with_a_pointer_chain(1, 1);
+        let at = looped.len() - 16;
+        looped[at..at + 2].copy_from_slice(&(0xc000 | at as u16).to_be_bytes());
+        let m = parse(&looped, looped.len()).unwrap();
+        assert_eq!((m.skipped, m.records.len()), (1, 3), "{:?}", m.records);
+    }
+
+    #[test]
+    fn names_are_written_as_hickory_writes_them() {
+        // Case, a dot, a space and a byte past ASCII inside labels, compressed by hickory.
+        let hosts: [&[&[u8]]; 4] = [
+            &[b"MX", b"Army", b"ML"],
+            &[b"a.b", b"army", b"ml"],
+            &[b"x y", b"army", b"ml"],
+            &[b"\xe9(", b"Army", b"ml"],
+        ];
+        let mut m = HMessage::response(9, hickory_proto::op::OpCode::Query);
+        m.add_query(Query::query(name("Army.ML."), RecordType::MX));
+        for (i, h) in hosts.iter().enumerate() {
+            let host = Name::from_labels(h.iter().copied()).unwrap();
+            let mx = RData::MX(MX::new(i as u16, host.clone()));
+            m.add_answer(Record::from_rdata(name("army.ml."), 60, mx));
+            let a = RData::A(A(Ipv4Addr::new(192, 0, 2, i as u8)));
+            m.add_additional(Record::from_rdata(host, 60, a));
+        }
+        let bytes = m.to_vec().unwrap();
+        let ours = parse(&bytes, bytes.len()).unwrap();
+        let theirs = HMessage::from_vec(&bytes).unwrap();
+        let expected: Vec<(String, String)> = theirs
+            .answers
+            .iter()
+            .chain(theirs.additionals.iter())
+            .map(|r| {
+                let data = match &r.data {
+                    RData::MX(mx) => name_text(&mx.exchange),
+                    RData::A(a) => a.0.to_string(),
+                    other => panic!("{other:?}"),
+                };
+                (name_text(&r.name), data)
+            })
+            .collect();
+        let got: Vec<(String, String)> = ours
+            .records
+            .iter()
+            .map(|r| {
+                let data = match &r.data {
+                    Data::Mx { exchange, .. } => exchange.clone(),
+                    Data::Addr(ip) => ip.to_string(),
+                    other => panic!("{other:?}"),
+                };
+                (r.name.clone(), data)
+            })
+            .collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

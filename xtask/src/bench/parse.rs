@@ -40,8 +40,8 @@ pub fn run() -> anyhow::Result<String> {
          reads every answer its hosts receive, and whoever writes an answer chooses its \
          records: an answer that costs the agent many times its size in ordinary answers \
          floods it with few packets. Only the record types the agent uses (A, AAAA, CNAME, \
-         MX) are decoded, the rest stepped over by their length, and a name is decoded only \
-         when it follows at most 127 compression pointers (a name has at most 127 labels). Target: no shape costs \
+         MX) are decoded, the rest stepped over by their length, and each name position of a \
+         message is decoded once (a chain of compression pointers is followed once). Target: no shape costs \
          more per byte than the ordinary answer (ratio ≤ 1).\n"
     );
     let _ = writeln!(
