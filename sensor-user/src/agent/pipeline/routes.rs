@@ -108,6 +108,34 @@ fn recipients_bytes(exchanger: &str, list: &[Recipient]) -> usize {
     size_of::<String>() + exchanger.len() + list.iter().map(recipient).sum::<usize>()
 }
 
+/// The recipients an address answer's routes are taught for: an address keeps
+/// `ROUTES_PER_ADDR` routes, and more recipients only multiply the work by the answer's
+/// addresses (whoever writes the chain's MX answers chooses how many). As `make_room`
+/// keeps them: lookalikes' first, then the ones an asker received, the latest asked
+/// first; and the latest received clean one always (else the host would look like the
+/// lookalikes' alone).
+fn keep_recipients(
+    mut recipients: Vec<Recipient>,
+    lookalike: &dyn Fn(&str) -> bool,
+) -> Vec<Recipient> {
+    if recipients.len() <= ROUTES_PER_ADDR {
+        return recipients;
+    }
+    let mut judged: Vec<(bool, Recipient)> = recipients
+        .drain(..)
+        .map(|r| (lookalike(&r.domain), r))
+        .collect();
+    judged.sort_by_key(|(look, r)| (!look, !r.delivered, std::cmp::Reverse(r.asked)));
+    let clean = |(look, r): &(bool, Recipient)| r.delivered && !look;
+    if !judged[..ROUTES_PER_ADDR].iter().any(clean)
+        && let Some(i) = judged.iter().position(clean)
+    {
+        judged.swap(ROUTES_PER_ADDR - 1, i);
+    }
+    judged.truncate(ROUTES_PER_ADDR);
+    judged.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Adds `r` among an exchanger's recipients (a few at most; as `merge` chooses which goes).
 fn add_recipient(
     list: &mut Vec<Recipient>,
@@ -309,14 +337,7 @@ impl Routes {
         now: Instant,
         lookalike: &dyn Fn(&str) -> bool,
     ) -> Vec<Learnt> {
-        let mut recipients = self.recipients_of(&learned.chain, now);
-        // An address keeps ROUTES_PER_ADDR routes: more recipients only multiply the
-        // work by the answer's addresses (whoever writes the chain's MX answers chooses
-        // how many). Lookalikes' first, then the latest asked.
-        if recipients.len() > ROUTES_PER_ADDR {
-            recipients.sort_by_key(|r| (!lookalike(&r.domain), std::cmp::Reverse(r.asked)));
-            recipients.truncate(ROUTES_PER_ADDR);
-        }
+        let recipients = keep_recipients(self.recipients_of(&learned.chain, now), lookalike);
         let via_mx = !recipients.is_empty();
         // An alias of a known exchanger is that exchanger too: a resolver may answer the
         // CNAME alone and leave the target to a second lookup.
@@ -624,5 +645,78 @@ mod tests {
         assert!(routes.cache.len() < 100_000);
         let last = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 99_999));
         assert_eq!(routes.get(&last, now).len(), 1);
+    }
+
+    /// A partner's exchanger is an alias of a host eight lookalikes' dropped MX answers
+    /// named: cutting the recipients by "lookalikes first" alone taught the address the
+    /// eight lookalikes' routes and never the partner's (its deliveries unattributed, or
+    /// the host blocked as the lookalikes' alone); the latest received clean recipient is
+    /// always kept, as `make_room` keeps it.
+    #[test]
+    fn the_recipients_cut_keeps_the_received_clean_one() {
+        use crate::dns::{Answer, Data, Message, QType, learn};
+        let mut routes = Routes::new(1_000);
+        let now = Instant::now();
+        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
+        let look = |d: &str| d.ends_with(".ml");
+        let message = |qname: &str, qtype, records: Vec<Answer>| Message {
+            id: 1,
+            response: true,
+            nxdomain: false,
+            failed: false,
+            truncated: false,
+            qname: qname.into(),
+            qtype,
+            records,
+            partial: false,
+            skipped: 0,
+        };
+        let record = |name: &str, data| Answer {
+            name: name.into(),
+            ttl: 300,
+            data,
+        };
+        let mx_answer = |routes: &mut Routes, domain: &str, host: &str, verdict| {
+            let mx = Data::Mx {
+                preference: 10,
+                exchange: host.into(),
+            };
+            let m = message(domain, QType::Mx, vec![record(domain, mx)]);
+            let judged = Judged {
+                verdict,
+                resolver: false,
+            };
+            routes.learn(&m, &learn(&m), expiry, judged, now, &look);
+        };
+        mx_answer(
+            &mut routes,
+            "partner.example",
+            "x.provider.example",
+            Verdict::Allowed,
+        );
+        for i in 0..ROUTES_PER_ADDR {
+            let d = format!("l{i}.ml");
+            mx_answer(&mut routes, &d, "y.provider.example", Verdict::Blocked);
+        }
+        let ip = IpAddr::from([192, 0, 2, 80]);
+        let records = vec![
+            record(
+                "x.provider.example",
+                Data::Cname("y.provider.example".into()),
+            ),
+            record("y.provider.example", Data::Addr(ip)),
+        ];
+        let m = message("x.provider.example", QType::A, records);
+        let judged = Judged {
+            verdict: Verdict::Allowed,
+            resolver: false,
+        };
+        routes.learn(&m, &learn(&m), expiry, judged, now, &look);
+        let kept = routes.get(&ip, now);
+        assert!(
+            kept.iter()
+                .any(|a| a.route.recipient_domain == "partner.example"),
+            "{kept:?}"
+        );
     }
 }
