@@ -375,7 +375,8 @@ fn judge(st: &mut Stream, direction: Direction) {
     let Some(head) = st.head.get(2..2 + HEAD_LEN as usize) else {
         return;
     };
-    let d = decide(head, &mut st.walk, direction, exempt, st.hdr.ts_ns);
+    let later = st.msg_start != st.origin;
+    let d = decide(head, &mut st.walk, direction, exempt, later, st.hdr.ts_ns);
     // The message record, in the segment's header (restored after).
     let hdr = &mut st.hdr;
     let flags = hdr.flags;

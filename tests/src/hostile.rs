@@ -104,6 +104,9 @@ pub struct Hostile {
     /// name, then the records, each owner written in full. musl's stub matches an answer
     /// to its query by id alone and reads its records whatever their owner.
     pub no_question: bool,
+    /// Over TCP, the answers after the first on a connection without a question section,
+    /// as a zone transfer's messages after the first (RFC 5936).
+    pub no_question_later: bool,
     /// Pause between a reply's segments, and longest wait for queries pipelined behind
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
@@ -126,6 +129,7 @@ impl Default for Hostile {
             udp_max: 0,
             question_pointer: false,
             no_question: false,
+            no_question_later: false,
             pause: PAUSE,
             v6ext: v6ext::Chain::default(),
         }
@@ -199,7 +203,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
     /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
-    /// `QPTR=1`, `NOQ=1`, `V6EXT=N`, `V6FRAG=1`.
+    /// `QPTR=1`, `NOQ=1|later`, `V6EXT=N`, `V6FRAG=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -217,6 +221,7 @@ impl Hostile {
                 Some(("UDPMAX", n)) => h.udp_max = n.parse()?,
                 Some(("PAUSE", ms)) => h.pause = Duration::from_millis(ms.parse()?),
                 Some(("QPTR", v)) => h.question_pointer = v == "1",
+                Some(("NOQ", "later")) => h.no_question_later = true,
                 Some(("NOQ", v)) => h.no_question = v == "1",
                 Some(("V6EXT", n)) => h.v6ext.options = n.parse()?,
                 Some(("V6FRAG", v)) => h.v6ext.atomic_fragment = v == "1",
@@ -233,6 +238,11 @@ impl Hostile {
 
     /// The answer to query `q`, whole (before any UDP size limit).
     pub fn answer(&self, q: &[u8]) -> Option<Vec<u8>> {
+        self.answer_nth(q, 0)
+    }
+
+    /// The answer to query `q`, the `nth` on its connection (from 0).
+    fn answer_nth(&self, q: &[u8], nth: usize) -> Option<Vec<u8>> {
         let (name, qend, qtype) = question(q)?;
         let mut m = q.get(..2)?.to_vec();
         let rcode = if self.under_big(&name) { 3 } else { 0 };
@@ -281,7 +291,7 @@ impl Hostile {
             }
             m.splice(i..=i, [0xc0, 0x04]);
         }
-        if self.no_question {
+        if self.no_question || (self.no_question_later && nth > 0) {
             m = without_question(&m, &name, qend, n)?;
         }
         Some(m)
@@ -345,17 +355,20 @@ impl Hostile {
     /// together, in one reply cut as `segments` says.
     fn serve_tcp(&self, mut s: TcpStream) -> Option<()> {
         s.set_nodelay(true).ok()?;
+        let mut nth = 0;
         loop {
             let mut reply = Vec::new();
             let q = read_msg(&mut s, None)?;
-            reply.extend(framed(&self.answer(&q)?));
+            reply.extend(framed(&self.answer_nth(&q, nth)?));
+            nth += 1;
             // Queries that came with it (pipelined) share the reply.
             while self.pause > Duration::ZERO || buffered(&s) {
                 let wait = Some(self.pause.max(Duration::from_millis(1)));
                 let Some(q) = read_msg(&mut s, wait) else {
                     break;
                 };
-                reply.extend(framed(&self.answer(&q)?));
+                reply.extend(framed(&self.answer_nth(&q, nth)?));
+                nth += 1;
             }
             s.set_read_timeout(None).ok()?;
             match self.segments {

@@ -297,6 +297,28 @@ fn enforce_drops_an_answer_without_its_question() {
     std::fs::remove_dir_all(state).ok();
 }
 
+/// A zone transfer's messages after the first carry no question (RFC 5936): two
+/// messages on one TCP connection, the second without its question, both for a
+/// legitimate name. With the rule above applied to every message, the second was dropped
+/// in enforce mode and the stream with it (a transfer stalled); the first message of a
+/// stream still needs its question.
+#[test]
+fn a_tcp_message_after_the_first_without_a_question_passes() {
+    if !require_privileges("no_question_later") {
+        return;
+    }
+    let t = hostile(400, &["NOQ=later"]);
+    let (mut a, state) = agent(&t, "noqlater", "enforce");
+    let out = ask(&t, "tcp", "army.mil,army.mil", "MX", 1500);
+    let answers = out["answers"].as_array().cloned().unwrap_or_default();
+    assert!(
+        answers.len() == 2 && answers.iter().all(|a| a.is_string()),
+        "a message after the first without a question was dropped: {out}"
+    );
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
 /// IPv6 answers behind extension headers, which the host's IPv6 skips before UDP or TCP
 /// reads the answer. Before, the kernel took the first extension header for the transport
 /// header, found no DNS and let the answer pass unread: a blocked answer reached the
