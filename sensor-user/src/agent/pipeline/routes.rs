@@ -543,23 +543,11 @@ mod tests {
         );
     }
 
-    /// Sixteen names, each an exchanger eight MX answers named (one a lookalike's), then
-    /// an address answer whose CNAME chain runs through all sixteen, with 100 addresses.
-    /// Before, every address got a route per recipient of the chain (12,800 routes, each
-    /// merged into a full list: from a 64 KiB answer, hundreds of MB built and millions
-    /// of judgements); an address keeps eight, so eight are taught.
-    #[test]
-    fn an_address_answer_teaches_at_most_the_routes_an_address_keeps() {
-        use crate::dns::{Answer, Data, Message, QType, learn};
-        let mut routes = Routes::new(1_000);
-        let now = Instant::now();
-        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
-        let judged = Judged {
-            verdict: Verdict::Allowed,
-            resolver: false,
-        };
-        let army = |d: &str| d == "army.ml";
-        let message = |qname: &str, qtype, records: Vec<Answer>| Message {
+    use crate::dns::{Answer, Data, Message, QType, learn};
+
+    /// An answer to `qname` holding `records`.
+    fn message(qname: &str, qtype: QType, records: Vec<Answer>) -> Message {
+        Message {
             id: 1,
             response: true,
             nxdomain: false,
@@ -570,12 +558,52 @@ mod tests {
             records,
             partial: false,
             skipped: 0,
-        };
-        let record = |name: &str, data| Answer {
+        }
+    }
+
+    fn record(name: &str, data: Data) -> Answer {
+        Answer {
             name: name.into(),
             ttl: 300,
             data,
+        }
+    }
+
+    /// `domain`'s MX answer naming `host`.
+    fn mx_answer(domain: &str, host: &str) -> Message {
+        let mx = Data::Mx {
+            preference: 10,
+            exchange: host.into(),
         };
+        message(domain, QType::Mx, vec![record(domain, mx)])
+    }
+
+    /// Teaches `routes` the answer `m` at `now`, judged `verdict` at an asker's socket.
+    fn teach(
+        routes: &mut Routes,
+        m: &Message,
+        verdict: Verdict,
+        now: Instant,
+        lookalike: &dyn Fn(&str) -> bool,
+    ) -> Vec<Learnt> {
+        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
+        let judged = Judged {
+            verdict,
+            resolver: false,
+        };
+        routes.learn(m, &learn(m), expiry, judged, now, lookalike)
+    }
+
+    /// Sixteen names, each an exchanger eight MX answers named (one a lookalike's), then
+    /// an address answer whose CNAME chain runs through all sixteen, with 100 addresses.
+    /// Before, every address got a route per recipient of the chain (12,800 routes, each
+    /// merged into a full list: from a 64 KiB answer, hundreds of MB built and millions
+    /// of judgements); an address keeps eight, so eight are taught.
+    #[test]
+    fn an_address_answer_teaches_at_most_the_routes_an_address_keeps() {
+        let mut routes = Routes::new(1_000);
+        let now = Instant::now();
+        let army = |d: &str| d == "army.ml";
         let host = |i: usize| format!("e{i}.shared.example");
         for i in 0..16 {
             for j in 0..ROUTES_PER_ADDR {
@@ -584,12 +612,13 @@ mod tests {
                 } else {
                     format!("d{i}-{j}.example")
                 };
-                let mx = Data::Mx {
-                    preference: 10,
-                    exchange: host(i),
-                };
-                let m = message(&d, QType::Mx, vec![record(&d, mx)]);
-                routes.learn(&m, &learn(&m), expiry, judged, now, &army);
+                teach(
+                    &mut routes,
+                    &mx_answer(&d, &host(i)),
+                    Verdict::Allowed,
+                    now,
+                    &army,
+                );
             }
         }
         let mut records: Vec<Answer> = (0..15)
@@ -597,7 +626,7 @@ mod tests {
             .collect();
         records.extend((0..100u8).map(|i| record(&host(15), Data::Addr([192, 0, 2, i].into()))));
         let m = message(&host(0), QType::A, records);
-        let out = routes.learn(&m, &learn(&m), expiry, judged, now, &army);
+        let out = teach(&mut routes, &m, Verdict::Allowed, now, &army);
         assert_eq!(out.len(), 100 * ROUTES_PER_ADDR);
         let ip = IpAddr::from([192, 0, 2, 42]);
         let kept = routes.get(&ip, now);
@@ -610,41 +639,19 @@ mod tests {
     /// 69 MB here, and eight such routes an address at the default count, 0.6 GB).
     #[test]
     fn the_routes_memory_is_bounded_whatever_the_names() {
-        use crate::dns::{Answer, Data, Message, QType, learn};
         let mut routes = Routes::new(100_000);
         let now = Instant::now();
-        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
-        let judged = Judged {
-            verdict: Verdict::Allowed,
-            resolver: false,
-        };
         let label = "x".repeat(55);
+        let addr = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
         for i in 0..100_000u32 {
             let name = format!("{i:08}.{label}.{label}.{label}.{label}.example");
-            let addr = Answer {
-                name: name.clone(),
-                ttl: 86_400,
-                data: Data::Addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into()),
-            };
-            let m = Message {
-                id: 1,
-                response: true,
-                nxdomain: false,
-                failed: false,
-                truncated: false,
-                qname: name,
-                qtype: QType::A,
-                records: vec![addr],
-                partial: false,
-                skipped: 0,
-            };
-            routes.learn(&m, &learn(&m), expiry, judged, now, &none);
+            let m = message(&name, QType::A, vec![record(&name, Data::Addr(addr(i)))]);
+            teach(&mut routes, &m, Verdict::Allowed, now, &none);
         }
         assert!(routes.cache.weight() <= ROUTE_BYTES_MAX);
         assert!(routes.cache.weight() > ROUTE_BYTES_MAX - 4_096);
         assert!(routes.cache.len() < 100_000);
-        let last = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + 99_999));
-        assert_eq!(routes.get(&last, now).len(), 1);
+        assert_eq!(routes.get(&addr(99_999), now).len(), 1);
     }
 
     /// A partner's exchanger is an alias of a host eight lookalikes' dropped MX answers
@@ -654,64 +661,23 @@ mod tests {
     /// always kept, as `make_room` keeps it.
     #[test]
     fn the_recipients_cut_keeps_the_received_clean_one() {
-        use crate::dns::{Answer, Data, Message, QType, learn};
         let mut routes = Routes::new(1_000);
         let now = Instant::now();
-        let expiry = |ttl: u32| now + Duration::from_secs(u64::from(ttl));
         let look = |d: &str| d.ends_with(".ml");
-        let message = |qname: &str, qtype, records: Vec<Answer>| Message {
-            id: 1,
-            response: true,
-            nxdomain: false,
-            failed: false,
-            truncated: false,
-            qname: qname.into(),
-            qtype,
-            records,
-            partial: false,
-            skipped: 0,
-        };
-        let record = |name: &str, data| Answer {
-            name: name.into(),
-            ttl: 300,
-            data,
-        };
-        let mx_answer = |routes: &mut Routes, domain: &str, host: &str, verdict| {
-            let mx = Data::Mx {
-                preference: 10,
-                exchange: host.into(),
-            };
-            let m = message(domain, QType::Mx, vec![record(domain, mx)]);
-            let judged = Judged {
-                verdict,
-                resolver: false,
-            };
-            routes.learn(&m, &learn(&m), expiry, judged, now, &look);
-        };
-        mx_answer(
-            &mut routes,
-            "partner.example",
-            "x.provider.example",
-            Verdict::Allowed,
-        );
+        let partner = mx_answer("partner.example", "x.provider.example");
+        teach(&mut routes, &partner, Verdict::Allowed, now, &look);
         for i in 0..ROUTES_PER_ADDR {
-            let d = format!("l{i}.ml");
-            mx_answer(&mut routes, &d, "y.provider.example", Verdict::Blocked);
+            let m = mx_answer(&format!("l{i}.ml"), "y.provider.example");
+            teach(&mut routes, &m, Verdict::Blocked, now, &look);
         }
         let ip = IpAddr::from([192, 0, 2, 80]);
+        let alias = Data::Cname("y.provider.example".into());
         let records = vec![
-            record(
-                "x.provider.example",
-                Data::Cname("y.provider.example".into()),
-            ),
+            record("x.provider.example", alias),
             record("y.provider.example", Data::Addr(ip)),
         ];
         let m = message("x.provider.example", QType::A, records);
-        let judged = Judged {
-            verdict: Verdict::Allowed,
-            resolver: false,
-        };
-        routes.learn(&m, &learn(&m), expiry, judged, now, &look);
+        teach(&mut routes, &m, Verdict::Allowed, now, &look);
         let kept = routes.get(&ip, now);
         assert!(
             kept.iter()
