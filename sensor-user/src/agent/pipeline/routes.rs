@@ -110,10 +110,10 @@ fn recipients_bytes(exchanger: &str, list: &[Recipient]) -> usize {
 
 /// The recipients an address answer's routes are taught for: an address keeps
 /// `ROUTES_PER_ADDR` routes, and more recipients only multiply the work by the answer's
-/// addresses (whoever writes the chain's MX answers chooses how many). As `make_room`
-/// keeps them: lookalikes' first, then the ones an asker received, the latest asked
-/// first; and the latest received clean one always (else the host would look like the
-/// lookalikes' alone).
+/// addresses (whoever writes the chain's MX answers chooses how many). Kept in
+/// `make_room`'s order: ones an asker received first, lookalikes' before clean ones
+/// among each, the later expiry first; and the received clean one expiring last always
+/// (else the host would look like the lookalikes' alone).
 fn keep_recipients(
     mut recipients: Vec<Recipient>,
     lookalike: &dyn Fn(&str) -> bool,
@@ -125,7 +125,7 @@ fn keep_recipients(
         .drain(..)
         .map(|r| (lookalike(&r.domain), r))
         .collect();
-    judged.sort_by_key(|(look, r)| (!look, !r.delivered, std::cmp::Reverse(r.asked)));
+    judged.sort_by_key(|(look, r)| std::cmp::Reverse((r.delivered, *look, r.expires)));
     let clean = |(look, r): &(bool, Recipient)| r.delivered && !look;
     if !judged[..ROUTES_PER_ADDR].iter().any(clean)
         && let Some(i) = judged.iter().position(clean)
@@ -654,18 +654,20 @@ mod tests {
         assert_eq!(routes.get(&addr(99_999), now).len(), 1);
     }
 
-    /// A partner's exchanger is an alias of a host eight lookalikes' dropped MX answers
+    /// Two partners' exchanger is an alias of a host eight lookalikes' dropped MX answers
     /// named: cutting the recipients by "lookalikes first" alone taught the address the
-    /// eight lookalikes' routes and never the partner's (its deliveries unattributed, or
-    /// the host blocked as the lookalikes' alone); the latest received clean recipient is
-    /// always kept, as `make_room` keeps it.
+    /// eight lookalikes' routes and never the partners' (their deliveries unattributed,
+    /// or the host blocked as the lookalikes' alone); received routes go last, as
+    /// `make_room` has them go.
     #[test]
     fn the_recipients_cut_keeps_the_received_clean_one() {
         let mut routes = Routes::new(1_000);
         let now = Instant::now();
         let look = |d: &str| d.ends_with(".ml");
-        let partner = mx_answer("partner.example", "x.provider.example");
-        teach(&mut routes, &partner, Verdict::Allowed, now, &look);
+        for p in ["partner.example", "other.example"] {
+            let partner = mx_answer(p, "x.provider.example");
+            teach(&mut routes, &partner, Verdict::Allowed, now, &look);
+        }
         for i in 0..ROUTES_PER_ADDR {
             let m = mx_answer(&format!("l{i}.ml"), "y.provider.example");
             teach(&mut routes, &m, Verdict::Blocked, now, &look);
@@ -679,10 +681,11 @@ mod tests {
         let m = message("x.provider.example", QType::A, records);
         teach(&mut routes, &m, Verdict::Allowed, now, &look);
         let kept = routes.get(&ip, now);
-        assert!(
-            kept.iter()
-                .any(|a| a.route.recipient_domain == "partner.example"),
-            "{kept:?}"
-        );
+        for p in ["partner.example", "other.example"] {
+            assert!(
+                kept.iter().any(|a| a.route.recipient_domain == p),
+                "{p}: {kept:?}"
+            );
+        }
     }
 }
