@@ -64,9 +64,8 @@ pub struct Decision {
 }
 
 /// The decision for a message whose first bytes are `head` (at most `HEAD_LEN`), seen
-/// in `direction` on a socket that is (`exempt`) or is not a local resolver's upstream,
-/// `later` than the first message of its TCP stream or not; `walk` is map memory for the
-/// walk over its name.
+/// in `direction` on a socket that is (`exempt`) or is not a local resolver's upstream;
+/// `walk` is map memory for the walk over its name.
 ///
 /// The name is walked by `bpf_loop` (`qname::hashes`): inlined in the program, its loop
 /// was walked byte by byte by the verifier for every state that reached it, which on
@@ -77,7 +76,6 @@ pub fn decide(
     walk: &mut QnameWalk,
     direction: Direction,
     exempt: bool,
-    later: bool,
     now: u64,
 ) -> Decision {
     let hashes = qname::hashes(head, walk);
@@ -93,15 +91,14 @@ pub fn decide(
     // none, the name read is the first record's owner, whoever wrote it; musl's stub
     // matches an answer to its query by id alone): no server writes one, a stub may
     // accept one, and its name cannot be checked, so at a client it counts as blocked.
-    // (An error reply without a question carries no records and passes; so does a
-    // message after the first of a TCP stream (`later`) without one: a zone transfer's
-    // messages after the first carry none, RFC 5936.)
+    // (An error reply without a question carries no records and passes; a zone
+    // transfer's later messages are given one by `tcp.rs`.)
     let count = |at: usize| {
         head.get(at..at + 2)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
     };
     let (qdcount, ancount) = (count(4), count(6));
-    let unreadable = hashes.is_none() || (qdcount != 1 && !(qdcount == 0 && later));
+    let unreadable = hashes.is_none() || qdcount != 1;
     if unreadable && is_answer && ancount > 0 && direction == Direction::Ingress && !exempt {
         note(CaptureStat::QuestionUnreadable);
         hit = true;

@@ -73,7 +73,7 @@ pub fn capture(
     let Some(head) = head.get(..HEAD_LEN as usize) else {
         return false;
     };
-    let d = decide(head, walk, direction, exempt, false, hdr.ts_ns);
+    let d = decide(head, walk, direction, exempt, hdr.ts_ns);
     hdr.flags |= DNS_FLAG_MESSAGE | DNS_FLAG_DATA;
     if d.hashed {
         hdr.flags |= DNS_FLAG_QNAME_HASHED;

@@ -104,8 +104,8 @@ pub struct Hostile {
     /// name, then the records, each owner written in full. musl's stub matches an answer
     /// to its query by id alone and reads its records whatever their owner.
     pub no_question: bool,
-    /// Over TCP, the answers after the first on a connection without a question section,
-    /// as a zone transfer's messages after the first (RFC 5936).
+    /// Over TCP, an AXFR question answered by two messages of its id, the second without
+    /// a question section, as a zone transfer's messages after the first (RFC 5936).
     pub no_question_later: bool,
     /// Pause between a reply's segments, and longest wait for queries pipelined behind
     /// the first. Zero: segments back to back, and only queries already received share
@@ -241,7 +241,16 @@ impl Hostile {
         self.answer_nth(q, 0)
     }
 
-    /// The answer to query `q`, the `nth` on its connection (from 0).
+    /// The messages answering query `q` over TCP, framed.
+    fn tcp_reply(&self, q: &[u8]) -> Option<Vec<u8>> {
+        let mut reply = framed(&self.answer(q)?);
+        if self.no_question_later && question(q)?.2 == 252 {
+            reply.extend(framed(&self.answer_nth(q, 1)?));
+        }
+        Some(reply)
+    }
+
+    /// The answer to query `q`, the `nth` message of it (from 0).
     fn answer_nth(&self, q: &[u8], nth: usize) -> Option<Vec<u8>> {
         let (name, qend, qtype) = question(q)?;
         let mut m = q.get(..2)?.to_vec();
@@ -269,7 +278,8 @@ impl Hostile {
                 record(&mut m, 15, &mx_rdata(10, &format!("mx.{name}")));
                 n += 1;
             }
-            1 => {
+            // An AXFR answered as an A question: the records only need to be there.
+            1 | 252 => {
                 let addr = self
                     .hosts
                     .iter()
@@ -355,20 +365,17 @@ impl Hostile {
     /// together, in one reply cut as `segments` says.
     fn serve_tcp(&self, mut s: TcpStream) -> Option<()> {
         s.set_nodelay(true).ok()?;
-        let mut nth = 0;
         loop {
             let mut reply = Vec::new();
             let q = read_msg(&mut s, None)?;
-            reply.extend(framed(&self.answer_nth(&q, nth)?));
-            nth += 1;
+            reply.extend(self.tcp_reply(&q)?);
             // Queries that came with it (pipelined) share the reply.
             while self.pause > Duration::ZERO || buffered(&s) {
                 let wait = Some(self.pause.max(Duration::from_millis(1)));
                 let Some(q) = read_msg(&mut s, wait) else {
                     break;
                 };
-                reply.extend(framed(&self.answer_nth(&q, nth)?));
-                nth += 1;
+                reply.extend(self.tcp_reply(&q)?);
             }
             s.set_read_timeout(None).ok()?;
             match self.segments {

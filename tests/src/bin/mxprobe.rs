@@ -21,6 +21,7 @@ fn qtype(s: &str) -> anyhow::Result<u16> {
         "A" => 1,
         "MX" => 15,
         "AAAA" => 28,
+        "AXFR" => 252,
         _ => bail!("unknown qtype {s}"),
     })
 }
