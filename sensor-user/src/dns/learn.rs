@@ -189,18 +189,7 @@ mod tests {
     }
 
     fn msg(qname: &str, records: Vec<Answer>) -> Message {
-        Message {
-            id: 1,
-            response: true,
-            nxdomain: false,
-            failed: false,
-            truncated: false,
-            qname: qname.into(),
-            qtype: QType::Mx,
-            records,
-            partial: false,
-            skipped: 0,
-        }
+        Message::answer_of(qname, QType::Mx, records)
     }
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));

@@ -102,6 +102,25 @@ pub struct Message {
     pub skipped: u32,
 }
 
+#[cfg(test)]
+impl Message {
+    /// A whole answer to `qname` (of `qtype`) holding `records`, for tests.
+    pub(crate) fn answer_of(qname: &str, qtype: QType, records: Vec<Answer>) -> Self {
+        Self {
+            id: 1,
+            response: true,
+            nxdomain: false,
+            failed: false,
+            truncated: false,
+            qname: qname.into(),
+            qtype,
+            records,
+            partial: false,
+            skipped: 0,
+        }
+    }
+}
+
 /// Why a captured payload is not a usable DNS message (the metric's `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {

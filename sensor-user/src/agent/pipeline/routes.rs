@@ -547,18 +547,7 @@ mod tests {
 
     /// An answer to `qname` holding `records`.
     fn message(qname: &str, qtype: QType, records: Vec<Answer>) -> Message {
-        Message {
-            id: 1,
-            response: true,
-            nxdomain: false,
-            failed: false,
-            truncated: false,
-            qname: qname.into(),
-            qtype,
-            records,
-            partial: false,
-            skipped: 0,
-        }
+        Message::answer_of(qname, qtype, records)
     }
 
     fn record(name: &str, data: Data) -> Answer {
