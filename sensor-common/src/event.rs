@@ -215,11 +215,16 @@ pub enum CaptureStat {
     /// block's (`NAME_TAGS`): another name with the same hash, most likely computed. Its
     /// answer is not dropped for that block.
     NameTagMismatch = 10,
+    /// An answer with records, at a client socket that asked questions the kernel saw,
+    /// whose id and question are not those of one it asked (`ASKED`): glibc's TCP reader
+    /// and musl match an answer to its query by id alone, so the question a lookalike's
+    /// server writes could hide what was asked. It counts as blocked.
+    QuestionNotAsked = 11,
 }
 
 impl CaptureStat {
     /// Every counter, in index order.
-    pub const ALL: [CaptureStat; 11] = [
+    pub const ALL: [CaptureStat; 12] = [
         CaptureStat::MessageCut,
         CaptureStat::TcpReset,
         CaptureStat::TcpOutOfOrder,
@@ -231,6 +236,7 @@ impl CaptureStat {
         CaptureStat::QuestionUnreadable,
         CaptureStat::Ipv6ChainUnread,
         CaptureStat::NameTagMismatch,
+        CaptureStat::QuestionNotAsked,
     ];
 
     /// The metric's `reason` label.
@@ -247,6 +253,7 @@ impl CaptureStat {
             CaptureStat::QuestionUnreadable => "question_unreadable",
             CaptureStat::Ipv6ChainUnread => "ipv6_chain_unread",
             CaptureStat::NameTagMismatch => "name_tag_mismatch",
+            CaptureStat::QuestionNotAsked => "question_not_asked",
         }
     }
 }

@@ -54,6 +54,9 @@ pub const RESOLVER_TGIDS: &str = "RESOLVER_TGIDS";
 pub const DNS_CAPTURE: &str = "DNS_CAPTURE";
 /// Socket storage (`BPF_MAP_TYPE_SK_STORAGE`) of each DNS-over-TCP socket's two streams.
 pub const TCP_STREAMS: &str = "TCP_STREAMS";
+/// Socket storage of the questions each DNS client socket asked last (`ASKED_SLOTS`), by
+/// id and name hash: an answer must be to one of them.
+pub const ASKED: &str = "ASKED";
 
 /// Version of what the pinned maps hold (the meaning of their keys and values, and the
 /// ring records' layout), stored beside the pins. Bump it when any of that changes, and
@@ -195,6 +198,11 @@ pub const DNS_SCRATCH_SIZE: usize = DNS_HEAD_LEN + QNAME_WALK_SIZE;
 pub const TCP_STREAM_SIZE: usize = 976 + QNAME_WALK_SIZE;
 /// Size of a `TCP_STREAMS` value: both directions.
 pub const TCP_STREAMS_VALUE_SIZE: usize = 2 * TCP_STREAM_SIZE;
+/// Questions an `ASKED` value remembers per socket, the latest ones: more than a stub
+/// has outstanding on one socket (glibc two, musl one per query and server).
+pub const ASKED_SLOTS: usize = 32;
+/// Size of an `ASKED` value: a name hash and an id per slot, and the next slot.
+pub const ASKED_VALUE_SIZE: usize = ASKED_SLOTS * 12 + 8;
 
 /// A BPF map type, as the kernel numbers it (`enum bpf_map_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,7 +302,7 @@ const fn private(spec: MapSpec) -> MapSpec {
 const BLOCK: usize = size_of::<BlockEntry>();
 
 /// Every map of the kernel object, pinned ones first.
-pub const MAPS: [MapSpec; 18] = [
+pub const MAPS: [MapSpec; 19] = [
     spec(DNS_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(CONNECT_EVENTS, MapKind::RingBuf, 0, 0, RING_BYTES),
     spec(LOST, MapKind::PerCpuArray, 4, 8, LOST_SLOTS),
@@ -338,6 +346,7 @@ pub const MAPS: [MapSpec; 18] = [
         TCP_STREAMS_VALUE_SIZE,
         0,
     )),
+    private(spec(ASKED, MapKind::SkStorage, 4, ASKED_VALUE_SIZE, 0)),
 ];
 
 const _: () = assert!(size_of::<BlockEntry>() == 16);

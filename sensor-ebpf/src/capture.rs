@@ -24,6 +24,7 @@ use sensor_common::{
 };
 
 use crate::{
+    asked,
     blocks::{self, answer_hit},
     counters::{count_lost, verdict_of},
     maps::{DNS_CAPTURE, DNS_EVENTS},
@@ -133,6 +134,50 @@ pub fn decide(
         wake,
         contest,
         records,
+    }
+}
+
+/// After `decide`, for a message whose first bytes are `head`: a question a client socket
+/// sends is remembered, and an answer with records to a question its socket did not ask
+/// counts as blocked (`asked.rs`). `unchecked`: a zone transfer's later message, which
+/// has no question of its own. A local resolver's upstream socket checks its answers
+/// itself and is left alone.
+#[inline(always)]
+pub fn settle(
+    ctx: &SkBuffContext,
+    head: &[u8],
+    d: &mut Decision,
+    direction: Direction,
+    exempt: bool,
+    unchecked: bool,
+) {
+    if exempt || !d.hashed {
+        return;
+    }
+    let byte = |at: usize| head.get(at).copied().map_or(0, u32::from);
+    let mut bits = (byte(0) << 8) | byte(1);
+    if byte(2) & 0x80 != 0 {
+        bits |= asked::ANSWER;
+    }
+    if byte(6) | byte(7) != 0 {
+        bits |= asked::RECORDS;
+    }
+    if direction == Direction::Ingress {
+        bits |= asked::INGRESS;
+    }
+    if unchecked || d.verdict != Verdict::Allowed {
+        bits |= asked::UNCHECKED;
+    }
+    if asked::settle(ctx.skb.skb, d.hash, bits) != 0 {
+        note(CaptureStat::QuestionNotAsked);
+        // As a hit in `decide`: an answer arriving at a client socket.
+        d.verdict = verdict_of(true, 0);
+        d.drop = d.verdict == Verdict::Blocked;
+        if !d.drop {
+            d.verdict = Verdict::WouldBlock;
+        }
+        d.held = false;
+        d.contest = false;
     }
 }
 

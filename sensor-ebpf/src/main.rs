@@ -6,6 +6,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod asked;
 mod blocks;
 mod capture;
 mod connect;

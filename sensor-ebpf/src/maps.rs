@@ -15,7 +15,7 @@ use sensor_common::{
     },
 };
 
-use crate::{tcp::Streams, udp::Scratch};
+use crate::{asked::Asked, tcp::Streams, udp::Scratch};
 
 #[map]
 pub static DNS_EVENTS: RingBuf = RingBuf::pinned(RING_BYTES, 0);
@@ -65,6 +65,10 @@ pub static DNS_CAPTURE: PerCpuArray<u64> = PerCpuArray::pinned(CAPTURE_STAT_SLOT
 /// Per-socket TCP stream state, created on a socket's first DNS segment, freed with it.
 #[btf_map]
 pub static TCP_STREAMS: SkStorage<Streams> = SkStorage::new();
+
+/// Per-socket questions a DNS client socket asked last (`asked.rs`), freed with it.
+#[btf_map]
+pub static ASKED: SkStorage<Asked> = SkStorage::new();
 
 /// Per-CPU room for a UDP message's question and the walk over its name, by direction.
 #[map]

@@ -41,7 +41,8 @@ use sensor_common::{
 };
 
 use crate::{
-    capture::{HEAD_LEN, decide, emit_header, emit_span, note},
+    asked,
+    capture::{HEAD_LEN, decide, emit_header, emit_span, note, settle},
     maps::{MODE, TCP_STREAMS},
 };
 
@@ -65,6 +66,9 @@ const START: u32 = 16;
 /// Stream flag: the stream carries a zone transfer, whose id is the flags' upper half
 /// (`transfer_continues`).
 const TRANSFER: u32 = 32;
+/// Stream flag: the current message is a zone transfer's later one, given its question by
+/// `transfer_continues`.
+const CONTINUED: u32 = 64;
 
 /// The length prefix and the bytes of a message that hold its question.
 const HEAD_TOTAL: u32 = 2 + HEAD_LEN;
@@ -211,6 +215,9 @@ pub fn capture(
         // No storage (memory): the stream cannot be followed. A client's answers are not
         // let through unread (the sender sends them again); elsewhere it goes unread.
         note(CaptureStat::TcpNoState);
+        if direction == Direction::Egress {
+            asked::unknown(ctx.skb.skb);
+        }
         return guard && payload > 0;
     };
     let mut seq = seq;
@@ -245,6 +252,9 @@ pub fn capture(
     }
     let end = seq.wrapping_add(payload);
     if let Err(drop) = place(st, sk, seq, end, client, guard) {
+        if direction == Direction::Egress && st.flags & LOST != 0 {
+            asked::unknown(ctx.skb.skb);
+        }
         return drop;
     }
     if tcp_flags & TCP_URG != 0 {
@@ -255,6 +265,9 @@ pub fn capture(
             note(CaptureStat::TcpLostFraming);
         }
         lose(st, guard);
+        if direction == Direction::Egress {
+            asked::unknown(ctx.skb.skb);
+        }
     }
     let dropping = |st: &Stream| st.flags & DROPPING != 0 && after(end, st.drop_from);
     if st.flags & LOST != 0 {
@@ -319,7 +332,7 @@ fn walk(ctx: &SkBuffContext, st: &mut Stream, pos: u32, left: u32, direction: Di
         if !head {
             break;
         }
-        judge(st, direction);
+        judge(ctx, st, direction);
         let found = get(&st.found);
         if found & FOUND_HOLD != 0 {
             // The segment goes back unread from here (`capture`).
@@ -338,6 +351,10 @@ fn walk(ctx: &SkBuffContext, st: &mut Stream, pos: u32, left: u32, direction: Di
         note(CaptureStat::TcpTooManyMessages);
         let guard = get(&st.guard) != 0;
         lose(st, guard);
+        if direction == Direction::Egress {
+            // Questions past the walk were not read: the answers are not matched to them.
+            asked::unknown(ctx.skb.skb);
+        }
         if guard {
             found |= FOUND_DROP;
         }
@@ -369,7 +386,7 @@ const FOUND_HOLD: u32 = 4;
 /// Decides the message whose question was just read, says so in a message record, and
 /// notes what the walk found.
 #[inline(always)]
-fn judge(st: &mut Stream, direction: Direction) {
+fn judge(ctx: &SkBuffContext, st: &mut Stream, direction: Direction) {
     transfer_continues(st);
     let exempt = get(&st.exempt) != 0;
     // The whole fixed-size head goes to the decision (a constant length costs the
@@ -378,7 +395,11 @@ fn judge(st: &mut Stream, direction: Direction) {
     let Some(head) = st.head.get(2..2 + HEAD_LEN as usize) else {
         return;
     };
-    let d = decide(head, &mut st.walk, direction, exempt, st.hdr.ts_ns);
+    let mut d = decide(head, &mut st.walk, direction, exempt, st.hdr.ts_ns);
+    // Read back from memory rather than kept in a register across the decision: the
+    // capture's frame has no room for it on 6.1.
+    let continued = get(&st.flags) & CONTINUED != 0;
+    settle(ctx, head, &mut d, direction, exempt, continued);
     let started = transfer_starts(st, d.records);
     let msg_len = get(&st.msg_len);
     // The message record, in the segment's header (restored after).
@@ -429,9 +450,13 @@ const TRANSFER_ID: u32 = 1 << 16;
 ///
 /// Not inlined, nor `transfer_starts`: inlined, they cost the capture's frame 8 bytes,
 /// and on 6.1 the entry, the capture and one call already take the 512 bytes of stack.
+///
+/// Sets `CONTINUED` in the stream's flags when it gave the message its question (which is
+/// then matched to no question asked: `settle`), clears it otherwise.
 #[inline(never)]
 fn transfer_continues(st: &mut Stream) {
-    let flags = get(&st.flags);
+    let flags = get(&st.flags) & !CONTINUED;
+    put(&mut st.flags, flags);
     if flags & TRANSFER == 0 {
         return;
     }
@@ -439,6 +464,7 @@ fn transfer_continues(st: &mut Stream) {
         let id = u32::from(u16::from_be_bytes([h[0], h[1]]));
         if id == flags >> 16 && h[4] == 0 && h[5] == 0 {
             h[5] = 1;
+            put(&mut st.flags, flags | CONTINUED);
         }
     }
 }

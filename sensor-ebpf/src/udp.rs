@@ -11,7 +11,7 @@ use sensor_common::{
 
 use crate::{
     blocks,
-    capture::{DNS_HEADER_LEN, HEAD_LEN, decide, emit_span, opaque},
+    capture::{DNS_HEADER_LEN, HEAD_LEN, decide, emit_span, opaque, settle},
     maps::DNS_SCRATCH,
 };
 
@@ -73,7 +73,8 @@ pub fn capture(
     let Some(head) = head.get(..HEAD_LEN as usize) else {
         return false;
     };
-    let d = decide(head, walk, direction, exempt, hdr.ts_ns);
+    let mut d = decide(head, walk, direction, exempt, hdr.ts_ns);
+    settle(ctx, head, &mut d, direction, exempt, false);
     hdr.flags |= DNS_FLAG_MESSAGE | DNS_FLAG_DATA;
     if d.hashed {
         hdr.flags |= DNS_FLAG_QNAME_HASHED;

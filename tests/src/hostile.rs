@@ -107,6 +107,10 @@ pub struct Hostile {
     /// Over TCP, an AXFR question answered by two messages of its id, the second without
     /// a question section, as a zone transfer's messages after the first (RFC 5936).
     pub no_question_later: bool,
+    /// Answer with another question: an innocent name's in place of the one asked, the
+    /// records owned by it (the id and type are the query's). musl and glibc's TCP reader
+    /// match an answer to its query by id alone.
+    pub other_question: bool,
     /// Pause between a reply's segments, and longest wait for queries pipelined behind
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
@@ -130,6 +134,7 @@ impl Default for Hostile {
             question_pointer: false,
             no_question: false,
             no_question_later: false,
+            other_question: false,
             pause: PAUSE,
             v6ext: v6ext::Chain::default(),
         }
@@ -161,6 +166,9 @@ fn edns_size(q: &[u8], qend: usize) -> Option<usize> {
         .then(|| u16::from_be_bytes([q[qend + 3], q[qend + 4]]) as usize)
 }
 
+/// The name a hostile answer puts where the question it hides was.
+const INNOCENT: &str = "innocent.example";
+
 /// Appends a record owned by the question name (compressed pointer to offset 12).
 fn record(m: &mut Vec<u8>, qtype: u16, rdata: &[u8]) {
     m.extend_from_slice(&[0xc0, 0x0c]);
@@ -179,7 +187,7 @@ fn without_question(m: &[u8], name: &str, qend: usize, n: u16) -> Option<Vec<u8>
     let mut out = m.get(..12)?.to_vec();
     out[4..6].copy_from_slice(&0u16.to_be_bytes());
     out[6..8].copy_from_slice(&(n + 1).to_be_bytes());
-    out.extend(wire_name("innocent.example"));
+    out.extend(wire_name(INNOCENT));
     out.extend_from_slice(&[0, 16, 0, 1, 0, 0, 1, 44, 0, 2, 1, b'x']);
     let mut i = qend;
     for _ in 0..n {
@@ -203,7 +211,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
     /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
-    /// `QPTR=1`, `NOQ=1|later`, `V6EXT=N`, `V6FRAG=1`.
+    /// `QPTR=1`, `NOQ=1|later`, `OTHERQ=1`, `V6EXT=N`, `V6FRAG=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -223,6 +231,7 @@ impl Hostile {
                 Some(("QPTR", v)) => h.question_pointer = v == "1",
                 Some(("NOQ", "later")) => h.no_question_later = true,
                 Some(("NOQ", v)) => h.no_question = v == "1",
+                Some(("OTHERQ", v)) => h.other_question = v == "1",
                 Some(("V6EXT", n)) => h.v6ext.options = n.parse()?,
                 Some(("V6FRAG", v)) => h.v6ext.atomic_fragment = v == "1",
                 _ => bail!("serve-hostile option {o}"),
@@ -300,6 +309,10 @@ impl Hostile {
                 i += 1 + m[i] as usize;
             }
             m.splice(i..=i, [0xc0, 0x04]);
+        }
+        if self.other_question {
+            // The records point at offset 12: they are owned by the name put there.
+            m.splice(12..qend - 4, wire_name(INNOCENT));
         }
         if self.no_question || (self.no_question_later && nth > 0) {
             m = without_question(&m, &name, qend, n)?;

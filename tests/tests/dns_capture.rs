@@ -297,6 +297,43 @@ fn enforce_drops_an_answer_without_its_question() {
     std::fs::remove_dir_all(state).ok();
 }
 
+/// An answer to another question than the one asked: the lookalike's server answers
+/// `army.ml MX` (a blocked slip) with the question and records of an innocent name, the
+/// id and type the query's. musl and glibc's TCP reader match an answer to its query by id
+/// alone, and the kernel read the innocent question: before, the answer reached the
+/// client over UDP and TCP in enforce mode. Now the questions a client socket asked are
+/// kept, and an answer to none of them counts as blocked: dropped in enforce mode,
+/// reported and let through in monitor mode.
+#[test]
+fn an_answer_to_a_question_not_asked_counts_as_blocked() {
+    if !require_privileges("other_question") {
+        return;
+    }
+    let t = hostile(400, &["OTHERQ=1"]);
+    let (mut a, state) = agent(&t, "otherq", "enforce");
+    for transport in ["udp", "tcp"] {
+        let out = ask(&t, transport, "army.ml", "MX", 1500);
+        assert!(
+            out["answer"].is_null(),
+            "{transport}: an answer to a question not asked reached the client: {out}"
+        );
+    }
+    let counted = a
+        .metric(r#"mxsentry_dns_capture_events_total{reason="question_not_asked"}"#)
+        .expect("metric");
+    assert!(counted >= 2.0, "question_not_asked counted {counted}");
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+    let (mut a, state) = agent(&t, "otherq-monitor", "monitor");
+    let out = ask(&t, "udp", "army.ml", "MX", 1500);
+    let answer = out["answer"].as_str().unwrap_or_default().to_string();
+    assert!(!answer.is_empty(), "monitor mode refused the answer: {out}");
+    let seen = message(&mut a, "ingress", "udp", &answer).expect("the answer's record");
+    assert_eq!(seen["verdict"], "would_block", "{seen}");
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
 /// A zone transfer's messages after the first carry no question (RFC 5936): an AXFR
 /// answered by two messages of its id, the second without its question. With the rule
 /// above applied to every message, the second was dropped in enforce mode and the stream
