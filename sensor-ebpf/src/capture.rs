@@ -60,7 +60,7 @@ pub struct Decision {
     /// An arriving answer with no block, whose addresses contest learned address blocks
     /// (where the caller can read them from the packet).
     pub contest: bool,
-    /// Offset of the first resource record in the message.
+    /// Offset of the first resource record in the message (0: the question unread).
     pub records: u16,
 }
 
@@ -107,11 +107,10 @@ pub fn decide(
     }
     let mut verdict = verdict_of(hit, flags);
     let mut contest = false;
-    let mut records = 0;
+    let records = hashes.map_or(0, |h| h.records);
     if let (Some(h), false) = (&hashes, hit) {
         blocks::note_query(h, direction, is_answer, exempt, now);
         contest = is_answer && direction == Direction::Ingress && blocks::wants_contest();
-        records = h.records;
     }
     // Only answers are dropped, and never at a local resolver's upstream socket.
     let drop =
@@ -155,7 +154,17 @@ pub fn settle(
         return;
     }
     let byte = |at: usize| head.get(at).copied().map_or(0, u32::from);
-    let mut bits = (byte(0) << 8) | byte(1);
+    // The question's type ends 2 bytes before the records: id and type are the key.
+    // (Through `opaque`: folded into the load's offset, the `- 4` reads as a negative
+    // offset to the verifier, which does not carry the bound on `records` to it.)
+    let at = opaque(u32::from(d.records).wrapping_sub(4)) as usize;
+    let qtype = if d.records >= 4 {
+        (byte(at) << 8) | byte(at + 1)
+    } else {
+        0
+    };
+    let key = (qtype << 16) | (byte(0) << 8) | byte(1);
+    let mut bits = 0;
     if byte(2) & 0x80 != 0 {
         bits |= asked::ANSWER;
     }
@@ -168,7 +177,7 @@ pub fn settle(
     if unchecked || d.verdict != Verdict::Allowed {
         bits |= asked::UNCHECKED;
     }
-    if asked::settle(ctx.skb.skb, d.hash, bits) != 0 {
+    if asked::settle(ctx.skb.skb, d.hash, key, bits) != 0 {
         note(CaptureStat::QuestionNotAsked);
         // As a hit in `decide`: an answer arriving at a client socket.
         d.verdict = verdict_of(true, 0);
@@ -178,7 +187,17 @@ pub fn settle(
         }
         d.held = false;
         d.contest = false;
+        // Nor does it start a zone transfer.
+        d.records = 0;
     }
+}
+
+/// Whether a message arriving at `dport` from `sport` comes from a DNS server to a
+/// client: an answer, whatever its QR bit says. Neither glibc nor musl looks at that bit,
+/// so a lookalike's answer marked as a query would pass as one.
+#[inline(always)]
+pub const fn from_server(direction: Direction, sport: u16, dport: u16) -> bool {
+    matches!(direction, Direction::Ingress) && sport == 53 && dport != 53
 }
 
 /// Counts one `stat` in `DNS_CAPTURE`: rare paths only, never a packet's ordinary way

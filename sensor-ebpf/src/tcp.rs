@@ -31,7 +31,7 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use sensor_common::{
-    DnsHeader,
+    DnsHeader, Verdict,
     event::{
         CaptureStat, DNS_FLAG_DATA, DNS_FLAG_MESSAGE, DNS_FLAG_QNAME_HASHED, DNS_FLAG_STREAM_START,
         Direction,
@@ -42,16 +42,18 @@ use sensor_common::{
 
 use crate::{
     asked,
-    capture::{HEAD_LEN, decide, emit_header, emit_span, note, settle},
+    capture::{HEAD_LEN, decide, emit_header, emit_span, from_server, note, settle},
     maps::{MODE, TCP_STREAMS},
 };
 
 mod frame;
 mod place;
 mod putback;
+mod transfer;
 use frame::{close, frames, get, put};
 use place::{after, place};
 use putback::Place;
+use transfer::{transfer_continues, transfer_starts};
 
 /// Stream flag: `next`, `origin` and `msg_start` are set.
 const SYNCED: u32 = 1;
@@ -249,6 +251,10 @@ pub fn capture(
     } else if st.flags & SYNCED == 0 {
         note(CaptureStat::TcpTakenUp);
         restart(st, seq);
+        if direction == Direction::Egress {
+            // Its first segment may start inside a question: what it asks is unknown.
+            asked::unknown(ctx.skb.skb);
+        }
     }
     let end = seq.wrapping_add(payload);
     if let Err(drop) = place(st, sk, seq, end, client, guard) {
@@ -389,6 +395,10 @@ const FOUND_HOLD: u32 = 4;
 fn judge(ctx: &SkBuffContext, st: &mut Stream, direction: Direction) {
     transfer_continues(st);
     let exempt = get(&st.exempt) != 0;
+    // From a server to a client: an answer, whatever its QR bit says (`from_server`).
+    if from_server(direction, st.hdr.sport, st.hdr.dport) {
+        st.head[4] |= 0x80;
+    }
     // The whole fixed-size head goes to the decision (a constant length costs the
     // verifier far less than a variable one); bytes past the message are left from
     // earlier ones and matter only to a message whose name does not end inside it.
@@ -400,7 +410,13 @@ fn judge(ctx: &SkBuffContext, st: &mut Stream, direction: Direction) {
     // capture's frame has no room for it on 6.1.
     let continued = get(&st.flags) & CONTINUED != 0;
     settle(ctx, head, &mut d, direction, exempt, continued);
-    let started = transfer_starts(st, d.records);
+    // Only an answer let through starts a zone transfer.
+    let records = if d.verdict == Verdict::Allowed {
+        d.records
+    } else {
+        0
+    };
+    let started = transfer_starts(st, records);
     let msg_len = get(&st.msg_len);
     // The message record, in the segment's header (restored after).
     let hdr = &mut st.hdr;
@@ -435,57 +451,4 @@ fn judge(ctx: &SkBuffContext, st: &mut Stream, direction: Direction) {
     }
     put(&mut st.flags, sflags);
     put(&mut st.found, found);
-}
-
-/// Question types of a zone transfer: IXFR and AXFR.
-const TRANSFER_QTYPES: [u16; 2] = [251, 252];
-/// `transfer_starts`: a transfer starts (its id in the low 16 bits).
-const TRANSFER_ID: u32 = 1 << 16;
-
-/// A zone transfer's messages after the first carry no question (RFC 5936), which
-/// `decide` counts as blocked at a client: one with the id of the AXFR or IXFR answer
-/// the stream carried is read as if it had one, its first record's owner taken for the
-/// name, as the kernel read every such message before. (Any other id would let a
-/// leading decoy, which a stub skips by its id, make the next answer pass.)
-///
-/// Not inlined, nor `transfer_starts`: inlined, they cost the capture's frame 8 bytes,
-/// and on 6.1 the entry, the capture and one call already take the 512 bytes of stack.
-///
-/// Sets `CONTINUED` in the stream's flags when it gave the message its question (which is
-/// then matched to no question asked: `settle`), clears it otherwise.
-#[inline(never)]
-fn transfer_continues(st: &mut Stream) {
-    let flags = get(&st.flags) & !CONTINUED;
-    put(&mut st.flags, flags);
-    if flags & TRANSFER == 0 {
-        return;
-    }
-    if let Some(h) = st.head.get_mut(2..8) {
-        let id = u32::from(u16::from_be_bytes([h[0], h[1]]));
-        if id == flags >> 16 && h[4] == 0 && h[5] == 0 {
-            h[5] = 1;
-            put(&mut st.flags, flags | CONTINUED);
-        }
-    }
-}
-
-/// The id of the message just decided, whose records start at `records`, when it is an
-/// answer to one AXFR or IXFR question: a zone transfer starts on this stream (0 when
-/// not; bit 16 set when so).
-#[inline(never)]
-fn transfer_starts(st: &Stream, records: u16) -> u32 {
-    transfer_id(st, records).map_or(0, |id| TRANSFER_ID | u32::from(id))
-}
-
-/// `transfer_starts`, as an option.
-#[inline(always)]
-fn transfer_id(st: &Stream, records: u16) -> Option<u16> {
-    // (`records` is set for an answer with a readable question and no block.)
-    let records = usize::from(records);
-    let h = st.head.get(2..2 + HEAD_LEN as usize)?;
-    let answer = h.get(2).is_some_and(|b| b & 0x80 != 0);
-    let one = h.get(4..6) == Some(&[0, 1][..]);
-    let qtype = h.get(records.checked_sub(4)?..records.checked_sub(2)?)?;
-    let qtype = u16::from_be_bytes([qtype[0], qtype[1]]);
-    (answer && one && TRANSFER_QTYPES.contains(&qtype)).then(|| u16::from_be_bytes([h[0], h[1]]))
 }

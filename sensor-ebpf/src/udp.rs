@@ -11,7 +11,7 @@ use sensor_common::{
 
 use crate::{
     blocks,
-    capture::{DNS_HEADER_LEN, HEAD_LEN, decide, emit_span, opaque, settle},
+    capture::{DNS_HEADER_LEN, HEAD_LEN, decide, emit_span, from_server, opaque, settle},
     maps::DNS_SCRATCH,
 };
 
@@ -70,6 +70,10 @@ pub fn capture(
     // The whole fixed-size head goes to the decision (a constant length costs the
     // verifier far less than a variable one); bytes past `n` are an earlier packet's and
     // matter only to a message whose name does not end inside it.
+    // From a server to a client: an answer, whatever its QR bit says (`from_server`).
+    if from_server(direction, hdr.sport, hdr.dport) {
+        head[2] |= 0x80;
+    }
     let Some(head) = head.get(..HEAD_LEN as usize) else {
         return false;
     };

@@ -111,6 +111,11 @@ pub struct Hostile {
     /// records owned by it (the id and type are the query's). musl and glibc's TCP reader
     /// match an answer to its query by id alone.
     pub other_question: bool,
+    /// Answer with the question asked but another type (A for any other, MX for A).
+    pub other_type: bool,
+    /// Answer with the QR bit clear, as if the answer were a query. Neither glibc nor musl
+    /// looks at that bit.
+    pub qr_clear: bool,
     /// Pause between a reply's segments, and longest wait for queries pipelined behind
     /// the first. Zero: segments back to back, and only queries already received share
     /// the reply (a benchmark's busy stream rather than a test's idle one).
@@ -135,6 +140,8 @@ impl Default for Hostile {
             no_question: false,
             no_question_later: false,
             other_question: false,
+            other_type: false,
+            qr_clear: false,
             pause: PAUSE,
             v6ext: v6ext::Chain::default(),
         }
@@ -211,7 +218,7 @@ fn mx_rdata(preference: u16, host: &str) -> Vec<u8> {
 impl Hostile {
     /// `A=IP`, `HOST=NAME=IP`, `BIG=DOMAIN`, `BEST=HOST`, `SIZE=BYTES`,
     /// `TCP=whole|prefix|urgent|syn|header:N|every:N`, `UDPMAX=BYTES`, `PAUSE=MS`,
-    /// `QPTR=1`, `NOQ=1|later`, `OTHERQ=1`, `V6EXT=N`, `V6FRAG=1`.
+    /// `QPTR=1`, `NOQ=1|later`, `OTHERQ=1|type`, `QR0=1`, `V6EXT=N`, `V6FRAG=1`.
     pub fn parse(opts: &[&str]) -> anyhow::Result<Self> {
         let mut h = Hostile::default();
         for o in opts {
@@ -231,7 +238,9 @@ impl Hostile {
                 Some(("QPTR", v)) => h.question_pointer = v == "1",
                 Some(("NOQ", "later")) => h.no_question_later = true,
                 Some(("NOQ", v)) => h.no_question = v == "1",
+                Some(("OTHERQ", "type")) => h.other_type = true,
                 Some(("OTHERQ", v)) => h.other_question = v == "1",
+                Some(("QR0", v)) => h.qr_clear = v == "1",
                 Some(("V6EXT", n)) => h.v6ext.options = n.parse()?,
                 Some(("V6FRAG", v)) => h.v6ext.atomic_fragment = v == "1",
                 _ => bail!("serve-hostile option {o}"),
@@ -309,6 +318,14 @@ impl Hostile {
                 i += 1 + m[i] as usize;
             }
             m.splice(i..=i, [0xc0, 0x04]);
+        }
+        if self.other_type {
+            let other: u16 = if qtype == 1 { 15 } else { 1 };
+            m.get_mut(qend - 4..qend - 2)?
+                .copy_from_slice(&other.to_be_bytes());
+        }
+        if self.qr_clear {
+            m[2] &= 0x7f;
         }
         if self.other_question {
             // The records point at offset 12: they are owned by the name put there.

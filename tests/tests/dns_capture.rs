@@ -334,6 +334,50 @@ fn an_answer_to_a_question_not_asked_counts_as_blocked() {
     std::fs::remove_dir_all(state).ok();
 }
 
+/// The name asked, with another type: an MX question held for the agent's verdict was let
+/// through by an answer saying it was an A question (the hold is for MX answers). The
+/// type is part of what is matched; a clean name shows the rule (a lookalike's answer is
+/// blocked by its name whatever the type).
+#[test]
+fn an_answer_to_another_type_of_the_name_asked_counts_as_blocked() {
+    if !require_privileges("other_type") {
+        return;
+    }
+    let t = hostile(400, &["OTHERQ=type"]);
+    let (mut a, state) = agent(&t, "othertype", "enforce");
+    for transport in ["udp", "tcp"] {
+        let out = ask(&t, transport, BEST, "MX", 1500);
+        assert!(
+            out["answer"].is_null(),
+            "{transport}: an answer to another type reached the client: {out}"
+        );
+    }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
+/// An answer with its QR bit clear, as if it were a query: neither glibc nor musl looks at
+/// that bit, and the kernel decided only messages marked as answers: the lookalike's
+/// answer reached the client over UDP and TCP in enforce mode. Now a message from a DNS
+/// server's port to a client's is an answer, whatever the bit says.
+#[test]
+fn enforce_drops_a_lookalike_answer_marked_as_a_query() {
+    if !require_privileges("qr_clear") {
+        return;
+    }
+    let t = hostile(400, &["QR0=1"]);
+    let (mut a, state) = agent(&t, "qr0", "enforce");
+    for transport in ["udp", "tcp"] {
+        let out = ask(&t, transport, "army.ml", "MX", 1500);
+        assert!(
+            out["answer"].is_null(),
+            "{transport}: an answer marked as a query reached the client: {out}"
+        );
+    }
+    a.stop(libc::SIGINT).expect("stop");
+    std::fs::remove_dir_all(state).ok();
+}
+
 /// A zone transfer's messages after the first carry no question (RFC 5936): an AXFR
 /// answered by two messages of its id, the second without its question. With the rule
 /// above applied to every message, the second was dropped in enforce mode and the stream
