@@ -258,6 +258,14 @@ impl CaptureStat {
     }
 }
 
+/// Whether a DNS message arriving (`ingress`) at port `dport` from port `sport` comes from
+/// a DNS server to a client: an answer, whatever its QR bit says. Neither glibc nor musl
+/// reads that bit, so an answer marked as a query is taken as an answer by the stub. The
+/// kernel and the agent read messages by this one rule.
+pub const fn from_server(ingress: bool, sport: u16, dport: u16) -> bool {
+    ingress && sport == 53 && dport != 53
+}
+
 /// Slots of `DNS_CAPTURE`.
 pub const CAPTURE_STAT_SLOTS: u32 = CaptureStat::ALL.len() as u32;
 

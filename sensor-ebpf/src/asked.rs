@@ -114,8 +114,8 @@ fn remember(skb: *mut __sk_buff, key: u32, hash: u64) {
     };
     // Not atomic (a fetch-and-add needs a newer instruction set than the programs are
     // built for): two threads sending on one socket from two CPUs at the same instant may
-    // take one slot, and the answer to the question overwritten counts as blocked; the
-    // stub asks again, with a new id and slot.
+    // take one slot; the answer to the question overwritten is then not judged (its id
+    // is in no slot).
     let n = a.next;
     a.next = n.wrapping_add(1);
     let i = n as usize & (ASKED_SLOTS - 1);
@@ -137,7 +137,8 @@ fn lookup(skb: *mut __sk_buff, key: u32, hash: u64) -> u32 {
     }
     let mut found = UNKNOWN;
     for i in 0..ASKED_SLOTS {
-        if a.keys[i] & 0xffff == key & 0xffff {
+        // A slot never written (hash 0) holds no question, though its id reads as 0.
+        if a.hashes[i] != 0 && a.keys[i] & 0xffff == key & 0xffff {
             if a.keys[i] == key && a.hashes[i] == hash {
                 return ASKED_IT;
             }

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use sensor_common::{
     DnsHeader, DnsRecord, EventKind, Verdict,
-    event::{CaptureStat, DNS_CHUNK_MAX, DNS_CLASSES, Direction},
+    event::{self, CaptureStat, DNS_CHUNK_MAX, DNS_CLASSES, Direction},
     maps::{BLOCK_HOLD, DNS_HEAD_LEN},
     qname::QnameWalk,
 };
@@ -192,12 +192,10 @@ pub fn settle(
     }
 }
 
-/// Whether a message arriving at `dport` from `sport` comes from a DNS server to a
-/// client: an answer, whatever its QR bit says. Neither glibc nor musl looks at that bit,
-/// so a lookalike's answer marked as a query would pass as one.
+/// `sensor_common::event::from_server` for a message seen in `direction`.
 #[inline(always)]
-pub const fn from_server(direction: Direction, sport: u16, dport: u16) -> bool {
-    matches!(direction, Direction::Ingress) && sport == 53 && dport != 53
+pub fn from_server(direction: Direction, sport: u16, dport: u16) -> bool {
+    event::from_server(direction == Direction::Ingress, sport, dport)
 }
 
 /// Counts one `stat` in `DNS_CAPTURE`: rare paths only, never a packet's ordinary way

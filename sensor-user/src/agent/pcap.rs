@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::IpAddr, path::Path};
 use anyhow::{Context as _, bail};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
-use sensor_common::event::Direction;
+use sensor_common::event::{Direction, from_server};
 
 use super::{
     ConnectIn, DnsIn, Pipeline, Sink, enforcer::Simulated, learning::Learning, pending::Pending,
@@ -110,7 +110,8 @@ fn packet(
     } else {
         Direction::Ingress
     };
-    let is_answer = msg.get(2).is_some_and(|b| b & 0x80 != 0);
+    let from_server = from_server(direction == Direction::Ingress, sport, dport);
+    let is_answer = from_server || msg.get(2).is_some_and(|b| b & 0x80 != 0);
     let verdict = if direction == Direction::Ingress && is_answer {
         p.enforcer().answer_verdict(msg)
     } else {
@@ -124,6 +125,7 @@ fn packet(
         payload: msg,
         msg_len: len,
         resolver: false,
+        from_server,
     });
 }
 

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use sensor_common::{
     ConnectEvent, EventKind, Verdict,
-    event::{DNS_FLAG_RESOLVER, Direction},
+    event::{DNS_FLAG_RESOLVER, Direction, from_server},
     maps::{CONNECT_EVENTS, DNS_EVENTS},
 };
 use tokio::io::unix::AsyncFd;
@@ -180,6 +180,7 @@ fn on_dns(p: &mut Pipeline<VerdictMaps>, raw: bool, m: &DnsMessage) {
         payload: &m.bytes,
         msg_len: e.msg_len as usize,
         resolver: e.flags & DNS_FLAG_RESOLVER != 0,
+        from_server: from_server(e.direction == Direction::Ingress as u8, e.sport, e.dport),
     });
     p.sink().at_kernel_time(0);
 }

@@ -42,6 +42,7 @@ fn at_resolver_upstream(p: &mut Pipeline<Simulated>, bytes: &[u8]) {
         payload: bytes,
         msg_len: bytes.len(),
         resolver: true,
+        from_server: false,
     });
 }
 

@@ -78,6 +78,9 @@ pub struct DnsIn<'a> {
     pub msg_len: usize,
     /// The socket is a local resolver's upstream socket (answers never dropped there).
     pub resolver: bool,
+    /// It came from a DNS server's port to a client's: an answer, whatever its QR bit
+    /// says (`sensor_common::event::from_server`).
+    pub from_server: bool,
 }
 
 /// An SMTP connect as the kernel (or a capture) reports it.
@@ -414,7 +417,7 @@ impl<E: Enforcer> Pipeline<E> {
             .dns_messages
             .with_label_values(&[direction, msg.qtype.name()])
             .inc();
-        match (msg.response, d.direction) {
+        match (msg.response || d.from_server, d.direction) {
             (false, Direction::Egress) => self.on_query(&msg, d),
             (true, Direction::Ingress) => self.on_answer(&msg, d),
             // Answers we serve and queries we receive: a DNS server on this host.

@@ -121,6 +121,7 @@ pub(super) fn dns(p: &mut Pipeline<Simulated>, bytes: &[u8], direction: Directio
         payload: bytes,
         msg_len: bytes.len(),
         resolver: false,
+        from_server: false,
     });
 }
 
@@ -213,6 +214,39 @@ fn monitor_mode_detects_the_delivery_with_its_route_and_process() {
         1
     );
     assert_eq!(m.cache_entries.get(), 1);
+}
+
+/// An answer with its QR bit clear, from a server's port to a client's: the stubs take it
+/// for the answer (they do not read the bit), and so must the agent. Before, it was taken
+/// for a query this host received: no route was learned and the delivery went
+/// unattributed.
+#[test]
+fn an_answer_marked_as_a_query_from_a_server_is_read_as_an_answer() {
+    let (mut p, lines, _) = pipeline(ALERT);
+    dns(
+        &mut p,
+        &query("army.ml.", RecordType::MX),
+        Direction::Egress,
+    );
+    let mx = mx_record("army.ml.", "mx.army.ml.");
+    let glue = a_record("mx.army.ml.");
+    let mut bytes = answer("army.ml.", RecordType::MX, vec![mx], vec![glue]);
+    bytes[2] &= 0x7f;
+    p.on_dns(&DnsIn {
+        ts_ns: 0,
+        direction: Direction::Ingress,
+        verdict: Verdict::Allowed,
+        cgroup_id: 0,
+        payload: &bytes,
+        msg_len: bytes.len(),
+        resolver: false,
+        from_server: true,
+    });
+    connect(&mut p, MX_IP);
+    let d = events(&lines, "detection");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["domain"], "army.ml");
+    assert_eq!(d[0]["route"]["mx_host"], "mx.army.ml");
 }
 
 #[test]
@@ -323,6 +357,7 @@ fn monitor_does_not_say_would_block_for_an_alert_lookalike_s_held_answer() {
         payload: &bytes,
         msg_len: bytes.len(),
         resolver: false,
+        from_server: false,
     });
     connect(&mut p, MX_IP);
     let d = events(&lines, "detection");
@@ -448,6 +483,7 @@ fn malformed_payloads_are_counted_by_reason() {
         payload: &[1, 2],
         msg_len: 2,
         resolver: false,
+        from_server: false,
     });
     let mut bytes = answer("army.ml.", RecordType::A, vec![], vec![]);
     bytes[5] = 0; // no question
