@@ -215,10 +215,10 @@ pub enum CaptureStat {
     /// block's (`NAME_TAGS`): another name with the same hash, most likely computed. Its
     /// answer is not dropped for that block.
     NameTagMismatch = 10,
-    /// An answer with records, at a client socket that asked questions the kernel saw,
-    /// whose id and question are not those of one it asked (`ASKED`): glibc's TCP reader
-    /// and musl match an answer to its query by id alone, so the question a lookalike's
-    /// server writes could hide what was asked. It counts as blocked.
+    /// An answer with records, at a client socket, carrying the id of a question the socket
+    /// asked but another question, name or type (`ASKED`): glibc's TCP reader and musl
+    /// match an answer to its query by id alone, so the question a lookalike's server
+    /// writes could hide what was asked. It counts as blocked.
     QuestionNotAsked = 11,
 }
 

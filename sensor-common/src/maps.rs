@@ -55,7 +55,7 @@ pub const DNS_CAPTURE: &str = "DNS_CAPTURE";
 /// Socket storage (`BPF_MAP_TYPE_SK_STORAGE`) of each DNS-over-TCP socket's two streams.
 pub const TCP_STREAMS: &str = "TCP_STREAMS";
 /// Socket storage of the questions each DNS client socket asked last (`ASKED_SLOTS`), by
-/// id and name hash: an answer must be to one of them.
+/// id, type and name hash: an answer with the id of one must carry its question.
 pub const ASKED: &str = "ASKED";
 
 /// Version of what the pinned maps hold (the meaning of their keys and values, and the
@@ -201,7 +201,8 @@ pub const TCP_STREAMS_VALUE_SIZE: usize = 2 * TCP_STREAM_SIZE;
 /// Questions an `ASKED` value remembers per socket, the latest ones: more than a stub
 /// has outstanding on one socket (glibc two, musl one per query and server).
 pub const ASKED_SLOTS: usize = 32;
-/// Size of an `ASKED` value: a name hash and an id per slot, and the next slot.
+/// Size of an `ASKED` value: a name hash and an id and type per slot, the next slot, and
+/// whether the socket is unchecked.
 pub const ASKED_VALUE_SIZE: usize = ASKED_SLOTS * 12 + 8;
 
 /// A BPF map type, as the kernel numbers it (`enum bpf_map_type`).
