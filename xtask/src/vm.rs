@@ -36,8 +36,10 @@ pub const SUITES: [&str; 3] = ["kernel_sensor", "agent_pipeline", "dns_capture"]
 const MODULES: [&str; 5] = ["virtio_pci", "9pnet_virtio", "9p", "veth", "bridge"];
 /// How much longer timing-bound waits may take under emulation.
 const TCG_TIME_SCALE: u32 = 8;
-/// Longest the VM may run before it is killed and the step fails.
-const VM_TIMEOUT: Duration = Duration::from_secs(25 * 60);
+/// Longest the VM may run before it is killed and the step fails. Under emulation on a
+/// 2-vCPU AMD host the three suites took 18 min alone and passed 25 min inside a CI run
+/// (kernel_sensor 9 min there); 40 min keeps the whole CI run under its 90.
+const VM_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
 /// Says why the VM tests cannot run: fails under CI, a warning elsewhere.
 fn cannot_run(why: &str) -> anyhow::Result<()> {
